@@ -1,0 +1,18 @@
+# Writes OUT, a C file holding every migration in FILES (sorted, named NNN_*.sql) as
+# a table { version, name, sql }. Run by the build; see CMakeLists.txt.
+set(body "/* Generated from the db/NNN_name.sql files by db/embed.cmake: do not edit. */\n")
+string(APPEND body "#include \"store/migrations.h\"\n\n")
+set(table "const struct migration store_migrations[] = {\n")
+set(count 0)
+foreach(f IN LISTS FILES)
+  get_filename_component(name ${f} NAME)
+  string(SUBSTRING ${name} 0 3 num)
+  math(EXPR version "${num}")
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const char sql_${count}[] = {${hex} 0};\n")
+  string(APPEND table "    {${version}, \"${name}\", sql_${count}},\n")
+  math(EXPR count "${count} + 1")
+endforeach()
+string(APPEND table "};\nconst int store_migration_count = ${count};\n")
+file(WRITE ${OUT} "${body}\n${table}")

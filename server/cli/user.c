@@ -1,0 +1,222 @@
+/* `sipbx user ...`: manage SIP accounts directly in the database. A running daemon picks
+ * the change up within a second (it watches the users change counter). */
+#include "cli/cli.h"
+#include "config/config.h"
+#include "sip/digest.h"
+#include "store/store.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define PASSWORD_MIN 4
+
+/* The password from --password, or one line of stdin for "--password -". */
+static int get_password(const struct cli_args *a, char *out, size_t outlen)
+{
+    const char *pw = cli_opt(a, "password");
+    if (!pw) {
+        fprintf(stderr, "sipbx: --password is required (use '--password -' to read it from "
+                        "standard input)\n");
+        return -1;
+    }
+    if (strcmp(pw, "-") == 0) {
+        if (!fgets(out, (int)outlen, stdin)) {
+            fprintf(stderr, "sipbx: no password on standard input\n");
+            return -1;
+        }
+        out[strcspn(out, "\r\n")] = '\0';
+    } else {
+        snprintf(out, outlen, "%s", pw);
+    }
+    if (strlen(out) < PASSWORD_MIN) {
+        fprintf(stderr, "sipbx: the password must have at least %d characters\n", PASSWORD_MIN);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_ext(const char *ext)
+{
+    if (!ext) {
+        fprintf(stderr, "sipbx: an extension is required\n");
+        return -1;
+    }
+    if (!util_valid_extension(ext)) {
+        fprintf(stderr, "sipbx: '%s' is not a valid extension (1-32 letters, digits or -_.!~*'+)\n",
+                ext);
+        return -1;
+    }
+    return 0;
+}
+
+static int user_add(struct store *st, const struct cli_args *a)
+{
+    const char *ext = a->npos > 1 ? a->pos[1] : NULL;
+    char pw[256], realm[CONFIG_STR_MAX];
+    if (check_ext(ext) != 0 || get_password(a, pw, sizeof pw) != 0)
+        return 2;
+    if (cli_domain(st, NULL, realm, sizeof realm) != 0) {
+        fprintf(stderr, "sipbx: cannot read the domain: %s\n", store_errmsg(st));
+        return 1;
+    }
+    struct store_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.extension, sizeof u.extension, "%s", ext);
+    const char *display = cli_opt(a, "display");
+    if (display && strlen(display) >= sizeof u.display_name) {
+        fprintf(stderr, "sipbx: the display name is longer than %zu characters\n",
+                sizeof u.display_name - 1);
+        return 2;
+    }
+    snprintf(u.display_name, sizeof u.display_name, "%s", display ? display : "");
+    snprintf(u.realm, sizeof u.realm, "%s", realm);
+    digest_ha1(u.ha1, ext, realm, pw);
+    u.enabled = 1;
+    u.call_waiting = 1;
+    u.created_at = util_now();
+    int rc = store_user_add(st, &u);
+    if (rc == EEXIST) {
+        fprintf(stderr, "sipbx: user %s already exists\n", ext);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "sipbx: cannot add user %s: %s\n", ext, store_errmsg(st));
+        return 1;
+    }
+    printf("user %s added; register it as %s@%s\n", ext, ext, realm);
+    return 0;
+}
+
+static int user_passwd(struct store *st, const struct cli_args *a)
+{
+    const char *ext = a->npos > 1 ? a->pos[1] : NULL;
+    char pw[256], realm[CONFIG_STR_MAX], ha1[33];
+    if (check_ext(ext) != 0 || get_password(a, pw, sizeof pw) != 0)
+        return 2;
+    if (cli_domain(st, NULL, realm, sizeof realm) != 0) {
+        fprintf(stderr, "sipbx: cannot read the domain: %s\n", store_errmsg(st));
+        return 1;
+    }
+    digest_ha1(ha1, ext, realm, pw);
+    int rc = store_user_set_ha1(st, ext, realm, ha1);
+    if (rc == ENOENT) {
+        fprintf(stderr, "sipbx: no user %s\n", ext);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "sipbx: cannot change the password of %s: %s\n", ext, store_errmsg(st));
+        return 1;
+    }
+    printf("password of %s changed\n", ext);
+    return 0;
+}
+
+static int user_del(struct store *st, const struct cli_args *a)
+{
+    const char *ext = a->npos > 1 ? a->pos[1] : NULL;
+    if (check_ext(ext) != 0)
+        return 2;
+    int rc = store_user_delete(st, ext);
+    if (rc == ENOENT) {
+        fprintf(stderr, "sipbx: no user %s\n", ext);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "sipbx: cannot delete user %s: %s\n", ext, store_errmsg(st));
+        return 1;
+    }
+    printf("user %s deleted\n", ext);
+    return 0;
+}
+
+struct list_ctx {
+    struct store *st;
+    int64_t now;
+    const struct store_user *user;
+    int bindings;
+};
+
+#define LIST_FMT "%-8s %-16s %-8s %-36s %-21s %-5s %-20s %s\n"
+
+static int print_binding(const struct store_reg *r, void *arg)
+{
+    struct list_ctx *lc = arg;
+    char expires[32];
+    snprintf(expires, sizeof expires, "%lds", (long)(r->expires_at - lc->now));
+    const char *first = lc->bindings++ == 0 ? lc->user->extension : "";
+    printf(LIST_FMT, first, first[0] ? lc->user->display_name : "", "online", r->contact, r->source,
+           r->transport, r->user_agent[0] ? r->user_agent : "-", expires);
+    return 0;
+}
+
+static int print_user(const struct store_user *u, void *arg)
+{
+    struct list_ctx *lc = arg;
+    lc->user = u;
+    lc->bindings = 0;
+    /* Users are few (an office), so a query per user keeps this simple; it runs on a second
+     * connection because the users query is still open on the first. */
+    store_reg_list(lc->st, u->extension, lc->now, print_binding, lc);
+    if (lc->bindings == 0)
+        printf(LIST_FMT, u->extension, u->display_name, u->enabled ? "offline" : "disabled", "-",
+               "-", "-", "-", "-");
+    return 0;
+}
+
+static int user_list(struct store *st, const struct cli_args *a)
+{
+    struct store *st2;
+    char err[512];
+    const char *path = cli_opt(a, "db");
+    if (store_open(&st2, path ? path : "sipbx.db", 0, err, sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        return 1;
+    }
+    struct list_ctx lc = {st2, util_now(), NULL, 0};
+    printf(LIST_FMT, "EXT", "NAME", "STATUS", "CONTACT", "SOURCE", "PROTO", "USER AGENT",
+           "EXPIRES");
+    int rc = store_user_list(st, NULL, 0, print_user, &lc);
+    store_close(st2);
+    if (rc != 0) {
+        fprintf(stderr, "sipbx: cannot list users: %s\n", store_errmsg(st));
+        return 1;
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(struct store *st, const struct cli_args *a);
+} commands[] = {
+    {"add", user_add},
+    {"list", user_list},
+    {"del", user_del},
+    {"passwd", user_passwd},
+};
+
+int cli_user(int argc, char **argv)
+{
+    static const char *const allowed[] = {"password", "display", "db", NULL};
+    struct cli_args a;
+    if (cli_parse(argc, argv, allowed, &a) != 0)
+        return 2;
+    if (a.npos == 0) {
+        fprintf(stderr, "sipbx: usage: sipbx user add|list|del|passwd ...\n");
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(a.pos[0], commands[i].name) != 0)
+            continue;
+        struct store *st = cli_open_store(&a);
+        if (!st)
+            return 1;
+        int rc = commands[i].run(st, &a);
+        store_close(st);
+        return rc;
+    }
+    fprintf(stderr, "sipbx: unknown user command '%s' (add, list, del, passwd)\n", a.pos[0]);
+    return 2;
+}

@@ -1,0 +1,48 @@
+/* Settings: embedded defaults, then the config file, then command-line flags, in one
+ * struct that is read-only once the daemon starts. */
+#ifndef SIPBX_CONFIG_H
+#define SIPBX_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_STR_MAX 256
+
+struct config {
+    char db_path[CONFIG_STR_MAX];  /* SQLite file */
+    char domain[CONFIG_STR_MAX];   /* SIP domain and digest realm; "" = stored or host address */
+    char sip_host[CONFIG_STR_MAX]; /* SIP listen address */
+    int sip_port;
+    char http_host[CONFIG_STR_MAX]; /* HTTP listen address */
+    int http_port;
+    char web_root[CONFIG_STR_MAX]; /* dashboard files; "" = next to the binary or installed */
+    int ring_timeout;              /* seconds a call may ring before 408 */
+    int min_expires;               /* REGISTER below this gets 423 */
+    int max_expires;               /* REGISTER above this is capped */
+    int default_expires;           /* when the client names none */
+    int nonce_ttl;                 /* seconds a digest nonce stays fresh */
+    int max_call_seconds;          /* a call without BYE or session timer ends after this */
+    int log_level;                 /* 0 error .. 3 debug */
+    int domain_given;              /* 1 when --domain or the file named it */
+};
+
+/** Fills c with the embedded defaults. */
+void config_defaults(struct config *c);
+
+/** Reads a `key = value` file (# starts a comment) into c. Returns 0, or -1 with a
+ *  one-line reason in err (unreadable file, unknown key, bad value with its line). */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/** Sets one setting by its name (file key `ring_timeout` or flag `--ring-timeout`).
+ *  Returns 0, or -1 with a reason in err. */
+int config_set(struct config *c, const char *name, const char *value, char *err, size_t errlen);
+
+/** True when name (without leading dashes) is a known setting. */
+int config_known(const char *name);
+
+/** Splits "host:port", "[v6]:port" or ":port" into host and port; returns 0 or -1. */
+int config_parse_addr(const char *s, char *host, size_t hostlen, int *port);
+
+/** Writes the host's primary non-loopback IPv4 address (or 127.0.0.1) into out. */
+void config_primary_address(char *out, size_t outlen);
+
+#endif

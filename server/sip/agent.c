@@ -1,0 +1,309 @@
+/* The nta agent: transports, the default leg that receives every request, the dispatch
+ * table by method, the housekeeping timer, signal handling and cross-thread calls. */
+#include "sip/digest.h"
+#include "sip/sip_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netdb.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_log.h>
+#include <sofia-sip/su_tagarg.h>
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/tport_tag.h>
+
+#define SERVER_HEADER "sipbx/" SIPBX_VERSION
+
+void sip_reply(nta_incoming_t *irq, int status, char const *phrase, tag_type_t tag,
+               tag_value_t value, ...)
+{
+    ta_list ta;
+    ta_start(ta, tag, value);
+    nta_incoming_treply(irq, status, phrase ? phrase : sip_status_phrase(status),
+                        SIPTAG_SERVER_STR(SERVER_HEADER), ta_tags(ta));
+    ta_end(ta);
+    if (status >= 200)
+        nta_incoming_destroy(irq);
+}
+
+void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen)
+{
+    snprintf(addr, addrlen, "?");
+    snprintf(transport, tlen, "?");
+    msg_t *m = nta_incoming_getrequest(irq);
+    su_addrinfo_t *ai = m ? msg_addrinfo(m) : NULL;
+    if (ai && ai->ai_addr) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (ai->ai_addr->sa_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ai->ai_addr;
+            inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+            port = ntohs(s6->sin6_port);
+            snprintf(addr, addrlen, "[%s]:%d", host, port);
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)ai->ai_addr;
+            inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+            port = ntohs(s4->sin_port);
+            snprintf(addr, addrlen, "%s:%d", host, port);
+        }
+        snprintf(transport, tlen, "%s", ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
+    }
+    if (m)
+        msg_destroy(m);
+}
+
+/* ---- requests handled by sipbx itself ---- */
+
+static void handle_options(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    (void)s;
+    (void)sip;
+    sip_reply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(SIP_ALLOW), SIPTAG_ACCEPT_STR("application/sdp"),
+              TAG_END());
+}
+
+static void handle_not_allowed(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    (void)s;
+    (void)sip;
+    sip_reply(irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+}
+
+/* The dispatch table: one handler per method; anything else gets 405. */
+static const struct {
+    sip_method_t method;
+    void (*handle)(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
+} routes[] = {
+    {sip_method_register, reg_handle},
+    {sip_method_options, handle_options},
+};
+
+static int on_request(struct sip *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t const *sip)
+{
+    (void)leg;
+    sip_method_t method = sip->sip_request->rq_method;
+    if (method == sip_method_ack) {
+        /* An ACK outside any transaction of ours (the ACK to a non-2xx is absorbed by nta). */
+        nta_incoming_destroy(irq);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (routes[i].method == method) {
+            routes[i].handle(s, irq, sip);
+            return 0;
+        }
+    }
+    handle_not_allowed(s, irq, sip);
+    return 0;
+}
+
+/* ---- housekeeping, signals ---- */
+
+static void on_housekeeping(struct sip *s, su_timer_t *t, struct sip *arg)
+{
+    (void)t;
+    (void)arg;
+    int64_t now = util_now();
+    reg_expire(s, now);
+    digest_prune(s->digest, now);
+}
+
+static int on_signal(struct sip *s, su_wait_t *w, struct sip *arg)
+{
+    (void)w;
+    (void)arg;
+    struct signalfd_siginfo si;
+    if (read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        log_info("signal %s received: stopping", strsignal((int)si.ssi_signo));
+    su_root_break(s->root);
+    return 0;
+}
+
+/* Sofia's own error reports (tport, nta) go to our log at debug level. */
+static void sofia_log(void *ctx, char const *fmt, va_list ap)
+{
+    (void)ctx;
+    if (log_get_level() < LOGL_DEBUG)
+        return;
+    char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_debug("sofia: %s", line);
+}
+
+/* Binds and releases host:port for UDP and TCP, so a port in use is reported with its real
+ * reason (nta only says that it failed). Returns 0 or an errno value. */
+static int probe_port(const char *host, int port)
+{
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    int types[2] = {SOCK_DGRAM, SOCK_STREAM};
+    for (int i = 0; i < 2; i++) {
+        hints.ai_socktype = types[i];
+        if (getaddrinfo(host, service, &hints, &ai) != 0)
+            return EADDRNOTAVAIL;
+        int fd = socket(ai->ai_family, ai->ai_socktype, 0);
+        int one = 1, rc = 0;
+        if (fd < 0) {
+            rc = errno;
+        } else {
+            if (types[i] == SOCK_STREAM)
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+                rc = errno;
+            close(fd);
+        }
+        freeaddrinfo(ai);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int sip_create(struct sip **out, const struct config *cfg, const char *domain,
+               const unsigned char secret[SIP_SECRET_LEN], struct store *st, struct store_writer *w,
+               char *err, size_t errlen)
+{
+    struct sip *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    su_home_init(s->home);
+    s->cfg = cfg;
+    s->writer = w;
+    s->sigfd = -1;
+    snprintf(s->domain, sizeof s->domain, "%s", domain);
+    su_log_redirect(NULL, sofia_log, NULL);
+
+    if (su_init() != 0 || !(s->root = su_root_create(s))) {
+        snprintf(err, errlen, "cannot create the SIP event loop");
+        goto fail;
+    }
+    if (digest_create(&s->digest, secret, domain, cfg->nonce_ttl) != 0 ||
+        usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
+        snprintf(err, errlen, "cannot load users and registrations from the database");
+        goto fail;
+    }
+
+    char url[CONFIG_STR_MAX + 32];
+    if (strchr(cfg->sip_host, ':'))
+        snprintf(url, sizeof url, "sip:[%s]:%d", cfg->sip_host, cfg->sip_port);
+    else
+        snprintf(url, sizeof url, "sip:%s:%d", cfg->sip_host, cfg->sip_port);
+    int perr = probe_port(cfg->sip_host, cfg->sip_port);
+    if (perr) {
+        snprintf(err, errlen, "cannot listen for SIP on %s:%d: %s", cfg->sip_host, cfg->sip_port,
+                 perr == EADDRINUSE ? "port in use" : strerror(perr));
+        goto fail;
+    }
+    errno = 0;
+    s->agent =
+        nta_agent_create(s->root, URL_STRING_MAKE(url), NULL, NULL, NTATAG_UA(0),
+                         NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_CANCEL_487(0),
+                         NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536), TAG_END());
+    if (!s->agent) {
+        int e = errno;
+        snprintf(err, errlen, "cannot listen for SIP on %s:%d (udp and tcp): %s", cfg->sip_host,
+                 cfg->sip_port, e ? strerror(e) : "address unusable");
+        goto fail;
+    }
+    s->leg = nta_leg_tcreate(s->agent, on_request, s, NTATAG_NO_DIALOG(1), TAG_END());
+    if (!s->leg) {
+        snprintf(err, errlen, "cannot create the SIP default leg");
+        goto fail;
+    }
+    sip_contact_t const *m = nta_agent_contact(s->agent);
+    s->port = m && m->m_url->url_port ? atoi(m->m_url->url_port) : cfg->sip_port;
+
+    s->housekeeping = su_timer_create(su_root_task(s->root), 1000);
+    if (!s->housekeeping || su_timer_set_for_ever(s->housekeeping, on_housekeeping, s) != 0) {
+        snprintf(err, errlen, "cannot start the housekeeping timer");
+        goto fail;
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    s->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (s->sigfd < 0 || su_wait_create(s->sigwait, s->sigfd, SU_WAIT_IN) != 0 ||
+        su_root_register(s->root, s->sigwait, on_signal, s, 0) < 0) {
+        snprintf(err, errlen, "cannot watch for signals: %s", strerror(errno));
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    sip_destroy(s);
+    return -1;
+}
+
+void sip_run(struct sip *s)
+{
+    store_writer_set_tick(s->writer, usercache_tick, s, 500);
+    su_root_run(s->root);
+    /* No user reloads into a loop that no longer runs. */
+    store_writer_set_tick(s->writer, NULL, NULL, 0);
+}
+
+void sip_stop(struct sip *s)
+{
+    su_root_break(s->root);
+}
+
+int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg)
+{
+    int ret = -1;
+    if (su_task_execute(su_root_task(s->root), fn, arg, &ret) != 0)
+        return -1;
+    return ret;
+}
+
+int sip_port(const struct sip *s)
+{
+    return s->port;
+}
+
+void sip_destroy(struct sip *s)
+{
+    if (!s)
+        return;
+    if (s->sigfd >= 0) {
+        if (s->root)
+            su_root_unregister(s->root, s->sigwait, on_signal, s);
+        close(s->sigfd);
+    }
+    if (s->housekeeping)
+        su_timer_destroy(s->housekeeping);
+    if (s->leg)
+        nta_leg_destroy(s->leg);
+    if (s->agent)
+        nta_agent_destroy(s->agent);
+    reg_destroy(s->reg);
+    if (s->users)
+        strmap_destroy(s->users, free);
+    digest_destroy(s->digest);
+    if (s->root)
+        su_root_destroy(s->root);
+    su_home_deinit(s->home);
+    free(s);
+    su_deinit();
+}

@@ -1,0 +1,98 @@
+/* Digest authentication of SIP requests: picks our credentials out of the request, checks
+ * them with digest.c against the user cache and answers the challenge or refusal. */
+#include "sip/digest.h"
+#include "sip/sip_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <sofia-sip/auth_digest.h>
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_status.h>
+
+static void challenge(struct sip *s, nta_incoming_t *irq, int proxy, int stale)
+{
+    char nonce[DIGEST_NONCE_LEN + 1];
+    digest_nonce(s->digest, util_now(), nonce);
+    char hdr[512];
+    snprintf(hdr, sizeof hdr, "Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5, qop=\"auth\"%s",
+             s->domain, nonce, stale ? ", stale=true" : "");
+    if (proxy)
+        sip_reply(irq, SIP_407_PROXY_AUTH_REQUIRED, SIPTAG_PROXY_AUTHENTICATE_STR(hdr), TAG_END());
+    else
+        sip_reply(irq, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr), TAG_END());
+}
+
+/* The first Digest credentials for our realm, or NULL. */
+static msg_auth_t const *our_credentials(struct sip *s, msg_auth_t const *au)
+{
+    for (; au; au = au->au_next) {
+        if (!au->au_scheme || strcasecmp(au->au_scheme, "Digest") != 0)
+            continue;
+        const char *realm = msg_params_find(au->au_params, "realm=");
+        if (realm && auth_strcmp(realm, s->domain) == 0)
+            return au;
+    }
+    return NULL;
+}
+
+enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int proxy,
+                             const struct sip_user **user)
+{
+    msg_auth_t const *au =
+        our_credentials(s, proxy ? (msg_auth_t const *)sip->sip_proxy_authorization
+                                 : (msg_auth_t const *)sip->sip_authorization);
+    if (!au) {
+        challenge(s, irq, proxy, 0);
+        return AUTH_ANSWERED;
+    }
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    auth_response_t ar[1];
+    memset(ar, 0, sizeof ar);
+    ar->ar_size = sizeof ar[0];
+    if (auth_digest_response_get(home, ar, au->au_params) < 0) {
+        su_home_deinit(home);
+        challenge(s, irq, proxy, 0);
+        return AUTH_ANSWERED;
+    }
+    struct digest_creds c = {
+        .username = ar->ar_username,
+        .realm = ar->ar_realm,
+        .nonce = ar->ar_nonce,
+        .uri = ar->ar_uri,
+        .response = ar->ar_response,
+        .algorithm = ar->ar_algorithm,
+        .qop = ar->ar_qop,
+        .nc = ar->ar_nc,
+        .cnonce = ar->ar_cnonce,
+    };
+    const struct sip_user *u = usercache_get(s, ar->ar_username);
+    const char *ha1 = u && u->ha1_valid ? u->ha1 : NULL;
+    enum digest_result r =
+        digest_verify(s->digest, &c, sip->sip_request->rq_method_name, ha1, util_now());
+    su_home_deinit(home);
+
+    switch (r) {
+    case DIGEST_OK:
+        if (!u->enabled) {
+            sip_reply(irq, 403, "Account disabled", TAG_END());
+            return AUTH_ANSWERED;
+        }
+        *user = u;
+        return AUTH_OK;
+    case DIGEST_STALE:
+    case DIGEST_REPLAY:
+        challenge(s, irq, proxy, 1);
+        return AUTH_ANSWERED;
+    case DIGEST_WRONG:
+        log_info("auth: wrong credentials for '%s' from a %s request", c.username,
+                 sip->sip_request->rq_method_name);
+        challenge(s, irq, proxy, 0);
+        return AUTH_ANSWERED;
+    case DIGEST_MALFORMED:
+    case DIGEST_BAD_NONCE:
+    default:
+        challenge(s, irq, proxy, 0);
+        return AUTH_ANSWERED;
+    }
+}

@@ -1,0 +1,317 @@
+/* The registrar (RFC 3261 section 10): bindings per extension in memory, every change
+ * queued to the writer thread so they survive a restart, expiry by a one-second sweep. */
+#include "sip/sip_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+
+struct binding {
+    struct binding *next;
+    struct store_reg r;
+};
+
+struct reg {
+    struct strmap *aors; /* extension -> struct binding list */
+    size_t count;
+};
+
+static void free_list(void *p)
+{
+    struct binding *b = p;
+    while (b) {
+        struct binding *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+static int load_binding(const struct store_reg *r, void *ctx)
+{
+    struct reg *reg = ctx;
+    struct binding *b = calloc(1, sizeof *b);
+    if (!b)
+        return ENOMEM;
+    b->r = *r;
+    void *old = NULL;
+    b->next = strmap_get(reg->aors, r->extension);
+    if (strmap_put(reg->aors, r->extension, b, &old) != 0) {
+        free(b);
+        return ENOMEM;
+    }
+    reg->count++;
+    return 0;
+}
+
+int reg_create(struct reg **out, struct sip *s, struct store *st)
+{
+    (void)s;
+    struct reg *r = calloc(1, sizeof *r);
+    if (!r || strmap_create(&r->aors) != 0) {
+        free(r);
+        return ENOMEM;
+    }
+    int rc = store_reg_list(st, NULL, util_now(), load_binding, r);
+    if (rc != 0) {
+        reg_destroy(r);
+        return rc;
+    }
+    if (r->count)
+        log_info("registrar: %zu registration(s) restored from the database", r->count);
+    *out = r;
+    return 0;
+}
+
+void reg_destroy(struct reg *r)
+{
+    if (!r)
+        return;
+    strmap_destroy(r->aors, free_list);
+    free(r);
+}
+
+size_t reg_count(const struct reg *r)
+{
+    return r->count;
+}
+
+void reg_remove_user(struct sip *s, const char *ext)
+{
+    struct binding *list = strmap_remove(s->reg->aors, ext);
+    for (struct binding *b = list; b; b = b->next)
+        s->reg->count--;
+    free_list(list);
+    /* The database row goes by cascade when the user is deleted; removing it here as well
+     * covers a kick of a user that still exists. */
+    store_writer_reg_remove(s->writer, ext, NULL);
+}
+
+struct expire_ctx {
+    struct sip *s;
+    int64_t now;
+};
+
+static int expire_aor(const char *key, void *val, void *arg)
+{
+    struct expire_ctx *ec = arg;
+    struct binding *head = val;
+    struct binding **link = &head;
+    while (*link) {
+        struct binding *b = *link;
+        if (b->r.expires_at <= ec->now) {
+            *link = b->next;
+            log_info("registrar: %s expired (%s)", key, b->r.contact);
+            store_writer_reg_remove(ec->s->writer, key, b->r.contact);
+            ec->s->reg->count--;
+            free(b);
+        } else {
+            link = &b->next;
+        }
+    }
+    if (!head)
+        return STRMAP_DROP;
+    if (head != val)
+        strmap_put(ec->s->reg->aors, key, head, NULL); /* replacing: no allocation */
+    return STRMAP_KEEP;
+}
+
+void reg_expire(struct sip *s, int64_t now)
+{
+    struct expire_ctx ec = {s, now};
+    strmap_foreach(s->reg->aors, expire_aor, &ec);
+}
+
+/* ---- REGISTER ---- */
+
+/* Expiry asked for one contact: its expires param, else the Expires header, else default. */
+static long contact_expires(struct sip *s, sip_contact_t const *m, sip_t const *sip)
+{
+    if (m && m->m_expires)
+        return strtol(m->m_expires, NULL, 10);
+    if (sip->sip_expires)
+        return (long)sip->sip_expires->ex_delta;
+    return s->cfg->default_expires;
+}
+
+static struct binding *find_binding(struct binding *list, const char *contact)
+{
+    for (; list; list = list->next)
+        if (strcmp(list->r.contact, contact) == 0)
+            return list;
+    return NULL;
+}
+
+/* Writes the contact URI (without params of the header) into out; -1 when too long. */
+static int contact_uri(sip_contact_t const *m, char *out, size_t outlen)
+{
+    issize_t n = url_e(out, (isize_t)outlen, m->m_url);
+    return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
+}
+
+/* The 200 OK: every current binding with its remaining time. */
+static void reply_bindings(struct sip *s, nta_incoming_t *irq, const char *ext, int64_t now)
+{
+    struct binding *list = strmap_get(s->reg->aors, ext);
+    size_t cap = 64, len = 0;
+    for (struct binding *b = list; b; b = b->next)
+        cap += strlen(b->r.contact) + 32;
+    char *contacts = malloc(cap);
+    if (!contacts) {
+        sip_reply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+        return;
+    }
+    contacts[0] = '\0';
+    for (struct binding *b = list; b; b = b->next)
+        len += (size_t)snprintf(contacts + len, cap - len, "%s<%s>;expires=%lld", len ? ", " : "",
+                                b->r.contact, (long long)(b->r.expires_at - now));
+    if (len)
+        sip_reply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(contacts), TAG_END());
+    else
+        sip_reply(irq, SIP_200_OK, TAG_END());
+    free(contacts);
+}
+
+static void remove_all(struct sip *s, const char *ext)
+{
+    struct binding *list = strmap_remove(s->reg->aors, ext);
+    for (struct binding *b = list; b; b = b->next) {
+        log_info("registrar: %s unregistered (%s)", ext, b->r.contact);
+        s->reg->count--;
+    }
+    free_list(list);
+    store_writer_reg_remove(s->writer, ext, NULL);
+}
+
+/* Applies one Contact of a REGISTER: add, refresh or remove. Returns 0, or a SIP status
+ * when the request must be refused (the caller answers). */
+static int apply_contact(struct sip *s, sip_contact_t const *m, const struct store_reg *proto,
+                         long expires, int64_t now)
+{
+    struct store_reg r = *proto;
+    if (contact_uri(m, r.contact, sizeof r.contact) != 0)
+        return 400;
+    const char *inst = msg_params_find(m->m_params, "+sip.instance=");
+    if (inst)
+        snprintf(r.instance, sizeof r.instance, "%s", inst);
+    r.q = m->m_q ? strtod(m->m_q, NULL) : 1.0;
+
+    struct binding *head = strmap_get(s->reg->aors, r.extension);
+    struct binding *b = find_binding(head, r.contact);
+    if (b && strcmp(b->r.call_id, r.call_id) == 0 && r.cseq <= b->r.cseq)
+        return 400; /* out of order (RFC 3261 10.3 step 7) */
+
+    if (expires == 0) {
+        if (!b)
+            return 0;
+        for (struct binding **pp = &head; *pp; pp = &(*pp)->next)
+            if (*pp == b) {
+                *pp = b->next;
+                break;
+            }
+        if (head)
+            strmap_put(s->reg->aors, r.extension, head, NULL);
+        else
+            strmap_remove(s->reg->aors, r.extension);
+        log_info("registrar: %s unregistered (%s)", r.extension, b->r.contact);
+        free(b);
+        s->reg->count--;
+        store_writer_reg_remove(s->writer, r.extension, r.contact);
+        return 0;
+    }
+
+    r.expires_at = now + expires;
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b)
+            return 500;
+        b->next = head;
+        if (strmap_put(s->reg->aors, r.extension, b, NULL) != 0) {
+            free(b);
+            return 500;
+        }
+        s->reg->count++;
+        log_info("registrar: %s registered %s from %s/%s (%s), %ld s", r.extension, r.contact,
+                 r.source, r.transport, r.user_agent, expires);
+    } else {
+        r.registered_at = b->r.registered_at;
+    }
+    b->r = r;
+    store_writer_reg_save(s->writer, &b->r);
+    return 0;
+}
+
+void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    if (!sip->sip_to || !sip->sip_to->a_url->url_user || !sip->sip_call_id || !sip->sip_cseq) {
+        sip_reply(irq, 400, "Missing To user, Call-ID or CSeq", TAG_END());
+        return;
+    }
+    const struct sip_user *user;
+    if (auth_check(s, irq, sip, 0, &user) != AUTH_OK)
+        return;
+    const char *aor_user = sip->sip_to->a_url->url_user;
+    if (strcmp(aor_user, user->extension) != 0) {
+        log_info("registrar: %s tried to register %s", user->extension, aor_user);
+        sip_reply(irq, 403, "Not your address of record", TAG_END());
+        return;
+    }
+    int64_t now = util_now();
+
+    /* Contact: * removes everything, and only with Expires: 0 (RFC 3261 10.3 step 6). */
+    for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
+        if (m->m_url->url_type == url_any) {
+            if (sip->sip_contact->m_next || m != sip->sip_contact || !sip->sip_expires ||
+                sip->sip_expires->ex_delta != 0) {
+                sip_reply(irq, 400, "Wildcard Contact needs Expires: 0 and no other Contact",
+                          TAG_END());
+                return;
+            }
+            remove_all(s, user->extension);
+            reply_bindings(s, irq, user->extension, now);
+            return;
+        }
+    }
+
+    /* Check every expiry before changing anything, so a 423 leaves all bindings alone. */
+    for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
+        long e = contact_expires(s, m, sip);
+        if (e < 0) {
+            sip_reply(irq, 400, "Bad expires", TAG_END());
+            return;
+        }
+        if (e > 0 && e < s->cfg->min_expires) {
+            sip_min_expires_t me[1];
+            sip_min_expires_init(me);
+            me->me_delta = (unsigned long)s->cfg->min_expires;
+            sip_reply(irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES(me), TAG_END());
+            return;
+        }
+    }
+
+    struct store_reg proto;
+    memset(&proto, 0, sizeof proto);
+    snprintf(proto.extension, sizeof proto.extension, "%s", user->extension);
+    sip_source(irq, proto.source, sizeof proto.source, proto.transport, sizeof proto.transport);
+    if (sip->sip_user_agent && sip->sip_user_agent->g_string)
+        snprintf(proto.user_agent, sizeof proto.user_agent, "%s", sip->sip_user_agent->g_string);
+    snprintf(proto.call_id, sizeof proto.call_id, "%s", sip->sip_call_id->i_id);
+    proto.cseq = sip->sip_cseq->cs_seq;
+    proto.registered_at = now;
+
+    for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
+        long e = contact_expires(s, m, sip);
+        if (e > s->cfg->max_expires)
+            e = s->cfg->max_expires;
+        int status = apply_contact(s, m, &proto, e, now);
+        if (status) {
+            sip_reply(irq, status, status == 400 ? "Bad or out-of-order Contact" : NULL, TAG_END());
+            return;
+        }
+    }
+    reply_bindings(s, irq, user->extension, now);
+}

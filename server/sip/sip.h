@@ -1,0 +1,41 @@
+/* The SIP side: the Sofia nta agent and its transports, the registrar, digest
+ * authentication and (later) the proxy. Everything here runs on the SIP thread, the one
+ * that calls sip_run(); other threads reach it only through sip_execute(). */
+#ifndef SIPBX_SIP_H
+#define SIPBX_SIP_H
+
+#include <stddef.h>
+
+struct config;
+struct store;
+struct store_writer;
+struct sip;
+
+#define SIP_SECRET_LEN 32
+
+/** Creates the SIP side on the calling thread (which must later call sip_run): binds UDP
+ *  and TCP on cfg's SIP address, loads users and unexpired registrations from st, and
+ *  queues registration changes to w. domain is the SIP domain and digest realm; secret
+ *  signs nonces. Returns 0, or -1 with one readable line in err (e.g. port in use). */
+int sip_create(struct sip **out, const struct config *cfg, const char *domain,
+               const unsigned char secret[SIP_SECRET_LEN], struct store *st, struct store_writer *w,
+               char *err, size_t errlen);
+
+/** Runs the event loop until SIGINT or SIGTERM (which the caller has blocked in every
+ *  thread before creating any) or sip_stop(). */
+void sip_run(struct sip *s);
+
+/** Asks the loop to stop; callable from the SIP thread. */
+void sip_stop(struct sip *s);
+
+/** Frees the agent and all state. Call after sip_run returned and the writer is gone. */
+void sip_destroy(struct sip *s);
+
+/** Runs fn(arg) on the SIP thread and waits for it; returns fn's value, or -1 when the
+ *  SIP thread could not be reached. For HTTP threads that need live state. */
+int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg);
+
+/** The port the SIP transports are bound to (useful when 0 was asked for). */
+int sip_port(const struct sip *s);
+
+#endif

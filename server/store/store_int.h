@@ -1,0 +1,30 @@
+/* Private to the store module: the connection struct and the statement cache. */
+#ifndef SIPBX_STORE_INT_H
+#define SIPBX_STORE_INT_H
+
+#include "store/store.h"
+
+#include <sqlite3.h>
+
+#define STORE_STMT_CACHE 48
+
+struct store {
+    sqlite3 *db;
+    char path[256];
+    struct {
+        const char *sql; /* identity of a static SQL string */
+        sqlite3_stmt *stmt;
+    } cache[STORE_STMT_CACHE];
+};
+
+/** Returns a prepared, reset statement for a static SQL string (cached per connection),
+ *  or NULL after logging the error. */
+sqlite3_stmt *store_stmt(struct store *st, const char *sql);
+/** Binds text, or NULL when s is NULL. */
+void store_bind_text(sqlite3_stmt *s, int idx, const char *s_val);
+/** Copies column col as text into out (empty for NULL). */
+void store_col_text(sqlite3_stmt *s, int col, char *out, size_t outlen);
+/** Runs a statement that returns no rows to completion; returns 0 or EIO (logged). */
+int store_step_done(struct store *st, sqlite3_stmt *s);
+
+#endif

@@ -1,0 +1,269 @@
+/* The writer thread: owns the write connection for rows produced by the SIP thread and
+ * commits whatever has queued up in one transaction per batch, so the SIP thread never
+ * waits on the disk. A failed batch (disk full, I/O error) stays queued and is retried. */
+#include "store/store_int.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One queued row. apply() writes it inside the batch transaction. */
+struct wop {
+    struct wop *next;
+    int (*apply)(struct store *st, const struct wop *op);
+    union {
+        struct store_reg reg;
+        struct {
+            char ext[STORE_EXT_MAX];
+            char contact[512];
+            int all;
+        } rm;
+    } u;
+};
+
+struct store_writer {
+    struct store *st;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct wop *head, **tail;
+    size_t depth;
+    int stopping;
+    int poked;
+    void (*tick)(struct store *st, void *ctx);
+    void *tick_ctx;
+    int tick_ms;
+};
+
+#define RETRY_MS     1000
+#define STOP_RETRIES 3
+
+static void add_ms(struct timespec *ts, int ms)
+{
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static int apply_batch(struct store *st, void *ctx)
+{
+    for (const struct wop *op = ctx; op; op = op->next) {
+        int rc = op->apply(st, op);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void free_list(struct wop *op)
+{
+    while (op) {
+        struct wop *next = op->next;
+        free(op);
+        op = next;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct store_writer *w = arg;
+    struct timespec next_tick;
+    clock_gettime(CLOCK_MONOTONIC, &next_tick);
+    int failures = 0;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        if (!w->head && !w->stopping && !w->poked) {
+            struct timespec until;
+            if (w->tick) {
+                until = next_tick;
+            } else {
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                add_ms(&until, 1000);
+            }
+            pthread_cond_timedwait(&w->wake, &w->lock, &until);
+        }
+        struct wop *batch = w->head;
+        size_t n = w->depth;
+        w->head = NULL;
+        w->tail = &w->head;
+        int poked = w->poked, stopping = w->stopping;
+        w->poked = 0;
+        pthread_mutex_unlock(&w->lock);
+
+        if (batch) {
+            int rc = store_tx(w->st, apply_batch, batch);
+            pthread_mutex_lock(&w->lock);
+            if (rc == 0) {
+                w->depth -= n;
+                failures = 0;
+                pthread_mutex_unlock(&w->lock);
+                free_list(batch);
+            } else {
+                /* Put the batch back in front of what arrived meanwhile and retry later:
+                 * rows are only dropped when the process stops and the disk still fails. */
+                struct wop *last = batch;
+                while (last->next)
+                    last = last->next;
+                last->next = w->head;
+                if (!w->head)
+                    w->tail = &last->next;
+                w->head = batch;
+                failures++;
+                if (stopping && failures >= STOP_RETRIES) {
+                    log_error("store: giving up on %zu queued rows at shutdown: %s", w->depth,
+                              store_errmsg(w->st));
+                    pthread_mutex_unlock(&w->lock);
+                    break;
+                }
+                log_error("store: batch of %zu rows not written (%s); retrying in %d ms", n,
+                          store_errmsg(w->st), RETRY_MS);
+                struct timespec until;
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                add_ms(&until, RETRY_MS);
+                pthread_cond_timedwait(&w->wake, &w->lock, &until);
+                pthread_mutex_unlock(&w->lock);
+            }
+        }
+
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (w->tick && (poked || now.tv_sec > next_tick.tv_sec ||
+                        (now.tv_sec == next_tick.tv_sec && now.tv_nsec >= next_tick.tv_nsec))) {
+            w->tick(w->st, w->tick_ctx);
+            next_tick = now;
+            add_ms(&next_tick, w->tick_ms);
+        }
+
+        pthread_mutex_lock(&w->lock);
+        if (w->stopping && !w->head)
+            break;
+    }
+    free_list(w->head);
+    w->head = NULL;
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int store_writer_create(struct store_writer **out, const char *path, char *err, size_t errlen)
+{
+    struct store_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (store_open(&w->st, path, 0, err, errlen) != 0) {
+        free(w);
+        return -1;
+    }
+    w->tail = &w->head;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        store_close(w->st);
+        free(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
+}
+
+void store_writer_destroy(struct store_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->wake);
+    store_close(w->st);
+    free(w);
+}
+
+static int enqueue(struct store_writer *w, struct wop *op)
+{
+    op->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    *w->tail = op;
+    w->tail = &op->next;
+    w->depth++;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+static int apply_reg_save(struct store *st, const struct wop *op)
+{
+    return store_reg_save(st, &op->u.reg);
+}
+
+static int apply_reg_remove(struct store *st, const struct wop *op)
+{
+    return store_reg_remove(st, op->u.rm.ext, op->u.rm.all ? NULL : op->u.rm.contact);
+}
+
+int store_writer_reg_save(struct store_writer *w, const struct store_reg *r)
+{
+    struct wop *op = malloc(sizeof *op);
+    if (!op)
+        return ENOMEM;
+    op->apply = apply_reg_save;
+    op->u.reg = *r;
+    return enqueue(w, op);
+}
+
+int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    if (!op)
+        return ENOMEM;
+    op->apply = apply_reg_remove;
+    snprintf(op->u.rm.ext, sizeof op->u.rm.ext, "%s", ext);
+    if (contact)
+        snprintf(op->u.rm.contact, sizeof op->u.rm.contact, "%s", contact);
+    op->u.rm.all = contact == NULL;
+    return enqueue(w, op);
+}
+
+void store_writer_set_tick(struct store_writer *w, void (*fn)(struct store *st, void *ctx),
+                           void *ctx, int interval_ms)
+{
+    pthread_mutex_lock(&w->lock);
+    w->tick = fn;
+    w->tick_ctx = ctx;
+    w->tick_ms = interval_ms;
+    w->poked = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void store_writer_poke(struct store_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->poked = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+}
+
+size_t store_writer_depth(struct store_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    size_t d = w->depth;
+    pthread_mutex_unlock(&w->lock);
+    return d;
+}

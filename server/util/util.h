@@ -1,0 +1,67 @@
+/* Small shared helpers: logging, randomness, hex, time and a string-keyed hash map. */
+#ifndef SIPBX_UTIL_H
+#define SIPBX_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOGL_ERROR = 0, LOGL_WARN, LOGL_INFO, LOGL_DEBUG };
+
+/** Sets the most verbose level that log_msg() prints (default LOGL_INFO). */
+void log_set_level(enum log_level level);
+/** Returns the current level. */
+enum log_level log_get_level(void);
+/** Prints one line to stderr with a UTC timestamp and the level; thread-safe. */
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOGL_DEBUG, __VA_ARGS__)
+
+/** Fills buf with len bytes from the kernel's CSPRNG; returns 0 or an errno value. */
+int util_random(void *buf, size_t len);
+/** Writes 2*len lowercase hex digits and a NUL to out (which holds 2*len+1 bytes). */
+void util_hex(char *out, const void *data, size_t len);
+/** Microseconds since the Unix epoch (wall clock). */
+int64_t util_now_us(void);
+/** Seconds since the Unix epoch (wall clock). */
+int64_t util_now(void);
+/** Seconds from a monotonic clock, for timers that must not jump. */
+int64_t util_mono(void);
+/** Compares two byte strings in time independent of where they differ; 0 when equal. */
+int util_ct_compare(const void *a, const void *b, size_t len);
+/** True when s is a valid SIP user part we accept for an extension: 1-32 characters of
+ *  letters, digits and -_.!~*'+ (RFC 3261 unreserved plus '+'), not starting with '-'. */
+int util_valid_extension(const char *s);
+
+/** Hashes a password with crypt(3) yescrypt into out; returns 0 or an errno value. */
+int util_password_hash(const char *password, char *out, size_t outlen);
+/** True when password matches a crypt(3) hash (compared in constant time). */
+int util_password_verify(const char *password, const char *hash);
+/** Writes a random password of len characters (letters and digits, no look-alikes). */
+void util_password_generate(char *out, size_t len);
+
+/* A string-keyed hash map of pointers. Keys are copied; values are the caller's. */
+struct strmap;
+
+/** Creates an empty map; returns 0 or ENOMEM. */
+int strmap_create(struct strmap **out);
+/** Frees the map; calls free_val (when not NULL) on every value. */
+void strmap_destroy(struct strmap *m, void (*free_val)(void *));
+/** Returns the value for key, or NULL. */
+void *strmap_get(const struct strmap *m, const char *key);
+/** Inserts or replaces; returns 0 or ENOMEM. The old value (if any) goes to *old. */
+int strmap_put(struct strmap *m, const char *key, void *val, void **old);
+/** Removes key and returns its value, or NULL when absent. */
+void *strmap_remove(struct strmap *m, const char *key);
+/** Number of entries. */
+size_t strmap_count(const struct strmap *m);
+
+/** Return value of a strmap_foreach callback: keep going, or drop this entry. */
+enum { STRMAP_KEEP = 0, STRMAP_DROP = 1 };
+/** Calls fn on every entry; an entry whose callback returns STRMAP_DROP is removed
+ *  (its value is not freed: fn owns that decision). */
+void strmap_foreach(struct strmap *m, int (*fn)(const char *key, void *val, void *ctx), void *ctx);
+
+#endif
