@@ -26,9 +26,55 @@
 
 #define SERVER_HEADER "sipbx/" SIPBX_VERSION
 
-void sip_reply(nta_incoming_t *irq, int status, char const *phrase, tag_type_t tag,
+const char *const sip_method_slot_names[SIP_METHOD_SLOTS] = {
+    "REGISTER", "INVITE", "ACK",  "BYE",    "CANCEL", "OPTIONS", "MESSAGE", "SUBSCRIBE",
+    "NOTIFY",   "REFER",  "INFO", "UPDATE", "PRACK",  "PUBLISH", "other"};
+
+static int method_slot(const char *name)
+{
+    for (int i = 0; i < SIP_METHOD_SLOTS - 1; i++)
+        if (strcmp(sip_method_slot_names[i], name) == 0)
+            return i;
+    return SIP_METHOD_SLOTS - 1;
+}
+
+void sip_count_response(struct sip *s, int status)
+{
+    if (status >= 100 && status < 700)
+        atomic_fetch_add_explicit(&s->responses[status / 100], 1, memory_order_relaxed);
+}
+
+void sip_get_stats(struct sip *s, struct sip_stats *out)
+{
+    for (int i = 0; i < SIP_METHOD_SLOTS; i++)
+        out->requests[i] = atomic_load_explicit(&s->requests[i], memory_order_relaxed);
+    for (int i = 0; i < 7; i++)
+        out->responses[i] = atomic_load_explicit(&s->responses[i], memory_order_relaxed);
+    out->auth_failures = atomic_load_explicit(&s->auth_failures, memory_order_relaxed);
+    out->registrations = atomic_load_explicit(&s->registrations, memory_order_relaxed);
+}
+
+struct kick_arg {
+    struct sip *s;
+    const char *ext;
+};
+
+static int kick_on_sip_thread(void *arg)
+{
+    struct kick_arg *k = arg;
+    return (int)reg_remove_user(k->s, k->ext);
+}
+
+int sip_kick(struct sip *s, const char *ext)
+{
+    struct kick_arg k = {s, ext};
+    return sip_execute(s, kick_on_sip_thread, &k);
+}
+
+void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phrase, tag_type_t tag,
                tag_value_t value, ...)
 {
+    sip_count_response(s, status);
     ta_list ta;
     ta_start(ta, tag, value);
     nta_incoming_treply(irq, status, phrase ? phrase : sip_status_phrase(status),
@@ -70,7 +116,7 @@ static void handle_options(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
     (void)s;
     (void)sip;
-    sip_reply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(SIP_ALLOW), SIPTAG_ACCEPT_STR("application/sdp"),
+    sip_reply(s, irq, SIP_200_OK, SIPTAG_ALLOW_STR(SIP_ALLOW), SIPTAG_ACCEPT_STR("application/sdp"),
               TAG_END());
 }
 
@@ -78,7 +124,7 @@ static void handle_not_allowed(struct sip *s, nta_incoming_t *irq, sip_t const *
 {
     (void)s;
     (void)sip;
-    sip_reply(irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+    sip_reply(s, irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
 }
 
 /* The dispatch table: one handler per method; anything else gets 405. */
@@ -94,18 +140,21 @@ static int on_request(struct sip *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t 
 {
     (void)leg;
     sip_method_t method = sip->sip_request->rq_method;
+    atomic_fetch_add_explicit(&s->requests[method_slot(sip->sip_request->rq_method_name)], 1,
+                              memory_order_relaxed);
     if (method == sip_method_ack) {
         /* An ACK outside any transaction of ours (the ACK to a non-2xx is absorbed by nta). */
         nta_incoming_destroy(irq);
         return 0;
     }
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (routes[i].method == method) {
-            routes[i].handle(s, irq, sip);
-            return 0;
-        }
-    }
-    handle_not_allowed(s, irq, sip);
+    size_t i = 0;
+    while (i < sizeof routes / sizeof routes[0] && routes[i].method != method)
+        i++;
+    if (i < sizeof routes / sizeof routes[0])
+        routes[i].handle(s, irq, sip);
+    else
+        handle_not_allowed(s, irq, sip);
+    atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
     return 0;
 }
 
@@ -118,6 +167,7 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, struct sip *arg)
     int64_t now = util_now();
     reg_expire(s, now);
     digest_prune(s->digest, now);
+    atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
 }
 
 static int on_signal(struct sip *s, su_wait_t *w, struct sip *arg)

@@ -18,9 +18,10 @@ static void challenge(struct sip *s, nta_incoming_t *irq, int proxy, int stale)
     snprintf(hdr, sizeof hdr, "Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5, qop=\"auth\"%s",
              s->domain, nonce, stale ? ", stale=true" : "");
     if (proxy)
-        sip_reply(irq, SIP_407_PROXY_AUTH_REQUIRED, SIPTAG_PROXY_AUTHENTICATE_STR(hdr), TAG_END());
+        sip_reply(s, irq, SIP_407_PROXY_AUTH_REQUIRED, SIPTAG_PROXY_AUTHENTICATE_STR(hdr),
+                  TAG_END());
     else
-        sip_reply(irq, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr), TAG_END());
+        sip_reply(s, irq, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr), TAG_END());
 }
 
 /* The first Digest credentials for our realm, or NULL. */
@@ -75,7 +76,7 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
     switch (r) {
     case DIGEST_OK:
         if (!u->enabled) {
-            sip_reply(irq, 403, "Account disabled", TAG_END());
+            sip_reply(s, irq, 403, "Account disabled", TAG_END());
             return AUTH_ANSWERED;
         }
         *user = u;
@@ -85,6 +86,7 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
         challenge(s, irq, proxy, 1);
         return AUTH_ANSWERED;
     case DIGEST_WRONG:
+        atomic_fetch_add_explicit(&s->auth_failures, 1, memory_order_relaxed);
         log_info("auth: wrong credentials for '%s' from a %s request", c.username,
                  sip->sip_request->rq_method_name);
         challenge(s, irq, proxy, 0);

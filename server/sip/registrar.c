@@ -80,15 +80,19 @@ size_t reg_count(const struct reg *r)
     return r->count;
 }
 
-void reg_remove_user(struct sip *s, const char *ext)
+size_t reg_remove_user(struct sip *s, const char *ext)
 {
     struct binding *list = strmap_remove(s->reg->aors, ext);
-    for (struct binding *b = list; b; b = b->next)
+    size_t n = 0;
+    for (struct binding *b = list; b; b = b->next, n++)
         s->reg->count--;
     free_list(list);
     /* The database row goes by cascade when the user is deleted; removing it here as well
      * covers a kick of a user that still exists. */
     store_writer_reg_remove(s->writer, ext, NULL);
+    if (n)
+        log_info("registrar: %zu registration(s) of %s removed", n, ext);
+    return n;
 }
 
 struct expire_ctx {
@@ -162,7 +166,7 @@ static void reply_bindings(struct sip *s, nta_incoming_t *irq, const char *ext, 
         cap += strlen(b->r.contact) + 32;
     char *contacts = malloc(cap);
     if (!contacts) {
-        sip_reply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+        sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
         return;
     }
     contacts[0] = '\0';
@@ -170,9 +174,9 @@ static void reply_bindings(struct sip *s, nta_incoming_t *irq, const char *ext, 
         len += (size_t)snprintf(contacts + len, cap - len, "%s<%s>;expires=%lld", len ? ", " : "",
                                 b->r.contact, (long long)(b->r.expires_at - now));
     if (len)
-        sip_reply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(contacts), TAG_END());
+        sip_reply(s, irq, SIP_200_OK, SIPTAG_CONTACT_STR(contacts), TAG_END());
     else
-        sip_reply(irq, SIP_200_OK, TAG_END());
+        sip_reply(s, irq, SIP_200_OK, TAG_END());
     free(contacts);
 }
 
@@ -248,7 +252,7 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
 void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
     if (!sip->sip_to || !sip->sip_to->a_url->url_user || !sip->sip_call_id || !sip->sip_cseq) {
-        sip_reply(irq, 400, "Missing To user, Call-ID or CSeq", TAG_END());
+        sip_reply(s, irq, 400, "Missing To user, Call-ID or CSeq", TAG_END());
         return;
     }
     const struct sip_user *user;
@@ -257,7 +261,7 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     const char *aor_user = sip->sip_to->a_url->url_user;
     if (strcmp(aor_user, user->extension) != 0) {
         log_info("registrar: %s tried to register %s", user->extension, aor_user);
-        sip_reply(irq, 403, "Not your address of record", TAG_END());
+        sip_reply(s, irq, 403, "Not your address of record", TAG_END());
         return;
     }
     int64_t now = util_now();
@@ -267,7 +271,7 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
         if (m->m_url->url_type == url_any) {
             if (sip->sip_contact->m_next || m != sip->sip_contact || !sip->sip_expires ||
                 sip->sip_expires->ex_delta != 0) {
-                sip_reply(irq, 400, "Wildcard Contact needs Expires: 0 and no other Contact",
+                sip_reply(s, irq, 400, "Wildcard Contact needs Expires: 0 and no other Contact",
                           TAG_END());
                 return;
             }
@@ -281,14 +285,14 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
         long e = contact_expires(s, m, sip);
         if (e < 0) {
-            sip_reply(irq, 400, "Bad expires", TAG_END());
+            sip_reply(s, irq, 400, "Bad expires", TAG_END());
             return;
         }
         if (e > 0 && e < s->cfg->min_expires) {
             sip_min_expires_t me[1];
             sip_min_expires_init(me);
             me->me_delta = (unsigned long)s->cfg->min_expires;
-            sip_reply(irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES(me), TAG_END());
+            sip_reply(s, irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES(me), TAG_END());
             return;
         }
     }
@@ -309,7 +313,8 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
             e = s->cfg->max_expires;
         int status = apply_contact(s, m, &proto, e, now);
         if (status) {
-            sip_reply(irq, status, status == 400 ? "Bad or out-of-order Contact" : NULL, TAG_END());
+            sip_reply(s, irq, status, status == 400 ? "Bad or out-of-order Contact" : NULL,
+                      TAG_END());
             return;
         }
     }

@@ -35,6 +35,25 @@ void sip_destroy(struct sip *s);
  *  SIP thread could not be reached. For HTTP threads that need live state. */
 int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg);
 
+/** Methods counted one by one in the metrics; the last slot counts all others. */
+#define SIP_METHOD_SLOTS 15
+extern const char *const sip_method_slot_names[SIP_METHOD_SLOTS];
+
+/** A snapshot of the SIP side's counters, readable from any thread. */
+struct sip_stats {
+    unsigned long long requests[SIP_METHOD_SLOTS]; /* by sip_method_slot_names */
+    unsigned long long responses[7];               /* by class: [1] 1xx .. [6] 6xx */
+    unsigned long long auth_failures;              /* wrong or unknown credentials */
+    unsigned long long registrations;              /* bindings now */
+};
+
+/** Fills out with the current counters; any thread. */
+void sip_get_stats(struct sip *s, struct sip_stats *out);
+
+/** Removes every registration of ext (an admin's "kick"); from any thread but the SIP
+ *  thread. Returns the number of bindings removed, or -1 when the SIP thread is gone. */
+int sip_kick(struct sip *s, const char *ext);
+
 /** The port the SIP transports are bound to (useful when 0 was asked for). */
 int sip_port(const struct sip *s);
 

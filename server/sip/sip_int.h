@@ -8,6 +8,7 @@
 #include "store/store.h"
 #include "util/util.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Sofia's typed callback arguments: set before its headers are included. */
@@ -52,6 +53,11 @@ struct sip {
     int sigfd;
     su_wait_t sigwait[1];
     int64_t users_version; /* owned by the writer thread's tick */
+    /* Counters written by the SIP thread, read by any thread (relaxed atomics). */
+    _Atomic uint64_t requests[SIP_METHOD_SLOTS];
+    _Atomic uint64_t responses[7]; /* index = status / 100 */
+    _Atomic uint64_t auth_failures;
+    _Atomic uint64_t registrations;
 };
 
 /* The methods sipbx accepts, for Allow headers. */
@@ -61,8 +67,11 @@ struct sip {
 
 /** Sends a response (phrase NULL: the standard one) and, for a final one, releases the
  *  server transaction. tags are extra headers. */
-void sip_reply(nta_incoming_t *irq, int status, char const *phrase, tag_type_t tag,
+void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phrase, tag_type_t tag,
                tag_value_t value, ...);
+
+/** Counts a response sent or relayed, by class, for the metrics. */
+void sip_count_response(struct sip *s, int status);
 
 /** Formats where the request of irq came from as "addr:port" and its transport name. */
 void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen);
@@ -89,8 +98,8 @@ void reg_destroy(struct reg *r);
 void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
 /** Drops bindings whose time is up (called every second). */
 void reg_expire(struct sip *s, int64_t now);
-/** Drops every binding of ext (user deleted). */
-void reg_remove_user(struct sip *s, const char *ext);
+/** Drops every binding of ext (user deleted or kicked); returns how many there were. */
+size_t reg_remove_user(struct sip *s, const char *ext);
 /** Number of bindings in memory. */
 size_t reg_count(const struct reg *r);
 
