@@ -4,6 +4,7 @@ set(body "/* Generated from the db/NNN_name.sql files by db/embed.cmake: do not 
 string(APPEND body "#include \"store/migrations.h\"\n\n")
 set(table "const struct migration store_migrations[] = {\n")
 set(count 0)
+string(REPLACE "|" ";" FILES "${FILES}")
 foreach(f IN LISTS FILES)
   get_filename_component(name ${f} NAME)
   string(SUBSTRING ${name} 0 3 num)

@@ -120,20 +120,24 @@ static void handle_options(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
               TAG_END());
 }
 
-static void handle_not_allowed(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+/* OPTIONS to the server itself (no user, or a keep-alive outside a dialog to our address)
+ * is ours to answer; to a user it is routed like any request. */
+static void handle_options_or_route(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
-    (void)s;
-    (void)sip;
-    sip_reply(s, irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+    url_t const *ruri = sip->sip_request->rq_url;
+    if ((!sip->sip_to || !sip->sip_to->a_tag) && (!ruri->url_user || !*ruri->url_user))
+        handle_options(s, irq, sip);
+    else
+        proxy_handle(s, irq, sip);
 }
 
-/* The dispatch table: one handler per method; anything else gets 405. */
+/* The dispatch table: requests for sipbx itself; everything else goes to the proxy. */
 static const struct {
     sip_method_t method;
     void (*handle)(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
 } routes[] = {
     {sip_method_register, reg_handle},
-    {sip_method_options, handle_options},
+    {sip_method_options, handle_options_or_route},
 };
 
 static int on_request(struct sip *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t const *sip)
@@ -142,29 +146,25 @@ static int on_request(struct sip *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t 
     sip_method_t method = sip->sip_request->rq_method;
     atomic_fetch_add_explicit(&s->requests[method_slot(sip->sip_request->rq_method_name)], 1,
                               memory_order_relaxed);
-    if (method == sip_method_ack) {
-        /* An ACK outside any transaction of ours (the ACK to a non-2xx is absorbed by nta). */
-        nta_incoming_destroy(irq);
-        return 0;
-    }
     size_t i = 0;
     while (i < sizeof routes / sizeof routes[0] && routes[i].method != method)
         i++;
     if (i < sizeof routes / sizeof routes[0])
         routes[i].handle(s, irq, sip);
     else
-        handle_not_allowed(s, irq, sip);
+        proxy_handle(s, irq, sip);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
     return 0;
 }
 
 /* ---- housekeeping, signals ---- */
 
-static void on_housekeeping(struct sip *s, su_timer_t *t, struct sip *arg)
+static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
 {
     (void)t;
     (void)arg;
     int64_t now = util_now();
+    calls_expire(s, util_mono());
     reg_expire(s, now);
     digest_prune(s->digest, now);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
@@ -241,13 +241,18 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     s->writer = w;
     s->sigfd = -1;
     snprintf(s->domain, sizeof s->domain, "%s", domain);
+    /* Our Record-Route names the address we listen on, or the domain when that is a
+     * wildcard (the domain defaults to the host's primary address). */
+    int wildcard = strcmp(cfg->sip_host, "0.0.0.0") == 0 || strcmp(cfg->sip_host, "::") == 0;
+    snprintf(s->rr_host, sizeof s->rr_host, "%s", wildcard ? domain : cfg->sip_host);
     su_log_redirect(NULL, sofia_log, NULL);
 
     if (su_init() != 0 || !(s->root = su_root_create(s))) {
         snprintf(err, errlen, "cannot create the SIP event loop");
         goto fail;
     }
-    if (digest_create(&s->digest, secret, domain, cfg->nonce_ttl) != 0 ||
+    if (strmap_create(&s->calls) != 0 ||
+        digest_create(&s->digest, secret, domain, cfg->nonce_ttl) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
         goto fail;
@@ -310,6 +315,7 @@ void sip_run(struct sip *s)
 {
     store_writer_set_tick(s->writer, usercache_tick, s, 500);
     su_root_run(s->root);
+    proxy_shutdown(s);
     /* No user reloads into a loop that no longer runs. */
     store_writer_set_tick(s->writer, NULL, NULL, 0);
 }
@@ -325,6 +331,11 @@ int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg)
     if (su_task_execute(su_root_task(s->root), fn, arg, &ret) != 0)
         return -1;
     return ret;
+}
+
+void sip_set_events(struct sip *s, struct events *ev)
+{
+    s->events = ev;
 }
 
 int sip_port(const struct sip *s)
@@ -347,6 +358,8 @@ void sip_destroy(struct sip *s)
         nta_leg_destroy(s->leg);
     if (s->agent)
         nta_agent_destroy(s->agent);
+    proxy_shutdown(s);
+    calls_destroy_all(s);
     reg_destroy(s->reg);
     if (s->users)
         strmap_destroy(s->users, free);

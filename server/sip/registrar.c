@@ -320,3 +320,39 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     }
     reply_bindings(s, irq, user->extension, now);
 }
+
+static void format_next_hop(const struct store_reg *r, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "sip:%s;transport=%s", r->source, r->transport);
+}
+
+size_t reg_targets(struct sip *s, const char *ext, struct reg_target *out, size_t max)
+{
+    size_t n = 0;
+    int64_t now = util_now();
+    for (struct binding *b = strmap_get(s->reg->aors, ext); b && n < max; b = b->next) {
+        if (b->r.expires_at <= now)
+            continue;
+        /* All bindings ring in parallel, so q values do not order anything here. */
+        snprintf(out[n].contact, sizeof out[n].contact, "%s", b->r.contact);
+        format_next_hop(&b->r, out[n].next_hop, sizeof out[n].next_hop);
+        n++;
+    }
+    return n;
+}
+
+int reg_next_hop(struct sip *s, url_t const *contact, char *out, size_t outlen)
+{
+    if (!contact->url_user)
+        return -1;
+    char want[512];
+    if (url_e(want, sizeof want, contact) < 0)
+        return -1;
+    for (struct binding *b = strmap_get(s->reg->aors, contact->url_user); b; b = b->next) {
+        if (strcmp(b->r.contact, want) == 0) {
+            format_next_hop(&b->r, out, outlen);
+            return 0;
+        }
+    }
+    return -1;
+}

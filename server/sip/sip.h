@@ -5,10 +5,13 @@
 #define SIPBX_SIP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct store;
 struct store_writer;
+struct events;
+struct cJSON;
 struct sip;
 
 #define SIP_SECRET_LEN 32
@@ -53,6 +56,35 @@ void sip_get_stats(struct sip *s, struct sip_stats *out);
 /** Removes every registration of ext (an admin's "kick"); from any thread but the SIP
  *  thread. Returns the number of bindings removed, or -1 when the SIP thread is gone. */
 int sip_kick(struct sip *s, const char *ext);
+
+/** Publishes call and registration changes to ev (server-sent events); before sip_run. */
+void sip_set_events(struct sip *s, struct events *ev);
+
+/** A live call as the REST API and the event stream show it. */
+struct sip_call_info {
+    uint64_t id;              /* sipbx's own number for the call */
+    char call_id[256];        /* the caller's Call-ID */
+    char state[16];           /* trying, ringing, answered, held, ended */
+    char caller[33];          /* extension of the caller */
+    char caller_name[128];    /* display name the caller sent (data, not markup) */
+    char callee[33];          /* dialled extension */
+    char caller_contact[512]; /* where the caller's phone is */
+    char callee_contact[512]; /* the callee's device that answered (or is ringing) */
+    char user_agent[256];     /* the caller's User-Agent */
+    int64_t started_us;       /* INVITE in, microseconds since the epoch (UTC) */
+    int64_t ringing_us;       /* first 180/183 relayed, or 0 */
+    int64_t answered_us;      /* 2xx relayed, or 0 */
+    int64_t ended_us;         /* BYE, final failure or cancel, or 0 */
+    int final_status;         /* final SIP status of the INVITE, 0 while pending */
+    char hangup_by[8];        /* caller, callee, sipbx, or "" */
+};
+
+/** Copies the live calls into a new array (*out, free() it); returns the count, or -1
+ *  when the SIP thread cannot be reached. From any thread but the SIP thread. */
+int sip_calls(struct sip *s, struct sip_call_info **out);
+
+/** Renders one call as a JSON object (a new cJSON the caller deletes). */
+struct cJSON *sip_call_json(const struct sip_call_info *c);
 
 /** The port the SIP transports are bound to (useful when 0 was asked for). */
 int sip_port(const struct sip *s);

@@ -12,11 +12,13 @@
 #include <stdint.h>
 
 /* Sofia's typed callback arguments: set before its headers are included. */
-#define SU_ROOT_MAGIC_T   struct sip
-#define SU_TIMER_ARG_T    struct sip
-#define SU_WAKEUP_ARG_T   struct sip
-#define NTA_AGENT_MAGIC_T struct sip
-#define NTA_LEG_MAGIC_T   struct sip
+#define SU_ROOT_MAGIC_T      struct sip
+#define SU_TIMER_ARG_T       void
+#define SU_WAKEUP_ARG_T      struct sip
+#define NTA_AGENT_MAGIC_T    struct sip
+#define NTA_LEG_MAGIC_T      struct sip
+#define NTA_INCOMING_MAGIC_T struct ptxn
+#define NTA_OUTGOING_MAGIC_T struct branch
 
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
@@ -25,6 +27,10 @@
 
 struct digest;
 struct reg;
+struct events;
+struct ptxn;
+struct branch;
+struct branch;
 
 /** A user as the SIP thread knows it (a copy of the store's row). */
 struct sip_user {
@@ -49,6 +55,11 @@ struct sip {
     struct strmap *users; /* extension -> struct sip_user */
     struct reg *reg;
     struct store_writer *writer;
+    struct events *events; /* may be NULL */
+    struct strmap *calls;  /* Call-ID -> struct call */
+    uint64_t next_call_id;
+    struct ptxn *txns; /* proxied transactions in progress */
+    char rr_host[256]; /* host of our Record-Route and Via */
     su_timer_t *housekeeping;
     int sigfd;
     su_wait_t sigwait[1];
@@ -61,7 +72,8 @@ struct sip {
 };
 
 /* The methods sipbx accepts, for Allow headers. */
-#define SIP_ALLOW "REGISTER, OPTIONS"
+#define SIP_ALLOW                                                                                  \
+    "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, PRACK"
 
 /* ---- agent.c ---- */
 
@@ -102,6 +114,55 @@ void reg_expire(struct sip *s, int64_t now);
 size_t reg_remove_user(struct sip *s, const char *ext);
 /** Number of bindings in memory. */
 size_t reg_count(const struct reg *r);
+
+/** Where to send a request for one registered device. */
+struct reg_target {
+    char contact[512];  /* the Request-URI: the Contact the device registered */
+    char next_hop[128]; /* sip:ADDR:PORT;transport=udp|tcp, where its REGISTER came from */
+};
+/** Fills out with up to max current bindings of ext; returns how many. */
+size_t reg_targets(struct sip *s, const char *ext, struct reg_target *out, size_t max);
+/** Finds the binding whose Contact is contact (any user) and writes its next hop; 0 when
+ *  found, -1 otherwise. Used to reach a phone behind NAT inside a dialog. */
+int reg_next_hop(struct sip *s, url_t const *contact, char *out, size_t outlen);
+
+/* ---- proxy.c ---- */
+
+/** Routes a request that is not for sipbx itself (INVITE, MESSAGE, in-dialog requests ...). */
+void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
+/** True when url names this server (our domain or address, and our port). */
+int proxy_is_us(struct sip *s, url_t const *url);
+/** Ends every transaction in progress (shutdown). */
+void proxy_shutdown(struct sip *s);
+
+/* ---- calls.c: the live call table ---- */
+
+struct call {
+    struct sip_call_info info;
+    char from_tag[128];  /* the caller's tag: tells who sends a BYE */
+    struct ptxn *invite; /* the initial INVITE while it is pending */
+    int64_t max_end;     /* monotonic second after which a silent call is dropped */
+};
+
+/** Opens a call for an authenticated INVITE from caller to callee. NULL on no memory. */
+struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
+                         const char *callee, const char *source);
+/** A 180/183 was relayed (contact: the ringing device). */
+void calls_ringing(struct sip *s, struct call *c, const char *contact);
+/** A 2xx was relayed. */
+void calls_answered(struct sip *s, struct call *c, const char *contact);
+/** The INVITE ended without an answer (status sent to the caller); the call is removed. */
+void calls_failed(struct sip *s, struct call *c, int status, const char *by);
+/** An in-dialog request passes: BYE ends the call, a re-INVITE may hold or resume it. */
+void calls_in_dialog(struct sip *s, sip_t const *sip);
+/** Number of answered (or held) calls where ext takes part. */
+int calls_busy(struct sip *s, const char *ext);
+/** Drops calls that outlived the maximum call length (no BYE seen). */
+void calls_expire(struct sip *s, int64_t mono_now);
+/** Frees every call (shutdown). */
+void calls_destroy_all(struct sip *s);
+/** Publishes an event (type, JSON object rendered by the caller) when events are on. */
+void sip_publish(struct sip *s, const char *type, struct cJSON *obj);
 
 /* ---- usercache.c ---- */
 

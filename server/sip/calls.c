@@ -1,0 +1,273 @@
+/* The live call table: one entry per routed INVITE from first INVITE to BYE (or failure),
+ * with the timestamps and parties a CDR needs, and an event to subscribers at each change. */
+#include "events/events.h"
+#include "sip/sip_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sofia-sip/sip_header.h>
+
+static const char *const hangup_names[] = {"caller", "callee", "sipbx"};
+
+cJSON *sip_call_json(const struct sip_call_info *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "id", (double)c->id);
+    cJSON_AddStringToObject(o, "call_id", c->call_id);
+    cJSON_AddStringToObject(o, "state", c->state);
+    cJSON_AddStringToObject(o, "caller", c->caller);
+    cJSON_AddStringToObject(o, "caller_name", c->caller_name);
+    cJSON_AddStringToObject(o, "callee", c->callee);
+    cJSON_AddStringToObject(o, "caller_contact", c->caller_contact);
+    cJSON_AddStringToObject(o, "callee_contact", c->callee_contact);
+    cJSON_AddStringToObject(o, "user_agent", c->user_agent);
+    cJSON_AddNumberToObject(o, "started_us", (double)c->started_us);
+    cJSON_AddNumberToObject(o, "ringing_us", (double)c->ringing_us);
+    cJSON_AddNumberToObject(o, "answered_us", (double)c->answered_us);
+    cJSON_AddNumberToObject(o, "ended_us", (double)c->ended_us);
+    cJSON_AddNumberToObject(o, "final_status", c->final_status);
+    cJSON_AddStringToObject(o, "hangup_by", c->hangup_by);
+    return o;
+}
+
+void sip_publish(struct sip *s, const char *type, cJSON *obj)
+{
+    if (s->events && obj) {
+        char *json = cJSON_PrintUnformatted(obj);
+        if (json)
+            events_publish(s->events, type, json);
+        free(json);
+    }
+    cJSON_Delete(obj);
+}
+
+static void publish_call(struct sip *s, const char *type, const struct call *c)
+{
+    if (s->events)
+        sip_publish(s, type, sip_call_json(&c->info));
+}
+
+static void set_state(struct call *c, const char *state)
+{
+    snprintf(c->info.state, sizeof c->info.state, "%s", state);
+}
+
+struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
+                         const char *callee, const char *source)
+{
+    struct call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->info.id = ++s->next_call_id;
+    snprintf(c->info.call_id, sizeof c->info.call_id, "%s", sip->sip_call_id->i_id);
+    set_state(c, "trying");
+    snprintf(c->info.caller, sizeof c->info.caller, "%s", caller->extension);
+    const char *display = sip->sip_from->a_display;
+    if (display && *display) {
+        /* Keep the name without its quotes; it stays data (escaped by whoever shows it). */
+        size_t n = strlen(display);
+        if (n >= 2 && display[0] == '"' && display[n - 1] == '"')
+            snprintf(c->info.caller_name, sizeof c->info.caller_name, "%.*s", (int)(n - 2),
+                     display + 1);
+        else
+            snprintf(c->info.caller_name, sizeof c->info.caller_name, "%s", display);
+    } else {
+        snprintf(c->info.caller_name, sizeof c->info.caller_name, "%s", caller->display_name);
+    }
+    snprintf(c->info.callee, sizeof c->info.callee, "%s", callee);
+    if (sip->sip_contact)
+        url_e(c->info.caller_contact, sizeof c->info.caller_contact, sip->sip_contact->m_url);
+    else
+        snprintf(c->info.caller_contact, sizeof c->info.caller_contact, "%s", source);
+    if (sip->sip_user_agent && sip->sip_user_agent->g_string)
+        snprintf(c->info.user_agent, sizeof c->info.user_agent, "%s",
+                 sip->sip_user_agent->g_string);
+    if (sip->sip_from->a_tag)
+        snprintf(c->from_tag, sizeof c->from_tag, "%s", sip->sip_from->a_tag);
+    c->info.started_us = util_now_us();
+    c->max_end = util_mono() + s->cfg->max_call_seconds;
+    void *old = NULL;
+    if (strmap_put(s->calls, c->info.call_id, c, &old) != 0) {
+        free(c);
+        return NULL;
+    }
+    free(old); /* an INVITE reusing a Call-ID of an old entry replaces it */
+    publish_call(s, "call.new", c);
+    return c;
+}
+
+void calls_ringing(struct sip *s, struct call *c, const char *contact)
+{
+    if (c->info.ringing_us)
+        return;
+    c->info.ringing_us = util_now_us();
+    set_state(c, "ringing");
+    snprintf(c->info.callee_contact, sizeof c->info.callee_contact, "%s", contact);
+    publish_call(s, "call.ringing", c);
+}
+
+void calls_answered(struct sip *s, struct call *c, const char *contact)
+{
+    if (c->info.answered_us)
+        return; /* a second 2xx (another fork, or a retransmission) */
+    c->info.answered_us = util_now_us();
+    c->info.final_status = 200;
+    c->invite = NULL;
+    set_state(c, "answered");
+    snprintf(c->info.callee_contact, sizeof c->info.callee_contact, "%s", contact);
+    publish_call(s, "call.answered", c);
+}
+
+/* Publishes the end and removes the call. */
+static void end_call(struct sip *s, struct call *c, const char *by)
+{
+    c->info.ended_us = util_now_us();
+    set_state(c, "ended");
+    snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", by);
+    publish_call(s, "call.ended", c);
+    if (strmap_get(s->calls, c->info.call_id) == c)
+        strmap_remove(s->calls, c->info.call_id);
+    free(c);
+}
+
+void calls_failed(struct sip *s, struct call *c, int status, const char *by)
+{
+    c->info.final_status = status;
+    c->invite = NULL;
+    end_call(s, c, by);
+}
+
+/* True when the SDP puts the media on hold (RFC 3264 8.4; RFC 2543 style 0.0.0.0). */
+static int sdp_is_hold(const char *body, size_t len)
+{
+    static const char *const marks[] = {"a=sendonly", "a=inactive", "c=IN IP4 0.0.0.0"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (memmem(body, len, marks[i], strlen(marks[i])))
+            return 1;
+    return 0;
+}
+
+void calls_in_dialog(struct sip *s, sip_t const *sip)
+{
+    struct call *c = strmap_get(s->calls, sip->sip_call_id->i_id);
+    if (!c || !c->info.answered_us)
+        return;
+    sip_method_t m = sip->sip_request->rq_method;
+    if (m == sip_method_bye) {
+        int from_caller = sip->sip_from->a_tag && strcmp(sip->sip_from->a_tag, c->from_tag) == 0;
+        end_call(s, c, hangup_names[from_caller ? 0 : 1]);
+    } else if (m == sip_method_invite && sip->sip_payload && sip->sip_payload->pl_len) {
+        int hold = sdp_is_hold(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+        int held = strcmp(c->info.state, "held") == 0;
+        if (hold != held) {
+            set_state(c, hold ? "held" : "answered");
+            publish_call(s, "call.held", c);
+        }
+    }
+}
+
+struct busy_ctx {
+    const char *ext;
+    int n;
+};
+
+static int count_busy(const char *key, void *val, void *arg)
+{
+    (void)key;
+    struct call *c = val;
+    struct busy_ctx *bc = arg;
+    if (c->info.answered_us &&
+        (strcmp(c->info.caller, bc->ext) == 0 || strcmp(c->info.callee, bc->ext) == 0))
+        bc->n++;
+    return STRMAP_KEEP;
+}
+
+int calls_busy(struct sip *s, const char *ext)
+{
+    struct busy_ctx bc = {ext, 0};
+    strmap_foreach(s->calls, count_busy, &bc);
+    return bc.n;
+}
+
+struct expire_ctx {
+    struct sip *s;
+    int64_t now;
+};
+
+static int expire_one(const char *key, void *val, void *arg)
+{
+    (void)key;
+    struct call *c = val;
+    struct expire_ctx *ec = arg;
+    if (!c->info.answered_us || c->max_end > ec->now)
+        return STRMAP_KEEP;
+    log_warn("call %s between %s and %s dropped after %d s without BYE", c->info.call_id,
+             c->info.caller, c->info.callee, ec->s->cfg->max_call_seconds);
+    c->info.ended_us = util_now_us();
+    set_state(c, "ended");
+    snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", hangup_names[2]);
+    publish_call(ec->s, "call.ended", c);
+    free(c);
+    return STRMAP_DROP;
+}
+
+void calls_expire(struct sip *s, int64_t mono_now)
+{
+    struct expire_ctx ec = {s, mono_now};
+    strmap_foreach(s->calls, expire_one, &ec);
+}
+
+void calls_destroy_all(struct sip *s)
+{
+    if (s->calls)
+        strmap_destroy(s->calls, free);
+    s->calls = NULL;
+}
+
+struct copy_ctx {
+    struct sip *s;
+    struct sip_call_info *arr;
+    size_t n;
+};
+
+static int copy_one(const char *key, void *val, void *arg)
+{
+    (void)key;
+    struct copy_ctx *cc = arg;
+    cc->arr[cc->n++] = ((struct call *)val)->info;
+    return STRMAP_KEEP;
+}
+
+static int snapshot_on_sip_thread(void *arg)
+{
+    struct copy_ctx *cc = arg;
+    size_t n = strmap_count(cc->s->calls);
+    cc->arr = calloc(n ? n : 1, sizeof *cc->arr);
+    if (!cc->arr)
+        return -1;
+    strmap_foreach(cc->s->calls, copy_one, cc);
+    return (int)cc->n;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const struct sip_call_info *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int sip_calls(struct sip *s, struct sip_call_info **out)
+{
+    struct copy_ctx cc = {s, NULL, 0};
+    int n = sip_execute(s, snapshot_on_sip_thread, &cc);
+    if (n < 0) {
+        free(cc.arr);
+        return -1;
+    }
+    qsort(cc.arr, (size_t)n, sizeof *cc.arr, by_id);
+    *out = cc.arr;
+    return n;
+}

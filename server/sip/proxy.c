@@ -1,0 +1,602 @@
+/* The stateful proxy (RFC 3261 section 16): authenticates callers, finds the callee's
+ * devices, forks to all of them, relays provisional and final responses, handles CANCEL and
+ * the ring timeout, record-routes so every in-dialog request passes here, and keeps the live
+ * call table informed. One struct ptxn per proxied server transaction, one struct branch per
+ * client transaction it started. */
+#include "sip/sip_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
+#include <sofia-sip/su_md5.h>
+#include <sofia-sip/nta_tag.h>
+
+#define MAX_FORK      8
+#define LINGER_MS     32000 /* keep an answered INVITE 64*T1 for late 2xx from other forks */
+#define BRANCH_PREFIX "z9hG4bKsbx"
+
+struct branch {
+    struct branch *next;
+    struct ptxn *t;
+    nta_outgoing_t *orq;
+    int status; /* last status received, 0 before any */
+    int cancelled;
+    char contact[512];
+};
+
+struct ptxn {
+    struct ptxn *next, **prev;
+    struct sip *s;
+    nta_incoming_t *irq;
+    sip_method_t method;
+    struct branch *branches;
+    int pending; /* branches without a final response */
+    msg_t *best; /* best non-2xx final so far (a reference we own) */
+    int best_status;
+    int final_sent; /* final status sent upstream, 0 while none */
+    su_timer_t *timer;
+    struct call *call; /* initial INVITE only */
+};
+
+/* ---- helpers ---- */
+
+int proxy_is_us(struct sip *s, url_t const *url)
+{
+    if (!url || !url->url_host)
+        return 0;
+    int port = url->url_port && *url->url_port ? atoi(url->url_port) : 5060;
+    if (port != s->port)
+        return 0;
+    return strcasecmp(url->url_host, s->domain) == 0 ||
+           strcasecmp(url->url_host, s->rr_host) == 0 ||
+           strcasecmp(url->url_host, s->cfg->sip_host) == 0;
+}
+
+/* True when a Request-URI host is this PBX's domain (any port: phones often omit it). */
+static int host_is_ours(struct sip *s, url_t const *url)
+{
+    return url->url_host && (strcasecmp(url->url_host, s->domain) == 0 ||
+                             strcasecmp(url->url_host, s->rr_host) == 0 ||
+                             strcasecmp(url->url_host, s->cfg->sip_host) == 0);
+}
+
+/* The part of our Via branch that identifies this request (RFC 3261 16.6 step 8, reduced
+ * to what stays the same when the request comes back to us): Call-ID, From tag, CSeq. */
+static void branch_key(sip_t const *sip, char out[17])
+{
+    su_md5_t md5;
+    char hex[33];
+    su_md5_init(&md5);
+    su_md5_strupdate(&md5, sip->sip_call_id->i_id);
+    su_md5_update(&md5, "|", 1);
+    if (sip->sip_from->a_tag)
+        su_md5_strupdate(&md5, sip->sip_from->a_tag);
+    char cseq[48];
+    snprintf(cseq, sizeof cseq, "|%u|%s", sip->sip_cseq->cs_seq, sip->sip_cseq->cs_method_name);
+    su_md5_strupdate(&md5, cseq);
+    su_md5_hexdigest(&md5, hex);
+    memcpy(out, hex, 16);
+    out[16] = '\0';
+}
+
+/* A request that already carries our branch for itself has been here: a loop. */
+static int looped(sip_t const *sip)
+{
+    char key[17], mine[sizeof BRANCH_PREFIX + 17];
+    branch_key(sip, key);
+    snprintf(mine, sizeof mine, BRANCH_PREFIX "%s", key);
+    for (sip_via_t const *v = sip->sip_via; v; v = v->v_next)
+        if (v->v_branch && strncmp(v->v_branch, mine, strlen(mine)) == 0)
+            return 1;
+    return 0;
+}
+
+/* Copies the request for forwarding: Max-Forwards decremented, our Route and our
+ * credentials removed, Record-Route added when asked. NULL on failure. */
+static msg_t *prepare_copy(struct sip *s, nta_incoming_t *irq, int record_route)
+{
+    msg_t *orig = nta_incoming_getrequest(irq);
+    if (!orig)
+        return NULL;
+    msg_t *m = msg_copy(orig);
+    msg_destroy(orig);
+    if (!m)
+        return NULL;
+    sip_t *sip = sip_object(m);
+    su_home_t *home = msg_home(m);
+
+    while (sip->sip_route && proxy_is_us(s, sip->sip_route->r_url))
+        sip_route_remove(m, sip);
+    while (sip->sip_proxy_authorization)
+        msg_header_remove(m, (msg_pub_t *)sip, (msg_header_t *)sip->sip_proxy_authorization);
+
+    unsigned long mf = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count : 70;
+    if (sip->sip_max_forwards)
+        msg_header_remove(m, (msg_pub_t *)sip, (msg_header_t *)sip->sip_max_forwards);
+    char buf[600];
+    snprintf(buf, sizeof buf, "%lu", mf > 0 ? mf - 1 : 0);
+    msg_header_insert(m, (msg_pub_t *)sip, (msg_header_t *)sip_max_forwards_make(home, buf));
+
+    if (record_route) {
+        if (strchr(s->rr_host, ':'))
+            snprintf(buf, sizeof buf, "<sip:[%s]:%d;lr>", s->rr_host, s->port);
+        else
+            snprintf(buf, sizeof buf, "<sip:%s:%d;lr>", s->rr_host, s->port);
+        msg_header_insert(m, (msg_pub_t *)sip, (msg_header_t *)sip_record_route_make(home, buf));
+    }
+    return m;
+}
+
+/* ---- transactions ---- */
+
+static void ptxn_destroy(struct ptxn *t)
+{
+    if (t->prev) {
+        *t->prev = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+    }
+    if (t->timer)
+        su_timer_destroy(t->timer);
+    if (t->irq) {
+        nta_incoming_bind(t->irq, NULL, NULL);
+        nta_incoming_destroy(t->irq);
+    }
+    struct branch *b = t->branches;
+    while (b) {
+        struct branch *next = b->next;
+        if (b->orq) {
+            nta_outgoing_bind(b->orq, NULL, NULL);
+            nta_outgoing_destroy(b->orq);
+        }
+        free(b);
+        b = next;
+    }
+    if (t->best)
+        msg_destroy(t->best);
+    if (t->call && !t->final_sent)
+        calls_failed(t->s, t->call, 500, "sipbx");
+    free(t);
+}
+
+/* Done when the final answer went out and no branch waits any more; an answered INVITE
+ * lingers on its timer instead, for late answers from other forks. */
+static void ptxn_maybe_done(struct ptxn *t)
+{
+    if (t->final_sent && t->pending == 0 &&
+        (t->final_sent >= 300 || t->method != sip_method_invite))
+        ptxn_destroy(t);
+}
+
+static void cancel_branches(struct ptxn *t)
+{
+    for (struct branch *b = t->branches; b; b = b->next) {
+        if (b->orq && b->status < 200 && !b->cancelled && t->method == sip_method_invite) {
+            b->cancelled = 1;
+            nta_outgoing_tcancel(b->orq, NULL, NULL, TAG_END());
+        }
+    }
+}
+
+/* Relays a response received on branch b upstream (without our Via). */
+static void relay(struct ptxn *t, nta_outgoing_t *orq, int status)
+{
+    msg_t *m = nta_outgoing_getresponse(orq);
+    if (!m)
+        return;
+    sip_via_remove(m, sip_object(m));
+    sip_count_response(t->s, status);
+    nta_incoming_mreply(t->irq, m);
+}
+
+/* Who ended a call that was not answered, for the call record. */
+static const char *failure_party(int status, int by_cancel)
+{
+    if (by_cancel)
+        return "caller";
+    if (status == 408 || status == 480 || status == 500 || status == 503)
+        return "sipbx";
+    return "callee";
+}
+
+/* Sends the final non-2xx answer upstream: the stored best response, or one we make. */
+static void send_final(struct ptxn *t, int status, const char *phrase, int by_cancel)
+{
+    if (t->final_sent)
+        return;
+    if (t->timer)
+        su_timer_reset(t->timer);
+    t->final_sent = status;
+    if (t->best && t->best_status == status && !nta_sip_is_internal(sip_object(t->best))) {
+        msg_t *m = t->best;
+        t->best = NULL;
+        sip_via_remove(m, sip_object(m));
+        sip_count_response(t->s, status);
+        nta_incoming_mreply(t->irq, m);
+    } else {
+        sip_count_response(t->s, status);
+        nta_incoming_treply(t->irq, status, phrase ? phrase : sip_status_phrase(status), TAG_END());
+    }
+    if (t->call) {
+        calls_failed(t->s, t->call, status, failure_party(status, by_cancel));
+        t->call = NULL;
+    }
+    /* nta keeps its own transaction state for retransmissions and the ACK. */
+    nta_incoming_bind(t->irq, NULL, NULL);
+    nta_incoming_destroy(t->irq);
+    t->irq = NULL;
+}
+
+/* RFC 3261 16.7 step 6, reduced: a 6xx wins, otherwise the lowest class, and inside 4xx
+ * a real answer from a phone beats a timeout. */
+static int better(int status, int best)
+{
+    if (!best)
+        return 1;
+    if (best >= 600)
+        return 0;
+    if (status >= 600)
+        return 1;
+    if (status / 100 != best / 100)
+        return status / 100 < best / 100;
+    return best == 408 && status != 408;
+}
+
+/* All branches ended without a 2xx: answer with the best response. */
+static void finish_failed(struct ptxn *t)
+{
+    int status = t->best_status ? t->best_status : 408;
+    const char *phrase = NULL;
+    if (t->best && nta_sip_is_internal(sip_object(t->best))) {
+        /* No phone answered at all within the transaction timers (a dead phone). */
+        status = t->method == sip_method_invite ? 480 : 408;
+        phrase = status == 480 ? "Temporarily Unavailable" : NULL;
+    } else if (status == 503) {
+        status = 500; /* RFC 3261 16.7 step 6: 503 is not relayed as is */
+    }
+    send_final(t, status, phrase, 0);
+}
+
+static void on_linger(su_root_magic_t *magic, su_timer_t *timer, void *arg)
+{
+    (void)magic;
+    (void)timer;
+    ptxn_destroy(arg);
+}
+
+static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
+{
+    struct ptxn *t = b->t;
+    int status = sip && sip->sip_status ? sip->sip_status->st_status : 408;
+
+    if (status < 200) {
+        b->status = status;
+        if (status == 100 || t->final_sent || !t->irq)
+            return 0;
+        relay(t, orq, status);
+        if (t->call && (status == 180 || status == 183))
+            calls_ringing(t->s, t->call, b->contact);
+        return 0;
+    }
+
+    if (status < 300) {
+        if (b->status < 200)
+            t->pending--;
+        b->status = status;
+        if (!t->irq)
+            return 0;
+        /* Every 2xx of an INVITE goes up, also a second fork's or a retransmission; a
+         * non-INVITE has one final answer only. */
+        if (t->method == sip_method_invite || !t->final_sent)
+            relay(t, orq, status);
+        if (!t->final_sent) {
+            t->final_sent = status;
+            cancel_branches(t);
+            if (t->call) {
+                calls_answered(t->s, t->call, b->contact);
+                t->call = NULL;
+            }
+            su_timer_reset(t->timer);
+            if (t->method == sip_method_invite)
+                su_timer_set_interval(t->timer, on_linger, t, LINGER_MS);
+        }
+        ptxn_maybe_done(t);
+        return 0;
+    }
+
+    /* A non-2xx final: nta has already ACKed it hop by hop. */
+    if (b->status < 200)
+        t->pending--;
+    b->status = status;
+    if (!t->final_sent) {
+        if (better(status, t->best_status)) {
+            if (t->best)
+                msg_destroy(t->best);
+            t->best = nta_outgoing_getresponse(orq);
+            t->best_status = status;
+        }
+        if (status >= 600)
+            cancel_branches(t);
+        if (t->pending == 0)
+            finish_failed(t);
+    }
+    ptxn_maybe_done(t);
+    return 0;
+}
+
+static void on_ring_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg)
+{
+    (void)magic;
+    (void)timer;
+    struct ptxn *t = arg;
+    if (t->final_sent)
+        return;
+    log_info("proxy: ring timeout for %s", t->call ? t->call->info.call_id : "?");
+    cancel_branches(t);
+    send_final(t, 408, NULL, 0);
+    ptxn_maybe_done(t);
+}
+
+/* CANCEL (nta has answered it with 200 already) and the end of the server transaction. */
+static int on_server_event(struct ptxn *t, nta_incoming_t *irq, sip_t const *sip)
+{
+    (void)irq;
+    if (!sip) {
+        /* nta dropped the transaction itself (timeout): nothing more can be sent upstream. */
+        t->irq = NULL;
+        if (!t->final_sent) {
+            t->final_sent = 500;
+            cancel_branches(t);
+        }
+        ptxn_maybe_done(t);
+        return 0;
+    }
+    if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && !t->final_sent) {
+        cancel_branches(t);
+        send_final(t, 487, NULL, 1);
+        ptxn_maybe_done(t);
+    }
+    return 0;
+}
+
+static struct ptxn *ptxn_create(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    struct ptxn *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->s = s;
+    t->irq = irq;
+    t->method = sip->sip_request->rq_method;
+    t->timer = su_timer_create(su_root_task(s->root), 0);
+    if (!t->timer) {
+        free(t);
+        return NULL;
+    }
+    if ((t->next = s->txns))
+        t->next->prev = &t->next;
+    t->prev = &s->txns;
+    s->txns = t;
+    nta_incoming_bind(irq, on_server_event, t);
+    return t;
+}
+
+/* Starts one client transaction towards contact via next_hop. Returns 0 or -1. */
+static int add_branch(struct ptxn *t, nta_incoming_t *irq, sip_t const *sip, const char *contact,
+                      const char *next_hop, int index, int record_route)
+{
+    struct sip *s = t->s;
+    struct branch *b = calloc(1, sizeof *b);
+    if (!b)
+        return -1;
+    b->t = t;
+    snprintf(b->contact, sizeof b->contact, "%s", contact);
+    msg_t *m = prepare_copy(s, irq, record_route);
+    if (!m) {
+        free(b);
+        return -1;
+    }
+    sip_request_t *rq =
+        sip_request_create(msg_home(m), sip->sip_request->rq_method,
+                           sip->sip_request->rq_method_name, URL_STRING_MAKE(contact), NULL);
+    char key[17], branch[64];
+    branch_key(sip, key);
+    snprintf(branch, sizeof branch, "branch=" BRANCH_PREFIX "%s.%d", key, index);
+    b->orq = rq ? nta_outgoing_mcreate(s->agent, on_response, b, URL_STRING_MAKE(next_hop), m,
+                                       SIPTAG_REQUEST(rq), NTATAG_BRANCH_KEY(branch), TAG_END())
+                : NULL;
+    if (!b->orq) {
+        msg_destroy(m); /* nta does not take the message on failure */
+        free(b);
+        return -1;
+    }
+    b->next = t->branches;
+    t->branches = b;
+    t->pending++;
+    return 0;
+}
+
+/* ---- in-dialog requests ---- */
+
+static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    int is_ack = sip->sip_request->rq_method == sip_method_ack;
+    if (!sip->sip_route || !proxy_is_us(s, sip->sip_route->r_url)) {
+        /* We record-route every dialog we carry: a request without our Route is not one. */
+        if (is_ack)
+            nta_incoming_destroy(irq);
+        else
+            sip_reply(s, irq, SIP_481_NO_TRANSACTION, TAG_END());
+        return;
+    }
+    calls_in_dialog(s, sip);
+
+    /* Next hop: the next Route if any, else the Request-URI, reached where that phone
+     * registered from when it is one of ours (NAT). */
+    sip_route_t const *next = sip->sip_route->r_next;
+    char hop[160] = "";
+    if (!next)
+        reg_next_hop(s, sip->sip_request->rq_url, hop, sizeof hop);
+
+    if (is_ack) {
+        msg_t *m = prepare_copy(s, irq, 0);
+        char key[17], branch[64];
+        branch_key(sip, key);
+        snprintf(branch, sizeof branch, "branch=" BRANCH_PREFIX "%s.0", key);
+        nta_outgoing_t *orq =
+            m ? nta_outgoing_mcreate(s->agent, NULL, NULL, hop[0] ? URL_STRING_MAKE(hop) : NULL, m,
+                                     NTATAG_BRANCH_KEY(branch), TAG_END())
+              : NULL;
+        if (!orq && m)
+            msg_destroy(m);
+        if (orq)
+            nta_outgoing_destroy(orq);
+        nta_incoming_destroy(irq);
+        return;
+    }
+
+    struct ptxn *t = ptxn_create(s, irq, sip);
+    char uri[512];
+    url_e(uri, sizeof uri, sip->sip_request->rq_url);
+    if (!t || add_branch(t, irq, sip, uri, hop[0] ? hop : uri, 0, 0) != 0) {
+        if (t) {
+            t->irq = NULL;
+            ptxn_destroy(t);
+        }
+        nta_incoming_bind(irq, NULL, NULL);
+        sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    }
+}
+
+/* ---- out-of-dialog requests ---- */
+
+static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    sip_method_t method = sip->sip_request->rq_method;
+    const struct sip_user *caller;
+    if (auth_check(s, irq, sip, 1, &caller) != AUTH_OK)
+        return;
+    const char *from_user = sip->sip_from->a_url->url_user;
+    if (!from_user || strcmp(from_user, caller->extension) != 0) {
+        sip_reply(s, irq, 403, "From does not match the credentials", TAG_END());
+        return;
+    }
+    url_t const *ruri = sip->sip_request->rq_url;
+    if (!host_is_ours(s, ruri)) {
+        sip_reply(s, irq, 403, "No route to other domains", TAG_END());
+        return;
+    }
+    const struct sip_user *callee = usercache_get(s, ruri->url_user);
+    if (!callee) {
+        sip_reply(s, irq, SIP_404_NOT_FOUND, TAG_END());
+        return;
+    }
+    struct reg_target targets[MAX_FORK];
+    size_t n = callee->enabled ? reg_targets(s, callee->extension, targets, MAX_FORK) : 0;
+    if (n == 0) {
+        sip_reply(s, irq, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
+        return;
+    }
+    if (method == sip_method_invite && !callee->call_waiting &&
+        calls_busy(s, callee->extension) > 0) {
+        sip_reply(s, irq, SIP_486_BUSY_HERE, TAG_END());
+        return;
+    }
+
+    int is_invite = method == sip_method_invite;
+    if (is_invite) {
+        sip_count_response(s, 100);
+        nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+    }
+    struct ptxn *t = ptxn_create(s, irq, sip);
+    if (!t) {
+        sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+        return;
+    }
+    int record_route = is_invite || method == sip_method_refer;
+    for (size_t i = 0; i < n; i++)
+        if (add_branch(t, irq, sip, targets[i].contact, targets[i].next_hop, (int)i,
+                       record_route) != 0)
+            log_warn("proxy: cannot forward to %s", targets[i].contact);
+    if (t->pending == 0) {
+        t->final_sent = 500;
+        nta_incoming_bind(irq, NULL, NULL);
+        t->irq = NULL;
+        ptxn_destroy(t);
+        sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+        return;
+    }
+    if (is_invite) {
+        char source[96], transport[8];
+        sip_source(irq, source, sizeof source, transport, sizeof transport);
+        t->call = calls_start(s, sip, caller, callee->extension, source);
+        if (t->call)
+            t->call->invite = t;
+        int ring = callee->ring_timeout > 0 ? callee->ring_timeout : s->cfg->ring_timeout;
+        su_timer_set_interval(t->timer, on_ring_timeout, t, (su_duration_t)ring * 1000);
+    }
+}
+
+void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    sip_method_t method = sip->sip_request->rq_method;
+    int is_ack = method == sip_method_ack;
+    if (!sip->sip_call_id || !sip->sip_cseq || !sip->sip_from || !sip->sip_to || !sip->sip_via) {
+        if (is_ack)
+            nta_incoming_destroy(irq);
+        else
+            sip_reply(s, irq, 400, "Missing mandatory header", TAG_END());
+        return;
+    }
+    if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0) {
+        if (is_ack)
+            nta_incoming_destroy(irq);
+        else
+            sip_reply(s, irq, SIP_483_TOO_MANY_HOPS, TAG_END());
+        return;
+    }
+    if (looped(sip)) {
+        log_warn("proxy: loop detected for %s %s", sip->sip_request->rq_method_name,
+                 sip->sip_call_id->i_id);
+        if (is_ack)
+            nta_incoming_destroy(irq);
+        else
+            sip_reply(s, irq, SIP_482_LOOP_DETECTED, TAG_END());
+        return;
+    }
+    if (is_ack || sip->sip_to->a_tag) {
+        forward_in_dialog(s, irq, sip);
+        return;
+    }
+    switch (method) {
+    case sip_method_invite:
+    case sip_method_message:
+    case sip_method_options:
+    case sip_method_refer:
+        route_new(s, irq, sip);
+        return;
+    case sip_method_subscribe:
+        sip_reply(s, irq, SIP_489_BAD_EVENT, SIPTAG_ALLOW_EVENTS_STR(""), TAG_END());
+        return;
+    case sip_method_bye:
+    case sip_method_info:
+    case sip_method_update:
+    case sip_method_prack:
+    case sip_method_notify:
+        sip_reply(s, irq, SIP_481_NO_TRANSACTION, TAG_END());
+        return;
+    default:
+        sip_reply(s, irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+        return;
+    }
+}
+
+void proxy_shutdown(struct sip *s)
+{
+    while (s->txns)
+        ptxn_destroy(s->txns);
+}
