@@ -18,10 +18,8 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {"serve", cli_serve},
-    {"user", cli_user},
-    {"version", cmd_version},
-    {"help", cmd_help},
+    {"serve", cli_serve},     {"user", cli_user}, {"token", cli_token},
+    {"version", cmd_version}, {"help", cmd_help},
 };
 
 static int cmd_help(int argc, char **argv)
@@ -37,6 +35,9 @@ static int cmd_help(int argc, char **argv)
            "  sipbx user list [--db FILE]\n"
            "  sipbx user del EXT [--db FILE]\n"
            "  sipbx user passwd EXT --password PW [--db FILE]\n"
+           "  sipbx token create NAME [--db FILE]   prints a new API token once\n"
+           "  sipbx token list [--db FILE]\n"
+           "  sipbx token revoke ID [--db FILE]\n"
            "  sipbx version\n"
            "'--password -' reads the password from standard input.\n");
     return 0;

@@ -11,6 +11,8 @@ struct store;
 int cli_serve(int argc, char **argv);
 /** `sipbx user add|list|del|passwd ...`. Returns the process exit status. */
 int cli_user(int argc, char **argv);
+/** `sipbx token create|list|revoke ...`. Returns the process exit status. */
+int cli_token(int argc, char **argv);
 
 /* A parsed command line: --name value / --name=value options and positional words. */
 #define CLI_MAX_ARGS 32

@@ -1,12 +1,15 @@
-/* `sipbx serve`: settings, database, writer thread, SIP side; runs until SIGINT/SIGTERM. */
+/* `sipbx serve`: settings, database, writer thread, SIP side, REST API; runs until
+ * SIGINT/SIGTERM. */
 #include "cli/cli.h"
 #include "config/config.h"
+#include "http/http.h"
 #include "sip/sip.h"
 #include "store/store.h"
 #include "util/util.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +51,55 @@ static int first_admin(struct store *st, char *out, size_t outlen)
         return -1;
     snprintf(out, outlen, "%s", pw);
     return 0;
+}
+
+/* Stopping the HTTP server waits for requests in progress, and some of them (a kick, a
+ * deleted user) wait on the SIP thread: so the SIP loop runs again while a helper thread
+ * stops HTTP and then ends the loop. */
+struct http_stop {
+    struct http *http;
+    struct sip *sip;
+    atomic_int done;
+};
+
+static int end_loop(void *arg)
+{
+    struct http_stop *hs = arg;
+    atomic_store(&hs->done, 1);
+    sip_stop(hs->sip);
+    return 0;
+}
+
+static void *stop_http(void *arg)
+{
+    struct http_stop *hs = arg;
+    http_destroy(hs->http);
+    sip_execute(hs->sip, end_loop, hs);
+    return NULL;
+}
+
+static void http_stop_with_sip(struct http *http, struct sip *sip)
+{
+    struct http_stop hs = {http, sip, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, stop_http, &hs) != 0) {
+        http_destroy(http); /* no helper: stop it here and hope nothing waits on SIP */
+        return;
+    }
+    while (!atomic_load(&hs.done))
+        sip_run(sip); /* a second signal may end a run early: run on until HTTP is down */
+    pthread_join(t, NULL);
+}
+
+/* The address to print for a listen address: the host's own for a wildcard. */
+static void show_host(const char *host, char *out, size_t outlen)
+{
+    char addr[CONFIG_STR_MAX];
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+        config_primary_address(addr, sizeof addr);
+    else
+        snprintf(addr, sizeof addr, "%s", host);
+    snprintf(out, outlen, strchr(addr, ':') ? "[%s]" : "%s", addr);
 }
 
 static int load_config(int argc, char **argv, struct config *cfg)
@@ -108,7 +160,8 @@ int cli_serve(int argc, char **argv)
     struct store *st = NULL;
     struct store_writer *w = NULL;
     struct sip *sip = NULL;
-    char err[512], domain[CONFIG_STR_MAX], admin_pw[32];
+    struct http *http = NULL;
+    char err[512], domain[CONFIG_STR_MAX], admin_pw[32], host[CONFIG_STR_MAX + 2];
     unsigned char secret[SIP_SECRET_LEN];
     int rc = 1;
 
@@ -117,11 +170,17 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
     if (cli_domain(st, cfg.domain_given ? cfg.domain : NULL, domain, sizeof domain) != 0 ||
-        load_secret(st, secret) != 0 || first_admin(st, admin_pw, sizeof admin_pw) != 0) {
+        load_secret(st, secret) != 0) {
         fprintf(stderr, "sipbx: cannot initialise database %s: %s\n", cfg.db_path,
                 store_errmsg(st));
         goto out;
     }
+    /* Calls that were up when the last run died (kill -9, power loss) were journaled
+     * when answered: close their records now. */
+    int interrupted = store_cdr_close_interrupted(st, util_now_us());
+    if (interrupted > 0)
+        log_warn("%d call record(s) left open by the previous run closed as interrupted",
+                 interrupted);
     if (store_writer_create(&w, cfg.db_path, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
@@ -130,21 +189,39 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
+    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, err, sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        goto out;
+    }
+    /* Only once both ports are bound: a password made by a start that then fails would
+     * never be shown. */
+    if (first_admin(st, admin_pw, sizeof admin_pw) != 0) {
+        fprintf(stderr, "sipbx: cannot create the admin account in %s: %s\n", cfg.db_path,
+                store_errmsg(st));
+        goto out;
+    }
 
     printf("sipbx %s: SIP on udp+tcp %s:%d, domain %s, database %s\n", SIPBX_VERSION, cfg.sip_host,
            sip_port(sip), domain, cfg.db_path);
     printf("  add a phone account:  sipbx user add 100 --password SECRET --db %s\n", cfg.db_path);
     printf("  then register it as:  100@%s (server %s, port %d)\n", domain, domain, sip_port(sip));
+    show_host(cfg.http_host, host, sizeof host);
+    printf("REST API: http://%s:%d/api/v1 (log in as %s)\n", host, http_port(http), ADMIN_USER);
     if (admin_pw[0])
         printf("  admin account created: user '%s', password '%s' (shown once, stored hashed)\n",
                ADMIN_USER, admin_pw);
     fflush(stdout);
 
     sip_run(sip);
+    http_stop_with_sip(http, sip);
+    http = NULL;
     rc = 0;
 out:
-    store_writer_destroy(w); /* commits what the SIP side queued */
+    http_destroy(http); /* only when start-up failed after it was created */
+    /* The SIP side goes first: it closes the records of calls still up and drains the
+     * message capture into the writer, which then commits everything queued. */
     sip_destroy(sip);
+    store_writer_destroy(w);
     store_close(st);
     if (rc == 0)
         log_info("stopped");

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STR, K_INT, K_ADDR_SIP, K_ADDR_HTTP, K_LOGLEVEL };
+enum kind { K_STR, K_INT, K_BOOL, K_ADDR_SIP, K_ADDR_HTTP, K_LOGLEVEL };
 
 struct key {
     const char *name; /* file key; the flag is the same with '-' for '_' */
@@ -35,6 +35,9 @@ static const struct key keys[] = {
     {"nonce_ttl", K_INT, OFF(nonce_ttl), 1, 86400},
     {"max_call_seconds", K_INT, OFF(max_call_seconds), 60, 604800},
     {"log_level", K_LOGLEVEL, OFF(log_level), 0, 3},
+    {"trace", K_BOOL, OFF(trace), 0, 1},
+    {"trace_days", K_INT, OFF(trace_days), 0, 3650},
+    {"trace_max_mb", K_INT, OFF(trace_max_mb), 0, 1000000},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -53,6 +56,9 @@ void config_defaults(struct config *c)
     c->nonce_ttl = 300;
     c->max_call_seconds = 4 * 3600;
     c->log_level = 2;
+    c->trace = 1;
+    c->trace_days = 7;
+    c->trace_max_mb = 256;
 }
 
 /* Maps "--ring-timeout", "ring-timeout" or "ring_timeout" to its table entry. */
@@ -95,10 +101,12 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, int *port)
             return -1;
         hl = (size_t)(colon - s);
     }
+    if (!isdigit((unsigned char)colon[1]) || memchr(h, ':', hl && *s != '[' ? hl : 0))
+        return -1;
     char *endp;
     errno = 0;
     long p = strtol(colon + 1, &endp, 10);
-    if (errno || *endp || colon[1] == '\0' || p < 0 || p > 65535 || hl >= hostlen)
+    if (errno || *endp || p > 65535 || hl >= hostlen)
         return -1;
     if (hl == 0) {
         snprintf(host, hostlen, "0.0.0.0");
@@ -137,6 +145,18 @@ int config_set(struct config *c, const char *name, const char *value, char *err,
             return -1;
         }
         return 0;
+    }
+    case K_BOOL: {
+        static const char *const yes[] = {"on", "yes", "true", "1"};
+        static const char *const no[] = {"off", "no", "false", "0"};
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+                *(int *)(base + k->off) = strcmp(value, yes[i]) == 0;
+                return 0;
+            }
+        }
+        snprintf(err, errlen, "%s: '%s' is not on or off", k->name, value);
+        return -1;
     }
     case K_LOGLEVEL: {
         static const char *const levels[] = {"error", "warn", "info", "debug"};

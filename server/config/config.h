@@ -22,6 +22,9 @@ struct config {
     int nonce_ttl;                 /* seconds a digest nonce stays fresh */
     int max_call_seconds;          /* a call without BYE or session timer ends after this */
     int log_level;                 /* 0 error .. 3 debug */
+    int trace;                     /* capture SIP messages for ladder traces (1 = on) */
+    int trace_days;                /* keep traces this many days (0 = no age limit) */
+    int trace_max_mb;              /* keep at most this many MiB of trace text (0 = no limit) */
     int domain_given;              /* 1 when --domain or the file named it */
 };
 

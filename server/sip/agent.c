@@ -2,6 +2,7 @@
  * table by method, the housekeeping timer, signal handling and cross-thread calls. */
 #include "sip/digest.h"
 #include "sip/sip_int.h"
+#include "sip/trace.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -269,13 +270,32 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
                  perr == EADDRINUSE ? "port in use" : strerror(perr));
         goto fail;
     }
+    char dump[64] = "";
+    if (cfg->trace) {
+        char local[300];
+        snprintf(local, sizeof local, "%s:%d", s->rr_host, cfg->sip_port);
+        int terr = trace_create(&s->trace, w, local, dump, sizeof dump);
+        if (terr) {
+            snprintf(err, errlen, "cannot start SIP message capture: %s", strerror(terr));
+            goto fail;
+        }
+        store_writer_set_retention(w, cfg->trace_days, (int64_t)cfg->trace_max_mb << 20);
+    }
+    /* Sofia's transport layer takes its dump file from TPORT_DUMP when the agent is made;
+     * no other thread reads the environment at this point of start-up. */
+    if (dump[0])
+        setenv("TPORT_DUMP", dump, 1);
+    else
+        unsetenv("TPORT_DUMP");
     errno = 0;
     s->agent =
         nta_agent_create(s->root, URL_STRING_MAKE(url), NULL, NULL, NTATAG_UA(0),
                          NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_CANCEL_487(0),
                          NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536), TAG_END());
+    int agent_errno = errno;
+    unsetenv("TPORT_DUMP");
     if (!s->agent) {
-        int e = errno;
+        int e = agent_errno;
         snprintf(err, errlen, "cannot listen for SIP on %s:%d (udp and tcp): %s", cfg->sip_host,
                  cfg->sip_port, e ? strerror(e) : "address unusable");
         goto fail;
@@ -354,12 +374,15 @@ void sip_destroy(struct sip *s)
     }
     if (s->housekeeping)
         su_timer_destroy(s->housekeeping);
+    /* Transactions and calls first (their records go to the writer), then the agent, then
+     * the capture thread, which drains what the agent wrote until it was gone. */
+    proxy_shutdown(s);
+    calls_destroy_all(s);
     if (s->leg)
         nta_leg_destroy(s->leg);
     if (s->agent)
         nta_agent_destroy(s->agent);
-    proxy_shutdown(s);
-    calls_destroy_all(s);
+    trace_destroy(s->trace);
     reg_destroy(s->reg);
     if (s->users)
         strmap_destroy(s->users, free);

@@ -71,6 +71,12 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
     const char *ha1 = u && u->ha1_valid ? u->ha1 : NULL;
     enum digest_result r =
         digest_verify(s->digest, &c, sip->sip_request->rq_method_name, ha1, util_now());
+    if (r == DIGEST_WRONG) {
+        /* Before su_home_deinit(): c.username points into the home. */
+        atomic_fetch_add_explicit(&s->auth_failures, 1, memory_order_relaxed);
+        log_info("auth: wrong credentials for '%s' from a %s request", c.username,
+                 sip->sip_request->rq_method_name);
+    }
     su_home_deinit(home);
 
     switch (r) {
@@ -86,9 +92,6 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
         challenge(s, irq, proxy, 1);
         return AUTH_ANSWERED;
     case DIGEST_WRONG:
-        atomic_fetch_add_explicit(&s->auth_failures, 1, memory_order_relaxed);
-        log_info("auth: wrong credentials for '%s' from a %s request", c.username,
-                 sip->sip_request->rq_method_name);
         challenge(s, irq, proxy, 0);
         return AUTH_ANSWERED;
     case DIGEST_MALFORMED:

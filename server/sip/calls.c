@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
 
 static const char *const hangup_names[] = {"caller", "callee", "sipbx"};
 
@@ -31,6 +32,14 @@ cJSON *sip_call_json(const struct sip_call_info *c)
     cJSON_AddNumberToObject(o, "ended_us", (double)c->ended_us);
     cJSON_AddNumberToObject(o, "final_status", c->final_status);
     cJSON_AddStringToObject(o, "hangup_by", c->hangup_by);
+    cJSON *fw = cJSON_AddArrayToObject(o, "forwards");
+    for (int i = 0; fw && i < c->nforwards; i++) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "from", c->forwards[i].from);
+        cJSON_AddStringToObject(f, "to", c->forwards[i].to);
+        cJSON_AddStringToObject(f, "reason", c->forwards[i].reason);
+        cJSON_AddItemToArray(fw, f);
+    }
     return o;
 }
 
@@ -49,6 +58,65 @@ static void publish_call(struct sip *s, const char *type, const struct call *c)
 {
     if (s->events)
         sip_publish(s, type, sip_call_json(&c->info));
+}
+
+/* Asterisk-style disposition of a call from its final status and who ended it. */
+static const char *disposition(const struct call *c)
+{
+    int st = c->info.final_status;
+    if (c->info.answered_us)
+        return "ANSWERED";
+    if (st == 486 || st == 600 || st == 603)
+        return "BUSY";
+    if (st == 487 && strcmp(c->info.hangup_by, "caller") == 0)
+        return "CANCELLED";
+    if (st == 408 || st == 480 || st == 487)
+        return "NO ANSWER";
+    return "FAILED";
+}
+
+/* Queues the call's record: open (the journal written at answer time, so a kill -9
+ * leaves a trace) or closed. */
+static void write_cdr(struct sip *s, const struct call *c, int open, int interrupted)
+{
+    struct store_cdr r;
+    memset(&r, 0, sizeof r);
+    const struct sip_call_info *i = &c->info;
+    snprintf(r.call_id, sizeof r.call_id, "%s", i->call_id);
+    snprintf(r.caller, sizeof r.caller, "%s", i->caller);
+    snprintf(r.caller_name, sizeof r.caller_name, "%s", i->caller_name);
+    snprintf(r.dialled, sizeof r.dialled, "%s", i->callee);
+    snprintf(r.answered_by, sizeof r.answered_by, "%s", c->answered_by);
+    cJSON *fw = cJSON_CreateArray();
+    for (int k = 0; fw && k < i->nforwards; k++) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "from", i->forwards[k].from);
+        cJSON_AddStringToObject(f, "to", i->forwards[k].to);
+        cJSON_AddStringToObject(f, "reason", i->forwards[k].reason);
+        cJSON_AddItemToArray(fw, f);
+    }
+    char *fws = fw ? cJSON_PrintUnformatted(fw) : NULL;
+    snprintf(r.forwards, sizeof r.forwards, "%s",
+             fws && strlen(fws) < sizeof r.forwards ? fws : "[]");
+    free(fws);
+    cJSON_Delete(fw);
+    r.start_us = i->started_us;
+    r.answer_us = i->answered_us;
+    r.end_us = open ? 0 : i->ended_us;
+    if (!open) {
+        r.duration = (i->ended_us - i->started_us) / 1000000;
+        r.billsec = i->answered_us ? (i->ended_us - i->answered_us) / 1000000 : 0;
+    }
+    snprintf(r.disposition, sizeof r.disposition, "%s", disposition(c));
+    r.status = i->final_status;
+    snprintf(r.phrase, sizeof r.phrase, "%s",
+             sip_status_phrase(i->final_status) ? sip_status_phrase(i->final_status) : "");
+    snprintf(r.hangup_by, sizeof r.hangup_by, "%s", i->hangup_by);
+    snprintf(r.user_agent, sizeof r.user_agent, "%s", i->user_agent);
+    r.open = open;
+    r.interrupted = interrupted;
+    if (store_writer_cdr(s->writer, &r) != 0)
+        log_error("cdr: out of memory, record of call %s lost", i->call_id);
 }
 
 static void set_state(struct call *c, const char *state)
@@ -110,7 +178,23 @@ void calls_ringing(struct sip *s, struct call *c, const char *contact)
     publish_call(s, "call.ringing", c);
 }
 
-void calls_answered(struct sip *s, struct call *c, const char *contact)
+void calls_forwarded(struct sip *s, struct call *c, const char *from, const char *to,
+                     const char *reason)
+{
+    struct sip_call_info *i = &c->info;
+    if (i->nforwards < SIP_MAX_FORWARDS) {
+        snprintf(i->forwards[i->nforwards].from, sizeof i->forwards[0].from, "%s", from);
+        snprintf(i->forwards[i->nforwards].to, sizeof i->forwards[0].to, "%s", to);
+        snprintf(i->forwards[i->nforwards].reason, sizeof i->forwards[0].reason, "%s", reason);
+        i->nforwards++;
+    }
+    snprintf(i->callee_contact, sizeof i->callee_contact, "%s", "");
+    i->ringing_us = 0;
+    set_state(c, "forwarded");
+    publish_call(s, "call.forwarded", c);
+}
+
+void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by)
 {
     if (c->info.answered_us)
         return; /* a second 2xx (another fork, or a retransmission) */
@@ -119,6 +203,8 @@ void calls_answered(struct sip *s, struct call *c, const char *contact)
     c->invite = NULL;
     set_state(c, "answered");
     snprintf(c->info.callee_contact, sizeof c->info.callee_contact, "%s", contact);
+    snprintf(c->answered_by, sizeof c->answered_by, "%s", answered_by);
+    write_cdr(s, c, 1, 0);
     publish_call(s, "call.answered", c);
 }
 
@@ -128,6 +214,7 @@ static void end_call(struct sip *s, struct call *c, const char *by)
     c->info.ended_us = util_now_us();
     set_state(c, "ended");
     snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", by);
+    write_cdr(s, c, 0, 0);
     publish_call(s, "call.ended", c);
     if (strmap_get(s->calls, c->info.call_id) == c)
         strmap_remove(s->calls, c->info.call_id);
@@ -210,6 +297,7 @@ static int expire_one(const char *key, void *val, void *arg)
     c->info.ended_us = util_now_us();
     set_state(c, "ended");
     snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", hangup_names[2]);
+    write_cdr(ec->s, c, 0, 0);
     publish_call(ec->s, "call.ended", c);
     free(c);
     return STRMAP_DROP;
@@ -221,10 +309,28 @@ void calls_expire(struct sip *s, int64_t mono_now)
     strmap_foreach(s->calls, expire_one, &ec);
 }
 
+/* At shutdown an answered call is still up between the phones, but its BYE will not pass
+ * here: its record is closed now, marked interrupted. */
+static int close_at_shutdown(const char *key, void *val, void *arg)
+{
+    (void)key;
+    struct call *c = val;
+    struct sip *s = arg;
+    if (c->info.answered_us) {
+        c->info.ended_us = util_now_us();
+        snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", hangup_names[2]);
+        write_cdr(s, c, 0, 1);
+    }
+    free(c);
+    return STRMAP_DROP;
+}
+
 void calls_destroy_all(struct sip *s)
 {
-    if (s->calls)
-        strmap_destroy(s->calls, free);
+    if (!s->calls)
+        return;
+    strmap_foreach(s->calls, close_at_shutdown, s);
+    strmap_destroy(s->calls, free);
     s->calls = NULL;
 }
 

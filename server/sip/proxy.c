@@ -24,9 +24,11 @@ struct branch {
     struct branch *next;
     struct ptxn *t;
     nta_outgoing_t *orq;
+    int gen;    /* the leg it belongs to: forwarding starts a new one */
     int status; /* last status received, 0 before any */
     int cancelled;
     char contact[512];
+    char target[256]; /* the extension (or URI) this device belongs to */
 };
 
 struct ptxn {
@@ -38,9 +40,19 @@ struct ptxn {
     int pending; /* branches without a final response */
     msg_t *best; /* best non-2xx final so far (a reference we own) */
     int best_status;
-    int final_sent; /* final status sent upstream, 0 while none */
-    su_timer_t *timer;
+    int final_sent;    /* final status sent upstream, 0 while none */
+    int nbranches;     /* branches started, for unique Via branches */
+    su_timer_t *timer; /* ring timeout; after a 2xx the linger time */
     struct call *call; /* initial INVITE only */
+    /* Call forwarding: each forward starts a new leg (generation) of branches. */
+    int gen;                        /* the current leg */
+    int gen_pending;                /* branches of the current leg without a final response */
+    int hops;                       /* forwards followed so far */
+    char target_ext[STORE_EXT_MAX]; /* whose devices the current leg rings ("" for a URI) */
+    char visited[SIP_MAX_FORWARDS + 1][STORE_EXT_MAX];
+    int nvisited;
+    char diversion[1024]; /* Diversion header value of the current leg (RFC 5806) */
+    su_timer_t *noanswer; /* the current target's no-answer forward rule */
 };
 
 /* ---- helpers ---- */
@@ -143,6 +155,8 @@ static void ptxn_destroy(struct ptxn *t)
     }
     if (t->timer)
         su_timer_destroy(t->timer);
+    if (t->noanswer)
+        su_timer_destroy(t->noanswer);
     if (t->irq) {
         nta_incoming_bind(t->irq, NULL, NULL);
         nta_incoming_destroy(t->irq);
@@ -173,14 +187,22 @@ static void ptxn_maybe_done(struct ptxn *t)
         ptxn_destroy(t);
 }
 
-static void cancel_branches(struct ptxn *t)
+/* CANCELs the pending INVITE branches of leg gen, or of every leg when gen < 0. */
+static void cancel_leg(struct ptxn *t, int gen)
 {
     for (struct branch *b = t->branches; b; b = b->next) {
+        if (gen >= 0 && b->gen != gen)
+            continue;
         if (b->orq && b->status < 200 && !b->cancelled && t->method == sip_method_invite) {
             b->cancelled = 1;
             nta_outgoing_tcancel(b->orq, NULL, NULL, TAG_END());
         }
     }
+}
+
+static void cancel_branches(struct ptxn *t)
+{
+    cancel_leg(t, -1);
 }
 
 /* Relays a response received on branch b upstream (without our Via). */
@@ -211,6 +233,8 @@ static void send_final(struct ptxn *t, int status, const char *phrase, int by_ca
         return;
     if (t->timer)
         su_timer_reset(t->timer);
+    if (t->noanswer)
+        su_timer_reset(t->noanswer);
     t->final_sent = status;
     if (t->best && t->best_status == status && !nta_sip_is_internal(sip_object(t->best))) {
         msg_t *m = t->best;
@@ -269,14 +293,36 @@ static void on_linger(su_root_magic_t *magic, su_timer_t *timer, void *arg)
     ptxn_destroy(arg);
 }
 
+static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_kind kind);
+
+/* The current leg ended without a 2xx: forward on busy when the target asks for it,
+ * otherwise answer the caller with the best response. */
+static void leg_failed(struct ptxn *t)
+{
+    int busy = t->best_status == 486 || t->best_status == 600 || t->best_status == 603;
+    const struct sip_user *u = busy ? usercache_get(t->s, t->target_ext) : NULL;
+    if (u) {
+        int r = forward_to(t, u, STORE_FWD_BUSY);
+        if (r == 0)
+            return; /* the forward target rings now */
+        if (r > 0 && r != 486 && r != 600 && r != 603 && r != 482) {
+            /* The forward target cannot be reached either: say so rather than busy. */
+            send_final(t, r, NULL, 0);
+            return;
+        }
+    }
+    finish_failed(t);
+}
+
 static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
 {
     struct ptxn *t = b->t;
     int status = sip && sip->sip_status ? sip->sip_status->st_status : 408;
+    int current = b->gen == t->gen;
 
     if (status < 200) {
         b->status = status;
-        if (status == 100 || t->final_sent || !t->irq)
+        if (status == 100 || t->final_sent || !t->irq || !current)
             return 0;
         relay(t, orq, status);
         if (t->call && (status == 180 || status == 183))
@@ -284,21 +330,27 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
         return 0;
     }
 
+    if (b->status < 200) {
+        t->pending--;
+        if (current)
+            t->gen_pending--;
+    }
+    b->status = status;
+
     if (status < 300) {
-        if (b->status < 200)
-            t->pending--;
-        b->status = status;
         if (!t->irq)
             return 0;
-        /* Every 2xx of an INVITE goes up, also a second fork's or a retransmission; a
-         * non-INVITE has one final answer only. */
+        /* Every 2xx of an INVITE goes up, also a second fork's or a retransmission, and
+         * one from a leg we were leaving for a forward; a non-INVITE has one answer only. */
         if (t->method == sip_method_invite || !t->final_sent)
             relay(t, orq, status);
         if (!t->final_sent) {
             t->final_sent = status;
             cancel_branches(t);
+            if (t->noanswer)
+                su_timer_reset(t->noanswer);
             if (t->call) {
-                calls_answered(t->s, t->call, b->contact);
+                calls_answered(t->s, t->call, b->contact, b->target);
                 t->call = NULL;
             }
             su_timer_reset(t->timer);
@@ -309,11 +361,9 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
         return 0;
     }
 
-    /* A non-2xx final: nta has already ACKed it hop by hop. */
-    if (b->status < 200)
-        t->pending--;
-    b->status = status;
-    if (!t->final_sent) {
+    /* A non-2xx final: nta has already ACKed it hop by hop. Finals of a leg we left for
+     * a forward (the 487 of a cancelled branch) only count as done. */
+    if (!t->final_sent && current) {
         if (better(status, t->best_status)) {
             if (t->best)
                 msg_destroy(t->best);
@@ -321,9 +371,9 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
             t->best_status = status;
         }
         if (status >= 600)
-            cancel_branches(t);
-        if (t->pending == 0)
-            finish_failed(t);
+            cancel_leg(t, t->gen);
+        if (t->gen_pending == 0)
+            leg_failed(t);
     }
     ptxn_maybe_done(t);
     return 0;
@@ -373,7 +423,12 @@ static struct ptxn *ptxn_create(struct sip *s, nta_incoming_t *irq, sip_t const 
     t->irq = irq;
     t->method = sip->sip_request->rq_method;
     t->timer = su_timer_create(su_root_task(s->root), 0);
-    if (!t->timer) {
+    t->noanswer = su_timer_create(su_root_task(s->root), 0);
+    if (!t->timer || !t->noanswer) {
+        if (t->timer)
+            su_timer_destroy(t->timer);
+        if (t->noanswer)
+            su_timer_destroy(t->noanswer);
         free(t);
         return NULL;
     }
@@ -385,28 +440,37 @@ static struct ptxn *ptxn_create(struct sip *s, nta_incoming_t *irq, sip_t const 
     return t;
 }
 
-/* Starts one client transaction towards contact via next_hop. Returns 0 or -1. */
-static int add_branch(struct ptxn *t, nta_incoming_t *irq, sip_t const *sip, const char *contact,
-                      const char *next_hop, int index, int record_route)
+/* Starts one client transaction of the current leg towards contact via next_hop (NULL:
+ * resolve contact). Returns 0 or -1. */
+static int add_branch(struct ptxn *t, const char *contact, const char *next_hop, int record_route)
 {
     struct sip *s = t->s;
     struct branch *b = calloc(1, sizeof *b);
     if (!b)
         return -1;
     b->t = t;
+    b->gen = t->gen;
     snprintf(b->contact, sizeof b->contact, "%s", contact);
-    msg_t *m = prepare_copy(s, irq, record_route);
+    snprintf(b->target, sizeof b->target, "%s", t->target_ext[0] ? t->target_ext : contact);
+    msg_t *m = prepare_copy(s, t->irq, record_route);
     if (!m) {
         free(b);
         return -1;
+    }
+    sip_t *sip = sip_object(m);
+    if (t->diversion[0]) {
+        char hdr[sizeof t->diversion + 16];
+        snprintf(hdr, sizeof hdr, "Diversion: %s\r\n", t->diversion);
+        msg_header_add_str(m, (msg_pub_t *)sip, hdr);
     }
     sip_request_t *rq =
         sip_request_create(msg_home(m), sip->sip_request->rq_method,
                            sip->sip_request->rq_method_name, URL_STRING_MAKE(contact), NULL);
     char key[17], branch[64];
     branch_key(sip, key);
-    snprintf(branch, sizeof branch, "branch=" BRANCH_PREFIX "%s.%d", key, index);
-    b->orq = rq ? nta_outgoing_mcreate(s->agent, on_response, b, URL_STRING_MAKE(next_hop), m,
+    snprintf(branch, sizeof branch, "branch=" BRANCH_PREFIX "%s.%d", key, t->nbranches);
+    b->orq = rq ? nta_outgoing_mcreate(s->agent, on_response, b,
+                                       next_hop ? URL_STRING_MAKE(next_hop) : NULL, m,
                                        SIPTAG_REQUEST(rq), NTATAG_BRANCH_KEY(branch), TAG_END())
                 : NULL;
     if (!b->orq) {
@@ -416,8 +480,145 @@ static int add_branch(struct ptxn *t, nta_incoming_t *irq, sip_t const *sip, con
     }
     b->next = t->branches;
     t->branches = b;
+    t->nbranches++;
     t->pending++;
+    t->gen_pending++;
     return 0;
+}
+
+/* ---- targets and forwarding ---- */
+
+static void on_noanswer(su_root_magic_t *magic, su_timer_t *timer, void *arg);
+
+/* True for a target written as a SIP URI rather than an extension. */
+static int is_uri(const char *target)
+{
+    return strchr(target, ':') != NULL || strchr(target, '@') != NULL;
+}
+
+/* Rings every device of target (an extension, following its unconditional and unavailable
+ * rules, or a SIP URI) as the current leg of t. Returns 0 when something rings, else the
+ * SIP status to answer the caller with. */
+static int ring_target(struct ptxn *t, const char *target)
+{
+    struct sip *s = t->s;
+    int is_invite = t->method == sip_method_invite;
+    char ext[STORE_EXT_MAX] = "";
+    if (is_uri(target)) {
+        char uri[300];
+        snprintf(uri, sizeof uri, "%s%s", strncmp(target, "sip:", 4) == 0 ? "" : "sip:", target);
+        su_home_t home[1] = {SU_HOME_INIT(home)};
+        url_t *u = url_hdup(home, (url_t const *)URL_STRING_MAKE(uri)->us_url);
+        int ours = u && u->url_user && host_is_ours(s, u);
+        if (ours)
+            snprintf(ext, sizeof ext, "%s", u->url_user);
+        su_home_deinit(home);
+        if (!ours) {
+            t->target_ext[0] = '\0';
+            return add_branch(t, uri, NULL, is_invite) == 0 ? 0 : 500;
+        }
+    } else {
+        snprintf(ext, sizeof ext, "%s", target);
+    }
+
+    const struct sip_user *u = usercache_get(s, ext);
+    if (!u)
+        return 404;
+    for (int i = 0; i < t->nvisited; i++) {
+        if (strcmp(t->visited[i], u->extension) == 0) {
+            log_warn("proxy: forwarding loop at %s for %s", u->extension,
+                     t->call ? t->call->info.call_id : "?");
+            return 482;
+        }
+    }
+    if (t->nvisited <= SIP_MAX_FORWARDS)
+        snprintf(t->visited[t->nvisited++], STORE_EXT_MAX, "%s", u->extension);
+    snprintf(t->target_ext, sizeof t->target_ext, "%s", u->extension);
+
+    int r;
+    if (is_invite && (r = forward_to(t, u, STORE_FWD_UNCONDITIONAL)) >= 0)
+        return r;
+    struct reg_target targets[MAX_FORK];
+    size_t n = u->enabled ? reg_targets(s, u->extension, targets, MAX_FORK) : 0;
+    if (n == 0) {
+        if (is_invite && (r = forward_to(t, u, STORE_FWD_UNAVAILABLE)) >= 0)
+            return r;
+        return 480;
+    }
+    if (is_invite && !u->call_waiting && calls_busy(s, u->extension) > 0) {
+        if ((r = forward_to(t, u, STORE_FWD_BUSY)) >= 0)
+            return r;
+        return 486;
+    }
+    int started = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (add_branch(t, targets[i].contact, targets[i].next_hop, is_invite) == 0)
+            started++;
+        else
+            log_warn("proxy: cannot forward to %s", targets[i].contact);
+    }
+    if (!started)
+        return 500;
+    const struct store_forward_rule *na = &u->fwd.rule[STORE_FWD_NO_ANSWER];
+    if (is_invite && na->enabled && na->target[0] && na->timeout > 0)
+        su_timer_set_interval(t->noanswer, on_noanswer, t, (su_duration_t)na->timeout * 1000);
+    return 0;
+}
+
+/* Applies u's rule of kind: a new leg rings its target. Returns -1 when u has no such rule,
+ * 0 when the target rings, else the SIP status to answer with. */
+static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_kind kind)
+{
+    static const char *const reasons[STORE_FWD_KINDS] = {"unconditional", "user-busy", "no-answer",
+                                                         "unavailable"};
+    const struct store_forward_rule *r = &u->fwd.rule[kind];
+    if (!r->enabled || !r->target[0])
+        return -1;
+    if (t->hops >= SIP_MAX_FORWARDS) {
+        log_warn("proxy: %s: more than %d forwards, stopping at %s", reasons[kind],
+                 SIP_MAX_FORWARDS, u->extension);
+        return 482;
+    }
+    t->hops++;
+    /* RFC 5806: the newest diversion comes first; an entry that does not fit is left out. */
+    char entry[400];
+    snprintf(entry, sizeof entry, "<sip:%s@%s>;reason=%s;counter=1", u->extension, t->s->domain,
+             reasons[kind]);
+    size_t el = strlen(entry), ol = strlen(t->diversion), sep = ol ? 2 : 0;
+    if (el + sep + ol < sizeof t->diversion) {
+        memmove(t->diversion + el + sep, t->diversion, ol + 1);
+        memcpy(t->diversion, entry, el);
+        memcpy(t->diversion + el, ", ", sep);
+    }
+    log_info("proxy: %s forwards to %s (%s)", u->extension, r->target, reasons[kind]);
+    if (t->call)
+        calls_forwarded(t->s, t->call, u->extension, r->target, reasons[kind]);
+    if (t->irq && !t->final_sent) {
+        sip_count_response(t->s, 181);
+        nta_incoming_treply(t->irq, SIP_181_CALL_IS_BEING_FORWARDED, TAG_END());
+    }
+    su_timer_reset(t->noanswer);
+    t->gen++;
+    t->gen_pending = 0;
+    char target[sizeof r->target];
+    snprintf(target, sizeof target, "%s", r->target); /* u may not outlive a reload */
+    return ring_target(t, target);
+}
+
+static void on_noanswer(su_root_magic_t *magic, su_timer_t *timer, void *arg)
+{
+    (void)magic;
+    (void)timer;
+    struct ptxn *t = arg;
+    const struct sip_user *u = usercache_get(t->s, t->target_ext);
+    if (t->final_sent || !u)
+        return;
+    cancel_leg(t, t->gen);
+    int r = forward_to(t, u, STORE_FWD_NO_ANSWER);
+    if (r > 0) {
+        send_final(t, r, NULL, 0);
+        ptxn_maybe_done(t);
+    }
 }
 
 /* ---- in-dialog requests ---- */
@@ -462,7 +663,7 @@ static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *s
     struct ptxn *t = ptxn_create(s, irq, sip);
     char uri[512];
     url_e(uri, sizeof uri, sip->sip_request->rq_url);
-    if (!t || add_branch(t, irq, sip, uri, hop[0] ? hop : uri, 0, 0) != 0) {
+    if (!t || add_branch(t, uri, hop[0] ? hop : NULL, 0) != 0) {
         if (t) {
             t->irq = NULL;
             ptxn_destroy(t);
@@ -476,7 +677,6 @@ static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *s
 
 static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
-    sip_method_t method = sip->sip_request->rq_method;
     const struct sip_user *caller;
     if (auth_check(s, irq, sip, 1, &caller) != AUTH_OK)
         return;
@@ -490,24 +690,12 @@ static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
         sip_reply(s, irq, 403, "No route to other domains", TAG_END());
         return;
     }
-    const struct sip_user *callee = usercache_get(s, ruri->url_user);
-    if (!callee) {
+    if (!ruri->url_user || !*ruri->url_user) {
         sip_reply(s, irq, SIP_404_NOT_FOUND, TAG_END());
         return;
     }
-    struct reg_target targets[MAX_FORK];
-    size_t n = callee->enabled ? reg_targets(s, callee->extension, targets, MAX_FORK) : 0;
-    if (n == 0) {
-        sip_reply(s, irq, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
-        return;
-    }
-    if (method == sip_method_invite && !callee->call_waiting &&
-        calls_busy(s, callee->extension) > 0) {
-        sip_reply(s, irq, SIP_486_BUSY_HERE, TAG_END());
-        return;
-    }
 
-    int is_invite = method == sip_method_invite;
+    int is_invite = sip->sip_request->rq_method == sip_method_invite;
     if (is_invite) {
         sip_count_response(s, 100);
         nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
@@ -517,27 +705,22 @@ static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
         sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
         return;
     }
-    int record_route = is_invite || method == sip_method_refer;
-    for (size_t i = 0; i < n; i++)
-        if (add_branch(t, irq, sip, targets[i].contact, targets[i].next_hop, (int)i,
-                       record_route) != 0)
-            log_warn("proxy: cannot forward to %s", targets[i].contact);
-    if (t->pending == 0) {
-        t->final_sent = 500;
-        nta_incoming_bind(irq, NULL, NULL);
-        t->irq = NULL;
-        ptxn_destroy(t);
-        sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-        return;
-    }
     if (is_invite) {
         char source[96], transport[8];
         sip_source(irq, source, sizeof source, transport, sizeof transport);
-        t->call = calls_start(s, sip, caller, callee->extension, source);
+        t->call = calls_start(s, sip, caller, ruri->url_user, source);
         if (t->call)
             t->call->invite = t;
-        int ring = callee->ring_timeout > 0 ? callee->ring_timeout : s->cfg->ring_timeout;
+        const struct sip_user *callee = usercache_get(s, ruri->url_user);
+        int ring = callee && callee->ring_timeout > 0 ? callee->ring_timeout : s->cfg->ring_timeout;
         su_timer_set_interval(t->timer, on_ring_timeout, t, (su_duration_t)ring * 1000);
+    }
+    char target[STORE_EXT_MAX];
+    snprintf(target, sizeof target, "%s", ruri->url_user);
+    int status = ring_target(t, target);
+    if (status) {
+        send_final(t, status, NULL, 0);
+        ptxn_maybe_done(t);
     }
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -20,6 +21,25 @@ struct reg {
     struct strmap *aors; /* extension -> struct binding list */
     size_t count;
 };
+
+/* Tells event subscribers (the dashboard) that ext's registrations changed. */
+static void publish(struct sip *s, const char *ext, const char *contact, const char *action)
+{
+    if (!s->events)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "extension", ext);
+    cJSON_AddStringToObject(o, "contact", contact ? contact : "");
+    cJSON_AddStringToObject(o, "action", action);
+    sip_publish(s, "registration.changed", o);
+}
+
+/* Queues the removal of one binding (or all of ext) and announces it. */
+static void persist_remove(struct sip *s, const char *ext, const char *contact, const char *why)
+{
+    store_writer_reg_remove(s->writer, ext, contact);
+    publish(s, ext, contact, why);
+}
 
 static void free_list(void *p)
 {
@@ -89,7 +109,7 @@ size_t reg_remove_user(struct sip *s, const char *ext)
     free_list(list);
     /* The database row goes by cascade when the user is deleted; removing it here as well
      * covers a kick of a user that still exists. */
-    store_writer_reg_remove(s->writer, ext, NULL);
+    persist_remove(s, ext, NULL, "removed");
     if (n)
         log_info("registrar: %zu registration(s) of %s removed", n, ext);
     return n;
@@ -110,7 +130,7 @@ static int expire_aor(const char *key, void *val, void *arg)
         if (b->r.expires_at <= ec->now) {
             *link = b->next;
             log_info("registrar: %s expired (%s)", key, b->r.contact);
-            store_writer_reg_remove(ec->s->writer, key, b->r.contact);
+            persist_remove(ec->s, key, b->r.contact, "expired");
             ec->s->reg->count--;
             free(b);
         } else {
@@ -132,11 +152,16 @@ void reg_expire(struct sip *s, int64_t now)
 
 /* ---- REGISTER ---- */
 
-/* Expiry asked for one contact: its expires param, else the Expires header, else default. */
+/* Expiry asked for one contact: its expires param, else the Expires header, else default.
+ * A malformed expires param counts as the default (RFC 3261 20.10 says 3600), never as 0,
+ * which would remove the binding. */
 static long contact_expires(struct sip *s, sip_contact_t const *m, sip_t const *sip)
 {
-    if (m && m->m_expires)
-        return strtol(m->m_expires, NULL, 10);
+    if (m && m->m_expires) {
+        char *end;
+        long e = strtol(m->m_expires, &end, 10);
+        return end != m->m_expires && *end == '\0' ? e : s->cfg->default_expires;
+    }
     if (sip->sip_expires)
         return (long)sip->sip_expires->ex_delta;
     return s->cfg->default_expires;
@@ -157,7 +182,8 @@ static int contact_uri(sip_contact_t const *m, char *out, size_t outlen)
     return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 
-/* The 200 OK: every current binding with its remaining time. */
+/* The 200 OK: every current binding with its remaining time. Bindings whose time is up
+ * but that the one-second sweep has not removed yet are no longer current. */
 static void reply_bindings(struct sip *s, nta_incoming_t *irq, const char *ext, int64_t now)
 {
     struct binding *list = strmap_get(s->reg->aors, ext);
@@ -171,8 +197,10 @@ static void reply_bindings(struct sip *s, nta_incoming_t *irq, const char *ext, 
     }
     contacts[0] = '\0';
     for (struct binding *b = list; b; b = b->next)
-        len += (size_t)snprintf(contacts + len, cap - len, "%s<%s>;expires=%lld", len ? ", " : "",
-                                b->r.contact, (long long)(b->r.expires_at - now));
+        if (b->r.expires_at > now)
+            len +=
+                (size_t)snprintf(contacts + len, cap - len, "%s<%s>;expires=%lld", len ? ", " : "",
+                                 b->r.contact, (long long)(b->r.expires_at - now));
     if (len)
         sip_reply(s, irq, SIP_200_OK, SIPTAG_CONTACT_STR(contacts), TAG_END());
     else
@@ -188,7 +216,22 @@ static void remove_all(struct sip *s, const char *ext)
         s->reg->count--;
     }
     free_list(list);
-    store_writer_reg_remove(s->writer, ext, NULL);
+    persist_remove(s, ext, NULL, "unregistered");
+}
+
+/* 400 when a Contact of a REGISTER cannot be applied: its URI does not fit, or the request
+ * is older than the one that made its binding (RFC 3261 10.3 step 7); else 0. Checked for
+ * every Contact before any is applied, so a refused request changes nothing (step 8). */
+static int contact_refused(struct sip *s, sip_contact_t const *m, const char *ext, sip_t const *sip)
+{
+    struct store_reg r; /* only for its field sizes: kept as the binding would keep them */
+    if (contact_uri(m, r.contact, sizeof r.contact) != 0)
+        return 400;
+    snprintf(r.call_id, sizeof r.call_id, "%s", sip->sip_call_id->i_id);
+    struct binding *b = find_binding(strmap_get(s->reg->aors, ext), r.contact);
+    if (b && strcmp(b->r.call_id, r.call_id) == 0 && sip->sip_cseq->cs_seq <= b->r.cseq)
+        return 400;
+    return 0;
 }
 
 /* Applies one Contact of a REGISTER: add, refresh or remove. Returns 0, or a SIP status
@@ -206,8 +249,6 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
 
     struct binding *head = strmap_get(s->reg->aors, r.extension);
     struct binding *b = find_binding(head, r.contact);
-    if (b && strcmp(b->r.call_id, r.call_id) == 0 && r.cseq <= b->r.cseq)
-        return 400; /* out of order (RFC 3261 10.3 step 7) */
 
     if (expires == 0) {
         if (!b)
@@ -224,7 +265,7 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
         log_info("registrar: %s unregistered (%s)", r.extension, b->r.contact);
         free(b);
         s->reg->count--;
-        store_writer_reg_remove(s->writer, r.extension, r.contact);
+        persist_remove(s, r.extension, r.contact, "unregistered");
         return 0;
     }
 
@@ -246,6 +287,7 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
     }
     b->r = r;
     store_writer_reg_save(s->writer, &b->r);
+    publish(s, r.extension, r.contact, r.registered_at == now ? "registered" : "refreshed");
     return 0;
 }
 
@@ -281,8 +323,13 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
         }
     }
 
-    /* Check every expiry before changing anything, so a 423 leaves all bindings alone. */
+    /* Check every Contact before changing anything, so a 400 or 423 leaves all bindings
+     * alone. */
     for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
+        if (contact_refused(s, m, user->extension, sip)) {
+            sip_reply(s, irq, 400, "Bad or out-of-order Contact", TAG_END());
+            return;
+        }
         long e = contact_expires(s, m, sip);
         if (e < 0) {
             sip_reply(s, irq, 400, "Bad expires", TAG_END());

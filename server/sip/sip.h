@@ -60,6 +60,9 @@ int sip_kick(struct sip *s, const char *ext);
 /** Publishes call and registration changes to ev (server-sent events); before sip_run. */
 void sip_set_events(struct sip *s, struct events *ev);
 
+/** How many forwards one call follows (101 -> 102 -> 103 ...) before it stops. */
+#define SIP_MAX_FORWARDS 5
+
 /** A live call as the REST API and the event stream show it. */
 struct sip_call_info {
     uint64_t id;              /* sipbx's own number for the call */
@@ -77,6 +80,12 @@ struct sip_call_info {
     int64_t ended_us;         /* BYE, final failure or cancel, or 0 */
     int final_status;         /* final SIP status of the INVITE, 0 while pending */
     char hangup_by[8];        /* caller, callee, sipbx, or "" */
+    int nforwards;            /* entries used in forwards */
+    struct {
+        char from[33];   /* the user whose rule forwarded the call */
+        char to[256];    /* the target: an extension or a SIP URI */
+        char reason[16]; /* unconditional, user-busy, no-answer, unavailable (RFC 5806) */
+    } forwards[SIP_MAX_FORWARDS];
 };
 
 /** Copies the live calls into a new array (*out, free() it); returns the count, or -1

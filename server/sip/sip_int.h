@@ -41,6 +41,7 @@ struct sip_user {
     int enabled;
     int call_waiting;
     int ring_timeout;
+    struct store_forward fwd; /* call-forward rules */
 };
 
 struct sip {
@@ -56,6 +57,7 @@ struct sip {
     struct reg *reg;
     struct store_writer *writer;
     struct events *events; /* may be NULL */
+    struct trace *trace;   /* message capture, NULL when off */
     struct strmap *calls;  /* Call-ID -> struct call */
     uint64_t next_call_id;
     struct ptxn *txns; /* proxied transactions in progress */
@@ -139,9 +141,10 @@ void proxy_shutdown(struct sip *s);
 
 struct call {
     struct sip_call_info info;
-    char from_tag[128];  /* the caller's tag: tells who sends a BYE */
-    struct ptxn *invite; /* the initial INVITE while it is pending */
-    int64_t max_end;     /* monotonic second after which a silent call is dropped */
+    char from_tag[128];    /* the caller's tag: tells who sends a BYE */
+    struct ptxn *invite;   /* the initial INVITE while it is pending */
+    char answered_by[256]; /* extension (or URI) whose device answered */
+    int64_t max_end;       /* monotonic second after which a silent call is dropped */
 };
 
 /** Opens a call for an authenticated INVITE from caller to callee. NULL on no memory. */
@@ -149,8 +152,11 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
                          const char *callee, const char *source);
 /** A 180/183 was relayed (contact: the ringing device). */
 void calls_ringing(struct sip *s, struct call *c, const char *contact);
-/** A 2xx was relayed. */
-void calls_answered(struct sip *s, struct call *c, const char *contact);
+/** The call was forwarded from user from to target for reason (RFC 5806 reason). */
+void calls_forwarded(struct sip *s, struct call *c, const char *from, const char *to,
+                     const char *reason);
+/** A 2xx was relayed from contact, a device of answered_by (extension or URI). */
+void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by);
 /** The INVITE ended without an answer (status sent to the caller); the call is removed. */
 void calls_failed(struct sip *s, struct call *c, int status, const char *by);
 /** An in-dialog request passes: BYE ends the call, a re-INVITE may hold or resume it. */

@@ -10,6 +10,7 @@
 struct load_ctx {
     struct strmap *map;
     const char *realm;
+    struct store *st;
 };
 
 static int add_user(const struct store_user *u, void *arg)
@@ -25,6 +26,10 @@ static int add_user(const struct store_user *u, void *arg)
     su->enabled = u->enabled;
     su->call_waiting = u->call_waiting;
     su->ring_timeout = u->ring_timeout;
+    if (store_forward_get(lc->st, u->extension, &su->fwd) != 0) {
+        free(su);
+        return EIO;
+    }
     if (strmap_put(lc->map, su->extension, su, NULL) != 0) {
         free(su);
         return ENOMEM;
@@ -35,7 +40,7 @@ static int add_user(const struct store_user *u, void *arg)
 /* Reads every user into a new map; NULL on failure (already logged by the store). */
 static struct strmap *load_all(struct store *st, const char *realm)
 {
-    struct load_ctx lc = {NULL, realm};
+    struct load_ctx lc = {NULL, realm, st};
     if (strmap_create(&lc.map) != 0)
         return NULL;
     if (store_user_list(st, NULL, 0, add_user, &lc) != 0) {

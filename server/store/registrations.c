@@ -29,7 +29,7 @@ int store_reg_save(struct store *st, const struct store_reg *r)
     sqlite3_bind_int64(s, 11, r->expires_at);
     int rc = store_step_done(st, s);
     /* A binding of a user deleted meanwhile violates the foreign key: nothing to keep. */
-    return rc == EEXIST ? 0 : rc;
+    return rc == ENOENT ? 0 : rc;
 }
 
 int store_reg_remove(struct store *st, const char *ext, const char *contact)

@@ -182,11 +182,23 @@ int store_step_done(struct store *st, sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    /* Constraint failures are the caller's to explain: a duplicate key, a missing parent
+     * row, a value out of range. Anything else is an I/O problem worth logging here. */
+    switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return EEXIST;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return ENOENT;
+    case SQLITE_CONSTRAINT_CHECK:
+    case SQLITE_CONSTRAINT_NOTNULL:
+        return EINVAL;
+    default:
         log_error("store: %s", sqlite3_errmsg(st->db));
-        return (rc & 0xff) == SQLITE_CONSTRAINT ? EEXIST : EIO;
+        return EIO;
     }
-    return 0;
 }
 
 int store_tx(struct store *st, int (*fn)(struct store *st, void *ctx), void *ctx)

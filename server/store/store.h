@@ -103,6 +103,100 @@ int store_reg_list(struct store *st, const char *ext, int64_t now,
 /** Deletes bindings that expired at or before now; returns the number removed or -1. */
 int store_reg_purge(struct store *st, int64_t now);
 
+/* ---- call-forward rules ---- */
+
+enum store_fwd_kind {
+    STORE_FWD_UNCONDITIONAL,
+    STORE_FWD_BUSY,
+    STORE_FWD_NO_ANSWER,
+    STORE_FWD_UNAVAILABLE,
+    STORE_FWD_KINDS
+};
+/** The kinds by enum store_fwd_kind, as the API and the database name them. */
+extern const char *const store_forward_kinds[STORE_FWD_KINDS];
+
+struct store_forward_rule {
+    int enabled;
+    char target[256]; /* an extension, or a full SIP URI */
+    int timeout;      /* no_answer only: seconds before forwarding; 0 = unset */
+};
+
+struct store_forward {
+    struct store_forward_rule rule[STORE_FWD_KINDS]; /* by enum store_fwd_kind */
+};
+
+/** Reads ext's rules (rules never set read as disabled); returns 0 or EIO. */
+int store_forward_get(struct store *st, const char *ext, struct store_forward *out);
+/** Replaces all four rules of ext in one transaction; returns 0, ENOENT (no such user) or
+ *  EIO. Validation is the caller's (the REST layer). */
+int store_forward_set(struct store *st, const char *ext, const struct store_forward *f);
+
+/* ---- call detail records ---- */
+
+struct store_cdr {
+    int64_t id;
+    char call_id[256];
+    char caller[STORE_EXT_MAX];
+    char caller_name[STORE_NAME_MAX];
+    char dialled[STORE_EXT_MAX];
+    char answered_by[256];
+    char forwards[1024];                 /* JSON array */
+    int64_t start_us, answer_us, end_us; /* 0 = unknown */
+    int64_t duration, billsec;           /* seconds */
+    char disposition[16];                /* ANSWERED, BUSY, NO ANSWER, CANCELLED, FAILED */
+    int status;
+    char phrase[64];
+    char hangup_by[8];
+    char user_agent[256];
+    int open;        /* answered and not ended yet: the kill -9 journal */
+    int interrupted; /* closed at start-up after the process died mid-call */
+};
+
+/** Inserts or updates the record keyed by (call_id, start_us); returns 0 or EIO. */
+int store_cdr_save(struct store *st, const struct store_cdr *c);
+/** Closes records left open by a process that died: ended at the last heartbeat (or at
+ *  now_us when none), marked interrupted. Returns how many, or -1. */
+int store_cdr_close_interrupted(struct store *st, int64_t now_us);
+/** Records that the writer was alive at now_us (bounds the end of interrupted calls). */
+int store_heartbeat(struct store *st, int64_t now_us);
+
+/** CDR filters; zero/empty fields do not filter. */
+struct store_cdr_filter {
+    int64_t since_us, until_us; /* start_us >= since, < until */
+    char ext[STORE_EXT_MAX];    /* caller or dialled or answered_by */
+    char disposition[16];
+    int64_t before_start_us, before_id; /* keyset cursor: rows older than this one */
+};
+/** Calls cb for matching records, newest first, at most limit (<= 0: all). Returns 0, EIO,
+ *  or what a non-zero cb returned. */
+int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit,
+                   int (*cb)(const struct store_cdr *c, void *ctx), void *ctx);
+
+/* ---- SIP message traces ---- */
+
+struct store_trace {
+    int64_t id;
+    char call_id[256];
+    int64_t time_us;
+    char direction[4]; /* in, out */
+    char transport[8];
+    char local[80], remote[80];
+    char first_line[256];
+    int retransmission;
+    char *raw; /* the message as on the wire (owned by whoever filled the struct) */
+    size_t raw_len;
+};
+
+/** Appends one message; returns 0 or EIO. */
+int store_trace_add(struct store *st, const struct store_trace *t);
+/** Calls cb for every message of call_id in capture order; returns 0, ENOENT when there is
+ *  none, EIO, or what a non-zero cb returned. raw points into SQLite's memory during cb. */
+int store_trace_list(struct store *st, const char *call_id,
+                     int (*cb)(const struct store_trace *t, void *ctx), void *ctx);
+/** Deletes messages older than oldest_us, then the oldest until at most max_bytes of text
+ *  remain. Returns the number deleted, or -1. */
+int64_t store_trace_prune(struct store *st, int64_t oldest_us, int64_t max_bytes);
+
 /* ---- admins ---- */
 
 /** Number of admin accounts, or -1 on error. */
@@ -111,6 +205,60 @@ int store_admin_count(struct store *st);
 int store_admin_set(struct store *st, const char *username, const char *password_hash);
 /** Copies the stored hash of username; returns 0, ENOENT or EIO. */
 int store_admin_hash(struct store *st, const char *username, char *out, size_t outlen);
+
+/* ---- API tokens and admin sessions (tokens.c, sessions.c) ---- */
+
+#define STORE_TOKEN_NAME_MAX 65
+#define STORE_TOKEN_PREFIX   "sipbx_"
+#define STORE_TOKEN_LEN      71 /* "sipbx_", 64 hex digits and a NUL */
+#define STORE_SESSION_ID_LEN 65 /* 64 hex digits and a NUL */
+
+struct store_token {
+    int64_t id;
+    char name[STORE_TOKEN_NAME_MAX];
+    int64_t created_at;
+    int64_t last_used_at; /* 0 = never used */
+};
+
+/** Creates an API token called name with a fresh random secret. The secret ("sipbx_" and
+ *  64 hex digits) is written to secret for the caller to show once; only its SHA-256 is
+ *  stored. The new row goes to out. Returns 0, EIO, or an errno value of the random source. */
+int store_token_create(struct store *st, const char *name, int64_t now,
+                       char secret[STORE_TOKEN_LEN], struct store_token *out);
+/** Finds the token whose secret is given (looked up by its hash, which is then compared in
+ *  constant time), fills out (may be NULL) and records now as its last use (at most once a
+ *  minute, to spare the disk). Returns 0, ENOENT for an unknown or malformed secret, or EIO. */
+int store_token_check(struct store *st, const char *secret, int64_t now, struct store_token *out);
+/** Reads one token; returns 0, ENOENT or EIO. */
+int store_token_get(struct store *st, int64_t id, struct store_token *out);
+/** Calls cb for tokens with id > after, in id order, at most limit of them (<= 0: all).
+ *  Returns 0, EIO, or what a non-zero cb returned. */
+int store_token_list(struct store *st, int64_t after, int limit,
+                     int (*cb)(const struct store_token *t, void *ctx), void *ctx);
+/** Deletes (revokes) a token; returns 0, ENOENT or EIO. */
+int store_token_delete(struct store *st, int64_t id);
+
+struct store_session {
+    char username[STORE_NAME_MAX];
+    char csrf[STORE_SESSION_ID_LEN]; /* the X-CSRF-Token value (64 hex digits) */
+    int64_t created_at;
+    int64_t expires_at;
+};
+
+/** Creates a log-in session of an admin that expires at expires_at, with a fresh random id
+ *  (the cookie value, written to id; stored only as its SHA-256) and CSRF token (in out).
+ *  Returns 0, EIO, or an errno value of the random source. */
+int store_session_create(struct store *st, const char *username, int64_t now, int64_t expires_at,
+                         char id[STORE_SESSION_ID_LEN], struct store_session *out);
+/** Reads the session whose cookie value is id; returns 0, ENOENT (unknown, or expired at
+ *  now) or EIO. */
+int store_session_get(struct store *st, const char *id, int64_t now, struct store_session *out);
+/** Moves the expiry of session id to expires_at; returns 0, ENOENT or EIO. */
+int store_session_touch(struct store *st, const char *id, int64_t expires_at);
+/** Ends session id (log-out); returns 0, ENOENT or EIO. */
+int store_session_delete(struct store *st, const char *id);
+/** Deletes sessions that expired at or before now; returns the number removed or -1. */
+int store_session_purge(struct store *st, int64_t now);
 
 /* ---- the writer thread ---- */
 
@@ -123,6 +271,13 @@ int store_writer_create(struct store_writer **out, const char *path, char *err, 
 void store_writer_destroy(struct store_writer *w);
 /** Queues a binding to save; never blocks on disk. Returns 0 or ENOMEM. */
 int store_writer_reg_save(struct store_writer *w, const struct store_reg *r);
+/** Queues a call record (insert, or update of the same call); returns 0 or ENOMEM. */
+int store_writer_cdr(struct store_writer *w, const struct store_cdr *c);
+/** Queues a trace message; takes a copy of t and its raw text. Returns 0 or ENOMEM. */
+int store_writer_trace(struct store_writer *w, const struct store_trace *t);
+/** Sets trace retention, applied by the writer once a minute (days <= 0 or max_bytes <= 0
+ *  turn that bound off). */
+void store_writer_set_retention(struct store_writer *w, int days, int64_t max_bytes);
 /** Queues removal of one binding, or all of ext when contact is NULL. Returns 0 or ENOMEM. */
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
 /** Registers fn to run on the writer thread every interval_ms with its connection, e.g.
@@ -131,6 +286,10 @@ void store_writer_set_tick(struct store_writer *w, void (*fn)(struct store *st, 
                            void *ctx, int interval_ms);
 /** Wakes the writer so the tick function runs at once (after a user change). */
 void store_writer_poke(struct store_writer *w);
+/** Like store_writer_poke, then waits until the tick function has run on what was
+ *  committed before the call (so a user change has been handed to the SIP side). Returns
+ *  0, or ETIMEDOUT after timeout_ms (no tick function set, or the writer is stopping). */
+int store_writer_poke_wait(struct store_writer *w, int timeout_ms);
 /** Rows queued and not yet committed. */
 size_t store_writer_depth(struct store_writer *w);
 

@@ -24,7 +24,8 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql);
 void store_bind_text(sqlite3_stmt *s, int idx, const char *s_val);
 /** Copies column col as text into out (empty for NULL). */
 void store_col_text(sqlite3_stmt *s, int col, char *out, size_t outlen);
-/** Runs a statement that returns no rows to completion; returns 0 or EIO (logged). */
+/** Runs a statement that returns no rows to completion; returns 0, EEXIST (unique key),
+ *  ENOENT (foreign key), EINVAL (check or not-null constraint) or EIO (logged). */
 int store_step_done(struct store *st, sqlite3_stmt *s);
 
 #endif

@@ -15,7 +15,10 @@
 struct wop {
     struct wop *next;
     int (*apply)(struct store *st, const struct wop *op);
+    void *data; /* heap payload freed with the op (trace text) */
     union {
+        struct store_cdr cdr;
+        struct store_trace trace;
         struct store_reg reg;
         struct {
             char ext[STORE_EXT_MAX];
@@ -34,10 +37,20 @@ struct store_writer {
     size_t depth;
     int stopping;
     int poked;
+    uint64_t poke_seq;    /* pokes asked for by store_writer_poke_wait */
+    uint64_t poke_served; /* the last of them a pass has answered (tick run) */
+    pthread_cond_t poke_done;
     void (*tick)(struct store *st, void *ctx);
     void *tick_ctx;
     int tick_ms;
+    int in_tick; /* the tick function runs now (set_tick waits for it) */
+    pthread_cond_t tick_done;
+    int retention_days;      /* trace retention, 0 = off */
+    int64_t retention_bytes; /* 0 = off */
 };
+
+#define HEARTBEAT_S 5  /* how stale the end of an interrupted call may be */
+#define RETENTION_S 60 /* how often trace retention runs */
 
 #define RETRY_MS     1000
 #define STOP_RETRIES 3
@@ -66,6 +79,7 @@ static void free_list(struct wop *op)
 {
     while (op) {
         struct wop *next = op->next;
+        free(op->data);
         free(op);
         op = next;
     }
@@ -77,6 +91,7 @@ static void *writer_main(void *arg)
     struct timespec next_tick;
     clock_gettime(CLOCK_MONOTONIC, &next_tick);
     int failures = 0;
+    time_t next_heartbeat = next_tick.tv_sec, next_retention = next_tick.tv_sec + RETENTION_S;
 
     pthread_mutex_lock(&w->lock);
     for (;;) {
@@ -96,6 +111,11 @@ static void *writer_main(void *arg)
         w->tail = &w->head;
         int poked = w->poked, stopping = w->stopping;
         w->poked = 0;
+        uint64_t poke_seq = w->poke_seq;
+        /* The tick is read under the lock as a whole: set_tick may change it meanwhile. */
+        void (*tick)(struct store *, void *) = w->tick;
+        void *tick_ctx = w->tick_ctx;
+        int tick_ms = w->tick_ms;
         pthread_mutex_unlock(&w->lock);
 
         if (batch) {
@@ -135,11 +155,40 @@ static void *writer_main(void *arg)
 
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (w->tick && (poked || now.tv_sec > next_tick.tv_sec ||
-                        (now.tv_sec == next_tick.tv_sec && now.tv_nsec >= next_tick.tv_nsec))) {
-            w->tick(w->st, w->tick_ctx);
+        if (tick && (poked || now.tv_sec > next_tick.tv_sec ||
+                     (now.tv_sec == next_tick.tv_sec && now.tv_nsec >= next_tick.tv_nsec))) {
+            pthread_mutex_lock(&w->lock);
+            int still = w->tick == tick; /* not replaced meanwhile */
+            w->in_tick = still;
+            pthread_mutex_unlock(&w->lock);
+            if (still)
+                tick(w->st, tick_ctx);
+            pthread_mutex_lock(&w->lock);
+            w->in_tick = 0;
+            pthread_cond_broadcast(&w->tick_done);
+            pthread_mutex_unlock(&w->lock);
             next_tick = now;
-            add_ms(&next_tick, w->tick_ms);
+            add_ms(&next_tick, tick_ms);
+        }
+        if (poke_seq != w->poke_served) {
+            /* Every poke taken before this pass has had its tick run. */
+            pthread_mutex_lock(&w->lock);
+            w->poke_served = poke_seq;
+            pthread_cond_broadcast(&w->poke_done);
+            pthread_mutex_unlock(&w->lock);
+        }
+
+        if (now.tv_sec >= next_heartbeat) {
+            store_heartbeat(w->st, util_now_us());
+            next_heartbeat = now.tv_sec + HEARTBEAT_S;
+        }
+        if (now.tv_sec >= next_retention) {
+            int days = w->retention_days;
+            int64_t oldest = days > 0 ? util_now_us() - (int64_t)days * 86400 * 1000000 : 0;
+            int64_t pruned = store_trace_prune(w->st, oldest, w->retention_bytes);
+            if (pruned > 0)
+                log_info("store: trace retention removed %lld message(s)", (long long)pruned);
+            next_retention = now.tv_sec + RETENTION_S;
         }
 
         pthread_mutex_lock(&w->lock);
@@ -169,6 +218,8 @@ int store_writer_create(struct store_writer **out, const char *path, char *err, 
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->wake, &ca);
+    pthread_cond_init(&w->tick_done, NULL);
+    pthread_cond_init(&w->poke_done, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         snprintf(err, errlen, "cannot start the writer thread");
@@ -191,6 +242,8 @@ void store_writer_destroy(struct store_writer *w)
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->tick_done);
+    pthread_cond_destroy(&w->poke_done);
     store_close(w->st);
     free(w);
 }
@@ -217,9 +270,55 @@ static int apply_reg_remove(struct store *st, const struct wop *op)
     return store_reg_remove(st, op->u.rm.ext, op->u.rm.all ? NULL : op->u.rm.contact);
 }
 
+static int apply_cdr(struct store *st, const struct wop *op)
+{
+    return store_cdr_save(st, &op->u.cdr);
+}
+
+static int apply_trace(struct store *st, const struct wop *op)
+{
+    return store_trace_add(st, &op->u.trace);
+}
+
+int store_writer_cdr(struct store_writer *w, const struct store_cdr *c)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    if (!op)
+        return ENOMEM;
+    op->apply = apply_cdr;
+    op->u.cdr = *c;
+    return enqueue(w, op);
+}
+
+int store_writer_trace(struct store_writer *w, const struct store_trace *t)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    char *raw = malloc(t->raw_len + 1);
+    if (!op || !raw) {
+        free(op);
+        free(raw);
+        return ENOMEM;
+    }
+    memcpy(raw, t->raw, t->raw_len);
+    raw[t->raw_len] = '\0';
+    op->apply = apply_trace;
+    op->u.trace = *t;
+    op->u.trace.raw = raw;
+    op->data = raw;
+    return enqueue(w, op);
+}
+
+void store_writer_set_retention(struct store_writer *w, int days, int64_t max_bytes)
+{
+    pthread_mutex_lock(&w->lock);
+    w->retention_days = days;
+    w->retention_bytes = max_bytes;
+    pthread_mutex_unlock(&w->lock);
+}
+
 int store_writer_reg_save(struct store_writer *w, const struct store_reg *r)
 {
-    struct wop *op = malloc(sizeof *op);
+    struct wop *op = calloc(1, sizeof *op);
     if (!op)
         return ENOMEM;
     op->apply = apply_reg_save;
@@ -244,6 +343,9 @@ void store_writer_set_tick(struct store_writer *w, void (*fn)(struct store *st, 
                            void *ctx, int interval_ms)
 {
     pthread_mutex_lock(&w->lock);
+    /* Once this returns the old function is not running and will not run again. */
+    while (w->in_tick)
+        pthread_cond_wait(&w->tick_done, &w->lock);
     w->tick = fn;
     w->tick_ctx = ctx;
     w->tick_ms = interval_ms;
@@ -258,6 +360,23 @@ void store_writer_poke(struct store_writer *w)
     w->poked = 1;
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
+}
+
+int store_writer_poke_wait(struct store_writer *w, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    add_ms(&until, timeout_ms);
+    pthread_mutex_lock(&w->lock);
+    uint64_t seq = ++w->poke_seq;
+    w->poked = 1;
+    pthread_cond_signal(&w->wake);
+    while (w->poke_served < seq && !w->stopping)
+        if (pthread_cond_timedwait(&w->poke_done, &w->lock, &until) == ETIMEDOUT)
+            break;
+    int done = w->poke_served >= seq;
+    pthread_mutex_unlock(&w->lock);
+    return done ? 0 : ETIMEDOUT;
 }
 
 size_t store_writer_depth(struct store_writer *w)

@@ -1,4 +1,4 @@
-/* Small shared helpers: logging, randomness, hex, time and a string-keyed hash map. */
+/* Small shared helpers: logging, randomness, hex, SHA-256, time and a string-keyed hash map. */
 #ifndef SIPBX_UTIL_H
 #define SIPBX_UTIL_H
 
@@ -34,6 +34,11 @@ int util_ct_compare(const void *a, const void *b, size_t len);
 /** True when s is a valid SIP user part we accept for an extension: 1-32 characters of
  *  letters, digits and -_.!~*'+ (RFC 3261 unreserved plus '+'), not starting with '-'. */
 int util_valid_extension(const char *s);
+
+/** SHA-256 of len bytes of data into out. */
+void util_sha256(const void *data, size_t len, unsigned char out[32]);
+/** Lowercase hex SHA-256 of the string s (64 digits and a NUL) into out. */
+void util_sha256_hex(char out[65], const char *s);
 
 /** Hashes a password with crypt(3) yescrypt into out; returns 0 or an errno value. */
 int util_password_hash(const char *password, char *out, size_t outlen);

@@ -1,0 +1,164 @@
+/* Private to the http module: the server state, the request being answered, the route
+ * handlers (one file per resource) and the helpers they share for JSON, errors, query
+ * parameters and authentication. */
+#ifndef SIPBX_HTTP_INT_H
+#define SIPBX_HTTP_INT_H
+
+#include "http/http.h"
+#include "store/store.h"
+
+#include <cJSON.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define HTTP_BODY_MAX    (64 * 1024) /* larger request bodies get 413 */
+#define HTTP_POOL_MAX    8           /* idle database connections kept for reuse */
+#define HTTP_MAX_HEADERS 6           /* extra response headers per reply */
+#define HTTP_PARAM_MAX   256         /* the {ext}/{id} part of a path */
+
+#define HTTP_SESSION_COOKIE "sipbx_session"
+#define HTTP_SESSION_IDLE   3600        /* a session unused this long ends (seconds) */
+#define HTTP_SESSION_MAX    (12 * 3600) /* and any session ends this long after log-in */
+
+struct throttle;
+
+struct http {
+    struct MHD_Daemon *mhd;
+    int port;
+    char db_path[256];
+    char domain[256];
+    struct sip *sip;
+    struct store_writer *writer;
+    pthread_mutex_t pool_lock;
+    struct store *pool[HTTP_POOL_MAX]; /* idle connections; a request borrows one */
+    int npool;
+    struct throttle *throttle;       /* failed log-ins by address */
+    char dummy_hash[256];            /* verified against for unknown admins, to even out timing */
+    _Atomic uint64_t responses[600]; /* answered requests by status code */
+};
+
+enum http_auth_kind { HTTP_AUTH_NONE, HTTP_AUTH_TOKEN, HTTP_AUTH_SESSION };
+
+/* One request and the reply being built for it. Handlers fill the reply through
+ * http_json(), http_error() and friends; the server queues it once, counts it, and frees
+ * it. */
+struct http_req {
+    struct http *h;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    char param[HTTP_PARAM_MAX]; /* the wildcard segment of the route, unescaped */
+    const char *body;           /* request body (not NUL-terminated), or NULL */
+    size_t body_len;
+    struct store *st; /* this request's database connection */
+    char client[64];  /* source address, for throttling and logs */
+
+    enum http_auth_kind auth;
+    struct store_token token;              /* when auth is HTTP_AUTH_TOKEN */
+    char session_id[STORE_SESSION_ID_LEN]; /* when auth is HTTP_AUTH_SESSION */
+    struct store_session session;
+
+    int status;  /* 0 until a reply is set */
+    char *reply; /* malloc'd, owned by the request until queued */
+    size_t reply_len;
+    const char *content_type;
+    int nheaders;
+    struct {
+        char name[32];
+        char value[512];
+    } headers[HTTP_MAX_HEADERS];
+};
+
+/* ---- routes.c ---- */
+
+/** Finds the route of r's method and path and runs it (authenticating first unless the
+ *  route is public); unknown paths get 404 and known paths with another method 405. */
+void http_route(struct http_req *r);
+
+/* ---- reply.c: replies, JSON fields and query parameters ---- */
+
+/** Sets a JSON reply; takes body (freed here). */
+void http_json(struct http_req *r, int status, cJSON *body);
+/** Sets an error reply {"error":{"code":code,"message":...}}. */
+void http_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/** Sets a 500 reply for a failed store call (whose details the store already logged). */
+void http_store_error(struct http_req *r);
+/** Sets an empty reply, e.g. 204. */
+void http_empty(struct http_req *r, int status);
+/** Sets a reply of content type ctype; takes text (malloc'd, freed here). */
+void http_text(struct http_req *r, int status, const char *ctype, char *text, size_t len);
+/** Adds a response header (name and value are copied). */
+void http_header(struct http_req *r, const char *name, const char *value);
+/** Returns the value of request header name (case-insensitive), or NULL. */
+const char *http_req_header(struct http_req *r, const char *name);
+/** Returns query parameter name, or NULL. */
+const char *http_query(struct http_req *r, const char *name);
+
+/** Parses the body as a JSON object whose keys are all in allowed (NULL-terminated).
+ *  Returns a new object for the caller to cJSON_Delete, or NULL after setting the error
+ *  reply (415 when not sent as application/json, 400 for bad JSON, 422 for unknown
+ *  fields). */
+cJSON *http_body_object(struct http_req *r, const char *const *allowed);
+
+/* Field readers: 1 when present and valid (value in *out), 0 when absent (and not
+ * required), -1 after setting a 422 reply naming the field. */
+
+/** A string of 1..maxlen bytes (0..maxlen when empty_ok) without control characters. */
+int http_field_string(struct http_req *r, const cJSON *obj, const char *name, int required,
+                      size_t maxlen, int empty_ok, const char **out);
+/** A JSON true or false. */
+int http_field_bool(struct http_req *r, const cJSON *obj, const char *name, int *out);
+/** An integer in lo..hi, or null (when null_ok; *out is then 0). */
+int http_field_int(struct http_req *r, const cJSON *obj, const char *name, int lo, int hi,
+                   int null_ok, int *out);
+
+/** Reads ?limit= (1..500, default 100) and ?cursor=; returns 0, or -1 after a 400 reply. */
+int http_page_params(struct http_req *r, int *limit, const char **cursor);
+/** Wraps a list page: {"items":items,"next_cursor":next or null}; takes items. */
+cJSON *http_page(cJSON *items, const char *next);
+/** Adds key = the time t as "YYYY-MM-DDTHH:MM:SSZ" (UTC), or null when t is 0. */
+void http_add_time(cJSON *obj, const char *key, int64_t t);
+/** Hex-encodes a string into an opaque cursor (out holds 2*strlen(s)+1 bytes). */
+void http_cursor_encode(char *out, size_t outlen, const char *s);
+/** Decodes a cursor made by http_cursor_encode; returns 0 or -1 when malformed. */
+int http_cursor_decode(char *out, size_t outlen, const char *cursor);
+
+/* ---- auth.c: tokens, sessions, CSRF and log-in throttling ---- */
+
+/** Authenticates r by Bearer token or session cookie (with the CSRF header on state-changing
+ *  methods). Returns 0, or -1 after setting a 401/403 reply. */
+int http_authenticate(struct http_req *r);
+/** Creates the throttle table; returns 0 or ENOMEM. */
+int http_throttle_create(struct throttle **out);
+/** Frees the throttle table. */
+void http_throttle_destroy(struct throttle *t);
+/** Seconds addr must still wait before trying to log in again, or 0 when it may. */
+int http_throttle_blocked(struct throttle *t, const char *addr);
+/** Records a failed log-in from addr; returns how many milliseconds to hold the answer. */
+int http_throttle_failed(struct throttle *t, const char *addr);
+/** Forgets the failures of addr after a good log-in. */
+void http_throttle_succeeded(struct throttle *t, const char *addr);
+
+/* ---- route handlers, one file per resource (their paths are in the table of routes.c);
+ * each sets exactly one reply on r ---- */
+
+void api_health_get(struct http_req *r);
+void api_session_get(struct http_req *r);
+void api_session_create(struct http_req *r);
+void api_session_delete(struct http_req *r);
+void api_users_list(struct http_req *r);
+void api_users_create(struct http_req *r);
+void api_users_get(struct http_req *r);
+void api_users_patch(struct http_req *r);
+void api_users_delete(struct http_req *r);
+void api_registrations_list(struct http_req *r);
+void api_registrations_delete(struct http_req *r);
+void api_tokens_list(struct http_req *r);
+void api_tokens_create(struct http_req *r);
+void api_tokens_delete(struct http_req *r);
+void api_metrics_get(struct http_req *r);
+
+#endif

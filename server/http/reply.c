@@ -1,0 +1,304 @@
+/* Building replies (JSON, errors, text) and reading requests (JSON bodies, typed fields,
+ * query parameters, pagination). Every error reply has the one shape
+ * {"error":{"code":"...","message":"..."}} and is made here. */
+#include "http/http_int.h"
+#include "util/util.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define PAGE_DEFAULT 100
+#define PAGE_MAX     500
+
+static void set_reply(struct http_req *r, int status, const char *ctype, char *text, size_t len)
+{
+    free(r->reply); /* a later reply replaces an earlier one */
+    r->status = status;
+    r->content_type = ctype;
+    r->reply = text;
+    r->reply_len = len;
+}
+
+void http_text(struct http_req *r, int status, const char *ctype, char *text, size_t len)
+{
+    set_reply(r, status, ctype, text, len);
+}
+
+void http_json(struct http_req *r, int status, cJSON *body)
+{
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (text) {
+        /* A final newline, so curl output ends its line in a terminal. */
+        size_t n = strlen(text);
+        char *t = realloc(text, n + 2);
+        if (t) {
+            t[n] = '\n';
+            t[n + 1] = '\0';
+            text = t;
+        }
+    }
+    if (!text) {
+        /* Out of memory: a fixed body that needs no allocation but the copy. */
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        text = strdup(oom);
+        status = 500;
+    }
+    set_reply(r, status, "application/json", text, text ? strlen(text) : 0);
+}
+
+void http_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *root = cJSON_CreateObject(), *err = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(err, "code", code);
+    cJSON_AddStringToObject(err, "message", msg);
+    http_json(r, status, root);
+}
+
+void http_store_error(struct http_req *r)
+{
+    http_error(r, 500, "internal", "database error (see the server log)");
+}
+
+void http_empty(struct http_req *r, int status)
+{
+    set_reply(r, status, NULL, NULL, 0);
+}
+
+void http_header(struct http_req *r, const char *name, const char *value)
+{
+    if (r->nheaders == HTTP_MAX_HEADERS)
+        return;
+    snprintf(r->headers[r->nheaders].name, sizeof r->headers[0].name, "%s", name);
+    snprintf(r->headers[r->nheaders].value, sizeof r->headers[0].value, "%s", value);
+    r->nheaders++;
+}
+
+const char *http_req_header(struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* True when the Content-Type names JSON (parameters such as charset allowed). */
+static int is_json(const char *ctype)
+{
+    if (!ctype)
+        return 0;
+    while (*ctype == ' ')
+        ctype++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ctype, "application/json", n) == 0 &&
+           (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+cJSON *http_body_object(struct http_req *r, const char *const *allowed)
+{
+    /* Demanding application/json also keeps plain HTML forms of other sites out: a browser
+     * only sends that type cross-site after a CORS preflight, which sipbx never grants. */
+    if (!is_json(http_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        http_error(r, 415, "unsupported_media_type",
+                   "send the body as JSON with 'Content-Type: application/json'");
+        return NULL;
+    }
+    if (!r->body || r->body_len == 0) {
+        http_error(r, 400, "invalid_json", "the request body is empty: expected a JSON object");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *obj = cJSON_ParseWithLengthOpts(r->body, r->body_len, &end, 0);
+    if (obj) {
+        /* Only white space may follow the value. */
+        while (end && end < r->body + r->body_len && isspace((unsigned char)*end))
+            end++;
+        if (end && end < r->body + r->body_len && *end != '\0') {
+            cJSON_Delete(obj);
+            obj = NULL;
+        }
+    }
+    if (!obj) {
+        http_error(r, 400, "invalid_json", "the request body is not valid JSON");
+        return NULL;
+    }
+    if (!cJSON_IsObject(obj)) {
+        cJSON_Delete(obj);
+        http_error(r, 400, "invalid_json", "the request body must be a JSON object");
+        return NULL;
+    }
+    for (const cJSON *f = obj->child; f; f = f->next) {
+        for (const cJSON *g = obj->child; g != f; g = g->next)
+            if (strcmp(g->string, f->string) == 0) {
+                http_error(r, 400, "invalid_json", "%s: given twice", f->string);
+                cJSON_Delete(obj);
+                return NULL;
+            }
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, f->string) != 0)
+            a++;
+        if (!*a) {
+            http_error(r, 422, "unknown_field", "%s: unknown field", f->string);
+            cJSON_Delete(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+static const cJSON *field(const cJSON *obj, const char *name)
+{
+    /* Case-sensitive: "Password" is not "password". */
+    return cJSON_GetObjectItemCaseSensitive(obj, name);
+}
+
+int http_field_string(struct http_req *r, const cJSON *obj, const char *name, int required,
+                      size_t maxlen, int empty_ok, const char **out)
+{
+    const cJSON *f = field(obj, name);
+    if (!f) {
+        if (required) {
+            http_error(r, 422, "missing_field", "%s: required", name);
+            return -1;
+        }
+        return 0;
+    }
+    if (!cJSON_IsString(f) || !f->valuestring) {
+        http_error(r, 422, "invalid_field", "%s: must be a string", name);
+        return -1;
+    }
+    const char *s = f->valuestring;
+    size_t n = strlen(s);
+    if (n == 0 && !empty_ok) {
+        http_error(r, 422, "invalid_field", "%s: must not be empty", name);
+        return -1;
+    }
+    if (n > maxlen) {
+        http_error(r, 422, "invalid_field", "%s: longer than %zu bytes", name, maxlen);
+        return -1;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            http_error(r, 422, "invalid_field", "%s: must not contain control characters", name);
+            return -1;
+        }
+    *out = s;
+    return 1;
+}
+
+int http_field_bool(struct http_req *r, const cJSON *obj, const char *name, int *out)
+{
+    const cJSON *f = field(obj, name);
+    if (!f)
+        return 0;
+    if (!cJSON_IsBool(f)) {
+        http_error(r, 422, "invalid_field", "%s: must be true or false", name);
+        return -1;
+    }
+    *out = cJSON_IsTrue(f) ? 1 : 0;
+    return 1;
+}
+
+int http_field_int(struct http_req *r, const cJSON *obj, const char *name, int lo, int hi,
+                   int null_ok, int *out)
+{
+    const cJSON *f = field(obj, name);
+    if (!f)
+        return 0;
+    if (null_ok && cJSON_IsNull(f)) {
+        *out = 0;
+        return 1;
+    }
+    double v = cJSON_IsNumber(f) ? f->valuedouble : 0;
+    /* Range first: converting a huge double to an integer type is undefined. */
+    if (!cJSON_IsNumber(f) || !(v >= lo && v <= hi) || v != (double)(int)v) {
+        http_error(r, 422, "invalid_field", "%s: must be an integer from %d to %d%s", name, lo, hi,
+                   null_ok ? ", or null" : "");
+        return -1;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+int http_page_params(struct http_req *r, int *limit, const char **cursor)
+{
+    const char *l = http_query(r, "limit");
+    *limit = PAGE_DEFAULT;
+    if (l) {
+        char *end;
+        long v = strtol(l, &end, 10);
+        if (!*l || *end || v < 1 || v > PAGE_MAX) {
+            http_error(r, 400, "invalid_parameter", "limit: must be an integer from 1 to %d",
+                       PAGE_MAX);
+            return -1;
+        }
+        *limit = (int)v;
+    }
+    *cursor = http_query(r, "cursor");
+    if (*cursor && !**cursor)
+        *cursor = NULL;
+    return 0;
+}
+
+cJSON *http_page(cJSON *items, const char *next)
+{
+    cJSON *page = cJSON_CreateObject();
+    cJSON_AddItemToObject(page, "items", items);
+    if (next)
+        cJSON_AddStringToObject(page, "next_cursor", next);
+    else
+        cJSON_AddNullToObject(page, "next_cursor");
+    return page;
+}
+
+void http_add_time(cJSON *obj, const char *key, int64_t t)
+{
+    if (t == 0) {
+        cJSON_AddNullToObject(obj, key);
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    char buf[32];
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddStringToObject(obj, key, buf);
+}
+
+void http_cursor_encode(char *out, size_t outlen, const char *s)
+{
+    size_t n = strlen(s);
+    if (2 * n + 1 > outlen)
+        n = (outlen - 1) / 2;
+    util_hex(out, s, n);
+}
+
+int http_cursor_decode(char *out, size_t outlen, const char *cursor)
+{
+    size_t n = strlen(cursor);
+    if (n % 2 || n / 2 + 1 > outlen)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (!isxdigit((unsigned char)cursor[2 * i]) ||
+            !isxdigit((unsigned char)cursor[2 * i + 1]) || sscanf(cursor + 2 * i, "%2x", &v) != 1 ||
+            v == 0)
+            return -1;
+        out[i] = (char)v;
+    }
+    out[n / 2] = '\0';
+    return 0;
+}

@@ -1,0 +1,96 @@
+/* The route table: method and path pattern to handler, ending in the 404 entry. A path
+ * that matches with another method gets 405 with the Allow header. */
+#include "http/http_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void not_found(struct http_req *r)
+{
+    http_error(r, 404, "not_found", "no such endpoint: %s", r->path);
+}
+
+enum route_flags {
+    ROUTE_PUBLIC = 1, /* no token or session needed */
+};
+
+/* A pattern is a literal path where "*" stands for one non-empty segment (copied to
+ * r->param). */
+static const struct route {
+    const char *method;
+    const char *pattern;
+    void (*handle)(struct http_req *r);
+    int flags;
+} routes[] = {
+    {"GET", "/api/v1/health", api_health_get, ROUTE_PUBLIC},
+    {"GET", "/api/v1/session", api_session_get, 0},
+    {"POST", "/api/v1/session", api_session_create, ROUTE_PUBLIC},
+    {"DELETE", "/api/v1/session", api_session_delete, 0},
+    {"GET", "/api/v1/users", api_users_list, 0},
+    {"POST", "/api/v1/users", api_users_create, 0},
+    {"GET", "/api/v1/users/*", api_users_get, 0},
+    {"PATCH", "/api/v1/users/*", api_users_patch, 0},
+    {"DELETE", "/api/v1/users/*", api_users_delete, 0},
+    {"GET", "/api/v1/registrations", api_registrations_list, 0},
+    {"DELETE", "/api/v1/registrations/*", api_registrations_delete, 0},
+    {"GET", "/api/v1/tokens", api_tokens_list, 0},
+    {"POST", "/api/v1/tokens", api_tokens_create, 0},
+    {"DELETE", "/api/v1/tokens/*", api_tokens_delete, 0},
+    {"GET", "/metrics", api_metrics_get, 0},
+    {NULL, NULL, not_found, ROUTE_PUBLIC}, /* anything else */
+};
+
+/* True when path matches pattern; the segment matched by "*" goes to param. */
+static int match(const char *pattern, const char *path, char *param, size_t paramlen)
+{
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= paramlen)
+                return 0;
+            memcpy(param, path, n);
+            param[n] = '\0';
+            path += n;
+            pattern++;
+            continue;
+        }
+        if (*pattern++ != *path++)
+            return 0;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+/* HEAD is answered like GET (microhttpd leaves the body out). */
+static int same_method(const char *route, const char *asked)
+{
+    return strcmp(route, asked) == 0 || (strcmp(route, "GET") == 0 && strcmp(asked, "HEAD") == 0);
+}
+
+void http_route(struct http_req *r)
+{
+    const struct route *rt = routes, *found = NULL;
+    char allow[128] = "";
+    for (; rt->pattern; rt++) {
+        if (!match(rt->pattern, r->path, r->param, sizeof r->param))
+            continue;
+        if (same_method(rt->method, r->method)) {
+            found = rt;
+            break;
+        }
+        size_t n = strlen(allow);
+        snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", rt->method);
+    }
+    if (!found && allow[0]) {
+        http_header(r, "Allow", allow);
+        http_error(r, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", r->method,
+                   r->path, allow);
+        return;
+    }
+    if (!found) {
+        r->param[0] = '\0';
+        found = rt; /* the 404 entry */
+    }
+    if (!(found->flags & ROUTE_PUBLIC) && http_authenticate(r) != 0)
+        return;
+    found->handle(r);
+}

@@ -1,0 +1,110 @@
+/* /api/v1/session: admin log-in and log-out for the dashboard. A log-in sets an HttpOnly,
+ * SameSite=Strict cookie and returns the CSRF token that state-changing requests made with
+ * that cookie must send in X-CSRF-Token. */
+#include "http/http_int.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static cJSON *session_json(const struct http_req *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (r->auth == HTTP_AUTH_TOKEN) {
+        cJSON_AddStringToObject(o, "auth", "token");
+        cJSON_AddNumberToObject(o, "token_id", (double)r->token.id);
+        cJSON_AddStringToObject(o, "token_name", r->token.name);
+        return o;
+    }
+    cJSON_AddStringToObject(o, "auth", "session");
+    cJSON_AddStringToObject(o, "username", r->session.username);
+    cJSON_AddStringToObject(o, "csrf_token", r->session.csrf);
+    http_add_time(o, "expires_at", r->session.expires_at);
+    return o;
+}
+
+void api_session_get(struct http_req *r)
+{
+    http_json(r, 200, session_json(r));
+}
+
+void api_session_create(struct http_req *r)
+{
+    static const char *const fields[] = {"username", "password", NULL};
+    int wait = http_throttle_blocked(r->h->throttle, r->client);
+    if (wait > 0) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", wait);
+        http_header(r, "Retry-After", secs);
+        http_error(r, 429, "too_many_attempts",
+                   "too many failed log-ins from %s: try again in %d seconds", r->client, wait);
+        return;
+    }
+    cJSON *body = http_body_object(r, fields);
+    if (!body)
+        return;
+    const char *user = NULL, *pw = NULL;
+    if (http_field_string(r, body, "username", 1, STORE_NAME_MAX - 1, 0, &user) < 0 ||
+        http_field_string(r, body, "password", 1, 1024, 0, &pw) < 0) {
+        cJSON_Delete(body);
+        return;
+    }
+    char hash[256];
+    int rc = store_admin_hash(r->st, user, hash, sizeof hash);
+    if (rc != 0 && rc != ENOENT) {
+        cJSON_Delete(body);
+        http_store_error(r);
+        return;
+    }
+    /* An unknown name costs the same hashing work as a wrong password. */
+    int ok = util_password_verify(pw, rc == 0 ? hash : r->h->dummy_hash) && rc == 0;
+    if (!ok) {
+        log_warn("http: failed log-in as '%s' from %s", user, r->client);
+        cJSON_Delete(body);
+        sleep_ms(http_throttle_failed(r->h->throttle, r->client));
+        http_error(r, 401, "invalid_credentials", "wrong username or password");
+        return;
+    }
+    http_throttle_succeeded(r->h->throttle, r->client);
+
+    int64_t now = util_now();
+    store_session_purge(r->st, now);
+    rc =
+        store_session_create(r->st, user, now, now + HTTP_SESSION_IDLE, r->session_id, &r->session);
+    cJSON_Delete(body);
+    if (rc != 0) {
+        http_store_error(r);
+        return;
+    }
+    r->auth = HTTP_AUTH_SESSION;
+    char cookie[256];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d",
+             HTTP_SESSION_COOKIE, r->session_id, HTTP_SESSION_MAX);
+    http_header(r, "Set-Cookie", cookie);
+    log_info("http: %s logged in from %s", r->session.username, r->client);
+    http_json(r, 200, session_json(r));
+}
+
+void api_session_delete(struct http_req *r)
+{
+    if (r->auth == HTTP_AUTH_SESSION) {
+        int rc = store_session_delete(r->st, r->session_id);
+        if (rc != 0 && rc != ENOENT) {
+            http_store_error(r);
+            return;
+        }
+    }
+    char cookie[128];
+    snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+             HTTP_SESSION_COOKIE);
+    http_header(r, "Set-Cookie", cookie);
+    http_empty(r, 204);
+}

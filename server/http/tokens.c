@@ -1,0 +1,124 @@
+/* /api/v1/tokens: API tokens for scripts. The secret is shown once, in the answer to the
+ * POST that creates it; the database keeps only its SHA-256. */
+#include "http/http_int.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cJSON *token_json(const struct store_token *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)t->id);
+    cJSON_AddStringToObject(o, "name", t->name);
+    http_add_time(o, "created_at", t->created_at);
+    http_add_time(o, "last_used_at", t->last_used_at);
+    return o;
+}
+
+/* Parses a positive decimal id; 0 when s is not one. */
+static int64_t parse_id(const char *s)
+{
+    if (!*s || strlen(s) > 18)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return strtoll(s, NULL, 10);
+}
+
+struct list_ctx {
+    cJSON *items;
+    int limit, n, more;
+    const char *name; /* only tokens of this name, or NULL */
+    int64_t last;
+};
+
+static int list_one(const struct store_token *t, void *arg)
+{
+    struct list_ctx *lc = arg;
+    if (lc->name && strcmp(t->name, lc->name) != 0)
+        return 0;
+    if (lc->n == lc->limit) {
+        lc->more = 1;
+        return -1; /* stop: the page is full */
+    }
+    cJSON_AddItemToArray(lc->items, token_json(t));
+    lc->n++;
+    lc->last = t->id;
+    return 0;
+}
+
+void api_tokens_list(struct http_req *r)
+{
+    struct list_ctx lc;
+    const char *cursor;
+    memset(&lc, 0, sizeof lc);
+    if (http_page_params(r, &lc.limit, &cursor) != 0)
+        return;
+    int64_t after = 0;
+    if (cursor && (after = parse_id(cursor)) == 0) {
+        http_error(r, 400, "invalid_parameter", "cursor: not a cursor this server returned");
+        return;
+    }
+    lc.name = http_query(r, "name");
+    if (lc.name && !*lc.name)
+        lc.name = NULL;
+    lc.items = cJSON_CreateArray();
+    int rc = store_token_list(r->st, after, 0, list_one, &lc);
+    if (rc != 0 && rc != -1) {
+        cJSON_Delete(lc.items);
+        http_store_error(r);
+        return;
+    }
+    char next[24];
+    if (lc.more)
+        snprintf(next, sizeof next, "%lld", (long long)lc.last);
+    http_json(r, 200, http_page(lc.items, lc.more ? next : NULL));
+}
+
+void api_tokens_create(struct http_req *r)
+{
+    static const char *const fields[] = {"name", NULL};
+    cJSON *body = http_body_object(r, fields);
+    if (!body)
+        return;
+    const char *name;
+    if (http_field_string(r, body, "name", 1, STORE_TOKEN_NAME_MAX - 1, 0, &name) < 0) {
+        cJSON_Delete(body);
+        return;
+    }
+    char secret[STORE_TOKEN_LEN];
+    struct store_token t;
+    int rc = store_token_create(r->st, name, util_now(), secret, &t);
+    cJSON_Delete(body);
+    if (rc != 0) {
+        http_store_error(r);
+        return;
+    }
+    log_info("http: API token %lld (%s) created", (long long)t.id, t.name);
+    cJSON *o = token_json(&t);
+    cJSON_AddStringToObject(o, "token", secret);
+    char location[64];
+    snprintf(location, sizeof location, "/api/v1/tokens/%lld", (long long)t.id);
+    http_header(r, "Location", location);
+    http_json(r, 201, o);
+}
+
+void api_tokens_delete(struct http_req *r)
+{
+    int64_t id = parse_id(r->param);
+    int rc = id > 0 ? store_token_delete(r->st, id) : ENOENT;
+    if (rc == ENOENT) {
+        http_error(r, 404, "not_found", "no token %s", r->param);
+        return;
+    }
+    if (rc != 0) {
+        http_store_error(r);
+        return;
+    }
+    log_info("http: API token %lld revoked", (long long)id);
+    http_empty(r, 204);
+}

@@ -1,0 +1,343 @@
+"""Shared pieces of the REST API tests: a sipbx daemon on free loopback ports, an HTTP
+client that speaks JSON, and a raw SIP REGISTER with digest authentication.
+
+Each test module is a unittest module run as
+    python3 test_X.py --sipbx PATH/TO/sipbx
+and starts its own daemon (with its own database in a temporary directory) per test class.
+Only the Python standard library is used.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import sqlite3
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SIPBX = None  # path of the binary, set by main()
+
+
+def free_port():
+    """A port free for both TCP and UDP on 127.0.0.1 (SIP binds both)."""
+    for _ in range(50):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+        return port
+    raise RuntimeError("no free port")
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # list of (name, value)
+        self.body = body  # bytes
+        self._json = None
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def all_headers(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    @property
+    def json(self):
+        if self._json is None:
+            self._json = json.loads(self.body.decode())
+        return self._json
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+class Daemon:
+    """A `sipbx serve` on free loopback ports with a database of its own."""
+
+    def __init__(self, extra_args=()):
+        self.dir = tempfile.mkdtemp(prefix="sipbx-api-")
+        self.db = os.path.join(self.dir, "sipbx.db")
+        self.sip_port = free_port()
+        self.http_port = free_port()
+        self.admin_password = None
+        self.stdout_lines = []
+        args = [SIPBX, "serve", "--sip", "127.0.0.1:%d" % self.sip_port,
+                "--http", "127.0.0.1:%d" % self.http_port, "--domain", "127.0.0.1",
+                "--db", self.db] + list(extra_args)
+        self.stderr_path = os.path.join(self.dir, "stderr.txt")
+        self.stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr)
+        self._read_banner()
+        self._wait_ready()
+
+    def _read_banner(self):
+        deadline = time.time() + 20
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while time.time() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buf += chunk
+                m = re.search(rb"password '([^']+)'", buf)
+                if m and b"REST API: " in buf:
+                    self.admin_password = m.group(1).decode()
+                    self.stdout_lines = buf.decode().splitlines()
+                    return
+            elif self.proc.poll() is not None:
+                break
+        self.stop(check=False)
+        raise RuntimeError("sipbx did not start: stdout %r, stderr %r" % (buf, self.log()))
+
+    def _wait_ready(self):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                if self.request("GET", "/api/v1/health").status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("sipbx does not answer on HTTP: %s" % self.log())
+
+    def log(self):
+        if not self.stderr.closed:
+            self.stderr.flush()
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, check=True):
+        """SIGTERM, then the exit status must be 0 and the log free of sanitizer reports."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                if check:
+                    raise AssertionError("sipbx did not stop on SIGTERM: " + self.log())
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.stderr.close()
+        log = self.log()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if check:
+            if self.proc.returncode != 0:
+                raise AssertionError("sipbx exited with %d: %s" % (self.proc.returncode, log))
+            for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+                if bad in log:
+                    raise AssertionError("sanitizer report in the log:\n" + log)
+
+    # ---- HTTP ----
+
+    def request(self, method, path, body=None, token=None, headers=None, raw=None,
+                content_type="application/json"):
+        """One request on a fresh connection. body is JSON-encoded; raw is sent as is."""
+        h = dict(headers or {})
+        data = None
+        if raw is not None:
+            data = raw if isinstance(raw, bytes) else raw.encode()
+        elif body is not None:
+            data = json.dumps(body).encode()
+        if data is not None and content_type and "Content-Type" not in h:
+            h["Content-Type"] = content_type
+        if token:
+            h["Authorization"] = "Bearer " + token
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+        try:
+            conn.request(method, path, body=data, headers=h)
+            resp = conn.getresponse()
+            return Response(resp.status, resp.getheaders(), resp.read())
+        finally:
+            conn.close()
+
+    def login(self, username="admin", password=None):
+        """Logs in; returns (cookie header value, csrf token)."""
+        r = self.request("POST", "/api/v1/session",
+                         {"username": username, "password": password or self.admin_password})
+        if r.status != 200:
+            raise AssertionError("log-in failed: %r" % r)
+        cookie = r.header("Set-Cookie").split(";")[0]
+        return cookie, r.json["csrf_token"]
+
+    def create_token(self, name="test"):
+        """A token made with the CLI, as an operator would."""
+        out = subprocess.run([SIPBX, "token", "create", name, "--db", self.db],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise AssertionError("token create failed: " + out.stderr)
+        return out.stdout.strip()
+
+    def db_query(self, sql, args=()):
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            rows = con.execute(sql, args).fetchall()
+            con.commit()
+            return rows
+        finally:
+            con.close()
+
+
+# ---- SIP ----
+
+def _rand(n=10):
+    return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+
+
+def _md5(s):
+    return hashlib.md5(s.encode()).hexdigest()
+
+
+def _parse_auth(value):
+    return dict((m.group(1).lower(), m.group(2) if m.group(2) is not None else m.group(3))
+                for m in re.finditer(r'(\w+)=(?:"([^"]*)"|([^,\s]+))', value))
+
+
+class SipPhone:
+    """A UDP SIP client that can REGISTER with digest credentials."""
+
+    def __init__(self, server_port, user_agent="sipbx-api-test"):
+        self.server = ("127.0.0.1", server_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(5)
+        self.port = self.sock.getsockname()[1]
+        self.user_agent = user_agent
+        self.call_id = _rand() + "@127.0.0.1"
+        self.cseq = 0
+
+    def close(self):
+        self.sock.close()
+
+    def _send(self, ext, expires, auth=None):
+        self.cseq += 1
+        lines = [
+            "REGISTER sip:127.0.0.1 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%s;rport" % (self.port, _rand()),
+            "Max-Forwards: 70",
+            "From: <sip:%s@127.0.0.1>;tag=%s" % (ext, _rand()),
+            "To: <sip:%s@127.0.0.1>" % ext,
+            "Call-ID: " + self.call_id,
+            "CSeq: %d REGISTER" % self.cseq,
+            "Contact: <sip:%s@127.0.0.1:%d>" % (ext, self.port),
+            "Expires: %d" % expires,
+            "User-Agent: " + self.user_agent,
+        ]
+        if auth:
+            lines.append("Authorization: " + auth)
+        lines += ["Content-Length: 0", "", ""]
+        self.sock.sendto("\r\n".join(lines).encode(), self.server)
+        while True:
+            data, _ = self.sock.recvfrom(65535)
+            text = data.decode(errors="replace")
+            status = int(text.split(" ", 2)[1])
+            if status >= 200:
+                return status, text
+
+    def register(self, ext, password, expires=60):
+        """REGISTER, answer the 401 challenge; returns the final status."""
+        status, text = self._send(ext, expires)
+        if status != 401:
+            return status
+        m = re.search(r"^WWW-Authenticate:\s*Digest\s+(.*)$", text, re.M | re.I)
+        ch = _parse_auth(m.group(1))
+        uri = "sip:127.0.0.1"
+        ha1 = _md5("%s:%s:%s" % (ext, ch["realm"], password))
+        ha2 = _md5("REGISTER:" + uri)
+        cnonce, nc = _rand(), "00000001"
+        if "qop" in ch:
+            resp = _md5("%s:%s:%s:%s:auth:%s" % (ha1, ch["nonce"], nc, cnonce, ha2))
+            auth = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+                    'algorithm=MD5, qop=auth, nc=%s, cnonce="%s"'
+                    % (ext, ch["realm"], ch["nonce"], uri, resp, nc, cnonce))
+        else:
+            resp = _md5("%s:%s:%s" % (ha1, ch["nonce"], ha2))
+            auth = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+                    'algorithm=MD5' % (ext, ch["realm"], ch["nonce"], uri, resp))
+        status, _ = self._send(ext, expires, auth)
+        return status
+
+
+def register(daemon, ext, password, expires=60):
+    """One REGISTER from a fresh phone; returns the final status."""
+    p = SipPhone(daemon.sip_port)
+    try:
+        return p.register(ext, password, expires)
+    finally:
+        p.close()
+
+
+# ---- test plumbing ----
+
+class DaemonTest(unittest.TestCase):
+    """A test class with one daemon and one API token for all its tests."""
+
+    daemon_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(cls.daemon_args)
+        cls.token = cls.d.create_token("tests")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def api(self, method, path, body=None, **kw):
+        kw.setdefault("token", self.token)
+        return self.d.request(method, path, body, **kw)
+
+    def assertError(self, r, status, code=None, mentions=None):
+        """r is a JSON error of status (and code), whose message names mentions."""
+        self.assertEqual(r.status, status, r)
+        self.assertTrue(r.header("Content-Type").startswith("application/json"), r.headers)
+        err = r.json["error"]
+        self.assertIsInstance(err["code"], str)
+        self.assertIsInstance(err["message"], str)
+        if code:
+            self.assertEqual(err["code"], code, r)
+        if mentions:
+            self.assertIn(mentions, err["message"], r)
+
+    def wait_for(self, fn, timeout=3.0):
+        """Polls fn until it returns true; returns its last value."""
+        deadline = time.time() + timeout
+        while True:
+            v = fn()
+            if v or time.time() > deadline:
+                return v
+            time.sleep(0.02)
+
+
+def main():
+    global SIPBX
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sipbx", required=True)
+    args, rest = ap.parse_known_args()
+    SIPBX = os.path.abspath(args.sipbx)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

@@ -1,0 +1,873 @@
+/* Unit tests of server/store: opening and migrating, every table family, and the writer
+ * thread. Each test gets a fresh database in its own temporary directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "store/store.h"
+#include "util/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#define NOW ((int64_t)1700000000)
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct store *st; /* open and migrated */
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/sipbx-store-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof f->path, "%s/sipbx.db", f->dir);
+    char err[512] = "";
+    if (store_open(&f->st, f->path, STORE_CREATE | STORE_MIGRATE, err, sizeof err) != 0) {
+        fprintf(stderr, "setup: %s\n", err);
+        rmdir(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+/* Removes the directory with the database and its -wal/-shm files, whatever is there. */
+static int remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    return rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    int rc = remove_dir(f->dir);
+    free(f);
+    return rc;
+}
+
+/* Runs one SQL statement on a separate plain SQLite connection. */
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+/* The first column of the first row of a query on a separate connection, as an integer. */
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static struct store_user make_user(const char *ext)
+{
+    struct store_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.extension, sizeof u.extension, "%s", ext);
+    snprintf(u.display_name, sizeof u.display_name, "User %s", ext);
+    /* Any 32 hex digits will do for the store; derive them from ext so each differs. */
+    for (int i = 0; i < 32; i++)
+        u.ha1[i] = "0123456789abcdef"[(ext[i % strlen(ext)] + i) & 15];
+    u.ha1[32] = '\0';
+    snprintf(u.realm, sizeof u.realm, "pbx.example.com");
+    u.enabled = 1;
+    u.call_waiting = 1;
+    u.created_at = NOW;
+    return u;
+}
+
+static void add_user(struct store *st, const char *ext)
+{
+    struct store_user u = make_user(ext);
+    assert_int_equal(store_user_add(st, &u), 0);
+}
+
+static struct store_reg make_reg(const char *ext, const char *contact, int64_t expires_at)
+{
+    struct store_reg r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.extension, sizeof r.extension, "%s", ext);
+    snprintf(r.contact, sizeof r.contact, "%s", contact);
+    snprintf(r.source, sizeof r.source, "192.0.2.10:5060");
+    snprintf(r.transport, sizeof r.transport, "udp");
+    snprintf(r.user_agent, sizeof r.user_agent, "TestPhone/1.0");
+    snprintf(r.call_id, sizeof r.call_id, "call-%s", contact);
+    r.cseq = 1;
+    r.q = 1.0;
+    r.registered_at = NOW;
+    r.expires_at = expires_at;
+    return r;
+}
+
+/* ---- opening and migrating ---- */
+
+static void test_open_fresh(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(store_latest_version() >= 1);
+    assert_int_equal(store_schema_version(f->st), store_latest_version());
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), store_latest_version());
+    /* Every table of the first schema is there. */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                      "AND name IN ('settings', 'users', 'registrations', "
+                                      "'admins', 'change_counters')"),
+                     5);
+
+    /* Opening again, with or without migrating, is fine and changes nothing. */
+    char err[512] = "";
+    struct store *again = NULL;
+    if (store_open(&again, f->path, STORE_MIGRATE, err, sizeof err) != 0)
+        fail_msg("reopen with migrate: %s", err);
+    assert_int_equal(store_schema_version(again), store_latest_version());
+    store_close(again);
+    again = NULL;
+    if (store_open(&again, f->path, 0, err, sizeof err) != 0)
+        fail_msg("reopen: %s", err);
+    store_close(again);
+    again = NULL;
+    if (store_open(&again, f->path, STORE_READONLY, err, sizeof err) != 0)
+        fail_msg("reopen read-only: %s", err);
+    store_close(again);
+}
+
+static void test_open_missing_or_unmigrated(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], err[512] = "";
+    struct store *st = (struct store *)&err; /* must stay untouched on failure */
+
+    snprintf(path, sizeof path, "%s/missing.db", f->dir);
+    assert_int_equal(store_open(&st, path, STORE_MIGRATE, err, sizeof err), -1);
+    assert_ptr_equal(st, (struct store *)&err);
+    assert_non_null(strstr(err, path));
+    assert_int_equal(access(path, F_OK), -1); /* not created without STORE_CREATE */
+
+    /* A new, empty database opened without migrating is refused: the schema is missing. */
+    err[0] = '\0';
+    assert_int_equal(store_open(&st, path, STORE_CREATE, err, sizeof err), -1);
+    assert_non_null(strstr(err, "schema"));
+    assert_ptr_equal(st, (struct store *)&err);
+}
+
+static void test_open_newer_schema(void **state)
+{
+    struct fixture *f = *state;
+    char sql[64], err[512] = "";
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", store_latest_version() + 1);
+    raw_exec(f->path, sql);
+
+    struct store *st = NULL;
+    assert_int_equal(store_open(&st, f->path, STORE_CREATE | STORE_MIGRATE, err, sizeof err), -1);
+    assert_null(st);
+    if (!strstr(err, "newer"))
+        fail_msg("message does not say newer: '%s'", err);
+    /* The database was left alone. */
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), store_latest_version() + 1);
+
+    err[0] = '\0';
+    assert_int_equal(store_open(&st, f->path, 0, err, sizeof err), -1);
+    assert_null(st);
+    assert_true(err[0] != '\0');
+}
+
+static void test_open_not_a_database(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], err[512] = "";
+    snprintf(path, sizeof path, "%s/garbage.db", f->dir);
+    unsigned char junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)(i * 131 + 7);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(junk, 1, sizeof junk, fp), sizeof junk);
+    assert_int_equal(fclose(fp), 0);
+
+    struct store *st = NULL;
+    assert_int_equal(store_open(&st, path, STORE_CREATE | STORE_MIGRATE, err, sizeof err), -1);
+    assert_null(st);
+    /* One readable line naming the file and the cause. */
+    assert_non_null(strstr(err, path));
+    if (!strstr(err, "not a database"))
+        fail_msg("unexpected message: '%s'", err);
+    assert_null(strchr(err, '\n'));
+
+    /* The file was not overwritten. */
+    unsigned char back[sizeof junk];
+    fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(back, 1, sizeof back, fp), sizeof back);
+    assert_int_equal(fgetc(fp), EOF);
+    fclose(fp);
+    assert_memory_equal(back, junk, sizeof junk);
+}
+
+/* ---- transactions and settings ---- */
+
+static int tx_set_then(struct store *st, void *ctx)
+{
+    int rc = store_setting_set(st, "tx", "inside");
+    return rc ? rc : *(int *)ctx;
+}
+
+static void test_tx(void **state)
+{
+    struct fixture *f = *state;
+    char val[64];
+    int result = EINVAL;
+    assert_int_equal(store_tx(f->st, tx_set_then, &result), EINVAL);
+    assert_int_equal(store_setting_get(f->st, "tx", val, sizeof val), ENOENT);
+    result = 0;
+    assert_int_equal(store_tx(f->st, tx_set_then, &result), 0);
+    assert_int_equal(store_setting_get(f->st, "tx", val, sizeof val), 0);
+    assert_string_equal(val, "inside");
+}
+
+static void test_settings(void **state)
+{
+    struct fixture *f = *state;
+    char val[64] = "untouched";
+    assert_int_equal(store_setting_get(f->st, "domain", val, sizeof val), ENOENT);
+    assert_string_equal(val, "untouched");
+    assert_int_equal(store_setting_set(f->st, "domain", "pbx.example.com"), 0);
+    assert_int_equal(store_setting_set(f->st, "secret", "abc123"), 0);
+    assert_int_equal(store_setting_get(f->st, "domain", val, sizeof val), 0);
+    assert_string_equal(val, "pbx.example.com");
+    assert_int_equal(store_setting_set(f->st, "domain", "other.example.com"), 0);
+    assert_int_equal(store_setting_get(f->st, "domain", val, sizeof val), 0);
+    assert_string_equal(val, "other.example.com");
+    assert_int_equal(store_setting_get(f->st, "secret", val, sizeof val), 0);
+    assert_string_equal(val, "abc123");
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM settings"), 2);
+
+    /* Values survive a reopen. */
+    store_close(f->st);
+    f->st = NULL;
+    char err[512];
+    assert_int_equal(store_open(&f->st, f->path, 0, err, sizeof err), 0);
+    assert_int_equal(store_setting_get(f->st, "domain", val, sizeof val), 0);
+    assert_string_equal(val, "other.example.com");
+}
+
+/* ---- users ---- */
+
+static void test_users_crud(void **state)
+{
+    struct fixture *f = *state;
+    struct store_user u = make_user("100"), got;
+    u.ring_timeout = 25;
+    u.call_waiting = 0;
+    assert_int_equal(store_user_count(f->st), 0);
+    assert_int_equal(store_user_add(f->st, &u), 0);
+    assert_int_equal(store_user_count(f->st), 1);
+
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(store_user_get(f->st, "100", &got), 0);
+    assert_string_equal(got.extension, "100");
+    assert_string_equal(got.display_name, "User 100");
+    assert_string_equal(got.ha1, u.ha1);
+    assert_string_equal(got.realm, "pbx.example.com");
+    assert_int_equal(got.enabled, 1);
+    assert_int_equal(got.call_waiting, 0);
+    assert_int_equal(got.ring_timeout, 25);
+    assert_int_equal(got.created_at, NOW);
+    assert_int_equal(got.updated_at, NOW); /* defaults to created_at */
+
+    /* Duplicate extension. */
+    struct store_user dup = make_user("100");
+    snprintf(dup.display_name, sizeof dup.display_name, "Impostor");
+    assert_int_equal(store_user_add(f->st, &dup), EEXIST);
+    assert_int_equal(store_user_count(f->st), 1);
+    assert_int_equal(store_user_get(f->st, "100", &got), 0);
+    assert_string_equal(got.display_name, "User 100");
+
+    /* Update: display name, flags, ring timeout back to "global" (0). */
+    snprintf(u.display_name, sizeof u.display_name, "Alice Example");
+    u.enabled = 0;
+    u.call_waiting = 1;
+    u.ring_timeout = 0;
+    assert_int_equal(store_user_update(f->st, &u), 0);
+    assert_int_equal(store_user_get(f->st, "100", &got), 0);
+    assert_string_equal(got.display_name, "Alice Example");
+    assert_int_equal(got.enabled, 0);
+    assert_int_equal(got.call_waiting, 1);
+    assert_int_equal(got.ring_timeout, 0);
+    assert_string_equal(got.ha1, u.ha1); /* untouched by update */
+    assert_true(got.updated_at > NOW);   /* set to the real clock */
+
+    struct store_user ghost = make_user("999");
+    assert_int_equal(store_user_update(f->st, &ghost), ENOENT);
+    assert_int_equal(store_user_get(f->st, "999", &got), ENOENT);
+
+    /* New digest, possibly for a new realm. */
+    const char *ha1 = "0123456789abcdef0123456789abcdef";
+    assert_int_equal(store_user_set_ha1(f->st, "100", "new.example.com", ha1), 0);
+    assert_int_equal(store_user_get(f->st, "100", &got), 0);
+    assert_string_equal(got.ha1, ha1);
+    assert_string_equal(got.realm, "new.example.com");
+    assert_string_equal(got.display_name, "Alice Example");
+    assert_int_equal(store_user_set_ha1(f->st, "999", "x", ha1), ENOENT);
+
+    /* The schema refuses a ring timeout outside 1..3600 and leaves the row as it was. */
+    struct store_user bad = got;
+    bad.ring_timeout = 3601;
+    assert_int_not_equal(store_user_update(f->st, &bad), 0);
+    assert_int_equal(store_user_get(f->st, "100", &got), 0);
+    assert_int_equal(got.ring_timeout, 0);
+    bad = make_user("102");
+    bad.ring_timeout = -1;
+    assert_int_not_equal(store_user_add(f->st, &bad), 0);
+    assert_int_equal(store_user_get(f->st, "102", &got), ENOENT);
+
+    /* Delete. */
+    add_user(f->st, "101");
+    assert_int_equal(store_user_delete(f->st, "100"), 0);
+    assert_int_equal(store_user_get(f->st, "100", &got), ENOENT);
+    assert_int_equal(store_user_delete(f->st, "100"), ENOENT);
+    assert_int_equal(store_user_count(f->st), 1);
+    assert_int_equal(store_user_get(f->st, "101", &got), 0);
+}
+
+struct collect {
+    char ext[64][STORE_EXT_MAX];
+    int n;
+    int stop_after; /* return 99 from the callback after this many (0: never) */
+};
+
+static int collect_user(const struct store_user *u, void *ctx)
+{
+    struct collect *c = ctx;
+    assert_true(c->n < 64);
+    snprintf(c->ext[c->n++], STORE_EXT_MAX, "%s", u->extension);
+    return c->stop_after && c->n >= c->stop_after ? 99 : 0;
+}
+
+static void test_users_list(void **state)
+{
+    struct fixture *f = *state;
+    struct collect c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_user_list(f->st, NULL, 0, collect_user, &c), 0);
+    assert_int_equal(c.n, 0);
+
+    /* Inserted out of order; listed in extension (string) order. */
+    const char *exts[] = {"200", "105", "alice", "100", "1000", "bob", "110", "+4930"};
+    const char *sorted[] = {"+4930", "100", "1000", "105", "110", "200", "alice", "bob"};
+    const int n = (int)(sizeof exts / sizeof exts[0]);
+    for (int i = 0; i < n; i++)
+        add_user(f->st, exts[i]);
+    assert_int_equal(store_user_count(f->st), n);
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_user_list(f->st, NULL, 0, collect_user, &c), 0);
+    assert_int_equal(c.n, n);
+    for (int i = 0; i < n; i++)
+        assert_string_equal(c.ext[i], sorted[i]);
+
+    /* Pages of three, each continuing after the last extension of the one before. */
+    char after[STORE_EXT_MAX] = "";
+    int total = 0, pages = 0;
+    for (;;) {
+        memset(&c, 0, sizeof c);
+        assert_int_equal(store_user_list(f->st, pages ? after : NULL, 3, collect_user, &c), 0);
+        if (c.n == 0)
+            break;
+        assert_true(c.n <= 3);
+        for (int i = 0; i < c.n; i++)
+            assert_string_equal(c.ext[i], sorted[total + i]);
+        total += c.n;
+        pages++;
+        snprintf(after, sizeof after, "%s", c.ext[c.n - 1]);
+        assert_true(pages <= 4);
+    }
+    assert_int_equal(total, n);
+    assert_int_equal(pages, 3);
+
+    /* `after` need not be an existing extension. */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_user_list(f->st, "101", 2, collect_user, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ext[0], "105");
+    assert_string_equal(c.ext[1], "110");
+
+    /* A non-zero callback result stops the walk and is returned. */
+    memset(&c, 0, sizeof c);
+    c.stop_after = 2;
+    assert_int_equal(store_user_list(f->st, NULL, 0, collect_user, &c), 99);
+    assert_int_equal(c.n, 2);
+}
+
+static void test_users_version(void **state)
+{
+    struct fixture *f = *state;
+    int64_t v0 = store_users_version(f->st);
+    assert_true(v0 >= 0);
+
+    struct store_user u = make_user("100");
+    assert_int_equal(store_user_add(f->st, &u), 0);
+    int64_t v1 = store_users_version(f->st);
+    assert_true(v1 != v0);
+
+    u.enabled = 0;
+    assert_int_equal(store_user_update(f->st, &u), 0);
+    int64_t v2 = store_users_version(f->st);
+    assert_true(v2 != v1 && v2 != v0);
+
+    assert_int_equal(store_user_set_ha1(f->st, "100", "r", "0123456789abcdef0123456789abcdef"), 0);
+    int64_t v3 = store_users_version(f->st);
+    assert_true(v3 != v2);
+
+    /* Failed changes change nothing. */
+    assert_int_equal(store_user_add(f->st, &u), EEXIST);
+    struct store_user ghost = make_user("999");
+    assert_int_equal(store_user_update(f->st, &ghost), ENOENT);
+    assert_int_equal(store_user_delete(f->st, "999"), ENOENT);
+    assert_int_equal(store_users_version(f->st), v3);
+    /* Neither do other tables. */
+    assert_int_equal(store_setting_set(f->st, "k", "v"), 0);
+    assert_int_equal(store_users_version(f->st), v3);
+
+    assert_int_equal(store_user_delete(f->st, "100"), 0);
+    int64_t v4 = store_users_version(f->st);
+    assert_true(v4 != v3);
+
+    /* A change through another connection (the CLI, say) shows up here too. */
+    char err[512];
+    struct store *other;
+    assert_int_equal(store_open(&other, f->path, 0, err, sizeof err), 0);
+    add_user(other, "300");
+    store_close(other);
+    assert_true(store_users_version(f->st) != v4);
+    struct store_user got;
+    assert_int_equal(store_user_get(f->st, "300", &got), 0);
+}
+
+/* ---- registrations ---- */
+
+struct regs {
+    struct store_reg r[32];
+    int n;
+};
+
+static int collect_reg(const struct store_reg *r, void *ctx)
+{
+    struct regs *c = ctx;
+    assert_true(c->n < 32);
+    c->r[c->n++] = *r;
+    return 0;
+}
+
+static struct regs *list_regs(struct store *st, const char *ext, int64_t now)
+{
+    static struct regs c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_reg_list(st, ext, now, collect_reg, &c), 0);
+    return &c;
+}
+
+static void test_regs_save_list(void **state)
+{
+    struct fixture *f = *state;
+    add_user(f->st, "100");
+    add_user(f->st, "101");
+
+    struct store_reg a = make_reg("100", "sip:100@192.0.2.10:5060", NOW + 100);
+    struct store_reg b = make_reg("100", "sip:100@[2001:db8::1]:5062;transport=tcp", NOW + 50);
+    struct store_reg c = make_reg("101", "sip:101@192.0.2.11:5060", NOW + 200);
+    snprintf(b.source, sizeof b.source, "[2001:db8::1]:5062");
+    snprintf(b.transport, sizeof b.transport, "tcp");
+    snprintf(b.instance, sizeof b.instance, "<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>");
+    b.q = 0.5;
+    b.cseq = 4294967295u;
+    assert_int_equal(store_reg_save(f->st, &c), 0);
+    assert_int_equal(store_reg_save(f->st, &b), 0);
+    assert_int_equal(store_reg_save(f->st, &a), 0);
+
+    struct regs *l = list_regs(f->st, NULL, NOW);
+    assert_int_equal(l->n, 3);
+    /* Ordered by extension, then contact. */
+    assert_string_equal(l->r[0].contact, a.contact);
+    assert_string_equal(l->r[1].contact, b.contact);
+    assert_string_equal(l->r[2].contact, c.contact);
+    /* Every field round-trips. */
+    const struct store_reg *g = &l->r[1];
+    assert_string_equal(g->extension, "100");
+    assert_string_equal(g->source, "[2001:db8::1]:5062");
+    assert_string_equal(g->transport, "tcp");
+    assert_string_equal(g->user_agent, "TestPhone/1.0");
+    assert_string_equal(g->call_id, b.call_id);
+    assert_int_equal(g->cseq, 4294967295u);
+    assert_string_equal(g->instance, b.instance);
+    assert_true(g->q > 0.49 && g->q < 0.51);
+    assert_int_equal(g->registered_at, NOW);
+    assert_int_equal(g->expires_at, NOW + 50);
+
+    /* Filtered by extension. */
+    l = list_regs(f->st, "101", NOW);
+    assert_int_equal(l->n, 1);
+    assert_string_equal(l->r[0].contact, c.contact);
+    assert_int_equal(list_regs(f->st, "100", NOW)->n, 2);
+    assert_int_equal(list_regs(f->st, "102", NOW)->n, 0);
+
+    /* Expired bindings are left out: expires_at must be after now. */
+    l = list_regs(f->st, NULL, NOW + 50);
+    assert_int_equal(l->n, 2);
+    assert_string_equal(l->r[0].contact, a.contact);
+    assert_string_equal(l->r[1].contact, c.contact);
+    assert_int_equal(list_regs(f->st, NULL, NOW + 49)->n, 3);
+    assert_int_equal(list_regs(f->st, "100", NOW + 100)->n, 0);
+    assert_int_equal(list_regs(f->st, NULL, NOW + 200)->n, 0);
+}
+
+static void test_regs_upsert(void **state)
+{
+    struct fixture *f = *state;
+    add_user(f->st, "100");
+    struct store_reg a = make_reg("100", "sip:100@192.0.2.10:5060", NOW + 60);
+    assert_int_equal(store_reg_save(f->st, &a), 0);
+
+    /* The same binding refreshed: new cseq, expiry, source; still one row. */
+    struct store_reg a2 = a;
+    a2.cseq = 7;
+    a2.expires_at = NOW + 3600;
+    a2.registered_at = NOW + 30;
+    snprintf(a2.source, sizeof a2.source, "198.51.100.7:40000");
+    snprintf(a2.user_agent, sizeof a2.user_agent, "TestPhone/2.0");
+    assert_int_equal(store_reg_save(f->st, &a2), 0);
+
+    struct regs *l = list_regs(f->st, NULL, NOW);
+    assert_int_equal(l->n, 1);
+    assert_int_equal(l->r[0].cseq, 7);
+    assert_int_equal(l->r[0].expires_at, NOW + 3600);
+    assert_string_equal(l->r[0].source, "198.51.100.7:40000");
+    assert_string_equal(l->r[0].user_agent, "TestPhone/2.0");
+    assert_int_equal(l->r[0].registered_at, NOW); /* first registration time is kept */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM registrations"), 1);
+
+    /* Another contact of the same extension is another row. */
+    struct store_reg b = make_reg("100", "sip:100@192.0.2.99:5060", NOW + 60);
+    assert_int_equal(store_reg_save(f->st, &b), 0);
+    assert_int_equal(list_regs(f->st, "100", NOW)->n, 2);
+
+    /* A binding of an unknown user is dropped without an error. */
+    struct store_reg x = make_reg("nobody", "sip:nobody@192.0.2.1", NOW + 60);
+    assert_int_equal(store_reg_save(f->st, &x), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM registrations"), 2);
+}
+
+static void test_regs_remove_purge(void **state)
+{
+    struct fixture *f = *state;
+    add_user(f->st, "100");
+    add_user(f->st, "101");
+    const char *contacts[] = {"sip:100@192.0.2.1", "sip:100@192.0.2.2", "sip:100@192.0.2.3"};
+    for (int i = 0; i < 3; i++) {
+        struct store_reg r = make_reg("100", contacts[i], NOW + 10 * (i + 1));
+        assert_int_equal(store_reg_save(f->st, &r), 0);
+    }
+    struct store_reg other = make_reg("101", "sip:101@192.0.2.9", NOW + 10);
+    assert_int_equal(store_reg_save(f->st, &other), 0);
+
+    /* One binding. */
+    assert_int_equal(store_reg_remove(f->st, "100", contacts[1]), 0);
+    struct regs *l = list_regs(f->st, "100", NOW);
+    assert_int_equal(l->n, 2);
+    assert_string_equal(l->r[0].contact, contacts[0]);
+    assert_string_equal(l->r[1].contact, contacts[2]);
+    /* Removing what is not there is not an error. */
+    assert_int_equal(store_reg_remove(f->st, "100", contacts[1]), 0);
+    /* The contact of another extension is not touched. */
+    assert_int_equal(store_reg_remove(f->st, "101", contacts[0]), 0);
+    assert_int_equal(list_regs(f->st, "100", NOW)->n, 2);
+
+    /* Purge: everything that expired at or before now goes, the rest stays. */
+    struct store_reg r = make_reg("100", contacts[1], NOW + 20);
+    assert_int_equal(store_reg_save(f->st, &r), 0);
+    assert_int_equal(store_reg_purge(f->st, NOW + 9), 0);
+    assert_int_equal(store_reg_purge(f->st, NOW + 20), 3); /* 100@.1, 100@.2, 101 */
+    l = list_regs(f->st, NULL, NOW);
+    assert_int_equal(l->n, 1);
+    assert_string_equal(l->r[0].contact, contacts[2]);
+    assert_int_equal(store_reg_purge(f->st, NOW + 20), 0);
+
+    /* All bindings of one extension. */
+    for (int i = 0; i < 3; i++) {
+        struct store_reg x = make_reg("100", contacts[i], NOW + 1000);
+        assert_int_equal(store_reg_save(f->st, &x), 0);
+    }
+    other.expires_at = NOW + 1000;
+    assert_int_equal(store_reg_save(f->st, &other), 0);
+    assert_int_equal(store_reg_remove(f->st, "100", NULL), 0);
+    assert_int_equal(list_regs(f->st, "100", NOW)->n, 0);
+    l = list_regs(f->st, NULL, NOW);
+    assert_int_equal(l->n, 1);
+    assert_string_equal(l->r[0].extension, "101");
+}
+
+static void test_regs_cascade(void **state)
+{
+    struct fixture *f = *state;
+    add_user(f->st, "100");
+    add_user(f->st, "101");
+    struct store_reg a = make_reg("100", "sip:100@192.0.2.1", NOW + 60);
+    struct store_reg b = make_reg("100", "sip:100@192.0.2.2", NOW + 60);
+    struct store_reg c = make_reg("101", "sip:101@192.0.2.3", NOW + 60);
+    assert_int_equal(store_reg_save(f->st, &a), 0);
+    assert_int_equal(store_reg_save(f->st, &b), 0);
+    assert_int_equal(store_reg_save(f->st, &c), 0);
+
+    assert_int_equal(store_user_delete(f->st, "100"), 0);
+    assert_int_equal(list_regs(f->st, "100", NOW)->n, 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM registrations WHERE extension = '100'"),
+                     0);
+    assert_int_equal(list_regs(f->st, "101", NOW)->n, 1);
+}
+
+/* ---- admins ---- */
+
+static void test_admins(void **state)
+{
+    struct fixture *f = *state;
+    char h[256] = "untouched";
+    assert_int_equal(store_admin_count(f->st), 0);
+    assert_int_equal(store_admin_hash(f->st, "admin", h, sizeof h), ENOENT);
+    assert_string_equal(h, "untouched");
+
+    char hash1[256], hash2[256];
+    assert_int_equal(util_password_hash("first", hash1, sizeof hash1), 0);
+    assert_int_equal(util_password_hash("second", hash2, sizeof hash2), 0);
+
+    assert_int_equal(store_admin_set(f->st, "admin", hash1), 0);
+    assert_int_equal(store_admin_count(f->st), 1);
+    assert_int_equal(store_admin_hash(f->st, "admin", h, sizeof h), 0);
+    assert_string_equal(h, hash1);
+    assert_true(util_password_verify("first", h));
+
+    /* Setting again replaces the password; still one account. */
+    assert_int_equal(store_admin_set(f->st, "admin", hash2), 0);
+    assert_int_equal(store_admin_count(f->st), 1);
+    assert_int_equal(store_admin_hash(f->st, "admin", h, sizeof h), 0);
+    assert_string_equal(h, hash2);
+    assert_false(util_password_verify("first", h));
+
+    assert_int_equal(store_admin_set(f->st, "ops", hash1), 0);
+    assert_int_equal(store_admin_count(f->st), 2);
+    assert_int_equal(store_admin_hash(f->st, "ops", h, sizeof h), 0);
+    assert_string_equal(h, hash1);
+    assert_int_equal(store_admin_hash(f->st, "Admin", h, sizeof h), ENOENT);
+}
+
+/* ---- the writer thread ---- */
+
+static void test_writer_drains(void **state)
+{
+    struct fixture *f = *state;
+    enum { USERS = 5, PER_USER = 200 };
+    char ext[16], contact[64], err[512] = "";
+    for (int u = 0; u < USERS; u++) {
+        snprintf(ext, sizeof ext, "%d", 200 + u);
+        add_user(f->st, ext);
+    }
+
+    struct store_writer *w = NULL;
+    if (store_writer_create(&w, f->path, err, sizeof err) != 0)
+        fail_msg("writer: %s", err);
+    for (int i = 0; i < PER_USER; i++) {
+        for (int u = 0; u < USERS; u++) {
+            snprintf(ext, sizeof ext, "%d", 200 + u);
+            snprintf(contact, sizeof contact, "sip:%s@192.0.2.%d:%d", ext, u + 1, 5060 + i);
+            struct store_reg r = make_reg(ext, contact, NOW + 3600);
+            r.cseq = (uint32_t)i;
+            assert_int_equal(store_writer_reg_save(w, &r), 0);
+        }
+        if (i == PER_USER / 2) {
+            /* A binding of a user that does not exist does not spoil its batch. */
+            struct store_reg x = make_reg("nobody", "sip:nobody@192.0.2.1", NOW + 3600);
+            assert_int_equal(store_writer_reg_save(w, &x), 0);
+        }
+    }
+    /* Removals are applied in order after the saves queued before them. */
+    assert_int_equal(store_writer_reg_remove(w, "200", "sip:200@192.0.2.1:5060"), 0);
+    assert_int_equal(store_writer_reg_remove(w, "204", NULL), 0);
+    store_writer_destroy(w);
+
+    /* Checked through a separate connection. */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM registrations"),
+                     (USERS - 1) * PER_USER - 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM registrations WHERE extension = '203'"),
+                     PER_USER);
+    assert_int_equal(raw_int(f->path, "SELECT max(cseq) FROM registrations"), PER_USER - 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM registrations "
+                                      "WHERE contact = 'sip:200@192.0.2.1:5060'"),
+                     0);
+    assert_int_equal(raw_int(f->path, "SELECT count(DISTINCT extension) FROM registrations"),
+                     USERS - 1);
+}
+
+static void test_writer_depth_and_idle_destroy(void **state)
+{
+    struct fixture *f = *state;
+    char err[512];
+    struct store_writer *w = NULL;
+    assert_int_equal(store_writer_create(&w, f->path, err, sizeof err), 0);
+    assert_int_equal(store_writer_depth(w), 0);
+    /* Nothing queued: destroy returns promptly and cleanly. */
+    store_writer_destroy(w);
+    store_writer_destroy(NULL);
+
+    /* A database that was never migrated is refused. */
+    char path[160];
+    snprintf(path, sizeof path, "%s/empty.db", f->dir);
+    raw_exec(path, "CREATE TABLE t (x)");
+    err[0] = '\0';
+    w = NULL;
+    assert_int_equal(store_writer_create(&w, path, err, sizeof err), -1);
+    assert_null(w);
+    assert_true(err[0] != '\0');
+}
+
+struct ticker {
+    atomic_int calls;
+    atomic_int users; /* what the tick saw through its connection */
+};
+
+static void count_tick(struct store *st, void *ctx)
+{
+    struct ticker *t = ctx;
+    atomic_store(&t->users, store_user_count(st));
+    atomic_fetch_add(&t->calls, 1);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Waits up to limit_ms for the tick count to reach want; returns the count. */
+static int wait_ticks(struct ticker *t, int want, int limit_ms)
+{
+    for (int waited = 0; atomic_load(&t->calls) < want && waited < limit_ms; waited += 10)
+        sleep_ms(10);
+    return atomic_load(&t->calls);
+}
+
+static void test_writer_tick(void **state)
+{
+    struct fixture *f = *state;
+    char err[512];
+    struct ticker t;
+    atomic_init(&t.calls, 0);
+    atomic_init(&t.users, -1);
+    add_user(f->st, "100");
+    add_user(f->st, "101");
+
+    struct store_writer *w = NULL;
+    assert_int_equal(store_writer_create(&w, f->path, err, sizeof err), 0);
+    store_writer_set_tick(w, count_tick, &t, 100);
+    sleep_ms(1500);
+    int n = atomic_load(&t.calls);
+    store_writer_destroy(w);
+    if (n < 2)
+        fail_msg("tick ran %d times in 1.5 s at a 100 ms interval", n);
+    assert_int_equal(atomic_load(&t.users), 2);
+}
+
+static void test_writer_poke(void **state)
+{
+    struct fixture *f = *state;
+    char err[512];
+    struct ticker t;
+    atomic_init(&t.calls, 0);
+    atomic_init(&t.users, -1);
+
+    struct store_writer *w = NULL;
+    assert_int_equal(store_writer_create(&w, f->path, err, sizeof err), 0);
+    /* An interval far longer than the test: every run after the first is a poke's. */
+    store_writer_set_tick(w, count_tick, &t, 600000);
+    assert_int_equal(wait_ticks(&t, 1, 5000), 1);
+    assert_int_equal(atomic_load(&t.users), 0);
+
+    add_user(f->st, "100");
+    store_writer_poke(w);
+    assert_int_equal(wait_ticks(&t, 2, 5000), 2);
+    assert_int_equal(atomic_load(&t.users), 1);
+
+    add_user(f->st, "101");
+    store_writer_poke(w);
+    assert_int_equal(wait_ticks(&t, 3, 5000), 3);
+    assert_int_equal(atomic_load(&t.users), 2);
+    store_writer_destroy(w);
+}
+
+int main(void)
+{
+    log_set_level(LOGL_ERROR);
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_open_fresh),
+        T(test_open_missing_or_unmigrated),
+        T(test_open_newer_schema),
+        T(test_open_not_a_database),
+        T(test_tx),
+        T(test_settings),
+        T(test_users_crud),
+        T(test_users_list),
+        T(test_users_version),
+        T(test_regs_save_list),
+        T(test_regs_upsert),
+        T(test_regs_remove_purge),
+        T(test_regs_cascade),
+        T(test_admins),
+        T(test_writer_drains),
+        T(test_writer_depth_and_idle_destroy),
+        T(test_writer_tick),
+        T(test_writer_poke),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

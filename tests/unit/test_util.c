@@ -1,0 +1,291 @@
+/* Unit tests of server/util: the string map, hex, extension syntax, constant-time compare
+ * and admin password hashing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- strmap ---- */
+
+static void test_strmap_put_get(void **state)
+{
+    (void)state;
+    struct strmap *m = NULL;
+    int a = 1, b = 2;
+    assert_int_equal(strmap_create(&m), 0);
+    assert_non_null(m);
+    assert_int_equal(strmap_count(m), 0);
+    assert_null(strmap_get(m, "alice"));
+
+    void *old = &a; /* must be cleared for a new key */
+    assert_int_equal(strmap_put(m, "alice", &a, &old), 0);
+    assert_null(old);
+    assert_int_equal(strmap_put(m, "bob", &b, NULL), 0);
+    assert_int_equal(strmap_count(m), 2);
+    assert_ptr_equal(strmap_get(m, "alice"), &a);
+    assert_ptr_equal(strmap_get(m, "bob"), &b);
+    assert_null(strmap_get(m, "alic"));
+    assert_null(strmap_get(m, "alice2"));
+    assert_null(strmap_get(m, ""));
+
+    /* Keys are copied: changing the caller's buffer changes nothing. */
+    char key[16];
+    snprintf(key, sizeof key, "carol");
+    assert_int_equal(strmap_put(m, key, &b, NULL), 0);
+    snprintf(key, sizeof key, "XXXXX");
+    assert_ptr_equal(strmap_get(m, "carol"), &b);
+    assert_null(strmap_get(m, "XXXXX"));
+    strmap_destroy(m, NULL);
+}
+
+static void test_strmap_replace(void **state)
+{
+    (void)state;
+    struct strmap *m;
+    int a = 1, b = 2;
+    assert_int_equal(strmap_create(&m), 0);
+    assert_int_equal(strmap_put(m, "k", &a, NULL), 0);
+    void *old = NULL;
+    assert_int_equal(strmap_put(m, "k", &b, &old), 0);
+    assert_ptr_equal(old, &a);
+    assert_ptr_equal(strmap_get(m, "k"), &b);
+    assert_int_equal(strmap_count(m), 1);
+    strmap_destroy(m, NULL);
+}
+
+static void test_strmap_remove(void **state)
+{
+    (void)state;
+    struct strmap *m;
+    int a = 1, b = 2;
+    assert_int_equal(strmap_create(&m), 0);
+    assert_int_equal(strmap_put(m, "a", &a, NULL), 0);
+    assert_int_equal(strmap_put(m, "b", &b, NULL), 0);
+    assert_ptr_equal(strmap_remove(m, "a"), &a);
+    assert_int_equal(strmap_count(m), 1);
+    assert_null(strmap_get(m, "a"));
+    assert_null(strmap_remove(m, "a"));
+    assert_null(strmap_remove(m, "nothere"));
+    assert_int_equal(strmap_count(m), 1);
+    assert_ptr_equal(strmap_get(m, "b"), &b);
+    /* A removed key can be put again. */
+    assert_int_equal(strmap_put(m, "a", &b, NULL), 0);
+    assert_ptr_equal(strmap_get(m, "a"), &b);
+    assert_int_equal(strmap_count(m), 2);
+    strmap_destroy(m, NULL);
+}
+
+struct visit {
+    int seen;
+    int dropped;
+};
+
+/* Drops the entries whose value is even; counts every visit. */
+static int drop_even(const char *key, void *val, void *ctx)
+{
+    struct visit *v = ctx;
+    int n = *(int *)val;
+    char want[16];
+    snprintf(want, sizeof want, "k%d", n);
+    assert_string_equal(key, want);
+    v->seen++;
+    if (n % 2 == 0) {
+        v->dropped++;
+        return STRMAP_DROP;
+    }
+    return STRMAP_KEEP;
+}
+
+static void test_strmap_foreach_drop(void **state)
+{
+    (void)state;
+    struct strmap *m;
+    int vals[100];
+    char key[16];
+    assert_int_equal(strmap_create(&m), 0);
+    for (int i = 0; i < 100; i++) {
+        vals[i] = i;
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(strmap_put(m, key, &vals[i], NULL), 0);
+    }
+    struct visit v = {0, 0};
+    strmap_foreach(m, drop_even, &v);
+    assert_int_equal(v.seen, 100);
+    assert_int_equal(v.dropped, 50);
+    assert_int_equal(strmap_count(m), 50);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        if (i % 2 == 0)
+            assert_null(strmap_get(m, key));
+        else
+            assert_ptr_equal(strmap_get(m, key), &vals[i]);
+    }
+    /* A second pass sees only the survivors and drops nothing. */
+    v.seen = v.dropped = 0;
+    strmap_foreach(m, drop_even, &v);
+    assert_int_equal(v.seen, 50);
+    assert_int_equal(v.dropped, 0);
+    strmap_destroy(m, NULL);
+}
+
+static void test_strmap_growth(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    struct strmap *m;
+    char key[32];
+    assert_int_equal(strmap_create(&m), 0);
+    for (int i = 0; i < N; i++) {
+        int *v = malloc(sizeof *v);
+        assert_non_null(v);
+        *v = i;
+        snprintf(key, sizeof key, "user-%d@example.com", i);
+        assert_int_equal(strmap_put(m, key, v, NULL), 0);
+    }
+    assert_int_equal(strmap_count(m), N);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "user-%d@example.com", i);
+        int *v = strmap_get(m, key);
+        assert_non_null(v);
+        assert_int_equal(*v, i);
+    }
+    for (int i = 0; i < N; i += 3) {
+        snprintf(key, sizeof key, "user-%d@example.com", i);
+        int *v = strmap_remove(m, key);
+        assert_non_null(v);
+        assert_int_equal(*v, i);
+        free(v);
+    }
+    assert_int_equal(strmap_count(m), N - (N + 2) / 3);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "user-%d@example.com", i);
+        if (i % 3 == 0)
+            assert_null(strmap_get(m, key));
+        else
+            assert_non_null(strmap_get(m, key));
+    }
+    /* The rest is freed by destroy (AddressSanitizer reports a leak otherwise). */
+    strmap_destroy(m, free);
+}
+
+/* ---- hex, compare, extensions ---- */
+
+static void test_hex(void **state)
+{
+    (void)state;
+    const unsigned char data[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+    char out[2 * sizeof data + 1];
+    memset(out, 'X', sizeof out);
+    util_hex(out, data, sizeof data);
+    assert_string_equal(out, "00017f80abff");
+
+    char empty[1] = {'X'};
+    util_hex(empty, data, 0);
+    assert_string_equal(empty, "");
+
+    const char *s = "Hi";
+    char two[5];
+    util_hex(two, s, 2);
+    assert_string_equal(two, "4869");
+}
+
+static void test_valid_extension(void **state)
+{
+    (void)state;
+    const char *good[] = {"100",    "alice",     "+4930",
+                          "a",      "bob.smith", "x_y-z",
+                          "o'neil", "a!~*",      "12345678901234567890123456789012" /* 32 */};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(util_valid_extension(good[i]));
+
+    const char *bad[] = {
+        "",  "-1",   "a b",   "a@b",   "a:b",  "a/b", "a;b",
+        "é", "a\tb", "a%20b", "<100>", "a\"b", NULL,  "123456789012345678901234567890123" /* 33 */};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(util_valid_extension(bad[i]));
+}
+
+static void test_ct_compare(void **state)
+{
+    (void)state;
+    assert_int_equal(util_ct_compare("abcdef", "abcdef", 6), 0);
+    assert_int_not_equal(util_ct_compare("abcdef", "Xbcdef", 6), 0);
+    assert_int_not_equal(util_ct_compare("abcdef", "abcdeX", 6), 0);
+    assert_int_not_equal(util_ct_compare("abcdef", "abcXef", 6), 0);
+    /* Only len bytes count. */
+    assert_int_equal(util_ct_compare("abcdef", "abcXYZ", 3), 0);
+    assert_int_equal(util_ct_compare("a", "b", 0), 0);
+    const unsigned char x[] = {0x00, 0x80}, y[] = {0x00, 0x00};
+    assert_int_not_equal(util_ct_compare(x, y, 2), 0);
+}
+
+/* ---- passwords ---- */
+
+static void test_password_hash_verify(void **state)
+{
+    (void)state;
+    char h1[256], h2[256];
+    assert_int_equal(util_password_hash("correct horse", h1, sizeof h1), 0);
+    assert_memory_equal(h1, "$y$", 3);
+    assert_true(strlen(h1) > 20);
+    assert_true(util_password_verify("correct horse", h1));
+    assert_false(util_password_verify("correct horsE", h1));
+    assert_false(util_password_verify("correct hors", h1));
+    assert_false(util_password_verify("", h1));
+
+    /* A fresh salt every time: same password, different hash, both verify. */
+    assert_int_equal(util_password_hash("correct horse", h2, sizeof h2), 0);
+    assert_string_not_equal(h1, h2);
+    assert_true(util_password_verify("correct horse", h2));
+
+    /* Not a hash at all. */
+    assert_false(util_password_verify("correct horse", "plain"));
+    assert_false(util_password_verify("", ""));
+
+    /* Too small an output buffer is an error, not a truncated hash. */
+    char small[10];
+    assert_int_not_equal(util_password_hash("correct horse", small, sizeof small), 0);
+}
+
+static void test_password_generate(void **state)
+{
+    (void)state;
+    /* The alphabet leaves out characters that are easily misread. */
+    static const char lookalikes[] = "0Oo1lIB";
+    char a[64 + 1], b[64 + 1];
+    size_t lens[] = {1, 12, 16, 64};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t len = lens[k];
+        memset(a, 'Z', sizeof a);
+        util_password_generate(a, len);
+        assert_int_equal(strlen(a), len);
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)a[i];
+            assert_true((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+            assert_null(strchr(lookalikes, c));
+        }
+    }
+    util_password_generate(a, 64);
+    util_password_generate(b, 64);
+    assert_string_not_equal(a, b);
+}
+
+int main(void)
+{
+    log_set_level(LOGL_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strmap_put_get),       cmocka_unit_test(test_strmap_replace),
+        cmocka_unit_test(test_strmap_remove),        cmocka_unit_test(test_strmap_foreach_drop),
+        cmocka_unit_test(test_strmap_growth),        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_valid_extension),      cmocka_unit_test(test_ct_compare),
+        cmocka_unit_test(test_password_hash_verify), cmocka_unit_test(test_password_generate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
