@@ -5,8 +5,9 @@ BUILD      ?= build
 TESTBUILD  ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RUN_ARGS   ?=
+VERSION    := $(shell awk '/^project.sipbx VERSION/ {print $$3}' CMakeLists.txt)
 
-.PHONY: all deps build run test clean format
+.PHONY: all deps build run test package clean format
 
 all: build
 
@@ -21,13 +22,21 @@ run: build
 	@$(BUILD)/sipbx serve $(RUN_ARGS)
 
 # The suite runs against a sanitizer build with warnings as errors; the release
-# build is compiled too so a warning in either configuration fails.
+# build is compiled too so a warning in either configuration fails, and the Debian
+# package is built first so tests/package can check it.
 test: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPBX_WERROR=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
-	@cmake -S . -B $(TESTBUILD) -DCMAKE_BUILD_TYPE=Debug -DSIPBX_WERROR=ON -DSIPBX_SANITIZE=ON >/dev/null
+	@cd $(BUILD) && cpack -G DEB >/dev/null
+	@cmake -S . -B $(TESTBUILD) -DCMAKE_BUILD_TYPE=Debug -DSIPBX_WERROR=ON -DSIPBX_SANITIZE=ON \
+		-DSIPBX_DEB=$(CURDIR)/$(BUILD)/sipbx_$(VERSION)_amd64.deb >/dev/null
 	@cmake --build $(TESTBUILD) -j $(JOBS)
 	@cd $(TESTBUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The Debian package, from the same optimised build `make run` uses:
+# build/sipbx_<version>_amd64.deb (binaries stripped).
+package: build
+	@cd $(BUILD) && cpack -G DEB >/dev/null && ls -1 $(CURDIR)/$(BUILD)/sipbx_$(VERSION)_amd64.deb
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

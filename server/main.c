@@ -18,8 +18,9 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {"serve", cli_serve},     {"user", cli_user}, {"token", cli_token},
-    {"version", cmd_version}, {"help", cmd_help},
+    {"serve", cli_serve},   {"user", cli_user},       {"token", cli_token},
+    {"backup", cli_backup}, {"restore", cli_restore}, {"version", cmd_version},
+    {"help", cmd_help},
 };
 
 static int cmd_help(int argc, char **argv)
@@ -38,6 +39,8 @@ static int cmd_help(int argc, char **argv)
            "  sipbx token create NAME [--db FILE]   prints a new API token once\n"
            "  sipbx token list [--db FILE]\n"
            "  sipbx token revoke ID [--db FILE]\n"
+           "  sipbx backup FILE [--db FILE]     (a consistent copy while sipbx runs)\n"
+           "  sipbx restore FILE [--db FILE]    (sipbx must be stopped)\n"
            "  sipbx version\n"
            "'--password -' reads the password from standard input.\n");
     return 0;

@@ -9,6 +9,10 @@ struct store;
 
 /** `sipbx serve [flags]`: the daemon. Returns the process exit status. */
 int cli_serve(int argc, char **argv);
+/** `sipbx backup FILE`: an online copy of the database. Returns the exit status. */
+int cli_backup(int argc, char **argv);
+/** `sipbx restore FILE`: replaces the (stopped) daemon's database. Returns the exit status. */
+int cli_restore(int argc, char **argv);
 /** `sipbx user add|list|del|passwd ...`. Returns the process exit status. */
 int cli_user(int argc, char **argv);
 /** `sipbx token create|list|revoke ...`. Returns the process exit status. */

@@ -165,6 +165,13 @@ int cli_serve(int argc, char **argv)
     unsigned char secret[SIP_SECRET_LEN];
     int rc = 1;
 
+    /* One daemon per database: a second one (or a restore) is refused, not interleaved.
+     * The lock is held until the process exits. */
+    int lock_fd;
+    if (store_lock(cfg.db_path, &lock_fd, err, sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        return 1;
+    }
     if (store_open(&st, cfg.db_path, STORE_CREATE | STORE_MIGRATE, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         return 1;

@@ -51,22 +51,39 @@ static int migrate(struct store *st, char *err, size_t errlen)
                  st->path, current, latest);
         return -1;
     }
+    if (current == latest)
+        return 0;
+    /* All pending migrations in one transaction: an upgrade either completes or leaves the
+     * database exactly as the old version had it (SQLite's DDL is transactional). */
+    char why[512], ignored[64];
+    if (exec(st, "BEGIN IMMEDIATE", why, sizeof why) != 0) {
+        snprintf(err, errlen, "database %s: cannot start the upgrade: %s", st->path, why);
+        return -1;
+    }
+    const struct migration *last = NULL;
     for (int i = 0; i < store_migration_count; i++) {
         const struct migration *m = &store_migrations[i];
         if (m->version <= current)
             continue;
-        char why[512], pragma[64];
+        char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
-        if (exec(st, "BEGIN IMMEDIATE", why, sizeof why) != 0 ||
-            exec(st, m->sql, why, sizeof why) != 0 || exec(st, pragma, why, sizeof why) != 0 ||
-            exec(st, "COMMIT", why, sizeof why) != 0) {
-            char ignored[64];
+        if (exec(st, m->sql, why, sizeof why) != 0 || exec(st, pragma, why, sizeof why) != 0) {
             exec(st, "ROLLBACK", ignored, sizeof ignored);
-            snprintf(err, errlen, "database %s: migration %s failed: %s", st->path, m->name, why);
+            snprintf(err, errlen,
+                     "database %s: migration %s failed: %s (the database is unchanged, still "
+                     "at schema %d)",
+                     st->path, m->name, why, current);
             return -1;
         }
-        log_info("database %s migrated to schema %d (%s)", st->path, m->version, m->name);
+        last = m;
     }
+    if (exec(st, "COMMIT", why, sizeof why) != 0) {
+        exec(st, "ROLLBACK", ignored, sizeof ignored);
+        snprintf(err, errlen, "database %s: upgrade not committed: %s", st->path, why);
+        return -1;
+    }
+    log_info("database %s migrated from schema %d to %d (%s)", st->path, current, last->version,
+             last->name);
     return 0;
 }
 
@@ -108,7 +125,8 @@ int store_open(struct store **out, const char *path, int flags, char *err, size_
     }
     if ((flags & STORE_MIGRATE) && migrate(st, err, errlen) != 0)
         goto fail;
-    if (!(flags & STORE_MIGRATE) && store_schema_version(st) != store_latest_version()) {
+    if (!(flags & (STORE_MIGRATE | STORE_ANY_VERSION)) &&
+        store_schema_version(st) != store_latest_version()) {
         snprintf(err, errlen, "database %s has schema version %d, this sipbx needs %d", path,
                  store_schema_version(st), store_latest_version());
         goto fail;

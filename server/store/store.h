@@ -12,6 +12,7 @@ enum store_open_flags {
     STORE_CREATE = 1,   /* create the file when missing */
     STORE_MIGRATE = 2,  /* apply pending migrations */
     STORE_READONLY = 4, /* open read-only (HTTP readers) */
+    STORE_ANY_VERSION = 8, /* do not insist on the latest schema (backup, restore checks) */
 };
 
 /** Opens the database at path (WAL mode, foreign keys on). With STORE_MIGRATE, applies
@@ -30,6 +31,17 @@ const char *store_errmsg(struct store *st);
 /** Runs fn inside one transaction (BEGIN IMMEDIATE .. COMMIT, or ROLLBACK when fn fails).
  *  fn returns 0 or an errno value, which store_tx returns. */
 int store_tx(struct store *st, int (*fn)(struct store *st, void *ctx), void *ctx);
+
+/** Writes a consistent copy of the live database to dest (SQLite online backup; the
+ *  daemon keeps working meanwhile). Returns 0, or -1 with a reason in err; a failed backup
+ *  leaves no file at dest. */
+int store_backup(struct store *st, const char *dest, char *err, size_t errlen);
+/** Replaces the database at dest with the sipbx database src (checked first). The daemon
+ *  must not be running on dest (see store_lock). Returns 0 or -1 with a reason in err. */
+int store_restore(const char *src, const char *dest, char *err, size_t errlen);
+/** Takes the exclusive lock that says "a daemon (or a restore) uses db_path". Returns 0
+ *  with the lock's descriptor in *fd (held until closed or exit), or -1 with a reason. */
+int store_lock(const char *db_path, int *fd, char *err, size_t errlen);
 
 /* ---- settings: small key/value facts (domain, server secret) ---- */
 
