@@ -1,7 +1,8 @@
-/* `sipbx serve`: settings, database, writer thread, SIP side, REST API; runs until
- * SIGINT/SIGTERM. */
+/* `sipbx serve`: settings, database, writer thread, SIP side, event stream, REST API; runs
+ * until SIGINT/SIGTERM. */
 #include "cli/cli.h"
 #include "config/config.h"
+#include "events/events.h"
 #include "http/http.h"
 #include "sip/sip.h"
 #include "store/store.h"
@@ -13,7 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ADMIN_USER "admin"
+#define ADMIN_USER  "admin"
+#define EVENTS_KEPT 1024 /* events a subscriber that reconnects can still catch up on */
 
 /* The server secret that signs nonces: kept in the database so nonces survive a restart. */
 static int load_secret(struct store *st, unsigned char secret[SIP_SECRET_LEN])
@@ -161,6 +163,7 @@ int cli_serve(int argc, char **argv)
     struct store_writer *w = NULL;
     struct sip *sip = NULL;
     struct http *http = NULL;
+    struct events *ev = NULL;
     char err[512], domain[CONFIG_STR_MAX], admin_pw[32], host[CONFIG_STR_MAX + 2];
     unsigned char secret[SIP_SECRET_LEN];
     int rc = 1;
@@ -196,7 +199,12 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
-    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, err, sizeof err) != 0) {
+    if (events_create(&ev, EVENTS_KEPT) != 0) {
+        fprintf(stderr, "sipbx: cannot create the event stream: out of memory\n");
+        goto out;
+    }
+    sip_set_events(sip, ev); /* before sip_run: the SIP thread reads it unlocked */
+    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
@@ -214,12 +222,16 @@ int cli_serve(int argc, char **argv)
     printf("  then register it as:  100@%s (server %s, port %d)\n", domain, domain, sip_port(sip));
     show_host(cfg.http_host, host, sizeof host);
     printf("REST API: http://%s:%d/api/v1 (log in as %s)\n", host, http_port(http), ADMIN_USER);
+    if (http_web_root(http))
+        printf("Dashboard: http://%s:%d/ (files from %s)\n", host, http_port(http),
+               http_web_root(http));
     if (admin_pw[0])
         printf("  admin account created: user '%s', password '%s' (shown once, stored hashed)\n",
                ADMIN_USER, admin_pw);
     fflush(stdout);
 
     sip_run(sip);
+    events_close(ev); /* event streams end now rather than at their next wait */
     http_stop_with_sip(http, sip);
     http = NULL;
     rc = 0;
@@ -229,6 +241,7 @@ out:
      * message capture into the writer, which then commits everything queued. */
     sip_destroy(sip);
     store_writer_destroy(w);
+    events_destroy(ev); /* the SIP side publishes into it until sip_destroy */
     store_close(st);
     if (rc == 0)
         log_info("stopped");

@@ -1,6 +1,7 @@
 /* The REST API (/api/v1) and the Prometheus endpoint (/metrics), served by libmicrohttpd
  * on threads of its own. HTTP threads read and write the database through their own
- * connections and reach the SIP side only through sip_kick() and sip_get_stats(). */
+ * connections, reach the SIP side only through sip.h's thread-safe calls (sip_kick,
+ * sip_calls, sip_get_stats, sip_execute) and read its event stream. */
 #ifndef SIPBX_HTTP_H
 #define SIPBX_HTTP_H
 
@@ -9,22 +10,28 @@
 struct config;
 struct sip;
 struct store_writer;
+struct events;
 struct http;
 
 /** Binds cfg's HTTP address (port 0 picks a free one) and starts serving. db_path is the
  *  (already migrated) database, domain the digest realm for passwords set over REST, sip
- *  the running SIP side, w the writer to poke after user changes; all must outlive the
- *  server. Returns 0, or -1 with one readable line in err ("cannot listen for HTTP on
- *  ADDR:PORT: port in use"). */
+ *  the running SIP side, w the writer to poke after user changes, ev the event stream
+ *  served as server-sent events (NULL: /api/v1/events answers 503); all must outlive the
+ *  server. cfg is copied (GET /api/v1/settings shows it). Returns 0, or -1 with one
+ *  readable line in err ("cannot listen for HTTP on ADDR:PORT: port in use"). */
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
-                const char *domain, struct sip *sip, struct store_writer *w, char *err,
-                size_t errlen);
+                const char *domain, struct sip *sip, struct store_writer *w, struct events *ev,
+                char *err, size_t errlen);
 
 /** The port the server is bound to. */
 int http_port(const struct http *h);
 
-/** Stops accepting, waits for requests in progress (some of which may wait on the SIP
- *  thread, so its loop must still run) and frees everything. NULL is ignored. */
+/** The directory the dashboard is served from, or NULL when none was found. */
+const char *http_web_root(const struct http *h);
+
+/** Stops accepting, ends the event streams (within half a second), waits for requests in
+ *  progress (some of which may wait on the SIP thread, so its loop must still run) and
+ *  frees everything. NULL is ignored. */
 void http_destroy(struct http *h);
 
 #endif

@@ -4,6 +4,7 @@
 #ifndef SIPBX_HTTP_INT_H
 #define SIPBX_HTTP_INT_H
 
+#include "config/config.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -16,27 +17,36 @@
 #define HTTP_BODY_MAX    (64 * 1024) /* larger request bodies get 413 */
 #define HTTP_POOL_MAX    8           /* idle database connections kept for reuse */
 #define HTTP_MAX_HEADERS 6           /* extra response headers per reply */
-#define HTTP_PARAM_MAX   256         /* the {ext}/{id} part of a path */
+#define HTTP_PARAM_MAX   320         /* the {ext}/{id} part of a path (a Call-ID and ".pcap") */
 
 #define HTTP_SESSION_COOKIE "sipbx_session"
 #define HTTP_SESSION_IDLE   3600        /* a session unused this long ends (seconds) */
 #define HTTP_SESSION_MAX    (12 * 3600) /* and any session ends this long after log-in */
 
+#define HTTP_STREAMS_MAX 16 /* event streams open at once; more get 503 */
+
 struct throttle;
+struct events;
 
 struct http {
     struct MHD_Daemon *mhd;
     int port;
     char db_path[256];
     char domain[256];
+    struct config cfg; /* the daemon's settings, for GET /settings */
     struct sip *sip;
     struct store_writer *writer;
+    struct events *events;  /* served at /api/v1/events, or NULL */
+    atomic_int streams;     /* event streams open now */
+    atomic_int stopping;    /* set by http_destroy: event streams end */
+    uint64_t event_id_base; /* added to event sequence numbers (see events.c) */
     pthread_mutex_t pool_lock;
     struct store *pool[HTTP_POOL_MAX]; /* idle connections; a request borrows one */
     int npool;
     struct throttle *throttle;       /* failed log-ins by address */
     char dummy_hash[256];            /* verified against for unknown admins, to even out timing */
     _Atomic uint64_t responses[600]; /* answered requests by status code */
+    char web_root[4096];             /* the dashboard's files (resolved), or "" for none */
 };
 
 enum http_auth_kind { HTTP_AUTH_NONE, HTTP_AUTH_TOKEN, HTTP_AUTH_SESSION };
@@ -64,6 +74,7 @@ struct http_req {
     char *reply; /* malloc'd, owned by the request until queued */
     size_t reply_len;
     const char *content_type;
+    struct MHD_Response *stream; /* a streamed reply (http_stream), owned until queued */
     int nheaders;
     struct {
         char name[32];
@@ -76,6 +87,15 @@ struct http_req {
 /** Finds the route of r's method and path and runs it (authenticating first unless the
  *  route is public); unknown paths get 404 and known paths with another method 405. */
 void http_route(struct http_req *r);
+
+/* ---- static.c: the dashboard's files ---- */
+
+/** Resolves the web root into h->web_root: configured when given, else ../web next to the
+ *  executable (a build directory in the source tree), else the installed SIPBX_WEB_DIR.
+ *  Returns 0, or -1 (logged) when none holds an index.html; the dashboard is then 404. */
+int http_static_init(struct http *h, const char *configured);
+/** Answers GET/HEAD of a path outside /api/ from the web root ("/" is index.html). */
+void http_static_get(struct http_req *r);
 
 /* ---- reply.c: replies, JSON fields and query parameters ---- */
 
@@ -90,6 +110,9 @@ void http_store_error(struct http_req *r);
 void http_empty(struct http_req *r, int status);
 /** Sets a reply of content type ctype; takes text (malloc'd, freed here). */
 void http_text(struct http_req *r, int status, const char *ctype, char *text, size_t len);
+/** Sets a streamed reply of content type ctype; takes resp (a response made with
+ *  MHD_create_response_from_callback), which the server queues like any other. */
+void http_stream(struct http_req *r, int status, const char *ctype, struct MHD_Response *resp);
 /** Adds a response header (name and value are copied). */
 void http_header(struct http_req *r, const char *name, const char *value);
 /** Returns the value of request header name (case-insensitive), or NULL. */
@@ -121,10 +144,23 @@ int http_page_params(struct http_req *r, int *limit, const char **cursor);
 cJSON *http_page(cJSON *items, const char *next);
 /** Adds key = the time t as "YYYY-MM-DDTHH:MM:SSZ" (UTC), or null when t is 0. */
 void http_add_time(cJSON *obj, const char *key, int64_t t);
+/** Writes the time us (microseconds since the epoch) as RFC 3339 UTC with microseconds,
+ *  "YYYY-MM-DDTHH:MM:SS.ffffffZ", into out (at least 32 bytes). */
+void http_format_time_us(char *out, size_t outlen, int64_t us);
+/** Adds key = the time us as http_format_time_us writes it, or null when us is 0. */
+void http_add_time_us(cJSON *obj, const char *key, int64_t us);
 /** Hex-encodes a string into an opaque cursor (out holds 2*strlen(s)+1 bytes). */
 void http_cursor_encode(char *out, size_t outlen, const char *s);
 /** Decodes a cursor made by http_cursor_encode; returns 0 or -1 when malformed. */
 int http_cursor_decode(char *out, size_t outlen, const char *cursor);
+
+/* ---- server.c: database connections for request threads ---- */
+
+/** A database connection: an idle one of the pool or a new one; NULL (logged) when the
+ *  database cannot be opened. Give it back with http_pool_put. */
+struct store *http_pool_get(struct http *h);
+/** Returns a connection to the pool (or closes it when the pool is full). */
+void http_pool_put(struct http *h, struct store *st);
 
 /* ---- auth.c: tokens, sessions, CSRF and log-in throttling ---- */
 
@@ -142,6 +178,12 @@ int http_throttle_failed(struct throttle *t, const char *addr);
 /** Forgets the failures of addr after a good log-in. */
 void http_throttle_succeeded(struct throttle *t, const char *addr);
 
+/* ---- users.c ---- */
+
+/** Hands a change of the users table (or of forward rules, which travel with it) to the
+ *  SIP side and waits until it is in effect there (at most a couple of seconds). */
+void http_users_changed(struct http *h);
+
 /* ---- route handlers, one file per resource (their paths are in the table of routes.c);
  * each sets exactly one reply on r ---- */
 
@@ -154,11 +196,21 @@ void api_users_create(struct http_req *r);
 void api_users_get(struct http_req *r);
 void api_users_patch(struct http_req *r);
 void api_users_delete(struct http_req *r);
+void api_forwarding_get(struct http_req *r);
+void api_forwarding_put(struct http_req *r);
 void api_registrations_list(struct http_req *r);
 void api_registrations_delete(struct http_req *r);
 void api_tokens_list(struct http_req *r);
 void api_tokens_create(struct http_req *r);
 void api_tokens_delete(struct http_req *r);
+void api_cdrs_list(struct http_req *r);
+void api_cdrs_csv(struct http_req *r);
+void api_cdrs_summary(struct http_req *r);
+void api_traces_get(struct http_req *r);
+void api_calls_list(struct http_req *r);
+void api_calls_get(struct http_req *r);
+void api_events_get(struct http_req *r);
+void api_settings_get(struct http_req *r);
 void api_metrics_get(struct http_req *r);
 
 #endif

@@ -38,6 +38,7 @@ static int list_one(const struct store_reg *g, void *arg)
     cJSON_AddStringToObject(o, "source", g->source);
     cJSON_AddStringToObject(o, "transport", g->transport);
     cJSON_AddStringToObject(o, "user_agent", g->user_agent);
+    cJSON_AddStringToObject(o, "call_id", g->call_id); /* its ladder: /traces/{call_id} */
     cJSON_AddNumberToObject(o, "expires_in", (double)(g->expires_at - lc->now));
     http_add_time(o, "registered_at", g->registered_at);
     http_add_time(o, "expires_at", g->expires_at);

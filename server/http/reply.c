@@ -18,6 +18,10 @@
 static void set_reply(struct http_req *r, int status, const char *ctype, char *text, size_t len)
 {
     free(r->reply); /* a later reply replaces an earlier one */
+    if (r->stream) {
+        MHD_destroy_response(r->stream);
+        r->stream = NULL;
+    }
     r->status = status;
     r->content_type = ctype;
     r->reply = text;
@@ -27,6 +31,12 @@ static void set_reply(struct http_req *r, int status, const char *ctype, char *t
 void http_text(struct http_req *r, int status, const char *ctype, char *text, size_t len)
 {
     set_reply(r, status, ctype, text, len);
+}
+
+void http_stream(struct http_req *r, int status, const char *ctype, struct MHD_Response *resp)
+{
+    set_reply(r, status, ctype, NULL, 0);
+    r->stream = resp;
 }
 
 void http_json(struct http_req *r, int status, cJSON *body)
@@ -275,6 +285,33 @@ void http_add_time(cJSON *obj, const char *key, int64_t t)
     char buf[32];
     gmtime_r(&tt, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddStringToObject(obj, key, buf);
+}
+
+void http_format_time_us(char *out, size_t outlen, int64_t us)
+{
+    /* Floor division, so a time before the epoch still has 0..999999 microseconds. */
+    int64_t sec = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        sec--;
+    }
+    time_t tt = (time_t)sec;
+    struct tm tm;
+    char base[24];
+    gmtime_r(&tt, &tm);
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, outlen, "%s.%06lldZ", base, (long long)frac);
+}
+
+void http_add_time_us(cJSON *obj, const char *key, int64_t us)
+{
+    if (us == 0) {
+        cJSON_AddNullToObject(obj, key);
+        return;
+    }
+    char buf[40];
+    http_format_time_us(buf, sizeof buf, us);
     cJSON_AddStringToObject(obj, key, buf);
 }
 

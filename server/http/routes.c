@@ -14,8 +14,9 @@ enum route_flags {
     ROUTE_PUBLIC = 1, /* no token or session needed */
 };
 
-/* A pattern is a literal path where "*" stands for one non-empty segment (copied to
- * r->param). */
+/* A pattern is a literal path where "*" stands for one non-empty segment and a final "**"
+ * for the non-empty rest of the path, slashes included (a Call-ID may hold "/"); either is
+ * copied to r->param. */
 static const struct route {
     const char *method;
     const char *pattern;
@@ -31,21 +32,33 @@ static const struct route {
     {"GET", "/api/v1/users/*", api_users_get, 0},
     {"PATCH", "/api/v1/users/*", api_users_patch, 0},
     {"DELETE", "/api/v1/users/*", api_users_delete, 0},
+    {"GET", "/api/v1/users/*/forwarding", api_forwarding_get, 0},
+    {"PUT", "/api/v1/users/*/forwarding", api_forwarding_put, 0},
     {"GET", "/api/v1/registrations", api_registrations_list, 0},
     {"DELETE", "/api/v1/registrations/*", api_registrations_delete, 0},
     {"GET", "/api/v1/tokens", api_tokens_list, 0},
     {"POST", "/api/v1/tokens", api_tokens_create, 0},
     {"DELETE", "/api/v1/tokens/*", api_tokens_delete, 0},
+    {"GET", "/api/v1/calls", api_calls_list, 0},
+    {"GET", "/api/v1/calls/*", api_calls_get, 0},
+    {"GET", "/api/v1/events", api_events_get, 0},
+    {"GET", "/api/v1/settings", api_settings_get, 0},
+    {"GET", "/api/v1/cdrs", api_cdrs_list, 0},
+    {"GET", "/api/v1/cdrs.csv", api_cdrs_csv, 0},
+    {"GET", "/api/v1/cdrs/summary", api_cdrs_summary, 0},
+    {"GET", "/api/v1/traces/**", api_traces_get, 0},
     {"GET", "/metrics", api_metrics_get, 0},
-    {NULL, NULL, not_found, ROUTE_PUBLIC}, /* anything else */
+    {NULL, NULL, not_found, ROUTE_PUBLIC}, /* anything else; GET outside /api/: a file */
 };
 
-/* True when path matches pattern; the segment matched by "*" goes to param. */
+/* True when path matches pattern; the part matched by "*" or "**" goes to param. */
 static int match(const char *pattern, const char *path, char *param, size_t paramlen)
 {
     while (*pattern && *path) {
         if (*pattern == '*') {
-            size_t n = strcspn(path, "/");
+            int rest = pattern[1] == '*';
+            size_t n = rest ? strlen(path) : strcspn(path, "/");
+            pattern += rest;
             if (n == 0 || n >= paramlen)
                 return 0;
             memcpy(param, path, n);
@@ -89,6 +102,10 @@ void http_route(struct http_req *r)
     if (!found) {
         r->param[0] = '\0';
         found = rt; /* the 404 entry */
+        if (same_method("GET", r->method)) {
+            http_static_get(r); /* the dashboard's files (404 under /api/) */
+            return;
+        }
     }
     if (!(found->flags & ROUTE_PUBLIC) && http_authenticate(r) != 0)
         return;

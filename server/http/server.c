@@ -3,6 +3,7 @@
  * reply. */
 #include "http/http_int.h"
 #include "config/config.h"
+#include "events/events.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,8 +30,7 @@ struct upload {
     int too_large;
 };
 
-/* A database connection for one request: an idle one from the pool, or a new one. */
-static struct store *pool_get(struct http *h)
+struct store *http_pool_get(struct http *h)
 {
     struct store *st = NULL;
     pthread_mutex_lock(&h->pool_lock);
@@ -46,7 +47,7 @@ static struct store *pool_get(struct http *h)
     return st;
 }
 
-static void pool_put(struct http *h, struct store *st)
+void http_pool_put(struct http *h, struct store *st)
 {
     pthread_mutex_lock(&h->pool_lock);
     if (h->npool < HTTP_POOL_MAX) {
@@ -79,7 +80,10 @@ static enum MHD_Result send_reply(struct http_req *r)
     if (r->status == 0)
         http_error(r, 500, "internal", "the request was not answered");
     struct MHD_Response *resp;
-    if (r->reply) {
+    if (r->stream) {
+        resp = r->stream;
+        r->stream = NULL;
+    } else if (r->reply) {
         resp = MHD_create_response_from_buffer(r->reply_len, r->reply, MHD_RESPMEM_MUST_FREE);
         if (resp)
             r->reply = NULL; /* MHD frees it now */
@@ -90,10 +94,14 @@ static enum MHD_Result send_reply(struct http_req *r)
         return MHD_NO;
     if (r->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    for (int i = 0; i < r->nheaders; i++)
+    int cache_set = 0; /* API answers are never cached; static files say otherwise */
+    for (int i = 0; i < r->nheaders; i++) {
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+        cache_set |= strcasecmp(r->headers[i].name, MHD_HTTP_HEADER_CACHE_CONTROL) == 0;
+    }
+    if (!cache_set)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     if (r->status >= 100 && r->status < 600)
@@ -170,7 +178,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     req_init(&r, h, c, method, url);
     r.body = up->body;
     r.body_len = up->len;
-    r.st = pool_get(h);
+    r.st = http_pool_get(h);
     if (!r.st)
         http_error(&r, 503, "unavailable", "the database cannot be opened");
     else
@@ -178,7 +186,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     enum MHD_Result ret = send_reply(&r);
     free(r.reply);
     if (r.st)
-        pool_put(h, r.st);
+        http_pool_put(h, r.st);
     return ret;
 }
 
@@ -248,8 +256,8 @@ static int listen_on(const char *host, int port, int *bound_port)
 }
 
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
-                const char *domain, struct sip *sip, struct store_writer *w, char *err,
-                size_t errlen)
+                const char *domain, struct sip *sip, struct store_writer *w, struct events *ev,
+                char *err, size_t errlen)
 {
     struct http *h = calloc(1, sizeof *h);
     if (!h) {
@@ -258,8 +266,13 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
     }
     snprintf(h->db_path, sizeof h->db_path, "%s", db_path);
     snprintf(h->domain, sizeof h->domain, "%s", domain);
+    h->cfg = *cfg;
     h->sip = sip;
     h->writer = w;
+    h->events = ev;
+    /* Event ids are this run's start in microseconds plus the sequence number, so an id
+     * a client kept from an earlier run is never taken for one of this run. */
+    h->event_id_base = (uint64_t)util_now() * 1000000u;
     pthread_mutex_init(&h->pool_lock, NULL);
     char pw[33];
     util_password_generate(pw, 32);
@@ -269,6 +282,8 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
         goto fail;
     }
 
+    http_static_init(h, cfg->web_root);
+
     int fd = listen_on(cfg->http_host, cfg->http_port, &h->port);
     if (fd < 0) {
         int e = errno;
@@ -277,7 +292,9 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
         goto fail;
     }
     /* A thread per connection: a request may wait (on the SIP thread, or a slowed log-in)
-     * without holding up the others. */
+     * without holding up the others, and an event stream holds its thread while it is
+     * open. CONNECTION_LIMIT bounds the threads; HTTP_STREAMS_MAX of them at most go to
+     * event streams, so a few dashboards cannot starve ordinary requests. */
     h->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
@@ -302,10 +319,18 @@ int http_port(const struct http *h)
     return h->port;
 }
 
+const char *http_web_root(const struct http *h)
+{
+    return h->web_root[0] ? h->web_root : NULL;
+}
+
 void http_destroy(struct http *h)
 {
     if (!h)
         return;
+    /* Event streams notice this within their wait (events.c) and end, so that the
+     * connection threads they hold can be joined. */
+    atomic_store(&h->stopping, 1);
     if (h->mhd)
         MHD_stop_daemon(h->mhd); /* joins the connection threads, closes the socket */
     for (int i = 0; i < h->npool; i++)

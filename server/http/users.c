@@ -43,7 +43,7 @@ static int on_sip_thread(void *arg)
  * sends the SIP thread the new table as a message; a call run on the SIP thread after the
  * tick is handled after that message (one queue, in order), so by its return the new
  * table is in place. */
-static void users_changed(struct http *h)
+void http_users_changed(struct http *h)
 {
     if (store_writer_poke_wait(h->writer, USERS_SYNC_MS) == 0)
         sip_execute(h->sip, on_sip_thread, NULL);
@@ -222,7 +222,7 @@ void api_users_create(struct http_req *r)
         http_store_error(r);
         goto out;
     }
-    users_changed(r->h);
+    http_users_changed(r->h);
     log_info("http: user %s created", u.extension);
     if (store_user_get(r->st, u.extension, &u) != 0) {
         http_store_error(r);
@@ -320,7 +320,7 @@ void api_users_patch(struct http_req *r)
         http_store_error(r);
         goto out;
     }
-    users_changed(r->h);
+    http_users_changed(r->h);
     /* A disabled account keeps no registrations: calls must not reach it. */
     if (pc.was_enabled && !pc.u.enabled && sip_kick(r->h->sip, ext) < 0)
         log_warn("http: cannot remove the registrations of %s: the SIP side is not running", ext);
@@ -346,7 +346,7 @@ void api_users_delete(struct http_req *r)
         http_store_error(r);
         return;
     }
-    users_changed(r->h);
+    http_users_changed(r->h);
     if (sip_kick(r->h->sip, ext) < 0)
         log_warn("http: cannot remove the registrations of %s: the SIP side is not running", ext);
     log_info("http: user %s deleted", ext);

@@ -136,13 +136,21 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
     snprintf(c->info.caller, sizeof c->info.caller, "%s", caller->extension);
     const char *display = sip->sip_from->a_display;
     if (display && *display) {
-        /* Keep the name without its quotes; it stays data (escaped by whoever shows it). */
+        /* Keep the name without its quotes and quoted-pair backslashes (RFC 3261 25.1:
+         * "\"Guy\"" is the name "Guy" in quotes); it stays data (escaped by whoever
+         * shows it). */
         size_t n = strlen(display);
-        if (n >= 2 && display[0] == '"' && display[n - 1] == '"')
-            snprintf(c->info.caller_name, sizeof c->info.caller_name, "%.*s", (int)(n - 2),
-                     display + 1);
-        else
+        if (n >= 2 && display[0] == '"' && display[n - 1] == '"') {
+            size_t k = 0;
+            for (size_t j = 1; j < n - 1 && k < sizeof c->info.caller_name - 1; j++) {
+                if (display[j] == '\\' && j + 1 < n - 1)
+                    j++;
+                c->info.caller_name[k++] = display[j];
+            }
+            c->info.caller_name[k] = '\0';
+        } else {
             snprintf(c->info.caller_name, sizeof c->info.caller_name, "%s", display);
+        }
     } else {
         snprintf(c->info.caller_name, sizeof c->info.caller_name, "%s", caller->display_name);
     }
@@ -267,8 +275,10 @@ static int count_busy(const char *key, void *val, void *arg)
     (void)key;
     struct call *c = val;
     struct busy_ctx *bc = arg;
+    /* The user whose device answered, not the one dialled: after a forward the dialled
+     * user is free and the forward target is the one in the call. */
     if (c->info.answered_us &&
-        (strcmp(c->info.caller, bc->ext) == 0 || strcmp(c->info.callee, bc->ext) == 0))
+        (strcmp(c->info.caller, bc->ext) == 0 || strcmp(c->answered_by, bc->ext) == 0))
         bc->n++;
     return STRMAP_KEEP;
 }

@@ -18,6 +18,7 @@
 
 #define MAX_FORK      8
 #define LINGER_MS     32000 /* keep an answered INVITE 64*T1 for late 2xx from other forks */
+#define ENDING_MS     2000  /* after CANCELling its branches, wait this long for their answers */
 #define BRANCH_PREFIX "z9hG4bKsbx"
 
 struct branch {
@@ -41,6 +42,7 @@ struct ptxn {
     msg_t *best; /* best non-2xx final so far (a reference we own) */
     int best_status;
     int final_sent;    /* final status sent upstream, 0 while none */
+    int ending;        /* 487 (caller's CANCEL) or 408 (ring timeout): branches cancelled */
     int nbranches;     /* branches started, for unique Via branches */
     su_timer_t *timer; /* ring timeout; after a 2xx the linger time */
     struct call *call; /* initial INVITE only */
@@ -247,7 +249,9 @@ static void send_final(struct ptxn *t, int status, const char *phrase, int by_ca
         nta_incoming_treply(t->irq, status, phrase ? phrase : sip_status_phrase(status), TAG_END());
     }
     if (t->call) {
-        calls_failed(t->s, t->call, status, failure_party(status, by_cancel));
+        /* No branch started: sipbx answered itself (404, 480, ...), no callee was involved. */
+        calls_failed(t->s, t->call, status,
+                     t->nbranches ? failure_party(status, by_cancel) : "sipbx");
         t->call = NULL;
     }
     /* nta keeps its own transaction state for retransmissions and the ACK. */
@@ -370,13 +374,49 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
             t->best = nta_outgoing_getresponse(orq);
             t->best_status = status;
         }
-        if (status >= 600)
+        if (status >= 600 && !t->ending)
             cancel_leg(t, t->gen);
-        if (t->gen_pending == 0)
+        if (t->gen_pending == 0 && !t->ending)
             leg_failed(t);
     }
+    if (t->ending && !t->final_sent && t->pending == 0)
+        send_final(t, t->ending, NULL, t->ending == 487);
     ptxn_maybe_done(t);
     return 0;
+}
+
+static void on_ending_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg)
+{
+    (void)magic;
+    (void)timer;
+    struct ptxn *t = arg;
+    if (t->final_sent)
+        return;
+    log_info("proxy: no final answer to our CANCEL within %d ms for %s", ENDING_MS,
+             t->call ? t->call->info.call_id : "?");
+    send_final(t, t->ending, NULL, t->ending == 487);
+    ptxn_maybe_done(t);
+}
+
+/* Ends an INVITE nobody answered (the caller's CANCEL: 487; the ring timer: 408): CANCELs
+ * every pending branch and answers upstream once they have all ended, as flows.md draws it
+ * (B's 487 is ACKed, then A gets its answer). Meanwhile a 2xx that crossed the CANCEL still
+ * goes up (RFC 3261 16.7 step 5, 16.10); a phone that never answers the CANCEL is waited for
+ * ENDING_MS at most. */
+static void end_unanswered(struct ptxn *t, int status)
+{
+    if (t->final_sent || t->ending)
+        return;
+    t->ending = status;
+    su_timer_reset(t->noanswer);
+    su_timer_reset(t->timer);
+    cancel_branches(t);
+    if (t->pending == 0) {
+        send_final(t, status, NULL, status == 487);
+        ptxn_maybe_done(t);
+        return;
+    }
+    su_timer_set_interval(t->timer, on_ending_timeout, t, ENDING_MS);
 }
 
 static void on_ring_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg)
@@ -387,9 +427,7 @@ static void on_ring_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg
     if (t->final_sent)
         return;
     log_info("proxy: ring timeout for %s", t->call ? t->call->info.call_id : "?");
-    cancel_branches(t);
-    send_final(t, 408, NULL, 0);
-    ptxn_maybe_done(t);
+    end_unanswered(t, 408);
 }
 
 /* CANCEL (nta has answered it with 200 already) and the end of the server transaction. */
@@ -406,11 +444,8 @@ static int on_server_event(struct ptxn *t, nta_incoming_t *irq, sip_t const *sip
         ptxn_maybe_done(t);
         return 0;
     }
-    if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && !t->final_sent) {
-        cancel_branches(t);
-        send_final(t, 487, NULL, 1);
-        ptxn_maybe_done(t);
-    }
+    if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && !t->final_sent)
+        end_unanswered(t, 487);
     return 0;
 }
 
@@ -460,8 +495,12 @@ static int add_branch(struct ptxn *t, const char *contact, const char *next_hop,
     sip_t *sip = sip_object(m);
     if (t->diversion[0]) {
         char hdr[sizeof t->diversion + 16];
-        snprintf(hdr, sizeof hdr, "Diversion: %s\r\n", t->diversion);
-        msg_header_add_str(m, (msg_pub_t *)sip, hdr);
+        snprintf(hdr, sizeof hdr, "Diversion: %s", t->diversion);
+        /* Inserted after the request line: msg_header_add_str() appends to the fragment
+         * chain of this parsed copy, behind the body, where no phone would read it. */
+        msg_header_t *h = msg_header_make(msg_home(m), sip_unknown_class, hdr);
+        if (!h || msg_header_insert(m, (msg_pub_t *)sip, h) != 0)
+            log_warn("proxy: cannot add Diversion: %s", t->diversion);
     }
     sip_request_t *rq =
         sip_request_create(msg_home(m), sip->sip_request->rq_method,
@@ -611,7 +650,7 @@ static void on_noanswer(su_root_magic_t *magic, su_timer_t *timer, void *arg)
     (void)timer;
     struct ptxn *t = arg;
     const struct sip_user *u = usercache_get(t->s, t->target_ext);
-    if (t->final_sent || !u)
+    if (t->final_sent || t->ending || !u)
         return;
     cancel_leg(t, t->gen);
     int r = forward_to(t, u, STORE_FWD_NO_ANSWER);

@@ -34,8 +34,14 @@ void sip_stop(struct sip *s);
 /** Frees the agent and all state. Call after sip_run returned and the writer is gone. */
 void sip_destroy(struct sip *s);
 
-/** Runs fn(arg) on the SIP thread and waits for it; returns fn's value, or -1 when the
- *  SIP thread could not be reached. For HTTP threads that need live state. */
+/** Runs fn(arg) on the SIP thread and waits for it; returns fn's value. For HTTP threads
+ *  that need live state. The request is queued to the SIP loop and the caller blocks, with
+ *  no time limit, until the loop has run it: while the loop is not running (before
+ *  sip_run, or between runs) the caller waits, and once the loop has ended for good it
+ *  would wait forever. So whoever may call this from another thread must be stopped
+ *  before the last sip_run returns (serve.c stops HTTP while the loop still runs). Called
+ *  on the SIP thread itself, fn runs at once. -1 only when the request cannot be queued
+ *  (out of memory), so fn must not return -1 for success. */
 int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg);
 
 /** Methods counted one by one in the metrics; the last slot counts all others. */
@@ -53,8 +59,9 @@ struct sip_stats {
 /** Fills out with the current counters; any thread. */
 void sip_get_stats(struct sip *s, struct sip_stats *out);
 
-/** Removes every registration of ext (an admin's "kick"); from any thread but the SIP
- *  thread. Returns the number of bindings removed, or -1 when the SIP thread is gone. */
+/** Removes every registration of ext (an admin's "kick"), by sip_execute (whose blocking
+ *  contract applies). Returns the number of bindings removed, or -1 when the request
+ *  could not be queued. */
 int sip_kick(struct sip *s, const char *ext);
 
 /** Publishes call and registration changes to ev (server-sent events); before sip_run. */
@@ -67,7 +74,7 @@ void sip_set_events(struct sip *s, struct events *ev);
 struct sip_call_info {
     uint64_t id;              /* sipbx's own number for the call */
     char call_id[256];        /* the caller's Call-ID */
-    char state[16];           /* trying, ringing, answered, held, ended */
+    char state[16];           /* trying, ringing, forwarded, answered, held, ended */
     char caller[33];          /* extension of the caller */
     char caller_name[128];    /* display name the caller sent (data, not markup) */
     char callee[33];          /* dialled extension */
@@ -88,8 +95,9 @@ struct sip_call_info {
     } forwards[SIP_MAX_FORWARDS];
 };
 
-/** Copies the live calls into a new array (*out, free() it); returns the count, or -1
- *  when the SIP thread cannot be reached. From any thread but the SIP thread. */
+/** Copies the live calls, oldest first, into a new array (*out, free() it), by
+ *  sip_execute (whose blocking contract applies). Returns the count, or -1 when the
+ *  request could not be queued or out of memory. */
 int sip_calls(struct sip *s, struct sip_call_info **out);
 
 /** Renders one call as a JSON object (a new cJSON the caller deletes). */

@@ -1,12 +1,20 @@
-/* SIP message capture for the ladder traces. Sofia's transport layer writes every message
- * it sends or receives, byte for byte, to its dump file (TPTAG_DUMP); we make that file a
- * pipe and read it on a thread of our own, which frames the records, finds each message's
- * Call-ID, marks retransmissions and hands the rows to the writer thread. So the stored text
- * is exactly what was on the wire, and the SIP thread only pays for one write(2) per message. */
+/* SIP message capture for the ladder traces. Sofia's transport layer hands every message
+ * it sends or receives, byte for byte, to its dump function (when TPORT_DUMP names a file);
+ * we make that file a pipe and read it on a thread of our own, which frames the records,
+ * cuts TCP streams into messages, finds each message's Call-ID, marks retransmissions and
+ * hands the rows to the writer thread. So the stored text is exactly what was on the wire,
+ * and the SIP thread only pays for one writev(2) per message.
+ *
+ * Sofia 1.12.11's own tport_dump_iovec() writes only the first piece of a message sent in
+ * several (fwrite(..., len, 1) != len stops its loop), so sent messages lost their body and
+ * the byte count framing the record swallowed the records after it. The function below
+ * replaces it (Sofia calls it through the PLT, so the executable's definition wins) and
+ * writes the whole message in the same record format. */
 #include "sip/trace.h"
 #include "store/store.h"
 #include "util/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -16,13 +24,23 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/su_md5.h>
+#include <sofia-sip/tport.h>
+#include <sys/uio.h>
 
 #define PIPE_BYTES        (1 << 20) /* the SIP thread blocks only when the reader lags this much */
 #define MAX_MESSAGE       70000     /* above NTATAG_MAXSIZE: nothing larger is sent or accepted */
 #define RETRANS_WINDOW_US (64LL * 500 * 1000) /* 64*T1: the longest retransmission window */
 
+#define STREAM_IDLE_US (300LL * 1000000) /* a partial TCP message is dropped after this */
+#define DUMP_IOV       64                /* message pieces written in one writev(2) */
+
 #define STOP_LINE "sipbx-trace-stop\n"
+
+/* The write end of the capture pipe, for tport_dump_iovec(); -1 while capture is off. Set
+ * and read on the SIP thread only (trace_create and trace_destroy run there too). */
+static int dump_fd = -1;
 
 struct trace {
     int rfd, wfd;
@@ -31,11 +49,27 @@ struct trace {
     int stop; /* the stop line was read */
     struct store_writer *w;
     char local[80];
-    struct strmap *seen; /* md5 of direction + peer + bytes -> time seen (int64_t *) */
+    struct strmap *seen;    /* md5 of direction + peer + bytes -> time seen (int64_t *) */
+    struct strmap *streams; /* direction + TCP peer -> struct stream (bytes not framed yet) */
     int64_t last_prune;
     char buf[2 * MAX_MESSAGE + 512];
     size_t len;
 };
+
+/* What a TCP connection (one direction) delivered that does not make a message yet. */
+struct stream {
+    char *buf;
+    size_t len;
+    int64_t last; /* when bytes last arrived */
+};
+
+static void stream_free(void *p)
+{
+    struct stream *sm = p;
+    if (sm)
+        free(sm->buf);
+    free(sm);
+}
 
 /* The header tport writes before each message:
  * "recv 123 bytes from udp/[127.0.0.1]:5060 at 12:34:56.123456:\n" (or "sent ... to"). */
@@ -126,6 +160,16 @@ static int drop_old(const char *key, void *val, void *ctx)
     return STRMAP_KEEP;
 }
 
+static int drop_idle_stream(const char *key, void *val, void *ctx)
+{
+    (void)key;
+    if (((struct stream *)val)->last < *(const int64_t *)ctx) {
+        stream_free(val);
+        return STRMAP_DROP;
+    }
+    return STRMAP_KEEP;
+}
+
 /* True when the same bytes went the same way to or from the same peer within the
  * retransmission window: a retransmission (ours or the peer's). */
 static int is_retransmission(struct trace *t, const struct stamp *st, const char *msg, size_t n,
@@ -142,6 +186,8 @@ static int is_retransmission(struct trace *t, const struct stamp *st, const char
     if (now - t->last_prune > RETRANS_WINDOW_US) {
         int64_t cutoff = now - RETRANS_WINDOW_US;
         strmap_foreach(t->seen, drop_old, &cutoff);
+        cutoff = now - STREAM_IDLE_US;
+        strmap_foreach(t->streams, drop_idle_stream, &cutoff);
         t->last_prune = now;
     }
     int64_t *seen = strmap_get(t->seen, key);
@@ -180,6 +226,88 @@ static void emit(struct trace *t, const struct stamp *st, const char *msg, size_
     store_writer_trace(t->w, &row);
 }
 
+/* The length of the first whole message in buf (after the CRLFs skipped, returned in
+ * *skip), 0 when it is not all there yet, or -1 when the bytes cannot be a message. */
+static long message_length(const char *buf, size_t len, size_t *skip)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == '\r' || buf[i] == '\n'))
+        i++; /* keep-alives (RFC 5626 CRLF pings) between messages */
+    *skip = i;
+    const char *p = buf + i, *end = buf + len;
+    const char *hdr_end = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+    if (!hdr_end)
+        return (size_t)(end - p) > MAX_MESSAGE ? -1 : 0;
+    long body = 0;
+    for (const char *l = p; l < hdr_end;) {
+        const char *eol = memchr(l, '\n', (size_t)(hdr_end + 2 - l));
+        const char *v = NULL;
+        if (strncasecmp(l, "Content-Length", 14) == 0)
+            v = l + 14;
+        else if (*l == 'l' || *l == 'L')
+            v = l + 1;
+        while (v && (*v == ' ' || *v == '\t'))
+            v++;
+        if (v && *v == ':')
+            body = strtol(v + 1, NULL, 10);
+        l = eol ? eol + 1 : hdr_end;
+    }
+    size_t total = (size_t)(hdr_end + 4 - p) + (size_t)(body > 0 ? body : 0);
+    if (body < 0 || total > MAX_MESSAGE)
+        return -1;
+    return total <= (size_t)(end - p) ? (long)total : 0;
+}
+
+/* A record of a stream transport is whatever one read or write moved: part of a message
+ * or several. The bytes are collected per connection and direction and cut into messages
+ * by their Content-Length (mandatory on streams, RFC 3261 18.3). */
+static void stream_feed(struct trace *t, const struct stamp *st, const char *data, size_t n)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%c%s/%s", st->out ? 'o' : 'i', st->transport, st->peer);
+    struct stream *sm = strmap_get(t->streams, key);
+    if (!sm) {
+        sm = calloc(1, sizeof *sm);
+        if (!sm || strmap_put(t->streams, key, sm, NULL) != 0) {
+            free(sm);
+            return;
+        }
+    }
+    char *nb = realloc(sm->buf, sm->len + n);
+    if (!nb)
+        return;
+    memcpy(nb + sm->len, data, n);
+    sm->buf = nb;
+    sm->len += n;
+    sm->last = util_now_us();
+    size_t used = 0, skip;
+    long m;
+    while ((m = message_length(sm->buf + used, sm->len - used, &skip)) > 0) {
+        emit(t, st, sm->buf + used + skip, (size_t)m);
+        used += skip + (size_t)m;
+    }
+    if (m < 0) {
+        log_warn("trace: unframeable bytes on %s, %zu bytes dropped", key, sm->len - used);
+        used = sm->len;
+    }
+    if (used == sm->len) {
+        strmap_remove(t->streams, key);
+        stream_free(sm);
+        return;
+    }
+    memmove(sm->buf, sm->buf + used, sm->len - used);
+    sm->len -= used;
+}
+
+/* A record: a datagram is one message; a stream record is framed first. */
+static void deliver(struct trace *t, const struct stamp *st, const char *data, size_t n)
+{
+    if (strcmp(st->transport, "tcp") == 0 || strcmp(st->transport, "tls") == 0)
+        stream_feed(t, st, data, n);
+    else
+        emit(t, st, data, n);
+}
+
 /* Consumes complete records from the buffer; returns the bytes used. */
 static size_t consume(struct trace *t)
 {
@@ -205,7 +333,7 @@ static size_t consume(struct trace *t)
             *nl = '\n';
             break; /* wait for the rest */
         }
-        emit(t, &st, p + head, st.bytes);
+        deliver(t, &st, p + head, st.bytes);
         used += head + st.bytes;
         if (t->buf[used] == '\v' && t->buf[used + 1] == '\n')
             used += 2;
@@ -242,9 +370,12 @@ int trace_create(struct trace **out, struct store_writer *w, const char *local, 
     if (!t)
         return ENOMEM;
     int fds[2];
-    if (strmap_create(&t->seen) != 0 || pipe2(fds, O_CLOEXEC) != 0) {
+    errno = 0;
+    if (strmap_create(&t->seen) != 0 || strmap_create(&t->streams) != 0 ||
+        pipe2(fds, O_CLOEXEC) != 0) {
         int e = errno ? errno : ENOMEM;
         strmap_destroy(t->seen, free);
+        strmap_destroy(t->streams, stream_free);
         free(t);
         return e;
     }
@@ -261,9 +392,11 @@ int trace_create(struct trace **out, struct store_writer *w, const char *local, 
         close(fds[0]);
         close(fds[1]);
         strmap_destroy(t->seen, free);
+        strmap_destroy(t->streams, stream_free);
         free(t);
         return EAGAIN;
     }
+    dump_fd = t->wfd;
     *out = t;
     return 0;
 }
@@ -274,11 +407,90 @@ void trace_destroy(struct trace *t)
         return;
     /* Sofia has written its last record (the agent is gone): what follows our stop line
      * in the pipe is nothing, so the reader drains everything before it stops. */
+    dump_fd = -1;
     if (write(t->wfd, STOP_LINE, sizeof STOP_LINE - 1) < 0)
         log_warn("trace: cannot stop the capture thread cleanly: %s", strerror(errno));
     pthread_join(t->thread, NULL);
     close(t->rfd);
     close(t->wfd);
     strmap_destroy(t->seen, free);
+    strmap_destroy(t->streams, stream_free);
     free(t);
+}
+
+/* Declared in Sofia's private tport_internal.h; see the top of this file for why sipbx
+ * defines it. */
+void tport_dump_iovec(tport_t const *self, msg_t *msg, size_t n, su_iovec_t const iov[],
+                      size_t iovused, char const *what, char const *how);
+
+/** Replaces Sofia's dump of the n bytes in iov[] that self sent or received ("sent"/"to"
+ *  or "recv"/"from"): one record in Sofia's format, the whole message, one writev(2). */
+void tport_dump_iovec(tport_t const *self, msg_t *msg, size_t n, su_iovec_t const iov[],
+                      size_t iovused, char const *what, char const *how)
+{
+    if (dump_fd < 0 || !self || !msg)
+        return;
+    su_sockaddr_t const *su = msg_addr(msg);
+    char addr[64] = "?", stamp[160];
+    if (su->su_family == AF_INET || su->su_family == AF_INET6)
+        inet_ntop(su->su_family, SU_ADDR(su), addr, sizeof addr);
+    int64_t tod = util_now_us() % (86400LL * 1000000);
+    tp_name_t const *tpn = tport_name(self);
+    int sl = snprintf(stamp, sizeof stamp, "%s %zu bytes %s %s/[%s]:%u at %02d:%02d:%02d.%06d:\n",
+                      what, n, how, tpn && tpn->tpn_proto ? tpn->tpn_proto : "udp", addr,
+                      ntohs(su->su_port), (int)(tod / 3600000000LL), (int)(tod / 60000000 % 60),
+                      (int)(tod / 1000000 % 60), (int)(tod % 1000000));
+    if (sl < 0 || (size_t)sl >= sizeof stamp)
+        return;
+    struct iovec v[DUMP_IOV + 2];
+    size_t nv = 0, left = n, total = 0;
+    char *copy = NULL;
+    v[nv].iov_base = stamp;
+    v[nv++].iov_len = (size_t)sl;
+    for (size_t i = 0; i < iovused; i++)
+        total += iov[i].siv_len;
+    if (total < n)
+        return; /* cannot happen: the pieces hold the n bytes */
+    if (iovused > DUMP_IOV) {
+        /* A message in very many pieces: one copy, so the record is still one write. */
+        if (!(copy = malloc(n)))
+            return;
+        for (size_t i = 0, off = 0; i < iovused && off < n; i++) {
+            size_t len = iov[i].siv_len < n - off ? iov[i].siv_len : n - off;
+            memcpy(copy + off, iov[i].siv_base, len);
+            off += len;
+        }
+        v[nv].iov_base = copy;
+        v[nv++].iov_len = n;
+        left = 0;
+    }
+    for (size_t i = 0; i < iovused && left > 0; i++) {
+        size_t len = iov[i].siv_len < left ? iov[i].siv_len : left;
+        v[nv].iov_base = iov[i].siv_base;
+        v[nv++].iov_len = len;
+        left -= len;
+    }
+    v[nv].iov_base = (void *)"\v\n";
+    v[nv++].iov_len = 2;
+    /* The SIP thread is the only writer: a write cut short (a signal) goes on where it
+     * stopped, so records never interleave. */
+    struct iovec *p = v;
+    while (nv > 0) {
+        ssize_t w = writev(dump_fd, p, (int)nv);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        while (nv > 0 && (size_t)w >= p->iov_len) {
+            w -= (ssize_t)p->iov_len;
+            p++;
+            nv--;
+        }
+        if (nv > 0) {
+            p->iov_base = (char *)p->iov_base + w;
+            p->iov_len -= (size_t)w;
+        }
+    }
+    free(copy);
 }

@@ -9,9 +9,9 @@
 struct store;
 
 enum store_open_flags {
-    STORE_CREATE = 1,   /* create the file when missing */
-    STORE_MIGRATE = 2,  /* apply pending migrations */
-    STORE_READONLY = 4, /* open read-only (HTTP readers) */
+    STORE_CREATE = 1,      /* create the file when missing */
+    STORE_MIGRATE = 2,     /* apply pending migrations */
+    STORE_READONLY = 4,    /* open read-only (HTTP readers) */
     STORE_ANY_VERSION = 8, /* do not insist on the latest schema (backup, restore checks) */
 };
 
@@ -179,10 +179,21 @@ struct store_cdr_filter {
     char disposition[16];
     int64_t before_start_us, before_id; /* keyset cursor: rows older than this one */
 };
-/** Calls cb for matching records, newest first, at most limit (<= 0: all). Returns 0, EIO,
- *  or what a non-zero cb returned. */
+/** Calls cb for the closed records that match f (open ones are calls still up), newest
+ *  first (start_us, then id, descending), at most limit (<= 0: all). Only the filters in
+ *  use reach the SQL, so each query can use the index that fits it. Returns 0, EIO, or
+ *  what a non-zero cb returned. */
 int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit,
                    int (*cb)(const struct store_cdr *c, void *ctx), void *ctx);
+/** Counts the closed records of f (since, until and ext; the other fields are ignored) per
+ *  time bucket of bucket_us microseconds (buckets start at multiples of bucket_us since the
+ *  epoch) and disposition, in one GROUP BY query. cb gets each non-empty (bucket start,
+ *  disposition) pair in bucket order. Returns 0, EINVAL (bucket_us <= 0), EIO, or what a
+ *  non-zero cb returned. */
+int store_cdr_summary(struct store *st, const struct store_cdr_filter *f, int64_t bucket_us,
+                      int (*cb)(int64_t bucket_start_us, const char *disposition, int64_t count,
+                                void *ctx),
+                      void *ctx);
 
 /* ---- SIP message traces ---- */
 

@@ -138,7 +138,10 @@ class Auth(DaemonTest):
         self.assertError(r, 415, "unsupported_media_type")
 
     def test_not_found_and_method_not_allowed(self):
-        for path in ("/", "/api/v1", "/api/v1/nope", "/api/v1/users/100/x", "/api/v2/users"):
+        # Outside /api/ paths are the dashboard's files ("/" is its page); under /api/ an
+        # unknown path is a JSON 404, never a file.
+        for path in ("/api", "/api/v1", "/api/v1/nope", "/api/v1/users/100/x", "/api/v2/users",
+                     "/api/index.html", "/no-such-file.js"):
             self.assertError(self.api("GET", path), 404, "not_found")
         r = self.api("PUT", "/api/v1/users")
         self.assertError(r, 405, "method_not_allowed")

@@ -1,0 +1,249 @@
+/* /api/v1/events: the SIP side's event stream (calls and registrations) as server-sent
+ * events. Each stream holds one connection thread, which waits on the stream in short
+ * steps so that shutdown, a keepalive or a revoked credential is noticed in time. */
+#include "events/events.h"
+#include "http/http_int.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STREAM_WAIT_MS      500   /* longest wait for an event before looking around */
+#define STREAM_KEEPALIVE_MS 15000 /* a comment line after this long without output */
+#define STREAM_REAUTH_S     15    /* how often the stream's credential is checked again */
+#define STREAM_BLOCK        (16 * 1024)
+#define STREAM_RETRY_MS     3000 /* the reconnection delay suggested to clients */
+
+struct stream {
+    struct http *h;
+    struct MHD_Connection *conn;
+    uint64_t cursor; /* sequence number of the last event taken */
+    char *out;       /* text being sent (malloc'd) */
+    size_t out_len, out_off;
+    int64_t last_write_ms;          /* monotonic */
+    int64_t next_auth_check;        /* monotonic seconds */
+    enum http_auth_kind auth;       /* the credential the stream was opened with */
+    int64_t token_id;               /* HTTP_AUTH_TOKEN */
+    char sid[STORE_SESSION_ID_LEN]; /* HTTP_AUTH_SESSION: the cookie value */
+    int64_t session_created;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Appends text to the pending output; 0 or -1 when out of memory. */
+static int put(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int put(struct stream *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    char *grown = realloc(s->out, s->out_len + (size_t)n + 1);
+    if (!grown)
+        return -1;
+    s->out = grown;
+    va_start(ap, fmt);
+    vsnprintf(s->out + s->out_len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    s->out_len += (size_t)n;
+    return 0;
+}
+
+/* True while the token or session the stream was opened with is still good. A database
+ * that cannot be read keeps the stream open: the next check decides. */
+static int still_authorized(struct stream *s)
+{
+    struct store *st = http_pool_get(s->h);
+    if (!st)
+        return 1;
+    int rc = 0;
+    int64_t now = util_now();
+    if (s->auth == HTTP_AUTH_TOKEN) {
+        struct store_token t;
+        rc = store_token_get(st, s->token_id, &t);
+    } else if (s->auth == HTTP_AUTH_SESSION) {
+        struct store_session ss;
+        rc = store_session_get(st, s->sid, now, &ss);
+        if (now >= s->session_created + HTTP_SESSION_MAX)
+            rc = ENOENT;
+    }
+    http_pool_put(s->h, st);
+    return rc != ENOENT;
+}
+
+/* True when the client has closed its end. While the reader waits, microhttpd does not
+ * watch the socket; without this a closed stream would hold its slot until the next
+ * keepalive fails to be written. */
+static int client_gone(struct stream *s)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Waits for the next piece of output (events, or a keepalive) and puts it in s->out.
+ * Returns 0, or -1 when the stream is to end (shutdown, closed stream, revoked
+ * credential). */
+static int fill(struct stream *s)
+{
+    free(s->out);
+    s->out = NULL;
+    s->out_len = s->out_off = 0;
+    for (;;) {
+        if (atomic_load(&s->h->stopping) || client_gone(s))
+            return -1;
+        if (util_mono() >= s->next_auth_check) {
+            if (!still_authorized(s)) {
+                log_info("http: an event stream ended: its credential was revoked or expired");
+                return -1;
+            }
+            s->next_auth_check = util_mono() + STREAM_REAUTH_S;
+        }
+        char *type = NULL, *json = NULL;
+        uint64_t missed = 0;
+        int rc = events_next(s->h->events, &s->cursor, STREAM_WAIT_MS, &type, &json, &missed);
+        if (rc < 0)
+            return -1;
+        if (rc > 0) {
+            int bad = (missed && put(s, "event: overflow\ndata: {\"missed\":%llu}\n\n",
+                                     (unsigned long long)missed) != 0) ||
+                      put(s, "event: %s\nid: %llu\ndata: %s\n\n", type,
+                          (unsigned long long)(s->h->event_id_base + s->cursor), json) != 0;
+            free(type);
+            free(json);
+            if (bad)
+                return -1;
+            return 0;
+        }
+        if (now_ms() - s->last_write_ms >= STREAM_KEEPALIVE_MS)
+            return put(s, ": keepalive\n\n");
+    }
+}
+
+/* microhttpd's content reader: blocks (this connection has a thread of its own) until
+ * there is something to send. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct stream *s = cls;
+    if (s->out_off == s->out_len && fill(s) != 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = s->out_len - s->out_off;
+    if (n > max)
+        n = max;
+    memcpy(buf, s->out + s->out_off, n);
+    s->out_off += n;
+    s->last_write_ms = now_ms();
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *s = cls;
+    atomic_fetch_sub(&s->h->streams, 1);
+    log_debug("http: event stream closed (%d open)", atomic_load(&s->h->streams));
+    free(s->out);
+    free(s);
+}
+
+/* Takes one of the HTTP_STREAMS_MAX stream slots; 0, or -1 when all are taken. */
+static int take_slot(struct http *h)
+{
+    int n = atomic_load(&h->streams);
+    do {
+        if (n >= HTTP_STREAMS_MAX)
+            return -1;
+    } while (!atomic_compare_exchange_weak(&h->streams, &n, n + 1));
+    return 0;
+}
+
+/* Where a client that sends Last-Event-ID resumes. Returns 1 with *cursor at that event
+ * (what came after it is replayed from the ring, or reported as missed when the ring no
+ * longer has it); 0 with *cursor at the newest event and *restart set when the id is not
+ * of this run (a client from before a restart); -1 when it is no event id at all. */
+static int resume_point(struct http *h, const char *id, uint64_t *cursor, int *restart)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 20 || strspn(id, "0123456789") != n)
+        return -1;
+    unsigned long long v = strtoull(id, NULL, 10);
+    uint64_t head = events_head(h->events);
+    *restart = 0;
+    if (v >= h->event_id_base && v - h->event_id_base <= head) {
+        *cursor = v - h->event_id_base;
+        return 1;
+    }
+    *cursor = head;
+    *restart = 1;
+    return 0;
+}
+
+void api_events_get(struct http_req *r)
+{
+    struct http *h = r->h;
+    if (!h->events) {
+        http_error(r, 503, "unavailable", "the event stream is not available");
+        return;
+    }
+    uint64_t cursor = events_head(h->events);
+    int restart = 0;
+    const char *last = http_req_header(r, "Last-Event-ID");
+    if (last && *last && resume_point(h, last, &cursor, &restart) < 0) {
+        http_error(r, 400, "invalid_parameter", "Last-Event-ID: not an event id of this server");
+        return;
+    }
+    if (take_slot(h) != 0) {
+        http_header(r, "Retry-After", "10");
+        http_error(r, 503, "unavailable", "too many event streams are open (at most %d)",
+                   HTTP_STREAMS_MAX);
+        return;
+    }
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        atomic_fetch_sub(&h->streams, 1);
+        http_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    s->h = h;
+    s->conn = r->conn;
+    s->cursor = cursor;
+    s->last_write_ms = now_ms();
+    s->next_auth_check = util_mono() + STREAM_REAUTH_S;
+    s->auth = r->auth;
+    s->token_id = r->token.id;
+    snprintf(s->sid, sizeof s->sid, "%s", r->session_id);
+    s->session_created = r->session.created_at;
+    /* The first bytes go out at once, so the client sees the answer without waiting for
+     * an event; a client resuming across a restart is told it missed an unknown number. */
+    if (put(s, "retry: %d\n\n", STREAM_RETRY_MS) != 0 ||
+        (restart && put(s, "event: overflow\ndata: {\"missed\":null}\n\n") != 0)) {
+        stream_free(s);
+        http_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+                                                                  stream_read, s, stream_free);
+    if (!resp) {
+        stream_free(s);
+        http_error(r, 500, "internal", "cannot start the event stream");
+        return;
+    }
+    log_debug("http: event stream opened by %s (%d open)", r->client, atomic_load(&h->streams));
+    http_header(r, "X-Accel-Buffering", "no"); /* a reverse proxy must not hold events back */
+    http_stream(r, 200, "text/event-stream", resp);
+}

@@ -1,0 +1,424 @@
+/* /api/v1/traces/{call_id}: every SIP message captured for a call, in order, as JSON for
+ * the dashboard's ladder diagram, or as a pcap file (one IP/UDP packet per message) that
+ * Wireshark and tshark open and dissect as SIP. */
+#include "http/http_int.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PCAP_SUFFIX   ".pcap"
+#define LINKTYPE_RAW  101    /* each record is an IPv4 or IPv6 packet, no link header */
+#define PCAP_SNAPLEN  262144 /* above any packet written */
+#define IP4_HDR       20
+#define IP6_HDR       40
+#define UDP_HDR       8
+#define IP_MAX        65535 /* the largest IPv4 total length / IPv6 payload length */
+#define IPPROTO_UDP_N 17
+
+/* ---- helpers ---- */
+
+/* A growing byte buffer; stops growing (and says so) when memory runs out. */
+struct bbuf {
+    unsigned char *p;
+    size_t len, cap;
+    int failed;
+};
+
+static unsigned char *bb_grow(struct bbuf *b, size_t n)
+{
+    if (b->failed)
+        return NULL;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return NULL;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    unsigned char *at = b->p + b->len;
+    b->len += n;
+    return at;
+}
+
+static void bb_add(struct bbuf *b, const void *data, size_t n)
+{
+    unsigned char *at = bb_grow(b, n);
+    if (at)
+        memcpy(at, data, n);
+}
+
+/* The message as valid UTF-8 for JSON: invalid sequences and NUL bytes become U+FFFD (the
+ * pcap keeps the exact bytes). Returns a new string, or NULL when out of memory. */
+static char *utf8_clean(const unsigned char *s, size_t n)
+{
+    static const unsigned char fffd[] = {0xef, 0xbf, 0xbd};
+    struct bbuf b = {0};
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = 0;
+        unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+        if (c >= 0x01 && c <= 0x7f)
+            len = 1;
+        else if (c >= 0xc2 && c <= 0xdf)
+            len = 2;
+        else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            lo = c == 0xe0 ? 0xa0 : 0x80;
+            hi = c == 0xed ? 0x9f : 0xbf;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            lo = c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xf4 ? 0x8f : 0xbf;
+        }
+        int ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) {
+            unsigned d = s[i + k];
+            ok = k == 1 ? d >= lo && d <= hi : d >= 0x80 && d <= 0xbf;
+        }
+        if (ok) {
+            bb_add(&b, s + i, len);
+            i += len;
+        } else {
+            bb_add(&b, fffd, sizeof fffd);
+            i++;
+        }
+    }
+    bb_add(&b, "", 1);
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return (char *)b.p;
+}
+
+/* Copies the value of header name (no compact form) from the head of a raw message. */
+static void header_value(const char *raw, size_t n, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    out[0] = '\0';
+    const char *p = raw, *end = raw + n;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        size_t len = (size_t)(eol - p);
+        if (len <= 1)
+            return; /* end of the headers */
+        if (len > nl && strncasecmp(p, name, nl) == 0 && (p[nl] == ':' || p[nl] == ' ')) {
+            const char *v = p + nl;
+            while (v < eol && (*v == ' ' || *v == '\t' || *v == ':'))
+                v++;
+            const char *e = eol;
+            while (e > v && (e[-1] == '\r' || e[-1] == ' '))
+                e--;
+            snprintf(out, outlen, "%.*s", (int)(e - v), v);
+            return;
+        }
+        p = eol + 1;
+    }
+}
+
+/* An "addr:port" or "[v6addr]:port" endpoint as stored with each message. */
+struct endpoint {
+    int family; /* AF_INET, AF_INET6, or 0 when the text was not an address */
+    unsigned char addr[16];
+    uint16_t port;
+};
+
+static void parse_endpoint(const char *s, struct endpoint *ep)
+{
+    memset(ep, 0, sizeof *ep);
+    char host[64];
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host)
+            return;
+        snprintf(host, sizeof host, "%.*s", (int)(close - s - 1), s + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof host)
+            return;
+        snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
+    }
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || port > 65535)
+        return;
+    ep->port = (uint16_t)port;
+    if (inet_pton(AF_INET, host, ep->addr) == 1)
+        ep->family = AF_INET;
+    else if (inet_pton(AF_INET6, host, ep->addr) == 1)
+        ep->family = AF_INET6;
+}
+
+/* An IPv4 endpoint as an IPv4-mapped IPv6 one (::ffff:a.b.c.d), for a packet whose other
+ * end is IPv6. */
+static void map_v6(struct endpoint *ep)
+{
+    if (ep->family == AF_INET6)
+        return;
+    unsigned char v4[4];
+    memcpy(v4, ep->addr, 4);
+    memset(ep->addr, 0, 16);
+    ep->addr[10] = ep->addr[11] = 0xff;
+    memcpy(ep->addr + 12, v4, 4);
+    ep->family = AF_INET6;
+}
+
+static void put16(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static void put32le(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The ones' complement sum of RFC 1071 over data, added to sum (not yet folded). */
+static uint32_t csum_add(uint32_t sum, const unsigned char *data, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        sum += (uint32_t)data[i] << 8 | data[i + 1];
+    if (n & 1)
+        sum += (uint32_t)data[n - 1] << 8;
+    return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* ---- pcap ---- */
+
+struct pcap_ctx {
+    struct bbuf out;
+    int n;
+};
+
+/* Appends one record: an IPv4 or IPv6 packet from src to dst with a UDP datagram carrying
+ * the message. A message too long for one datagram (only possible over TCP) is cut, and
+ * the record's original length says by how much. */
+static int pcap_one(const struct store_trace *t, void *arg)
+{
+    struct pcap_ctx *pc = arg;
+    int in = strcmp(t->direction, "in") == 0;
+    struct endpoint src, dst;
+    parse_endpoint(in ? t->remote : t->local, &src);
+    parse_endpoint(in ? t->local : t->remote, &dst);
+    int v6 = src.family == AF_INET6 || dst.family == AF_INET6;
+    if (v6) {
+        map_v6(&src);
+        map_v6(&dst);
+    }
+    size_t ip_hdr = v6 ? IP6_HDR : IP4_HDR;
+    size_t room = IP_MAX - UDP_HDR - (v6 ? 0 : IP4_HDR);
+    size_t payload = t->raw_len < room ? t->raw_len : room;
+    size_t pkt = ip_hdr + UDP_HDR + payload;
+
+    unsigned char *rec = bb_grow(&pc->out, 16 + pkt);
+    if (!rec)
+        return ENOMEM;
+    int64_t us = t->time_us > 0 ? t->time_us : 0;
+    put32le(rec, (uint32_t)(us / 1000000));
+    put32le(rec + 4, (uint32_t)(us % 1000000));
+    put32le(rec + 8, (uint32_t)pkt);
+    put32le(rec + 12, (uint32_t)(ip_hdr + UDP_HDR + t->raw_len));
+
+    unsigned char *ip = rec + 16, *udp = ip + ip_hdr;
+    memset(ip, 0, ip_hdr + UDP_HDR);
+    size_t alen = v6 ? 16 : 4;
+    uint32_t sum = 0;
+    if (v6) {
+        ip[0] = 0x60;
+        put16(ip + 4, (unsigned)(UDP_HDR + payload));
+        ip[6] = IPPROTO_UDP_N;
+        ip[7] = 64; /* hop limit */
+        memcpy(ip + 8, src.addr, 16);
+        memcpy(ip + 24, dst.addr, 16);
+    } else {
+        ip[0] = 0x45;
+        put16(ip + 2, (unsigned)pkt);
+        put16(ip + 4, (unsigned)(pc->n & 0xffff)); /* identification */
+        put16(ip + 6, 0x4000);                     /* don't fragment */
+        ip[8] = 64;                                /* TTL */
+        ip[9] = IPPROTO_UDP_N;
+        memcpy(ip + 12, src.addr, 4);
+        memcpy(ip + 16, dst.addr, 4);
+        put16(ip + 10, csum_fold(csum_add(0, ip, IP4_HDR)));
+    }
+    put16(udp, src.port);
+    put16(udp + 2, dst.port);
+    put16(udp + 4, (unsigned)(UDP_HDR + payload));
+    memcpy(udp + UDP_HDR, t->raw, payload);
+    /* The UDP checksum over the pseudo-header (RFC 768, RFC 8200 8.1), the header and the
+     * data; mandatory for IPv6, and written for IPv4 too so that checkers stay quiet. */
+    sum = csum_add(sum, src.addr, alen);
+    sum = csum_add(sum, dst.addr, alen);
+    sum += IPPROTO_UDP_N + (uint32_t)(UDP_HDR + payload);
+    sum = csum_add(sum, udp, UDP_HDR + payload);
+    uint16_t c = csum_fold(sum);
+    put16(udp + 6, c ? c : 0xffff);
+    pc->n++;
+    return 0;
+}
+
+static void send_pcap(struct http_req *r, const char *call_id, struct pcap_ctx *pc)
+{
+    /* The file name: the Call-ID with anything but [A-Za-z0-9._-] replaced. */
+    char name[96], disp[160];
+    size_t i = 0;
+    for (const char *p = call_id; *p && i < sizeof name - sizeof PCAP_SUFFIX; p++)
+        name[i++] = isalnum((unsigned char)*p) || strchr("._-", *p) ? *p : '_';
+    snprintf(name + i, sizeof name - i, "%s", PCAP_SUFFIX);
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name);
+    http_text(r, 200, "application/vnd.tcpdump.pcap", (char *)pc->out.p, pc->out.len);
+    pc->out.p = NULL;
+    http_header(r, "Content-Disposition", disp);
+}
+
+/* The pcap of call_id into pc; returns 0, ENOENT, ENOMEM or EIO. */
+static int build_pcap(struct http_req *r, const char *call_id, struct pcap_ctx *pc)
+{
+    memset(pc, 0, sizeof *pc);
+    unsigned char *h = bb_grow(&pc->out, 24);
+    if (!h)
+        return ENOMEM;
+    put32le(h, 0xa1b2c3d4); /* microsecond timestamps */
+    h[4] = 2;               /* version 2.4, little-endian like every field here */
+    h[5] = 0;
+    h[6] = 4;
+    h[7] = 0;
+    put32le(h + 8, 0);  /* thiszone: UTC */
+    put32le(h + 12, 0); /* sigfigs */
+    put32le(h + 16, PCAP_SNAPLEN);
+    put32le(h + 20, LINKTYPE_RAW);
+    int rc = store_trace_list(r->st, call_id, pcap_one, pc);
+    if (rc != 0) {
+        free(pc->out.p);
+        pc->out.p = NULL;
+    }
+    return rc;
+}
+
+/* ---- JSON ---- */
+
+struct json_ctx {
+    cJSON *messages;
+    int seq;
+};
+
+static int json_one(const struct store_trace *t, void *arg)
+{
+    struct json_ctx *jc = arg;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return ENOMEM;
+    cJSON_AddItemToArray(jc->messages, o);
+    int in = strcmp(t->direction, "in") == 0;
+    char buf[64];
+    cJSON_AddNumberToObject(o, "seq", ++jc->seq);
+    snprintf(buf, sizeof buf, "%" PRId64, t->time_us);
+    cJSON_AddRawToObject(o, "time_us", buf);
+    http_add_time_us(o, "time", t->time_us);
+    cJSON_AddStringToObject(o, "direction", t->direction);
+    cJSON_AddStringToObject(o, "transport", t->transport);
+    cJSON_AddStringToObject(o, "src", in ? t->remote : t->local);
+    cJSON_AddStringToObject(o, "dst", in ? t->local : t->remote);
+    char *first = utf8_clean((const unsigned char *)t->first_line, strlen(t->first_line));
+    cJSON_AddStringToObject(o, "first_line", first ? first : "");
+    int status;
+    char reason[128] = "";
+    if (sscanf(t->first_line, "SIP/2.0 %3d %127[^\r\n]", &status, reason) >= 1) {
+        cJSON_AddNumberToObject(o, "status", status);
+        cJSON *rs = cJSON_CreateString(reason);
+        cJSON_AddItemToObject(o, "reason", rs);
+    } else {
+        size_t n = strcspn(t->first_line, " ");
+        snprintf(buf, sizeof buf, "%.*s", (int)(n < sizeof buf ? n : sizeof buf - 1),
+                 t->first_line);
+        cJSON_AddStringToObject(o, "method", buf);
+    }
+    free(first);
+    char cseq[128];
+    header_value(t->raw, t->raw_len, "CSeq", cseq, sizeof cseq);
+    char *cs = utf8_clean((const unsigned char *)cseq, strlen(cseq));
+    cJSON_AddStringToObject(o, "cseq", cs ? cs : "");
+    free(cs);
+    cJSON_AddBoolToObject(o, "retransmission", t->retransmission);
+    char *raw = utf8_clean((const unsigned char *)t->raw, t->raw_len);
+    if (!raw)
+        return ENOMEM;
+    cJSON_AddStringToObject(o, "raw", raw);
+    free(raw);
+    return 0;
+}
+
+/* The JSON trace of call_id; returns 0 (reply set), ENOENT, ENOMEM or EIO. */
+static int send_json(struct http_req *r, const char *call_id)
+{
+    struct json_ctx jc = {cJSON_CreateArray(), 0};
+    if (!jc.messages)
+        return ENOMEM;
+    int rc = store_trace_list(r->st, call_id, json_one, &jc);
+    if (rc != 0) {
+        cJSON_Delete(jc.messages);
+        return rc;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "call_id", call_id);
+    cJSON_AddItemToObject(root, "messages", jc.messages);
+    http_json(r, 200, root);
+    return 0;
+}
+
+/* ---- GET /traces/{call_id}[.pcap] ---- */
+
+void api_traces_get(struct http_req *r)
+{
+    /* The path is already percent-decoded, so a Call-ID with "@", "/" or "%" arrives whole. A
+     * name ending in ".pcap" asks for the capture file, unless no call has the shorter id
+     * but one has the name as it is (a Call-ID may end in ".pcap" itself). */
+    char id[HTTP_PARAM_MAX];
+    snprintf(id, sizeof id, "%s", r->param);
+    size_t n = strlen(id), sl = strlen(PCAP_SUFFIX);
+    int rc = ENOENT, pcap = n > sl && strcmp(id + n - sl, PCAP_SUFFIX) == 0;
+    if (pcap) {
+        struct pcap_ctx pc;
+        id[n - sl] = '\0';
+        rc = build_pcap(r, id, &pc);
+        if (rc == 0) {
+            send_pcap(r, id, &pc);
+            return;
+        }
+        id[n - sl] = PCAP_SUFFIX[0];
+    }
+    if (rc == ENOENT)
+        rc = send_json(r, id);
+    if (rc == ENOENT)
+        http_error(r, 404, "not_found", "no SIP messages captured for call %.*s",
+                   (int)(pcap ? n - sl : n), id);
+    else if (rc == ENOMEM)
+        http_error(r, 500, "internal", "out of memory");
+    else if (rc != 0)
+        http_store_error(r);
+}

@@ -1,0 +1,352 @@
+"""Shared pieces of the call record and trace tests (tests/records/): a sipbx daemon that can
+be stopped and started again on the same database, phones registered from the port a SIPp
+scenario then answers on, SIPp runs of the call scenarios in this directory, and readers of
+the CDR and trace endpoints.
+
+Builds on tests/api/apitest.py (the HTTP client, free ports, the DaemonTest plumbing). Python
+standard library only; SIPp for the calls and tshark for the pcap checks (tests that need a
+missing tool are skipped).
+"""
+
+import os
+import random
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "api"))
+import apitest  # noqa: E402  (after the path is set)
+
+HOST = "127.0.0.1"
+DOMAIN = "127.0.0.1"
+PASSWORDS = {"100": "secret100", "101": "secret101", "102": "secret102", "103": "secret103"}
+SIPP = shutil.which("sipp")
+TSHARK = shutil.which("tshark")
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+class Daemon(apitest.Daemon):
+    """apitest's daemon, but on a directory that outlives it: stop() keeps the database
+    unless told otherwise, and a new Daemon(dir=...) starts again on it (with the same
+    ports, so phones registered before still reach it)."""
+
+    def __init__(self, extra_args=(), dir=None, sip_port=None, http_port=None):
+        self.own_dir = dir is None
+        self.dir = dir or tempfile.mkdtemp(prefix="sipbx-records-")
+        self.db = os.path.join(self.dir, "sipbx.db")
+        self.sip_port = sip_port or apitest.free_port()
+        self.http_port = http_port or apitest.free_port()
+        self.extra_args = list(extra_args)
+        self.admin_password = None
+        self.stdout_lines = []
+        self.restarted = os.path.exists(self.db)
+        args = [apitest.SIPBX, "serve", "--sip", "%s:%d" % (HOST, self.sip_port),
+                "--http", "%s:%d" % (HOST, self.http_port), "--domain", DOMAIN,
+                "--db", self.db] + self.extra_args
+        n = len([f for f in os.listdir(self.dir) if f.startswith("stderr")])
+        self.stderr_path = os.path.join(self.dir, "stderr-%d.txt" % n)
+        self.stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     env=sanitizer_env())
+        self._read_banner()
+        self._wait_ready()
+
+    def _read_banner(self):
+        if not self.restarted:
+            return super()._read_banner()
+        # A second start prints no password: the banner ends with the REST API line.
+        deadline, buf, fd = time.time() + 20, b"", self.proc.stdout.fileno()
+        while time.time() < deadline and b"REST API: " not in buf:
+            if self.proc.poll() is not None:
+                break
+            if select.select([fd], [], [], 0.2)[0]:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buf += chunk
+        if b"REST API: " not in buf:
+            raise RuntimeError("sipbx did not start again: %r %s" % (buf, self.log()))
+
+    def stop(self, check=True, keep=True):
+        """SIGTERM; exit status 0 and no sanitizer report (with check). keep=False removes
+        the directory."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                if check:
+                    raise AssertionError("sipbx did not stop on SIGTERM: " + self.log())
+        self._close()
+        log = self.log()
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if check:
+            if self.proc.returncode != 0:
+                raise AssertionError("sipbx exited with %d: %s" % (self.proc.returncode, log))
+            bad = next((m for m in SANITIZER_MARKS if m in log), None)
+            if bad:
+                raise AssertionError("sanitizer report (%s) in the log:\n%s" % (bad, log))
+
+    def kill9(self):
+        """SIGKILL: no clean-up at all, as a power cut."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._close()
+
+    def _close(self):
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+        if not self.stderr.closed:
+            self.stderr.close()
+
+    def log(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+# ---- phones ----
+
+def register_from(daemon, ext, port, password=None, expires=3600):
+    """REGISTERs ext with Contact 127.0.0.1:port, sent from that port (sipbx reaches a
+    phone where its REGISTER came from), so a SIPp UAS on the port gets the calls."""
+    p = apitest.SipPhone.__new__(apitest.SipPhone)
+    p.server = (HOST, daemon.sip_port)
+    p.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    p.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    p.sock.bind((HOST, port))
+    p.sock.settimeout(5)
+    p.port = port
+    p.user_agent = "sipbx-records-test"
+    p.call_id = "reg-%x@%s" % (random.getrandbits(48), HOST)
+    p.cseq = 0
+    try:
+        status = p.register(ext, password or PASSWORDS[ext], expires)
+    finally:
+        p.close()
+    if status != 200:
+        raise AssertionError("REGISTER of %s from port %d: %d" % (ext, port, status))
+
+
+def udp_port():
+    """A free loopback UDP port (and TCP, which SIPp may open too)."""
+    return apitest.free_port()
+
+
+# ---- SIPp ----
+
+def read_text(path):
+    """The file's text, or "" when it does not exist."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+class Sipp:
+    """One SIPp process of a scenario in this directory, with its logs in workdir."""
+
+    def __init__(self, workdir, scenario, port, args=(), remote=None, keys=None, calls=1,
+                 transport="u1", name=None):
+        if not SIPP:
+            raise unittest.SkipTest("sipp not found")
+        self.scenario = scenario
+        self.port = port
+        self.stem = os.path.join(workdir, "%s-%d" % (name or os.path.splitext(scenario)[0],
+                                                     port))
+        cmd = [SIPP, "-sf", os.path.join(HERE, scenario), "-i", HOST, "-p", str(port),
+               "-t", transport, "-m", str(calls), "-nostdin", "-timeout", "60s",
+               "-timeout_error", "-trace_err", "-error_file", self.stem + ".err",
+               "-trace_logs", "-log_file", self.stem + ".log"]
+        for k, v in (keys or {}).items():
+            cmd += ["-key", k, v]
+        cmd += list(args)
+        if remote:
+            cmd.append(remote)
+        self.out = open(self.stem + ".out", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT,
+                                     cwd=workdir)
+
+    def wait(self, timeout=90, check=True):
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "timeout"
+        self.out.close()
+        if check and rc != 0:
+            raise AssertionError("sipp %s on port %d: exit %s\n%s" % (
+                self.scenario, self.port, rc, self.logs()))
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.out.closed:
+            self.out.close()
+
+    def logs(self):
+        parts = []
+        for ext in (".out", ".err"):
+            text = read_text(self.stem + ext)
+            if text:
+                parts.append("--- %s%s:\n%s" % (os.path.basename(self.stem), ext, text[-4000:]))
+        return "\n".join(parts)
+
+    def log_lines(self):
+        return read_text(self.stem + ".log").splitlines()
+
+
+def caller(test, scenario, callee, call_id=None, user="100", display='"Alice"', hold_ms=200,
+           transport="u1", calls=1, extra=()):
+    """Runs the caller side of a scenario (-m calls) against the test's daemon and returns
+    the Sipp (started; the caller waits). call_id shapes SIPp's Call-ID (%u: call number)."""
+    d = test.d
+    args = ["-au", user, "-ap", PASSWORDS[user], "-d", str(hold_ms)] + list(extra)
+    if call_id:
+        args += ["-cid_str", call_id]
+    return Sipp(test.workdir, scenario, udp_port(), args=args, transport=transport,
+                remote="%s:%d" % (HOST, d.sip_port), calls=calls,
+                keys={"user": user, "domain": DOMAIN, "callee": callee, "display": display})
+
+
+def callee(test, scenario, ext, calls=1, hold_ms=200, extra=()):
+    """Registers ext from a free port (its earlier bindings removed, so calls do not fork to
+    phones of earlier tests) and starts a SIPp UAS of scenario there."""
+    r = test.api("DELETE", "/api/v1/registrations/" + ext)
+    test.assertEqual(r.status, 204, r)
+    port = udp_port()
+    register_from(test.d, ext, port)
+    return Sipp(test.workdir, scenario, port, args=["-d", str(hold_ms)] + list(extra),
+                calls=calls)
+
+
+def new_call_id(tag):
+    """A Call-ID shape for SIPp's -cid_str, unique per test run."""
+    return "%s-%x-%%u@records.test" % (tag, random.getrandbits(32))
+
+
+# ---- reading the API ----
+
+class RecordsTest(apitest.DaemonTest):
+    """A DaemonTest whose daemon has users 100..103 and a work directory for SIPp logs."""
+
+    daemon_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(cls.daemon_args)
+        cls.token = cls.d.create_token("tests")
+        cls.workdir = tempfile.mkdtemp(prefix="sipbx-records-sipp-")
+        for ext, pw in PASSWORDS.items():
+            r = cls.d.request("POST", "/api/v1/users",
+                              {"extension": ext, "password": pw, "display_name": "User " + ext},
+                              token=cls.token)
+            if r.status != 201:
+                raise AssertionError("cannot add user %s: %r" % (ext, r))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop(keep=False)
+        if os.environ.get("SIPBX_KEEP"):
+            print("kept", cls.workdir)
+        else:
+            shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def get_json(self, path, status=200):
+        r = self.api("GET", path)
+        self.assertEqual(r.status, status, r)
+        return r.json
+
+    def cdrs(self, **params):
+        """Every CDR matching params (all pages)."""
+        items, cursor = [], None
+        while True:
+            q = dict(params, limit=500)
+            if cursor:
+                q["cursor"] = cursor
+            page = self.get_json("/api/v1/cdrs?" + urllib.parse.urlencode(q))
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+
+    def cdr(self, call_id, timeout=5.0):
+        """The one CDR of call_id, waiting for the writer's batch."""
+        deadline = time.time() + timeout
+        while True:
+            found = [c for c in self.cdrs() if c["call_id"] == call_id]
+            if found or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(found), 1, "CDRs of %s: %r" % (call_id, found))
+        return found[0]
+
+    def trace(self, call_id, count=None, timeout=5.0):
+        """The trace of call_id (waiting until it has count messages, when given)."""
+        path = "/api/v1/traces/" + urllib.parse.quote(call_id, safe="")
+        deadline = time.time() + timeout
+        while True:
+            r = self.api("GET", path)
+            done = r.status == 200 and (count is None or len(r.json["messages"]) >= count)
+            if done or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+
+def ladder(trace, ports, retransmissions=False):
+    """The trace as (direction, what, peer) tuples: what is the method or the status code,
+    peer the name in ports (a dict port -> name) of the other end. Messages flagged as
+    retransmissions are left out unless asked for (a loaded machine may resend any)."""
+    out = []
+    for m in trace["messages"]:
+        if m["retransmission"] and not retransmissions:
+            continue
+        other = m["src"] if m["direction"] == "in" else m["dst"]
+        port = int(other.rsplit(":", 1)[1])
+        what = m.get("method") or m.get("status")
+        out.append((m["direction"], what, ports.get(port, other)))
+    return out
+
+
+def match_ladder(test, got, expected):
+    """expected is a list of steps and sets of steps: a set's steps come in any order (they
+    race on the wire), everything else in the order given; and nothing else is there."""
+    flat = []
+    for step in expected:
+        if isinstance(step, (set, frozenset)):
+            n = len(step)
+            chunk = got[len(flat):len(flat) + n]
+            test.assertEqual(sorted(map(str, chunk)), sorted(map(str, step)),
+                             "\ngot:      %s\nexpected: %s" % (got, expected))
+            flat += chunk
+        else:
+            test.assertEqual(got[len(flat):len(flat) + 1], [step],
+                             "\nat %d\ngot:      %s\nexpected: %s" % (len(flat), got, expected))
+            flat.append(step)
+    test.assertEqual(len(got), len(flat), "\ngot:      %s\nexpected: %s" % (got, expected))
+
+
+def main():
+    apitest.main()

@@ -1,0 +1,512 @@
+// Browser tests of the dashboard (web/), in headless Debian Chromium against a private
+// sipbx with SIPp phones. The tests run in order and build on each other: accounts made
+// early are called later. Screenshots of every page go to $SIPBX_WEB_ARTIFACTS.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+import { Sipbx, Sipp, freePort, launchBrowser, optionsBurst, sleep, ARTIFACTS, HOST } from './harness.mjs';
+
+const XSS = '<img src=x onerror=alert(1)>';
+const PW = { 100: 'secret100', 101: 'secret101', 102: 'secret102' };
+
+let sx, browser, closeBrowser, page;
+const dialogs = [];
+const pageErrors = [];
+const state = {}; // what earlier tests leave for later ones
+
+async function shot(p, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await p.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+function watch(p) {
+  p.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  p.on('pageerror', (e) => pageErrors.push(e.message));
+}
+
+async function go(hash) {
+  await page.goto(`${sx.base}/#${hash}`);
+}
+
+/** The messages the trace API has for callId (through the browser's session). */
+async function traceCount(p, callId) {
+  const r = await p.request.get(`${sx.base}/api/v1/traces/${encodeURIComponent(callId)}`);
+  if (r.status() === 404) return 0;
+  assert.equal(r.status(), 200);
+  return (await r.json()).messages.length;
+}
+
+/** Waits until the trace of callId stops growing (the writer commits in batches). */
+async function settledTrace(p, callId, min = 1) {
+  let last = -1;
+  for (let i = 0; i < 50; i++) {
+    const n = await traceCount(p, callId);
+    if (n >= min && n === last) return n;
+    last = n;
+    await sleep(200);
+  }
+  return last;
+}
+
+/** Registers ext with SIPp from a new port; returns the port (the phone's address). */
+async function register(ext, ua = `web-test phone ${ext}`) {
+  const port = await freePort();
+  const s = new Sipp(sx, 'register.xml', { user: ext, password: PW[ext], port, keys: { ua } });
+  await s.ok();
+  return port;
+}
+
+/** A call from 100 to the phone of 101 at calleePort; returns {callee, caller}. */
+async function call({ calleePort, ringMs = 2500, talkMs = 3000, name = 'Alice' }) {
+  const callee = new Sipp(sx, 'callee.xml', { user: '101', port: calleePort, pauseMs: ringMs });
+  await callee.listening();
+  const caller = new Sipp(sx, 'caller.xml', {
+    user: '100', password: PW[100], port: await freePort(), pauseMs: talkMs, keys: { callee: '101', name },
+  });
+  return { callee, caller };
+}
+
+before(async () => {
+  sx = await new Sipbx().start();
+  ({ ctx: browser, close: closeBrowser } = await launchBrowser(chromium));
+  page = browser.pages()[0] || await browser.newPage();
+  watch(page);
+});
+
+after(async () => {
+  try { if (closeBrowser) await closeBrowser(); } catch { /* already gone */ }
+  if (sx) {
+    try { await sx.stop(); } finally {
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      fs.writeFileSync(path.join(ARTIFACTS, 'sipbx.log'), sx.stdout + '\n--- stderr\n' + sx.stderr);
+      sx.cleanup();
+    }
+  }
+});
+
+test('static files: content types, revalidation, no way out of the web root', async () => {
+  let r = await fetch(sx.base + '/');
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/html; charset=utf-8/);
+  assert.match(r.headers.get('content-security-policy'), /script-src 'self'/);
+  assert.match(await r.text(), /<script type="module" src="assets\/js\/app.js">/);
+  const types = { '/assets/app.css': /^text\/css/, '/assets/js/app.js': /^text\/javascript/, '/favicon.svg': /^image\/svg\+xml/ };
+  for (const [p, t] of Object.entries(types)) {
+    r = await fetch(sx.base + p);
+    assert.equal(r.status, 200, p);
+    assert.match(r.headers.get('content-type'), t, p);
+    assert.equal(r.headers.get('cache-control'), 'no-cache', p);
+    const etag = r.headers.get('etag');
+    assert.ok(etag, p);
+    const again = await fetch(sx.base + p, { headers: { 'If-None-Match': etag } });
+    assert.equal(again.status, 304, p);
+  }
+  // raw requests, so that nothing normalises the path on the way
+  const raw = (p) => new Promise((resolve, reject) => {
+    const s = net.connect(sx.httpPort, HOST, () => s.end(`GET ${p} HTTP/1.0\r\nHost: x\r\n\r\n`));
+    let data = '';
+    s.on('data', (d) => { data += d; });
+    s.on('end', () => resolve(Number(/^HTTP\/1\.\d (\d{3})/.exec(data)?.[1])));
+    s.on('error', reject);
+  });
+  for (const p of ['/../CMakeLists.txt', '/assets/../../CMakeLists.txt', '/assets/%2e%2e/%2e%2e/CMakeLists.txt',
+    '/%2e%2e/server/main.c', '/assets/..%2f..%2fCMakeLists.txt', '/assets/', '/nope.html', '/.%2e/LICENSE']) {
+    assert.equal(await raw(p), 404, p);
+  }
+  r = await fetch(sx.base + '/api/v1/nope');
+  assert.equal(r.status, 404);
+  assert.equal((await r.json()).error.code, 'not_found');
+});
+
+test('log in (keyboard only), first page usable within 1 s, back to where the user was', async () => {
+  await go('/accounts');
+  await page.waitForSelector('#login-pass');
+  await shot(page, '01-login');
+  // a wrong password is reported at the form
+  await page.focus('#login-pass');
+  await page.keyboard.type('not-the-password');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('.field-error');
+  assert.match(await page.textContent('.field-error'), /Wrong user name or password/);
+  await shot(page, '02-login-error');
+  await page.fill('#login-pass', sx.password);
+  await page.keyboard.press('Enter');
+  // the page asked for first
+  await page.waitForSelector('table.accounts, .empty');
+  assert.match(page.url(), /#\/accounts$/);
+
+  // a fresh load of the overview, logged in: usable (numbers shown) within 1 s
+  const t0 = Date.now();
+  await go('/');
+  await page.waitForFunction(() => /^\d+$/.test(document.getElementById('stat-accounts')?.textContent || ''));
+  const ms = Date.now() - t0;
+  assert.ok(ms < 1000, `overview usable after ${ms} ms`);
+  await page.waitForSelector('#live[data-state="on"]');
+});
+
+test('create an account and see it go online when sipp registers it', async () => {
+  // the caller of later tests, made over the API
+  assert.equal((await sx.api('POST', '/users', { extension: '100', password: PW[100], display_name: 'Alice' })).status, 201);
+
+  await go('/accounts');
+  await page.click('button:has-text("New account")');
+  await page.fill('#new-ext', '101');
+  await page.fill('#new-name', 'Bob');
+  await page.fill('#new-pw', PW[101]);
+  await page.click('#new-account button[type=submit]');
+  await page.waitForURL(/#\/accounts\/101$/);
+  // the password is shown once, copyable, and the softphone card has what a phone asks for
+  await page.waitForSelector('.secret input');
+  assert.equal(await page.inputValue('.secret input'), PW[101]);
+  const card = await page.textContent('.phone-card');
+  assert.ok(card.includes(`127.0.0.1:${sx.sipPort}`), card);
+  assert.ok(card.includes('Domain (realm)127.0.0.1'), card);
+  assert.ok(card.includes(PW[101]), card);
+  assert.equal(await page.getAttribute('.presence', 'data-state'), 'offline');
+  await shot(page, '03-account-created');
+
+  // SIPp registers it: the page turns online by itself (event stream, no reload)
+  state.port101 = await register('101', 'Bob phone/1.0');
+  await page.waitForSelector('.presence[data-state="online"]', { timeout: 5000 });
+  const devices = await page.textContent('.devices-table');
+  assert.ok(devices.includes(`sip:101@127.0.0.1:${state.port101}`), devices);
+  assert.ok(devices.includes('Bob phone/1.0'), devices);
+  await shot(page, '04-account-online');
+
+  // the list shows it online with its device
+  await go('/accounts');
+  await page.waitForSelector('tr[data-ext="101"] .presence[data-state="online"]');
+  assert.equal(await page.getAttribute('tr[data-ext="100"] .presence', 'data-state'), 'offline');
+  assert.ok((await page.textContent('tr[data-ext="101"] .devices')).includes('Bob phone/1.0'));
+  await shot(page, '05-accounts');
+
+  // registrations have ladders too: REGISTER, 401, REGISTER, 200
+  await go('/accounts/101');
+  await page.click('.devices-table a.ladder-link');
+  await page.waitForSelector('svg.ladder .arrow');
+  const cid = decodeURIComponent(page.url().split('#/ladder/')[1]);
+  const n = await settledTrace(page, cid, 4);
+  assert.equal(n, 4);
+  await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, n);
+  const heads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(heads.map((h) => h.split(' ')[0]), ['phone', 'sipbx']);
+  await shot(page, '06-ladder-registration');
+});
+
+test('a call appears, rings, is answered and ends in the live view; its ladder grows', async () => {
+  await go('/calls');
+  await page.waitForSelector('#no-calls');
+  const { callee, caller } = await call({ calleePort: state.port101, ringMs: 2500, talkMs: 4000 });
+
+  const ringing = await page.waitForSelector('#live-calls article.call[data-state="ringing"]', { timeout: 8000 });
+  const cid = await ringing.getAttribute('data-call-id');
+  state.callId = cid;
+  assert.ok((await ringing.textContent()).includes('Alice'));
+  await shot(page, '07-calls-ringing');
+
+  // a second tab watches the ladder of the call while it goes on
+  const watcher = await browser.newPage();
+  watch(watcher);
+  await watcher.goto(`${sx.base}/#/ladder/${encodeURIComponent(cid)}`);
+  await watcher.waitForSelector('svg.ladder .arrow');
+  await watcher.waitForSelector('.ladder-status .badge');
+  const early = await watcher.$$eval('svg.ladder .arrow', (a) => a.length);
+
+  const answered = await page.waitForSelector('#live-calls article.call[data-state="answered"]', { timeout: 8000 });
+  const d1 = await answered.$eval('.duration', (e) => e.textContent);
+  assert.match(d1, /^talking 0:0\d$/);
+  await sleep(2100);
+  const d2 = await page.$eval('#live-calls article.call[data-state="answered"] .duration', (e) => e.textContent);
+  assert.notEqual(d1, d2, 'the talk time runs');
+  await shot(page, '08-calls-answered');
+
+  await page.waitForSelector('#ended-calls article.call[data-state="ended"]', { timeout: 10000 });
+  await page.waitForSelector('#no-calls');
+  await Promise.all([caller.ok(), callee.ok()]);
+  assert.ok((await page.textContent('#ended-calls')).includes('hung up by caller'));
+  await shot(page, '09-calls-ended');
+
+  const total = await settledTrace(page, cid, 10);
+  assert.ok(total > early, `the trace grew (${early} -> ${total})`);
+  await watcher.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, total, { timeout: 8000 });
+  await shot(watcher, '10-ladder-grown-live');
+  await watcher.close();
+});
+
+test('the ladder of a call: one arrow per captured message, message details, pcap', async () => {
+  // from the call records (the live view's ended list only has calls seen live)
+  await go('/records');
+  await page.click(`tr[data-call-id="${state.callId}"] a.ladder-link`);
+  await page.waitForSelector('svg.ladder .arrow');
+  const n = await traceCount(page, state.callId);
+  assert.equal(await page.$$eval('svg.ladder .arrow', (a) => a.length), n);
+  const heads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent.split(' ')[0]));
+  assert.deepEqual(heads, ['caller', 'sipbx', 'callee']);
+  // requests, 1xx, 2xx and errors (the 407) are told apart
+  for (const k of ['req', 'r1xx', 'r2xx', 'rerr']) {
+    assert.ok(await page.$(`svg.ladder .arrow.k-${k}`), `an arrow of kind ${k}`);
+  }
+  const labels = await page.$$eval('svg.ladder .arrow .label', (els) => els.map((e) => e.textContent));
+  assert.equal(labels[0], 'INVITE');
+  assert.ok(labels.includes('407 Proxy Authentication Required'), labels.join(', '));
+  assert.ok(labels.includes('BYE'));
+  // click an arrow: the whole message
+  await page.click('svg.ladder .arrow >> nth=0');
+  await page.waitForSelector('#ladder-detail:not([hidden]) pre.sipmsg');
+  const msg = await page.textContent('#ladder-detail pre.sipmsg');
+  assert.match(msg, /^INVITE sip:101@127\.0\.0\.1 SIP\/2\.0/);
+  assert.ok(msg.includes(`Call-ID: ${state.callId}`));
+  await shot(page, '11-ladder-call');
+  // keyboard: down to the next arrow, Enter shows it
+  await page.focus('svg.ladder .arrow >> nth=0');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => !document.querySelector('#ladder-detail pre.sipmsg')?.textContent.startsWith('INVITE'));
+  // the pcap button downloads a capture file
+  const href = await page.getAttribute('#pcap-link', 'href');
+  const r = await page.request.get(sx.base + href);
+  assert.equal(r.status(), 200);
+  const magic = (await r.body()).readUInt32LE(0);
+  assert.ok([0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0x0a0d0d0a].includes(magic), magic.toString(16));
+});
+
+test('forwarding rules are checked inline and saved', async () => {
+  await go('/forwarding/101');
+  await page.waitForSelector('#fw-no_answer-en');
+  await page.check('#fw-no_answer-en');
+  await page.fill('#fw-no_answer-target', '');
+  await page.click('form.forwarding button[type=submit]');
+  const err = await page.waitForSelector('fieldset[data-rule="no_answer"] .field-error');
+  assert.match(await err.textContent(), /Enter where to forward/);
+  assert.equal(await page.getAttribute('#fw-no_answer-target', 'aria-invalid'), 'true');
+  await page.fill('#fw-no_answer-target', '101');
+  await page.waitForSelector('fieldset[data-rule="no_answer"] .field-error:has-text("itself")');
+  await shot(page, '12-forwarding-invalid');
+  // what only the server knows (no such extension) is shown next to the field too
+  await page.check('#fw-busy-en');
+  await page.fill('#fw-busy-target', '999');
+  await page.fill('#fw-no_answer-target', '100');
+  await page.click('form.forwarding button[type=submit]');
+  const apiErr = await page.waitForSelector('fieldset[data-rule="busy"] .field-error');
+  assert.match(await apiErr.textContent(), /^No such extension 999$/);
+  assert.equal(await page.getAttribute('#fw-busy-target', 'aria-invalid'), 'true');
+  await shot(page, '12b-forwarding-api-error');
+  await page.uncheck('#fw-busy-en');
+  await page.fill('#fw-busy-target', '');
+  await page.fill('#fw-no_answer-timeout', '15');
+  await page.waitForSelector('fieldset[data-rule="no_answer"] .field-error', { state: 'detached' });
+  await page.click('form.forwarding button[type=submit]');
+  await page.waitForSelector('#toast.show:has-text("saved")');
+  const r = await sx.api('GET', '/users/101/forwarding');
+  assert.equal(r.status, 200);
+  assert.deepEqual({ ...r.json.no_answer }, { enabled: true, target: '100', timeout: 15 });
+  assert.equal(r.json.unconditional.enabled, false);
+  // it is what the page shows after a reload
+  await page.reload();
+  await page.waitForSelector('#fw-no_answer-en');
+  assert.equal(await page.isChecked('#fw-no_answer-en'), true);
+  assert.equal(await page.inputValue('#fw-no_answer-target'), '100');
+  await shot(page, '13-forwarding');
+  // leave it off for the calls of later tests
+  await page.uncheck('#fw-no_answer-en');
+  await page.click('form.forwarding button[type=submit]');
+  await page.waitForSelector('#toast.show:has-text("saved")');
+});
+
+test('call records: filter, page, download CSV', async () => {
+  await go('/records');
+  await page.waitForSelector(`tr[data-call-id="${state.callId}"]`);
+  await page.fill('#f-ext', '101');
+  await page.selectOption('#f-disp', 'ANSWERED');
+  await page.click('form.filters button[type=submit]');
+  await page.waitForURL(/ext=101/);
+  await page.waitForSelector(`tr[data-call-id="${state.callId}"]`);
+  assert.match(await page.textContent(`tr[data-call-id="${state.callId}"]`), /ANSWERED/);
+  await shot(page, '14-records');
+  // a filter that matches nothing says so
+  await page.selectOption('#f-disp', 'BUSY');
+  await page.click('form.filters button[type=submit]');
+  await page.waitForSelector('.empty:has-text("No call matches")');
+  await page.selectOption('#f-disp', 'ANSWERED');
+  await page.click('form.filters button[type=submit]');
+  await page.waitForSelector(`tr[data-call-id="${state.callId}"]`);
+
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#csv-link')]);
+  const file = path.join(ARTIFACTS, 'calls.csv');
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await dl.saveAs(file);
+  const csv = fs.readFileSync(file, 'utf8');
+  const lines = csv.trim().split(/\r?\n/);
+  assert.ok(lines.length >= 2, csv);
+  assert.ok(lines.some((l) => l.includes(state.callId)), csv);
+  assert.ok(lines.slice(1).every((l) => l.includes('ANSWERED')), csv);
+});
+
+test('SIP-derived and admin-entered text shows as text, never as markup', async () => {
+  // an account with a hostile display name, made in the UI
+  await go('/accounts');
+  await page.click('button:has-text("New account")');
+  await page.fill('#new-ext', '102');
+  await page.fill('#new-name', XSS);
+  await page.fill('#new-pw', PW[102]);
+  await page.click('#new-account button[type=submit]');
+  await page.waitForURL(/#\/accounts\/102$/);
+  state.port102 = await register('102', `${XSS} softphone`);
+  // a call whose caller display name (From header) is hostile
+  await go('/calls');
+  await page.waitForSelector('#live-calls');
+  const { callee, caller } = await call({ calleePort: state.port101, ringMs: 300, talkMs: 500, name: XSS });
+  await page.waitForSelector('#ended-calls article.call[data-state="ended"] >> nth=0', { timeout: 10000 });
+  await Promise.all([caller.ok(), callee.ok()]);
+  await page.waitForFunction((x) => document.getElementById('ended-calls').textContent.includes(x), XSS);
+  await shot(page, '15-xss-calls');
+
+  for (const h of ['/accounts', '/records', '/', '/accounts/102']) {
+    await go(h);
+    await page.waitForFunction((x) => document.querySelector('main').textContent.includes(x), XSS, { timeout: 5000 });
+    assert.equal(await page.$$eval('img[src="x"], main img:not([src="favicon.svg"])', (e) => e.length), 0, h);
+    if (h === '/accounts') await shot(page, '16-xss-accounts');
+  }
+  // and in the ladder's message view
+  const cdrs = await sx.api('GET', '/cdrs?limit=1');
+  const cid = cdrs.json.items[0].call_id;
+  await go(`/ladder/${encodeURIComponent(cid)}`);
+  await page.click('svg.ladder .arrow >> nth=0');
+  await page.waitForFunction((x) => document.querySelector('#ladder-detail pre')?.textContent.includes(x), XSS);
+  assert.equal(await page.$$eval('img[src="x"]', (e) => e.length), 0);
+  await shot(page, '17-xss-ladder');
+  assert.deepEqual(dialogs, [], 'no script ran');
+});
+
+test('a forwarded call shows its forward leg live and in its ladder', async () => {
+  const fw = { unconditional: { enabled: true, target: '102' }, busy: { enabled: false, target: '' },
+    no_answer: { enabled: false, target: '', timeout: 20 }, unavailable: { enabled: false, target: '' } };
+  assert.equal((await sx.api('PUT', '/users/101/forwarding', fw)).status, 200);
+  try {
+    await go('/calls');
+    await page.waitForSelector('#live-calls');
+    const { callee, caller } = await call({ calleePort: state.port102, ringMs: 1500, talkMs: 1500 });
+    const card = await page.waitForSelector('#live-calls article.call .leg', { timeout: 8000 });
+    assert.match(await card.textContent(), /102 \(unconditional\)/);
+    await shot(page, '18a-calls-forwarded');
+    const ended = await page.waitForSelector('#ended-calls article.call[data-state="ended"] .leg', { timeout: 10000 });
+    assert.match(await ended.textContent(), /102/);
+    await Promise.all([caller.ok(), callee.ok()]);
+    const cid = await page.getAttribute('#ended-calls article.call >> nth=0', 'data-call-id');
+    const n = await settledTrace(page, cid, 10);
+    await go(`/ladder/${encodeURIComponent(cid)}`);
+    await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, n);
+    const heads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent));
+    assert.deepEqual(heads, ['caller 100', 'sipbx', 'forward target 102']);
+    await shot(page, '18b-ladder-forwarded');
+  } finally {
+    fw.unconditional = { enabled: false, target: '' };
+    await sx.api('PUT', '/users/101/forwarding', fw);
+  }
+});
+
+test('tokens: create (shown once) and revoke; settings', async () => {
+  await go('/settings');
+  await page.waitForSelector('#settings');
+  const st = await page.textContent('#settings');
+  assert.ok(st.includes('127.0.0.1'), st);
+  assert.ok(st.includes(`:${sx.sipPort}`), st);
+  assert.ok(st.includes('30 s'), st); // --ring-timeout 30
+  await page.fill('#tok-name', 'monitoring');
+  await page.click('form.inline-form button[type=submit]');
+  await page.waitForSelector('#new-token input');
+  const token = await page.inputValue('#new-token input');
+  assert.match(token, /^sipbx_/);
+  let r = await fetch(`${sx.base}/api/v1/users`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 200);
+  await page.waitForSelector('table.tokens td:has-text("monitoring")');
+  await shot(page, '18-settings');
+  const row = page.locator('table.tokens tr', { hasText: 'monitoring' });
+  await row.locator('button:has-text("Revoke")').click();
+  await page.click('dialog button[value="ok"]');
+  await page.waitForSelector('table.tokens td:has-text("monitoring")', { state: 'detached' });
+  r = await fetch(`${sx.base}/api/v1/users`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 401);
+});
+
+test('a ladder of 200 messages draws without a stall', async () => {
+  const cid = await optionsBurst(sx, 100);
+  assert.equal(await settledTrace(page, cid, 200), 200);
+  const t0 = Date.now();
+  await go(`/ladder/${encodeURIComponent(cid)}`);
+  await page.waitForFunction(() => document.querySelectorAll('svg.ladder .arrow').length === 200);
+  const ms = Date.now() - t0;
+  const drawMs = Number(await page.getAttribute('#ladder-summary', 'data-draw-ms'));
+  assert.ok(drawMs < 250, `drawn in ${drawMs} ms`);
+  assert.ok(ms < 2000, `shown after ${ms} ms`);
+  await page.click('svg.ladder .arrow >> nth=199');
+  await page.waitForSelector('#ladder-detail:not([hidden])');
+  await shot(page, '19-ladder-200');
+});
+
+test('a large call record table pages instantly', async () => {
+  // 100000 synthetic records, written straight into the database
+  execFileSync('sqlite3', [sx.db, `PRAGMA busy_timeout=10000;
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+    INSERT INTO cdrs (call_id, caller, caller_name, dialled, answered_by, start_us, answer_us, end_us,
+                      duration, billsec, disposition, status, phrase, hangup_by)
+    SELECT 'bulk-' || i, '100', 'Bulk', '101', '101', 1700000000000000 + i * 60000000,
+           1700000000000000 + i * 60000000 + 5000000, 1700000000000000 + i * 60000000 + 65000000,
+           65, 60, 'ANSWERED', 200, 'OK', 'caller' FROM n;`]);
+  await go('/records?limit=100');
+  await page.waitForSelector('table.cdrs tbody tr');
+  const seen = new Set();
+  const times = [];
+  for (let i = 0; i < 4; i++) {
+    const ids = await page.$$eval('table.cdrs tbody tr', (rows) => rows.map((r) => r.dataset.callId));
+    assert.equal(ids.length, 100);
+    for (const id of ids) { assert.ok(!seen.has(id), `${id} shown twice`); seen.add(id); }
+    const t0 = Date.now();
+    await page.click('button:has-text("Older")');
+    await page.waitForFunction((k) => document.querySelector('.pager span')?.textContent === `page ${k}`, i + 2);
+    times.push(Date.now() - t0);
+  }
+  await shot(page, '20-records-paged');
+  assert.ok(Math.max(...times) < 1000, `pages took ${times.join(', ')} ms`);
+  await page.click('button:has-text("Newer")');
+  await page.waitForFunction(() => document.querySelector('.pager span')?.textContent === 'page 4');
+});
+
+test('an expired session returns to the log-in page, then back to where the user was', async () => {
+  await go('/records?ext=101');
+  await page.waitForSelector('table.cdrs');
+  await browser.clearCookies(); // what an expired session looks like to the browser
+  await page.click('#nav a[data-nav="forwarding"]');
+  await page.waitForSelector('#login-pass');
+  await page.fill('#login-pass', sx.password);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#fw-account');
+  assert.match(page.url(), /#\/forwarding$/);
+});
+
+test('readable at phone width', async () => {
+  const phone = await browser.newPage();
+  watch(phone);
+  await phone.setViewportSize({ width: 390, height: 844 });
+  const pages = ['/', '/accounts', '/accounts/101', '/forwarding/101', '/calls', '/records', `/ladder/${encodeURIComponent(state.callId)}`, '/settings'];
+  for (const [i, h] of pages.entries()) {
+    await phone.goto(`${sx.base}/#${h}`);
+    await phone.waitForSelector('main section.page');
+    await phone.waitForLoadState('networkidle').catch(() => {});
+    await sleep(300);
+    const w = await phone.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(w <= 391, `${h}: the page is ${w} px wide`);
+    await shot(phone, `21-phone-${i}-${h.split('/')[1] || 'overview'}`);
+  }
+  await phone.close();
+  // the desktop overview, with the calls of the tests in its chart
+  await go('/');
+  await page.waitForSelector('svg.chart .bar rect.d-answered');
+  await shot(page, '22-overview');
+  assert.deepEqual(pageErrors, [], 'no script errors');
+});

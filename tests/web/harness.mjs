@@ -1,0 +1,223 @@
+// Test harness of the browser tests: a private sipbx daemon on free loopback ports with a
+// temporary database, SIPp phones against it, and headless Debian Chromium (never a
+// downloaded browser) driven by playwright-core.
+
+import { spawn, execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const HOST = '127.0.0.1';
+export const SIPBX = process.env.SIPBX_BIN || path.join(HERE, '../../build/sipbx');
+export const WEB_ROOT = process.env.SIPBX_WEB_ROOT || path.join(HERE, '../../web');
+export const SIPP = process.env.SIPP || '/usr/bin/sipp';
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const ARTIFACTS = process.env.SIPBX_WEB_ARTIFACTS || path.join(os.tmpdir(), 'sipbx-web-artifacts');
+
+const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
+  'SUMMARY: AddressSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer'];
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function bindUdp(port) {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => { s.close(); resolve(null); });
+    s.bind(port, HOST, () => { const p = s.address().port; resolve({ s, p }); });
+  });
+}
+
+function bindTcp(port) {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(null));
+    s.listen(port, HOST, () => resolve({ s, p: s.address().port }));
+  });
+}
+
+/** A loopback port free for both UDP and TCP right now. */
+export async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const u = await bindUdp(0);
+    if (!u) continue;
+    const t = await bindTcp(u.p);
+    u.s.close();
+    if (t) { await new Promise((r) => t.s.close(r)); return u.p; }
+  }
+  throw new Error('no free loopback port');
+}
+
+/** True while something has UDP port bound on loopback. */
+export async function udpBound(port) {
+  const u = await bindUdp(port);
+  if (!u) return true;
+  await new Promise((r) => u.s.close(r));
+  return false;
+}
+
+/** A running sipbx: start() resolves once it printed its banner. */
+export class Sipbx {
+  constructor() {
+    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sipbx-web-'));
+    this.db = path.join(this.tmp, 'sipbx.db');
+    this.stdout = '';
+    this.stderr = '';
+  }
+
+  async start(extraArgs = []) {
+    this.sipPort = await freePort();
+    this.httpPort = await freePort();
+    this.base = `http://${HOST}:${this.httpPort}`;
+    const args = ['serve', '--db', this.db, '--domain', HOST, '--sip', `${HOST}:${this.sipPort}`,
+      '--http', `${HOST}:${this.httpPort}`, '--web-root', WEB_ROOT, '--ring-timeout', '30', ...extraArgs];
+    this.proc = spawn(SIPBX, args, { cwd: this.tmp, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1' } });
+    this.proc.stdout.on('data', (d) => { this.stdout += d; });
+    this.proc.stderr.on('data', (d) => { this.stderr += d; });
+    this.exited = new Promise((r) => this.proc.on('exit', (code, sig) => r({ code, sig })));
+    const deadline = Date.now() + 20000;
+    while (!/Dashboard: /.test(this.stdout)) {
+      if (this.proc.exitCode !== null) throw new Error(`sipbx exited ${this.proc.exitCode}: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`sipbx did not start:\n${this.stdout}\n${this.stderr}`);
+      await sleep(50);
+    }
+    const m = /password '([^']+)'/.exec(this.stdout);
+    this.password = m ? m[1] : null;
+    return this;
+  }
+
+  /** The API with a token made on the command line (for set-up and checks, not the UI). */
+  async token() {
+    if (!this._token) {
+      this._token = execFileSync(SIPBX, ['token', 'create', 'web-tests', '--db', this.db], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    }
+    return this._token;
+  }
+
+  async api(method, p, body) {
+    const headers = { Authorization: `Bearer ${await this.token()}` };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const r = await fetch(this.base + '/api/v1' + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: r.status, json, text, headers: r.headers };
+  }
+
+  /** SIGTERM; the daemon must exit 0 without a sanitizer report. */
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return this.check();
+    this.proc.kill('SIGTERM');
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+    const { code, sig } = await this.exited;
+    clearTimeout(t);
+    this.exitCode = code;
+    if (code !== 0) throw new Error(`sipbx exited ${code} (${sig}):\n${this.stderr.slice(-4000)}`);
+    return this.check();
+  }
+
+  check() {
+    const bad = SANITIZER_MARKS.filter((m) => this.stderr.includes(m));
+    if (bad.length) throw new Error(`sanitizer report from sipbx:\n${this.stderr.slice(-6000)}`);
+  }
+
+  /** Removes the temporary directory (kept when SIPBX_WEB_KEEP is set, for a post-mortem). */
+  cleanup() {
+    if (process.env.SIPBX_WEB_KEEP) console.log(`# kept ${this.tmp}`);
+    else fs.rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/** One SIPp process against sx. Resolves {code, out} when it ends; .port is its local port. */
+export class Sipp {
+  constructor(sx, scenario, { user, password, port, keys = {}, pauseMs, timeout = '30s' } = {}) {
+    this.port = port;
+    this.scenario = scenario;
+    const stem = path.join(sx.tmp, `${path.basename(scenario, '.xml')}-${port}-${Date.now()}`);
+    this.stem = stem;
+    const args = ['-sf', path.join(HERE, 'sipp', scenario), '-key', 'user', user, '-key', 'domain', HOST];
+    for (const [k, v] of Object.entries(keys)) args.push('-key', k, v);
+    if (password) args.push('-au', user, '-ap', password);
+    args.push(`${HOST}:${sx.sipPort}`, '-i', HOST, '-p', String(port), '-t', 'u1', '-m', '1',
+      '-nostdin', '-timeout', timeout, '-timeout_error', '-trace_msg', '-message_file', stem + '.msg',
+      '-trace_err', '-error_file', stem + '.err');
+    if (pauseMs !== undefined) args.push('-d', String(pauseMs));
+    this.out = '';
+    this.proc = spawn(SIPP, args, { cwd: sx.tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout.on('data', (d) => { this.out += d; });
+    this.proc.stderr.on('data', (d) => { this.out += d; });
+    this.done = new Promise((r) => this.proc.on('exit', (code) => r(code)));
+  }
+
+  /** Resolves once SIPp listens on its port (a UAS must before the INVITE comes). */
+  async listening() {
+    const deadline = Date.now() + 10000;
+    while (!(await udpBound(this.port))) {
+      if (this.proc.exitCode !== null) throw new Error(`sipp ${this.scenario} ended early:\n${this.logs()}`);
+      if (Date.now() > deadline) throw new Error(`sipp ${this.scenario} does not listen on ${this.port}`);
+      await sleep(20);
+    }
+  }
+
+  /** Waits for the end; SIPp must have succeeded. */
+  async ok(ms = 45000) {
+    let timer;
+    const code = await Promise.race([this.done, new Promise((r) => { timer = setTimeout(() => r('timeout'), ms); })]);
+    clearTimeout(timer);
+    if (code === 'timeout') { this.proc.kill('SIGKILL'); throw new Error(`sipp ${this.scenario} did not end:\n${this.logs()}`); }
+    if (code !== 0) throw new Error(`sipp ${this.scenario} exited ${code}:\n${this.logs()}`);
+  }
+
+  logs() {
+    let s = this.out.slice(-3000);
+    for (const ext of ['.err', '.msg']) {
+      try { s += `\n--- ${ext}\n` + fs.readFileSync(this.stem + ext, 'utf8').slice(-4000); } catch { /* none */ }
+    }
+    return s;
+  }
+
+  kill() { if (this.proc.exitCode === null) this.proc.kill('SIGKILL'); }
+}
+
+/** Sends n OPTIONS to sipbx with one Call-ID from one UDP socket (each answered 200): a
+ *  trace of 2n messages for the ladder's big-trace check. Returns the Call-ID. */
+export async function optionsBurst(sx, n) {
+  const sock = dgram.createSocket('udp4');
+  await new Promise((r) => sock.bind(0, HOST, r));
+  const port = sock.address().port;
+  const callId = `burst-${crypto.randomBytes(6).toString('hex')}@${HOST}`;
+  const tag = crypto.randomBytes(4).toString('hex');
+  let got = 0;
+  let wake = null;
+  sock.on('message', (m) => { if (/^SIP\/2\.0 \d{3}/.test(m.toString())) { got++; if (wake) wake(); } });
+  for (let i = 1; i <= n; i++) {
+    const msg = [`OPTIONS sip:${HOST}:${sx.sipPort} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${HOST}:${port};branch=z9hG4bK${crypto.randomBytes(8).toString('hex')};rport`,
+      `From: <sip:web-test@${HOST}>;tag=${tag}`, `To: <sip:${HOST}>`, `Call-ID: ${callId}`,
+      `CSeq: ${i} OPTIONS`, 'Max-Forwards: 70', 'User-Agent: web-test-burst', 'Content-Length: 0', '', ''].join('\r\n');
+    await new Promise((r) => sock.send(msg, sx.sipPort, HOST, r));
+    const deadline = Date.now() + 3000;
+    while (got < i && Date.now() < deadline) await new Promise((r) => { wake = r; setTimeout(r, 50); });
+  }
+  sock.close();
+  if (got < n) throw new Error(`OPTIONS burst: ${got} of ${n} answered`);
+  return callId;
+}
+
+export const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic',
+  '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Launches Debian's Chromium with a fresh profile (a persistent context in a temp dir). */
+export async function launchBrowser(chromium, viewport = { width: 1280, height: 860 }) {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sipbx-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport, acceptDownloads: true,
+  });
+  const close = async () => { await ctx.close(); fs.rmSync(profile, { recursive: true, force: true }); };
+  return { ctx, close };
+}

@@ -1,0 +1,156 @@
+// The REST API client: JSON in and out, the CSRF token on every request that changes
+// something, errors as ApiError (with the field the server's message names), and a 401
+// sends the user to the log-in page, remembering where they were.
+
+const CSRF_KEY = 'sipbx.csrf';
+const NEXT_KEY = 'sipbx.next';
+export const API = '/api/v1';
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    // "no_answer.target: must be ..." -> field "no_answer.target"
+    const m = /^([a-z_]+(?:\.[a-z_]+)*): /.exec(message || '');
+    this.field = m ? m[1] : null;
+  }
+}
+
+export function setCsrf(token) {
+  if (token) sessionStorage.setItem(CSRF_KEY, token);
+  else sessionStorage.removeItem(CSRF_KEY);
+}
+
+/** Where to go back to after logging in (the hash), taken once. */
+export function takeNext() {
+  const n = sessionStorage.getItem(NEXT_KEY);
+  sessionStorage.removeItem(NEXT_KEY);
+  return n && n.startsWith('#/') && !n.startsWith('#/login') ? n : '#/';
+}
+
+let unauthorizedHandler = null;
+/** Called on any 401 from an authenticated request (the session ended). */
+export function onUnauthorized(fn) { unauthorizedHandler = fn; }
+
+export function rememberAndLogin() {
+  const here = location.hash || '#/';
+  if (!here.startsWith('#/login')) sessionStorage.setItem(NEXT_KEY, here);
+  if (unauthorizedHandler) unauthorizedHandler();
+}
+
+/**
+ * Calls the API. path is under /api/v1 (e.g. "/users"); query an object of parameters
+ * (empty values left out); body a JSON-able object. Resolves the parsed JSON (null for
+ * 204); rejects with ApiError.
+ */
+export async function api(method, path, { body, query, signal } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD') {
+    const t = sessionStorage.getItem(CSRF_KEY);
+    if (t) headers['X-CSRF-Token'] = t;
+  }
+  let res;
+  try {
+    res = await fetch(url(path, query), {
+      method, headers, signal, credentials: 'same-origin', cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'network', 'sipbx cannot be reached (' + e.message + ')');
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  const ct = res.headers.get('Content-Type') || '';
+  if (ct.includes('json')) {
+    try { data = await res.json(); } catch { data = null; }
+  }
+  if (!res.ok) {
+    const e = data && data.error;
+    const err = new ApiError(res.status, e ? e.code : 'http_' + res.status,
+      e ? e.message : `${res.status} ${res.statusText || 'error'} from ${path}`);
+    if (res.status === 429) err.retryAfter = Number(res.headers.get('Retry-After')) || 0;
+    if (res.status === 401 && path !== '/session') rememberAndLogin();
+    throw err;
+  }
+  if (data === null && !ct.includes('json')) data = await res.text();
+  if (data && typeof data === 'object') {
+    Object.defineProperty(data, '_date', { value: res.headers.get('Date'), enumerable: false });
+  }
+  return data;
+}
+
+/** The full URL of an API path with query parameters (for links: CSV, pcap). */
+export function url(path, query) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  }
+  const qs = q.toString();
+  return API + path + (qs ? '?' + qs : '');
+}
+
+/** Fetches every page of a list endpoint (up to max items). */
+export async function listAll(path, query = {}, { signal, max = 10000 } = {}) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await api('GET', path, { query: { ...query, limit: 500, cursor }, signal });
+    items.push(...(page.items || []));
+    cursor = page.next_cursor;
+  } while (cursor && items.length < max);
+  return items;
+}
+
+/** Apply an ApiError to a form: the message next to the field it names, else at the form. */
+export function showFormError(form, err, fieldMap = {}) {
+  clearFormErrors(form);
+  let target = null;
+  if (err.field) {
+    const name = fieldMap[err.field] || err.field;
+    target = form.querySelector(`[name="${CSS.escape(name)}"]`);
+  }
+  const msg = document.createElement('p');
+  msg.className = 'field-error';
+  msg.setAttribute('role', 'alert');
+  msg.textContent = err.message;
+  if (target) {
+    // next to its field the field's name is redundant: "busy.target: no such ..." -> "No such ..."
+    if (err.message.startsWith(err.field + ': ')) {
+      const text = err.message.slice(err.field.length + 2);
+      msg.textContent = text.charAt(0).toUpperCase() + text.slice(1);
+    }
+    target.setAttribute('aria-invalid', 'true');
+    const id = 'err-' + Math.random().toString(36).slice(2);
+    msg.id = id;
+    target.setAttribute('aria-describedby', id);
+    (target.closest('.field') || target.parentElement).append(msg);
+    target.focus();
+  } else {
+    msg.classList.add('form-level');
+    const slot = form.querySelector('.form-error-slot') || form;
+    slot.append(msg);
+  }
+}
+
+export function clearFormErrors(form) {
+  form.querySelectorAll('.field-error').forEach((e) => e.remove());
+  form.querySelectorAll('[aria-invalid]').forEach((e) => {
+    e.removeAttribute('aria-invalid');
+    e.removeAttribute('aria-describedby');
+  });
+}
+
+/** Marks one field invalid with msg (client-side validation). */
+export function fieldError(input, message) {
+  const msg = document.createElement('p');
+  msg.className = 'field-error';
+  msg.setAttribute('role', 'alert');
+  msg.textContent = message;
+  msg.id = 'err-' + Math.random().toString(36).slice(2);
+  input.setAttribute('aria-invalid', 'true');
+  input.setAttribute('aria-describedby', msg.id);
+  (input.closest('.field') || input.parentElement).append(msg);
+}

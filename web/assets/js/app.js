@@ -1,0 +1,149 @@
+// The dashboard shell: checks the session, runs the hash router (#/path?query), keeps the
+// header (navigation, event-stream state, log-out) and hands each page its <main>.
+
+import { api, setCsrf, onUnauthorized, rememberAndLogin } from './api.js';
+import { h, fill, errorBox } from './dom.js';
+import * as events from './events.js';
+
+// Each page module exports render(main, ctx) and may return a cleanup function.
+const routes = [
+  { re: /^\/login$/, page: 'login', nav: null, title: 'Log in', public: true },
+  { re: /^\/$/, page: 'overview', nav: 'overview', title: 'Overview' },
+  { re: /^\/accounts$/, page: 'accounts', nav: 'accounts', title: 'Accounts' },
+  { re: /^\/accounts\/([^/]+)$/, page: 'account', nav: 'accounts', title: 'Account' },
+  { re: /^\/forwarding(?:\/([^/]+))?$/, page: 'forwarding', nav: 'forwarding', title: 'Forwarding' },
+  { re: /^\/calls$/, page: 'calls', nav: 'calls', title: 'Live calls' },
+  { re: /^\/records$/, page: 'records', nav: 'records', title: 'Call records' },
+  { re: /^\/ladder(?:\/(.+))?$/, page: 'ladder', nav: null, title: 'Ladder' },
+  { re: /^\/settings$/, page: 'settings', nav: 'settings', title: 'Tokens & settings' },
+];
+
+export const session = { username: null, auth: null, settings: null };
+
+let cleanup = null;
+let renderSeq = 0;
+let sessionChecked = false;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/';
+  const [path, qs] = raw.split('?', 2);
+  return { path: path || '/', query: Object.fromEntries(new URLSearchParams(qs || '')) };
+}
+
+/** Navigates to a hash path with query parameters (empty ones left out). */
+export function go(path, query, { replace = false, noRender = false } = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query || {})) if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  const hash = '#' + path + (q.toString() ? '?' + q : '');
+  if (replace) { history.replaceState(null, '', hash); if (!noRender) render(); } else location.hash = hash;
+}
+
+/** Settings (domain, ports): loaded once, shared by pages. */
+export async function getSettings() {
+  if (!session.settings) session.settings = await api('GET', '/settings');
+  return session.settings;
+}
+
+function showShell(show) {
+  document.getElementById('top').hidden = !show;
+  document.getElementById('whoami').textContent = session.username || '';
+}
+
+function markNav(nav) {
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+async function checkSession() {
+  try {
+    const s = await api('GET', '/session');
+    session.username = s.username || s.token_name || 'admin';
+    session.auth = s.auth;
+    if (s.csrf_token) setCsrf(s.csrf_token);
+    return true;
+  } catch (e) {
+    if (e.status === 401) return false;
+    throw e;
+  }
+}
+
+/** Called by the log-in page once the session exists. */
+export function loggedIn(username) {
+  session.username = username;
+  sessionChecked = true;
+  showShell(true);
+  events.start();
+}
+
+async function render() {
+  const seq = ++renderSeq;
+  const { path, query } = parseHash();
+  const main = document.getElementById('main');
+  let route = null, params = [];
+  for (const r of routes) {
+    const m = r.re.exec(path);
+    if (m) { route = r; params = m.slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p))); break; }
+  }
+  if (cleanup) { try { cleanup(); } catch (e) { console.error(e); } cleanup = null; }
+  if (!route) {
+    showShell(sessionChecked);
+    fill(main, h('section', { class: 'page' }, h('h1', null, 'Not found'),
+      h('p', null, 'There is no page ', h('code', null, path), '. ', h('a', { href: '#/' }, 'Go to the overview'), '.')));
+    return;
+  }
+  if (!route.public && !sessionChecked) {
+    try {
+      if (!(await checkSession())) { rememberAndLogin(); return; }
+    } catch (e) {
+      fill(main, h('section', { class: 'page' }, errorBox(e, () => render())));
+      return;
+    }
+    sessionChecked = true;
+    events.start();
+    if (seq !== renderSeq) return;
+  }
+  showShell(!route.public);
+  markNav(route.nav);
+  document.title = `${route.title} · sipbx`;
+  let mod;
+  try {
+    mod = await import(`./pages/${route.page}.js`);
+  } catch (e) {
+    fill(main, h('section', { class: 'page' }, errorBox(new Error('cannot load the page: ' + e.message))));
+    return;
+  }
+  if (seq !== renderSeq) return;
+  main.replaceChildren();
+  const ac = new AbortController();
+  const ret = mod.render(main, { params, query, signal: ac.signal, go, session });
+  cleanup = () => { ac.abort(); if (typeof ret === 'function') ret(); };
+  // Move focus to the page for keyboard and screen-reader users (not on first load).
+  if (document.activeElement && document.activeElement !== document.body && !main.contains(document.activeElement)) {
+    main.focus({ preventScroll: true });
+  }
+}
+
+onUnauthorized(() => {
+  sessionChecked = false;
+  session.username = null;
+  session.settings = null;
+  setCsrf(null);
+  events.stop();
+  if (!location.hash.startsWith('#/login')) location.hash = '#/login';
+  else render();
+});
+
+document.getElementById('logout').addEventListener('click', async () => {
+  try { await api('DELETE', '/session'); } catch { /* gone already */ }
+  setCsrf(null);
+  sessionChecked = false;
+  session.username = null;
+  session.settings = null;
+  events.stop();
+  location.hash = '#/login';
+});
+
+window.addEventListener('hashchange', render);
+render();

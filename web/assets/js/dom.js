@@ -1,0 +1,169 @@
+// DOM building and formatting. Every piece of data becomes a text node or an attribute
+// value: nothing here parses markup, so SIP-derived text (display names, user agents,
+// whole messages) can never turn into elements or scripts.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function setAttrs(el, attrs) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.setAttribute('class', Array.isArray(v) ? v.filter(Boolean).join(' ') : v);
+    else if (k === 'text') el.textContent = String(v);
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'value' && 'value' in el) el.value = v;
+    else if (k === 'checked' && 'checked' in el) el.checked = !!v;
+    else if (k === 'style') throw new Error('use classes, not style attributes (CSP)');
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+/** Creates an HTML element: h('a', {href: '#/x', class: 'btn'}, 'text', child, ...). */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+/** Creates an SVG element the same way. */
+export function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+/** Replaces el's children. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// ---- formatting: times in the browser's zone ----
+
+const dtf = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const tf = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const hf = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+
+function toDate(t) {
+  if (t === null || t === undefined || t === 0 || t === '') return null;
+  if (typeof t === 'number') return new Date(t > 1e14 ? t / 1000 : t > 1e11 ? t : t * 1000);
+  const d = new Date(t);
+  return isNaN(d) ? null : d;
+}
+
+/** A time (RFC 3339 string, or a number of s/ms/us since the epoch) as local date and time. */
+export function fmtTime(t, fallback = '—') {
+  const d = toDate(t);
+  return d ? dtf.format(d) : fallback;
+}
+
+/** Only the local clock time. */
+export function fmtClock(t, fallback = '—') {
+  const d = toDate(t);
+  return d ? tf.format(d) : fallback;
+}
+
+export function fmtHour(t) {
+  const d = toDate(t);
+  return d ? hf.format(d) : '';
+}
+
+/** Seconds as m:ss or h:mm:ss. */
+export function fmtDuration(sec) {
+  if (sec === null || sec === undefined || isNaN(sec)) return '—';
+  sec = Math.max(0, Math.floor(sec));
+  const h2 = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), r = sec % 60;
+  const pad = (n) => String(n).padStart(2, '0');
+  return h2 ? `${h2}:${pad(m)}:${pad(r)}` : `${m}:${pad(r)}`;
+}
+
+/** "in 5 min", "2 h ago": for expiries and last-used times. */
+export function fmtRelative(t) {
+  const d = toDate(t);
+  if (!d) return 'never';
+  const diff = (d.getTime() - Date.now()) / 1000, a = Math.abs(diff);
+  const v = a < 60 ? `${Math.round(a)} s` : a < 3600 ? `${Math.round(a / 60)} min`
+    : a < 86400 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86400)} d`;
+  return diff >= 0 ? `in ${v}` : `${v} ago`;
+}
+
+/** A party as "Name (100)" or "100". */
+export function party(name, ext) {
+  return name ? `${name} (${ext || '?'})` : (ext || '—');
+}
+
+// ---- small widgets ----
+
+let toastTimer = 0;
+/** A short confirmation at the bottom of the screen (errors go next to their cause). */
+export function toast(msg) {
+  const el = document.getElementById('toast');
+  el.textContent = msg;
+  el.classList.add('show');
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.classList.remove('show'), 2500);
+}
+
+/** An error box for a section: the API's message, and a retry button when given. */
+export function errorBox(err, retry) {
+  return h('div', { class: 'error', role: 'alert' },
+    h('strong', null, err.status ? `Error ${err.status}: ` : 'Error: '),
+    err.message || String(err),
+    retry ? [' ', h('button', { type: 'button', class: 'link', onclick: retry }, 'Try again')] : null);
+}
+
+/** A read-only value with a Copy button (works without the Clipboard API on plain http). */
+export function copyField(value, label) {
+  const input = h('input', { type: 'text', readonly: true, value, class: 'mono copy-input', 'aria-label': label || 'value' });
+  const btn = h('button', { type: 'button', class: 'btn small' }, 'Copy');
+  btn.addEventListener('click', async () => {
+    input.select();
+    let ok = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(value); ok = true; }
+    } catch { /* fall back below */ }
+    if (!ok) { try { ok = document.execCommand('copy'); } catch { ok = false; } }
+    btn.textContent = ok ? 'Copied' : 'Press Ctrl+C';
+    setTimeout(() => { btn.textContent = 'Copy'; }, 2000);
+  });
+  input.addEventListener('focus', () => input.select());
+  return h('span', { class: 'copy' }, input, btn);
+}
+
+/** A modal confirmation (native <dialog>: focus trap and Escape for free). Resolves true/false. */
+export function confirmDialog(title, message, okLabel = 'Delete') {
+  return new Promise((resolve) => {
+    const ok = h('button', { type: 'submit', class: 'btn danger', value: 'ok' }, okLabel);
+    const cancel = h('button', { type: 'submit', class: 'btn', value: 'cancel', formnovalidate: true }, 'Cancel');
+    const dlg = h('dialog', { class: 'dialog', 'aria-labelledby': 'dlg-title' },
+      h('form', { method: 'dialog' },
+        h('h2', { id: 'dlg-title' }, title),
+        h('p', null, message),
+        h('div', { class: 'actions' }, cancel, ok)));
+    dlg.addEventListener('close', () => { resolve(dlg.returnValue === 'ok'); dlg.remove(); });
+    document.body.append(dlg);
+    dlg.showModal();
+    cancel.focus();
+  });
+}
+
+/** A status badge for call states and dispositions. */
+export function badge(text, kind) {
+  return h('span', { class: ['badge', `b-${String(kind || text).toLowerCase().replace(/[^a-z0-9]+/g, '-')}`] }, text);
+}
+
+/** Debounces fn by ms. */
+export function debounce(fn, ms) {
+  let t = 0;
+  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+}

@@ -1,0 +1,110 @@
+// The server-sent event stream (/api/v1/events): one EventSource for the whole app,
+// shared by the pages through on(). When the stream drops, pages are told ('reconnect')
+// so they can reload their live state instead of trusting what they missed.
+
+import { api, API, rememberAndLogin } from './api.js';
+
+export const EVENT_TYPES = ['call.new', 'call.ringing', 'call.forwarded', 'call.answered',
+  'call.held', 'call.ended', 'registration.changed'];
+
+const listeners = new Map(); // type ('*' for all) -> Set of fn(type, data)
+let source = null;
+let retryTimer = 0;
+let wanted = false;
+let everOpen = false;
+
+function setState(state) {
+  const el = document.getElementById('live');
+  if (!el) return;
+  el.dataset.state = state;
+  el.querySelector('.live-text').textContent =
+    state === 'on' ? 'live' : state === 'connecting' ? 'connecting…' : 'offline';
+  el.title = state === 'on' ? 'Receiving live events' : 'Live events are not arriving; reconnecting';
+}
+
+function dispatch(type, data) {
+  for (const key of [type, '*']) {
+    const set = listeners.get(key);
+    if (set) for (const fn of [...set]) {
+      try { fn(type, data); } catch (e) { console.error('event handler', e); }
+    }
+  }
+}
+
+/** Subscribes fn(type, data) to type ('call.*' for every call event, '*' for all);
+ *  returns the function that unsubscribes. */
+export function on(type, fn) {
+  const types = type === 'call.*' ? EVENT_TYPES.filter((t) => t.startsWith('call.')) : [type];
+  for (const t of types) {
+    if (!listeners.has(t)) listeners.set(t, new Set());
+    listeners.get(t).add(fn);
+  }
+  return () => types.forEach((t) => listeners.get(t).delete(fn));
+}
+
+/** Like on(), for changes the API reads back from the database: the registrar's bindings
+ *  are committed by the writer thread a few milliseconds after the event, so fn runs at
+ *  once and again shortly after (each burst of events gives one pair of calls). */
+export function onChange(type, fn, laterMs = 600) {
+  let t1 = 0, t2 = 0;
+  return on(type, (ty, data) => {
+    clearTimeout(t1);
+    clearTimeout(t2);
+    t1 = setTimeout(() => fn(ty, data), 50);
+    t2 = setTimeout(() => fn(ty, data), laterMs);
+  });
+}
+
+export function connected() {
+  return !!source && source.readyState === EventSource.OPEN;
+}
+
+/** Opens the stream (after log-in). */
+export function start() {
+  wanted = true;
+  if (source) return;
+  setState('connecting');
+  source = new EventSource(API + '/events', { withCredentials: true });
+  source.addEventListener('open', () => {
+    setState('on');
+    if (everOpen) dispatch('reconnect', null);
+    everOpen = true;
+  });
+  for (const t of EVENT_TYPES) {
+    source.addEventListener(t, (ev) => {
+      let data = null;
+      try { data = JSON.parse(ev.data); } catch { return; }
+      dispatch(t, data);
+    });
+  }
+  // Events the stream says were lost (a slow tab): reload live state.
+  source.addEventListener('missed', () => dispatch('reconnect', null));
+  source.addEventListener('error', () => {
+    setState('connecting');
+    if (source.readyState === EventSource.CLOSED) {
+      // A non-200 answer (e.g. 401 after the session ended) closes the stream for good:
+      // ask the API who we are (a 401 leads to the log-in page), then try again.
+      source = null;
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(async () => {
+        if (!wanted) return;
+        try {
+          await api('GET', '/session');
+        } catch (e) {
+          if (e.status === 401) { rememberAndLogin(); return; } // the session ended
+        }
+        if (wanted) { everOpen = true; start(); }
+      }, 2000);
+    }
+  });
+}
+
+/** Closes the stream (log-out, session ended). */
+export function stop() {
+  wanted = false;
+  clearTimeout(retryTimer);
+  if (source) source.close();
+  source = null;
+  everOpen = false;
+  setState('off');
+}

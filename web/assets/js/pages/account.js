@@ -1,0 +1,213 @@
+// One account: edit it, reset its password (shown once), see its devices (with the
+// ladders of their registrations), the values a softphone needs, and its recent calls.
+
+import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
+import { h, fill, errorBox, toast, confirmDialog, copyField, fmtTime, fmtRelative, debounce } from '../dom.js';
+import { on, onChange } from '../events.js';
+import { getSettings } from '../app.js';
+import { takePassword, generatePassword } from '../secrets.js';
+import { presence } from './accounts.js';
+import { cdrTable, ladderHref } from '../cdrs.js';
+
+export function render(main, { params, signal, go }) {
+  const ext = params[0];
+  const enc = encodeURIComponent(ext);
+  const head = h('div', { class: 'page-head' }, h('h1', null, 'Account ', ext));
+  const body = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  main.append(h('section', { class: 'page' },
+    h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/accounts' }, 'Accounts'), ' / ', ext),
+    head, body));
+
+  let user = null, regs = [], settings = null;
+  let shownPassword = takePassword(ext) || null; // just created or reset: show it once
+  const devicesBox = h('div');
+  const pwBox = h('div');
+  const phoneBox = h('div');
+  const callsBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  const presenceSlot = h('span');
+
+  async function load() {
+    try {
+      [user, regs] = await Promise.all([
+        api('GET', `/users/${enc}`, { signal }),
+        listAll('/registrations', { extension: ext }, { signal }),
+      ]);
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      fill(body, errorBox(e.status === 404 ? new Error(`There is no account ${ext}.`) : e, e.status === 404 ? null : load));
+      return;
+    }
+    try { settings = await getSettings(); } catch (e) { settings = null; }
+    fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted' }, ` · ${user.display_name}`) : null), presenceSlot);
+    fill(presenceSlot, presence(user, regs));
+    fill(body,
+      h('div', { class: 'grid-2' },
+        editForm(),
+        h('div', null, passwordCard(), phoneBox)),
+      h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Devices'), kickButton()), devicesBox),
+      h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Recent calls'),
+        h('a', { href: `#/records?ext=${enc}` }, 'All records of ', ext)), callsBox),
+      h('section', { class: 'card danger-zone' }, h('h2', null, 'Delete this account'),
+        h('p', null, 'Removes the account, its registrations and forwarding rules. Call records stay.'), deleteButton()));
+    drawDevices();
+    drawPhone();
+    loadCalls();
+  }
+
+  async function reloadDevices() {
+    try {
+      regs = await listAll('/registrations', { extension: ext }, { signal });
+      if (user) fill(presenceSlot, presence(user, regs));
+      drawDevices();
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(devicesBox, errorBox(e, reloadDevices));
+    }
+  }
+
+  function drawDevices() {
+    if (!regs.length) {
+      fill(devicesBox, h('p', { class: 'empty' }, user && !user.enabled ? 'Disabled accounts cannot register.' : 'No device is registered. Set one up with the values under “Configure your softphone”.'));
+      return;
+    }
+    fill(devicesBox, h('div', { class: 'table-wrap' }, h('table', { class: 'table devices-table' },
+      h('thead', null, h('tr', null, ['Contact', 'User agent', 'From', 'Registered', 'Expires', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', null, regs.map((r) => h('tr', null,
+        h('td', null, h('code', { class: 'contact' }, r.contact)),
+        h('td', null, r.user_agent || '—'),
+        h('td', { class: 'nowrap' }, `${r.source || '?'} (${(r.transport || '').toUpperCase()})`),
+        h('td', { class: 'nowrap' }, fmtTime(r.registered_at)),
+        h('td', { class: 'nowrap' }, fmtRelative(r.expires_at)),
+        h('td', null, r.call_id ? h('a', { href: ladderHref(r.call_id), class: 'ladder-link' }, 'Ladder')
+          : h('span', { class: 'muted', title: 'this sipbx does not report the Call-ID of registrations' }, '—'))))))));
+  }
+
+  function editForm() {
+    const name = h('input', { id: 'ed-name', name: 'display_name', maxlength: 127, value: user.display_name || '' });
+    const rt = h('input', { id: 'ed-rt', name: 'ring_timeout', type: 'number', min: 1, max: 3600, inputmode: 'numeric', value: user.ring_timeout ?? '', placeholder: settings ? `default (${settings.ring_timeout} s)` : 'default' });
+    const cw = h('input', { id: 'ed-cw', name: 'call_waiting', type: 'checkbox', checked: user.call_waiting });
+    const en = h('input', { id: 'ed-en', name: 'enabled', type: 'checkbox', checked: user.enabled });
+    const save = h('button', { type: 'submit', class: 'btn primary' }, 'Save');
+    const f = h('form', { class: 'card', novalidate: true, 'aria-label': 'Edit account' },
+      h('h2', null, 'Settings'),
+      h('div', { class: 'field' }, h('label', { for: 'ed-name' }, 'Display name'), name),
+      h('div', { class: 'field' }, h('label', { for: 'ed-rt' }, 'Ring timeout (seconds)'), rt, h('p', { class: 'hint' }, 'How long a call to this account rings; empty uses the server default.')),
+      h('div', { class: 'field check' }, cw, h('label', { for: 'ed-cw' }, 'Call waiting (a second call rings during a call)')),
+      h('div', { class: 'field check' }, en, h('label', { for: 'ed-en' }, 'Enabled (may register and make calls)')),
+      h('div', { class: 'form-error-slot' }),
+      h('div', { class: 'actions' }, save));
+    f.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearFormErrors(f);
+      let ring = null;
+      if (rt.value !== '') {
+        ring = Number(rt.value);
+        if (!Number.isInteger(ring) || ring < 1 || ring > 3600) { fieldError(rt, 'A whole number of seconds from 1 to 3600, or empty.'); rt.focus(); return; }
+      }
+      save.disabled = true;
+      try {
+        user = await api('PATCH', `/users/${enc}`, { body: { display_name: name.value.trim(), ring_timeout: ring, call_waiting: cw.checked, enabled: en.checked } });
+        toast('Saved');
+        load();
+      } catch (e) { showFormError(f, e); } finally { save.disabled = false; }
+    });
+    return f;
+  }
+
+  function passwordCard() {
+    const box = h('section', { class: 'card' }, h('h2', null, 'Password'), pwBox);
+    drawPassword();
+    return box;
+  }
+
+  function drawPassword() {
+    const btn = h('button', { type: 'button', class: 'btn' }, shownPassword ? 'Reset again' : 'Reset password');
+    const err = h('div');
+    btn.addEventListener('click', async () => {
+      if (!(await confirmDialog(`Reset the password of ${ext}?`, 'Devices using the old password stop registering at their next refresh.', 'Reset'))) return;
+      const pw = generatePassword();
+      btn.disabled = true;
+      fill(err);
+      try {
+        await api('PATCH', `/users/${enc}`, { body: { password: pw } });
+        shownPassword = pw;
+        drawPassword();
+        drawPhone();
+        toast('Password reset');
+      } catch (e) { fill(err, errorBox(e)); btn.disabled = false; }
+    });
+    fill(pwBox,
+      shownPassword ? h('div', { class: 'secret' },
+        h('p', null, h('strong', null, 'New password — shown only now. '), 'Copy it into the softphone; sipbx keeps only a digest of it.'),
+        copyField(shownPassword, 'New password')) :
+        h('p', { class: 'muted' }, 'sipbx cannot show the current password (it keeps only a digest). Reset it to get a new one.'),
+      btn, err);
+  }
+
+  function drawPhone() {
+    if (!settings) {
+      fill(phoneBox, h('section', { class: 'card' }, h('h2', null, 'Configure your softphone'), h('p', { class: 'muted' }, 'Server settings are not available.')));
+      return;
+    }
+    const port = settings.sip && settings.sip.port;
+    const server = port && port !== 5060 ? `${settings.domain}:${port}` : settings.domain;
+    const transports = (settings.sip && settings.sip.transports) || ['udp', 'tcp'];
+    const rows = [
+      ['SIP server / proxy', server],
+      ['Domain (realm)', settings.domain],
+      ['User name', ext],
+      ['Login / auth user', ext],
+      ['Password', shownPassword || null],
+      ['Transport', transports.map((t) => String(t).toUpperCase()).join(' or ')],
+    ];
+    fill(phoneBox, h('section', { class: 'card phone-card', 'aria-label': 'Configure your softphone' },
+      h('h2', null, 'Configure your softphone'),
+      h('dl', { class: 'kv' }, rows.map(([k, v]) => [h('dt', null, k),
+        h('dd', null, v === null ? h('span', { class: 'muted' }, 'the one you set (or reset it)') : h('code', null, String(v)))])),
+      h('p', { class: 'hint' }, 'MicroSIP: Menu → Add account; SIP Server = server, Username and Login = ', ext, ', Domain = domain. ',
+        'Linphone: Use a SIP account; Username = ', ext, ', SIP domain = server, Transport UDP.')));
+  }
+
+  function kickButton() {
+    const b = h('button', { type: 'button', class: 'btn small' }, 'Remove registrations');
+    b.addEventListener('click', async () => {
+      if (!(await confirmDialog(`Remove the registrations of ${ext}?`, 'The devices are not told; they register again at their next refresh if they still may.', 'Remove'))) return;
+      try {
+        await api('DELETE', `/registrations/${enc}`);
+        toast('Registrations removed');
+        reloadDevices();
+      } catch (e) { fill(devicesBox, errorBox(e, reloadDevices)); }
+    });
+    return b;
+  }
+
+  function deleteButton() {
+    const b = h('button', { type: 'button', class: 'btn danger' }, `Delete ${ext}`);
+    const err = h('div');
+    b.addEventListener('click', async () => {
+      if (!(await confirmDialog(`Delete ${ext}?`, 'This cannot be undone.'))) return;
+      try {
+        await api('DELETE', `/users/${enc}`);
+        toast(`${ext} deleted`);
+        go('/accounts');
+      } catch (e) { fill(err, errorBox(e)); }
+    });
+    return h('div', null, b, err);
+  }
+
+  async function loadCalls() {
+    try {
+      const r = await api('GET', '/cdrs', { query: { ext, limit: 10 }, signal });
+      fill(callsBox, (r.items || []).length ? cdrTable(r.items, { compact: true }) : h('p', { class: 'empty' }, 'No calls yet.'));
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(callsBox, errorBox(e, loadCalls));
+    }
+  }
+
+  load();
+  const offs = [
+    onChange('registration.changed', reloadDevices),
+    on('call.ended', debounce((t, c) => { if (c && (c.caller === ext || c.callee === ext)) loadCalls(); }, 800)),
+    on('reconnect', reloadDevices),
+  ];
+  return () => offs.forEach((f) => f());
+}

@@ -1,0 +1,141 @@
+// Forwarding: per account, the four rules (always, busy, no answer after N seconds,
+// unavailable) with their targets, checked as they are typed and saved in one PUT.
+
+import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
+import { h, fill, errorBox, toast } from '../dom.js';
+import { EXT_RE } from './accounts.js';
+
+const RULES = [
+  { key: 'unconditional', title: 'Always', help: 'Every call goes straight to the target; the account does not ring.' },
+  { key: 'busy', title: 'When busy', help: 'The device answers busy (or is in a call and call waiting is off).' },
+  { key: 'no_answer', title: 'When not answered', help: 'Nobody answers within the delay.' },
+  { key: 'unavailable', title: 'When unavailable', help: 'No device is registered.' },
+];
+
+/** An error text for target t of account ext, or null when it is fine. */
+export function targetProblem(t, ext) {
+  if (!t) return 'Enter where to forward: an extension (e.g. 101) or a SIP address (sip:user@host).';
+  if (/^sips?:/i.test(t)) {
+    return /^sips?:[^\s@<>"]+@[^\s@<>"]+$|^sips?:[^\s@<>"]+$/i.test(t) ? null : 'A SIP address looks like sip:user@host.';
+  }
+  if (!EXT_RE.test(t)) return 'An extension is 1 to 32 letters or digits; a SIP address starts with sip:.';
+  if (t === ext) return 'An account cannot forward to itself.';
+  return null;
+}
+
+export function render(main, { params, signal, go }) {
+  const ext = params[0] || null;
+  const picker = h('select', { id: 'fw-account', name: 'account', 'aria-label': 'Account' }, h('option', { value: '' }, 'Loading…'));
+  const box = h('div');
+  main.append(h('section', { class: 'page' },
+    h('h1', null, 'Call forwarding'),
+    h('div', { class: 'toolbar' }, h('label', { for: 'fw-account' }, 'Account '), picker),
+    box));
+
+  picker.addEventListener('change', () => { if (picker.value) go(`/forwarding/${encodeURIComponent(picker.value)}`); });
+
+  (async () => {
+    try {
+      const users = await listAll('/users', {}, { signal });
+      fill(picker, h('option', { value: '', disabled: true, selected: !ext }, 'Choose an account…'),
+        users.map((u) => h('option', { value: u.extension, selected: u.extension === ext }, u.display_name ? `${u.extension} — ${u.display_name}` : u.extension)));
+      if (!users.length) fill(box, h('p', { class: 'empty' }, 'There are no accounts yet. ', h('a', { href: '#/accounts' }, 'Create one'), ' first.'));
+      else if (!ext) fill(box, h('p', { class: 'muted' }, 'Choose the account whose calls should be forwarded.'));
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(box, errorBox(e));
+    }
+  })();
+  if (ext) loadRules();
+
+  async function loadRules() {
+    fill(box, h('p', { class: 'muted' }, 'Loading…'));
+    let rules;
+    try {
+      rules = await api('GET', `/users/${encodeURIComponent(ext)}/forwarding`, { signal });
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(box, errorBox(e.status === 404 ? new Error(`There is no account ${ext}.`) : e, loadRules));
+      return;
+    }
+    fill(box, rulesForm(rules));
+  }
+
+  function rulesForm(rules) {
+    const inputs = {};
+    const fieldsets = RULES.map((r) => {
+      const cur = rules[r.key] || {};
+      const en = h('input', { type: 'checkbox', id: `fw-${r.key}-en`, name: `${r.key}.enabled`, checked: !!cur.enabled });
+      const tgt = h('input', { id: `fw-${r.key}-target`, name: `${r.key}.target`, value: cur.target || '', autocomplete: 'off', placeholder: 'extension or sip:user@host', spellcheck: 'false' });
+      const parts = [
+        h('div', { class: 'field check' }, en, h('label', { for: `fw-${r.key}-en` }, 'Forward ', r.title.toLowerCase())),
+        h('div', { class: 'field' }, h('label', { for: `fw-${r.key}-target` }, 'Target'), tgt),
+      ];
+      let to = null;
+      if (r.key === 'no_answer') {
+        to = h('input', { id: 'fw-no_answer-timeout', name: 'no_answer.timeout', type: 'number', min: 1, max: 300, inputmode: 'numeric', value: cur.timeout || 20 });
+        parts.push(h('div', { class: 'field' }, h('label', { for: 'fw-no_answer-timeout' }, 'After (seconds of ringing)'), to));
+      }
+      inputs[r.key] = { en, tgt, to };
+      const fs = h('fieldset', { class: ['rule', cur.enabled ? 'on' : null], dataset: { rule: r.key } },
+        h('legend', null, r.title), h('p', { class: 'hint' }, r.help), parts);
+      const sync = () => { fs.classList.toggle('on', en.checked); tgt.required = en.checked; validateOne(r.key, false); };
+      en.addEventListener('change', sync);
+      tgt.addEventListener('input', () => validateOne(r.key, false));
+      tgt.addEventListener('blur', () => validateOne(r.key, true));
+      if (to) to.addEventListener('input', () => validateOne(r.key, false));
+      return fs;
+    });
+
+    const touched = new Set();
+    // Shows the problem of one rule next to its field; returns true when the rule is valid.
+    function validateOne(key, touch) {
+      const { en, tgt, to } = inputs[key];
+      if (touch) touched.add(key);
+      for (const el of [tgt, to]) {
+        if (!el) continue;
+        el.removeAttribute('aria-invalid');
+        const old = el.closest('.field').querySelector('.field-error');
+        if (old) old.remove();
+      }
+      let ok = true;
+      const t = tgt.value.trim();
+      // An empty target is only an error once the user has left the field or saves.
+      const p = en.checked || t ? targetProblem(t, ext) : null;
+      if (p && (t || touched.has(key))) { fieldError(tgt, p); ok = false; } else if (p) ok = false;
+      if (to) {
+        const v = Number(to.value);
+        if (en.checked && (!Number.isInteger(v) || v < 1 || v > 300)) { fieldError(to, 'A whole number of seconds from 1 to 300.'); ok = false; }
+      }
+      return ok;
+    }
+
+    const save = h('button', { type: 'submit', class: 'btn primary' }, 'Save forwarding');
+    const f = h('form', { class: 'card forwarding', novalidate: true, 'aria-label': `Forwarding of ${ext}` },
+      h('p', { class: 'muted' }, 'Calls to ', h('strong', null, ext), ' are sent to the target when the rule applies. “Always” takes precedence over the others.'),
+      h('div', { class: 'rules' }, fieldsets),
+      h('div', { class: 'form-error-slot' }),
+      h('div', { class: 'actions' }, save));
+    f.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearFormErrors(f);
+      let ok = true;
+      for (const r of RULES) { touched.add(r.key); ok = validateOne(r.key, true) && ok; }
+      if (!ok) { const bad = f.querySelector('[aria-invalid="true"]'); if (bad) bad.focus(); return; }
+      const body = {};
+      for (const r of RULES) {
+        const { en, tgt, to } = inputs[r.key];
+        body[r.key] = { enabled: en.checked, target: tgt.value.trim() };
+        if (to) body[r.key].timeout = Number(to.value) || 20;
+      }
+      save.disabled = true;
+      try {
+        const saved = await api('PUT', `/users/${encodeURIComponent(ext)}/forwarding`, { body });
+        toast(`Forwarding of ${ext} saved`);
+        if (saved && typeof saved === 'object' && saved.unconditional) fill(box, rulesForm(saved));
+      } catch (e) {
+        // "busy.target: ..." lands next to that field
+        showFormError(f, e);
+      } finally { save.disabled = false; }
+    });
+    return f;
+  }
+}

@@ -1,0 +1,128 @@
+// Overview: accounts and how many are online, live calls now, the last 24 hours of calls
+// by outcome (a chart), and the most recent call records. Follows the event stream.
+
+import { api, listAll } from '../api.js';
+import { h, fill, errorBox, debounce } from '../dom.js';
+import { on, onChange } from '../events.js';
+import { callChart } from '../chart.js';
+import { cdrTable } from '../cdrs.js';
+
+function stat(label, id, href) {
+  const value = h('span', { class: 'stat-value', id }, '…');
+  return [h('a', { class: 'card stat', href }, h('span', { class: 'stat-label' }, label), value), value];
+}
+
+export function render(main, { signal }) {
+  const [accCard, accV] = stat('Accounts', 'stat-accounts', '#/accounts');
+  const [onCard, onV] = stat('Online now', 'stat-online', '#/accounts');
+  const [liveCard, liveV] = stat('Live calls', 'stat-live', '#/calls');
+  const [dayCard, dayV] = stat('Calls, last 24 h', 'stat-day', '#/records');
+  const onSub = h('span', { class: 'stat-sub' });
+  onCard.append(onSub);
+  const chartBox = h('div', { class: 'chart-box' }, h('p', { class: 'muted' }, 'Loading…'));
+  const recentBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  const statErr = h('div');
+
+  main.append(h('section', { class: 'page' },
+    h('h1', null, 'Overview'),
+    statErr,
+    h('div', { class: 'stats' }, accCard, onCard, liveCard, dayCard),
+    h('section', { class: 'card' }, h('h2', null, 'Calls in the last 24 hours'), chartBox),
+    h('section', { class: 'card' },
+      h('div', { class: 'card-head' }, h('h2', null, 'Recent calls'), h('a', { href: '#/records' }, 'All call records')),
+      recentBox)));
+
+  const live = new Map(); // id -> call
+  let lastBuckets = null;
+  function drawChart() {
+    if (lastBuckets) fill(chartBox, callChart(lastBuckets, 3600, chartBox.clientWidth || 720));
+  }
+  let lastWidth = 0;
+  const resize = new ResizeObserver(debounce(() => {
+    if (Math.abs(chartBox.clientWidth - lastWidth) > 20) { lastWidth = chartBox.clientWidth; drawChart(); }
+  }, 150));
+  resize.observe(chartBox);
+
+  async function loadCounts() {
+    try {
+      const [users, regs] = await Promise.all([listAll('/users', {}, { signal }), listAll('/registrations', {}, { signal })]);
+      accV.textContent = String(users.length);
+      const online = new Set(regs.map((r) => r.extension));
+      onV.textContent = String(online.size);
+      onSub.textContent = `${regs.length} device${regs.length === 1 ? '' : 's'} registered`;
+      fill(statErr);
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      accV.textContent = onV.textContent = '?';
+      fill(statErr, errorBox(e, loadCounts));
+    }
+  }
+
+  async function loadLive() {
+    try {
+      const r = await api('GET', '/calls', { signal });
+      live.clear();
+      for (const c of r.items || []) if (c.state !== 'ended') live.set(c.id, c);
+      liveV.textContent = String(live.size);
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      liveV.textContent = '?';
+      liveV.title = e.message;
+    }
+  }
+
+  async function loadChart() {
+    const now = Date.now();
+    const hour = 3600 * 1000;
+    const until = new Date(Math.ceil(now / hour) * hour);
+    const since = new Date(until.getTime() - 24 * hour);
+    try {
+      const r = await api('GET', '/cdrs/summary', { query: { since: since.toISOString().replace(/\.\d+Z$/, 'Z'), until: until.toISOString().replace(/\.\d+Z$/, 'Z'), bucket: 3600 }, signal });
+      // one bar per hour, including empty hours the server may leave out
+      const byStart = new Map((r.items || []).map((b) => [Math.round(bucketMs(b) / hour), b]));
+      const buckets = [];
+      let total = 0;
+      for (let t = since.getTime(); t < until.getTime(); t += hour) {
+        const b = byStart.get(Math.round(t / hour)) || {};
+        buckets.push({ ...b, start_us: t * 1000 });
+        total += ['ANSWERED', 'BUSY', 'NO ANSWER', 'CANCELLED', 'FAILED'].reduce((a, k) => a + (Number(b[k]) || 0), 0);
+      }
+      dayV.textContent = String(total);
+      lastBuckets = buckets;
+      drawChart();
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      dayV.textContent = '?';
+      fill(chartBox, errorBox(e, loadChart));
+    }
+  }
+
+  async function loadRecent() {
+    try {
+      const r = await api('GET', '/cdrs', { query: { limit: 8 }, signal });
+      fill(recentBox, (r.items || []).length ? cdrTable(r.items, { compact: true })
+        : h('p', { class: 'empty' }, 'No calls yet. Register two softphones and call one from the other.'));
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      fill(recentBox, errorBox(e, loadRecent));
+    }
+  }
+
+  loadCounts(); loadLive(); loadChart(); loadRecent();
+
+  const refreshEnded = debounce(() => { loadChart(); loadRecent(); }, 700);
+  const offs = [
+    on('call.*', (type, c) => {
+      if (type === 'call.ended') { live.delete(c.id); refreshEnded(); } else live.set(c.id, c);
+      liveV.textContent = String(live.size);
+    }),
+    onChange('registration.changed', loadCounts),
+    on('reconnect', () => { loadCounts(); loadLive(); loadChart(); loadRecent(); }),
+  ];
+  return () => { resize.disconnect(); offs.forEach((f) => f()); };
+}
+
+function bucketMs(b) {
+  if (b.start_us) return b.start_us / 1000;
+  return new Date(b.start).getTime();
+}

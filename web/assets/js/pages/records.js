@@ -1,0 +1,104 @@
+// Call records: filter by date range, extension and outcome, page through with the API's
+// cursors (so a million rows page as fast as ten), download the same selection as CSV.
+
+import { api, url, showFormError, clearFormErrors, fieldError } from '../api.js';
+import { h, fill, errorBox } from '../dom.js';
+import { cdrTable } from '../cdrs.js';
+import { DISPOSITIONS } from '../chart.js';
+
+/** "2024-05-01T12:30" (a datetime-local value, local time) -> RFC 3339 UTC. */
+function localToUtc(v) {
+  if (!v) return '';
+  const d = new Date(v);
+  return isNaN(d) ? null : d.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+function localValue(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+export function render(main, { query, signal, go }) {
+  const since = h('input', { id: 'f-since', name: 'since', type: 'datetime-local', value: query.since || '' });
+  const until = h('input', { id: 'f-until', name: 'until', type: 'datetime-local', value: query.until || '' });
+  const ext = h('input', { id: 'f-ext', name: 'ext', value: query.ext || '', placeholder: 'any', maxlength: 32, autocomplete: 'off' });
+  const disp = h('select', { id: 'f-disp', name: 'disposition' },
+    h('option', { value: '' }, 'any'),
+    DISPOSITIONS.map((d) => h('option', { value: d.key, selected: query.disposition === d.key }, d.label)));
+  const limit = h('select', { id: 'f-limit', name: 'limit' }, [25, 50, 100, 500].map((n) => h('option', { value: n, selected: String(n) === (query.limit || '50') }, String(n))));
+  const apply = h('button', { type: 'submit', class: 'btn primary' }, 'Apply');
+  const clear = h('button', { type: 'button', class: 'btn' }, 'Clear');
+  const quick = (label, hours) => {
+    const b = h('button', { type: 'button', class: 'btn small' }, label);
+    b.addEventListener('click', () => {
+      const now = new Date();
+      const from = hours === 'today' ? new Date(now.getFullYear(), now.getMonth(), now.getDate()) : new Date(now.getTime() - hours * 3600e3);
+      since.value = localValue(from);
+      until.value = '';
+      form.requestSubmit();
+    });
+    return b;
+  };
+  const form = h('form', { class: 'card filters', novalidate: true, 'aria-label': 'Filter call records' },
+    h('div', { class: 'field' }, h('label', { for: 'f-since' }, 'From'), since),
+    h('div', { class: 'field' }, h('label', { for: 'f-until' }, 'Until'), until),
+    h('div', { class: 'field' }, h('label', { for: 'f-ext' }, 'Extension'), ext),
+    h('div', { class: 'field' }, h('label', { for: 'f-disp' }, 'Outcome'), disp),
+    h('div', { class: 'field' }, h('label', { for: 'f-limit' }, 'Per page'), limit),
+    h('div', { class: 'actions' }, apply, clear),
+    h('div', { class: 'quick' }, quick('Today', 'today'), quick('Last 24 h', 24), quick('Last 7 days', 168)),
+    h('div', { class: 'form-error-slot' }));
+
+  const filters = { since: localToUtc(query.since), until: localToUtc(query.until), ext: query.ext || '', disposition: query.disposition || '' };
+  const csv = h('a', { class: 'btn', id: 'csv-link', href: url('/cdrs.csv', filters), download: 'sipbx-calls.csv' }, 'Download CSV');
+  const tableBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  const prev = h('button', { type: 'button', class: 'btn', disabled: true }, '← Newer');
+  const next = h('button', { type: 'button', class: 'btn', disabled: true }, 'Older →');
+  const pageNo = h('span', { class: 'muted' });
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' }, prev, pageNo, next);
+
+  main.append(h('section', { class: 'page' },
+    h('div', { class: 'page-head' }, h('h1', null, 'Call records'), csv),
+    form, tableBox, pager));
+
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    clearFormErrors(form);
+    if (since.value && until.value && new Date(since.value) >= new Date(until.value)) {
+      fieldError(until, '“Until” must be after “From”.');
+      until.focus();
+      return;
+    }
+    if (ext.value.trim() && !/^[A-Za-z0-9\-_.!~*'+]{1,32}$/.test(ext.value.trim())) {
+      fieldError(ext, 'An extension is up to 32 letters or digits.');
+      ext.focus();
+      return;
+    }
+    go('/records', { since: since.value, until: until.value, ext: ext.value.trim(), disposition: disp.value, limit: limit.value === '50' ? '' : limit.value });
+  });
+  clear.addEventListener('click', () => go('/records', {}));
+
+  const cursors = [null]; // cursors[i] = the cursor of page i
+  let page = 0;
+
+  async function load() {
+    prev.disabled = next.disabled = true;
+    try {
+      const r = await api('GET', '/cdrs', { query: { ...filters, limit: limit.value, cursor: cursors[page] }, signal });
+      const items = r.items || [];
+      if (r.next_cursor) cursors[page + 1] = r.next_cursor; else cursors.length = page + 1;
+      fill(tableBox, items.length ? cdrTable(items) : h('p', { class: 'empty' }, page ? 'No more records.' : 'No call matches these filters.'));
+      prev.disabled = page === 0;
+      next.disabled = !r.next_cursor;
+      pageNo.textContent = `page ${page + 1}`;
+      pager.hidden = page === 0 && !r.next_cursor;
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      if (e.status === 400 || e.status === 422) showFormError(form, e, { ext: 'ext' });
+      fill(tableBox, errorBox(e, load));
+    }
+  }
+  prev.addEventListener('click', () => { if (page > 0) { page--; load().then(() => tableBox.scrollIntoView({ block: 'start' })); } });
+  next.addEventListener('click', () => { if (cursors[page + 1]) { page++; load().then(() => tableBox.scrollIntoView({ block: 'start' })); } });
+  load();
+}

@@ -1,0 +1,91 @@
+// Tokens and settings: API tokens (create: shown once; revoke), and the server's settings
+// (domain, ports, ring timeout) as the daemon runs with them.
+
+import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
+import { h, fill, errorBox, toast, confirmDialog, copyField, fmtTime, fmtRelative } from '../dom.js';
+import { session } from '../app.js';
+
+export function render(main, { signal }) {
+  const settingsBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  const tokensBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  const newTokenBox = h('div');
+  const name = h('input', { id: 'tok-name', name: 'name', required: true, maxlength: 64, autocomplete: 'off', placeholder: 'e.g. monitoring' });
+  const create = h('button', { type: 'submit', class: 'btn primary' }, 'Create token');
+  const form = h('form', { class: 'inline-form', novalidate: true, 'aria-label': 'New API token' },
+    h('div', { class: 'field' }, h('label', { for: 'tok-name' }, 'New token name'), name),
+    h('div', { class: 'actions' }, create),
+    h('div', { class: 'form-error-slot' }));
+
+  main.append(h('section', { class: 'page' },
+    h('h1', null, 'Tokens & settings'),
+    h('section', { class: 'card' }, h('h2', null, 'API tokens'),
+      h('p', { class: 'muted' }, 'Scripts and monitoring authenticate with ', h('code', null, 'Authorization: Bearer TOKEN'), '. A token is shown once, when it is created.'),
+      form, newTokenBox, tokensBox),
+    h('section', { class: 'card' }, h('h2', null, 'Server'), settingsBox)));
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearFormErrors(form);
+    const n = name.value.trim();
+    if (!n) { fieldError(name, 'Give the token a name that says who uses it.'); name.focus(); return; }
+    create.disabled = true;
+    try {
+      const t = await api('POST', '/tokens', { body: { name: n } });
+      name.value = '';
+      fill(newTokenBox, h('div', { class: 'secret', id: 'new-token' },
+        h('p', null, h('strong', null, `Token “${t.name}” — shown only now. `), 'Copy it; sipbx keeps only its hash.'),
+        copyField(t.token, 'New API token')));
+      toast('Token created');
+      loadTokens();
+    } catch (e) { showFormError(form, e); } finally { create.disabled = false; }
+  });
+
+  async function loadTokens() {
+    try {
+      const items = await listAll('/tokens', {}, { signal });
+      if (!items.length) { fill(tokensBox, h('p', { class: 'empty' }, 'No tokens yet.')); return; }
+      fill(tokensBox, h('div', { class: 'table-wrap' }, h('table', { class: 'table tokens' },
+        h('thead', null, h('tr', null, ['Name', 'Created', 'Last used', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', null, items.map((t) => {
+          const b = h('button', { type: 'button', class: 'btn small danger' }, 'Revoke');
+          const err = h('div', { class: 'row-error' });
+          b.addEventListener('click', async () => {
+            if (!(await confirmDialog(`Revoke “${t.name}”?`, 'Whatever uses this token stops working at once.', 'Revoke'))) return;
+            fill(err);
+            try { await api('DELETE', `/tokens/${t.id}`); toast('Token revoked'); loadTokens(); } catch (e) { fill(err, errorBox(e)); }
+          });
+          return h('tr', { dataset: { id: String(t.id) } },
+            h('td', null, t.name, session.auth === 'token' && session.tokenId === t.id ? h('span', { class: 'muted' }, ' (this session)') : null),
+            h('td', { class: 'nowrap' }, fmtTime(t.created_at)),
+            h('td', { class: 'nowrap' }, t.last_used_at ? fmtRelative(t.last_used_at) : 'never'),
+            h('td', null, b, err));
+        })))));
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(tokensBox, errorBox(e, loadTokens));
+    }
+  }
+
+  async function loadSettings() {
+    try {
+      const st = await api('GET', '/settings', { signal });
+      session.settings = st;
+      const sip = st.sip || {}, http = st.http || {}, tr = st.trace || {};
+      const rows = [
+        ['Domain (SIP realm)', st.domain],
+        ['SIP', `${sip.address || '0.0.0.0'}:${sip.port} (${(sip.transports || []).map((t) => String(t).toUpperCase()).join(', ')})`],
+        ['HTTP', `${http.address || '0.0.0.0'}:${http.port}`],
+        ['Ring timeout', `${st.ring_timeout} s`],
+        ['Registration expiry', `${st.min_expires}–${st.max_expires} s`],
+        ['SIP traces', tr.enabled === false ? 'off' : `kept ${tr.days ? tr.days + ' days' : 'without age limit'}, at most ${tr.max_mb ? tr.max_mb + ' MiB' : 'unlimited'}`],
+        ['Version', st.version],
+      ];
+      fill(settingsBox, h('dl', { class: 'kv', id: 'settings' }, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v === undefined || v === null ? '—' : String(v))])),
+        h('p', { class: 'hint' }, 'These come from the configuration file and the command line; change them there and restart sipbx.'));
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(settingsBox, errorBox(e, loadSettings));
+    }
+  }
+
+  loadTokens();
+  loadSettings();
+}
