@@ -32,6 +32,19 @@ struct cli_args {
  *  in allowed (a NULL-terminated list) are refused. Returns 0, or -1 after printing one line
  *  to stderr. */
 int cli_parse(int argc, char **argv, const char *const *allowed, struct cli_args *a);
+/** One subcommand of a command group (user, token): it gets the opened store. */
+struct cli_command {
+    const char *name;
+    int (*run)(struct store *st, const struct cli_args *a);
+};
+
+/** Parses argv with allowed options, finds the subcommand named by the first word in
+ *  commands (n of them), opens the store and runs it. group and names are for the usage
+ *  and error lines ("user", "add, list, del, passwd"). Returns the exit status. */
+int cli_dispatch(int argc, char **argv, const char *const *allowed,
+                 const struct cli_command *commands, size_t n, const char *group,
+                 const char *names);
+
 /** The value of option name, or NULL. */
 const char *cli_opt(const struct cli_args *a, const char *name);
 /** Opens (creating and migrating) the database named by --db or the default; prints the

@@ -96,3 +96,27 @@ int cli_domain(struct store *st, const char *given, char *out, size_t outlen)
         return store_setting_set(st, "domain", out);
     return 0;
 }
+
+int cli_dispatch(int argc, char **argv, const char *const *allowed,
+                 const struct cli_command *commands, size_t n, const char *group, const char *names)
+{
+    struct cli_args a;
+    if (cli_parse(argc, argv, allowed, &a) != 0)
+        return 2;
+    if (a.npos == 0) {
+        fprintf(stderr, "sipbx: usage: sipbx %s %s ...\n", group, names);
+        return 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(a.pos[0], commands[i].name) != 0)
+            continue;
+        struct store *st = cli_open_store(&a);
+        if (!st)
+            return 1;
+        int rc = commands[i].run(st, &a);
+        store_close(st);
+        return rc;
+    }
+    fprintf(stderr, "sipbx: unknown %s command '%s' (%s)\n", group, a.pos[0], names);
+    return 2;
+}

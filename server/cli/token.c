@@ -97,10 +97,7 @@ static int token_revoke(struct store *st, const struct cli_args *a)
     return 0;
 }
 
-static const struct {
-    const char *name;
-    int (*run)(struct store *st, const struct cli_args *a);
-} commands[] = {
+static const struct cli_command commands[] = {
     {"create", token_create},
     {"list", token_list},
     {"revoke", token_revoke},
@@ -109,23 +106,6 @@ static const struct {
 int cli_token(int argc, char **argv)
 {
     static const char *const allowed[] = {"db", NULL};
-    struct cli_args a;
-    if (cli_parse(argc, argv, allowed, &a) != 0)
-        return 2;
-    if (a.npos == 0) {
-        fprintf(stderr, "sipbx: usage: sipbx token create|list|revoke ...\n");
-        return 2;
-    }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(a.pos[0], commands[i].name) != 0)
-            continue;
-        struct store *st = cli_open_store(&a);
-        if (!st)
-            return 1;
-        int rc = commands[i].run(st, &a);
-        store_close(st);
-        return rc;
-    }
-    fprintf(stderr, "sipbx: unknown token command '%s' (create, list, revoke)\n", a.pos[0]);
-    return 2;
+    return cli_dispatch(argc, argv, allowed, commands, sizeof commands / sizeof commands[0],
+                        "token", "create, list, revoke");
 }

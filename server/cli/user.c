@@ -187,10 +187,7 @@ static int user_list(struct store *st, const struct cli_args *a)
     return 0;
 }
 
-static const struct {
-    const char *name;
-    int (*run)(struct store *st, const struct cli_args *a);
-} commands[] = {
+static const struct cli_command commands[] = {
     {"add", user_add},
     {"list", user_list},
     {"del", user_del},
@@ -200,23 +197,6 @@ static const struct {
 int cli_user(int argc, char **argv)
 {
     static const char *const allowed[] = {"password", "display", "db", NULL};
-    struct cli_args a;
-    if (cli_parse(argc, argv, allowed, &a) != 0)
-        return 2;
-    if (a.npos == 0) {
-        fprintf(stderr, "sipbx: usage: sipbx user add|list|del|passwd ...\n");
-        return 2;
-    }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(a.pos[0], commands[i].name) != 0)
-            continue;
-        struct store *st = cli_open_store(&a);
-        if (!st)
-            return 1;
-        int rc = commands[i].run(st, &a);
-        store_close(st);
-        return rc;
-    }
-    fprintf(stderr, "sipbx: unknown user command '%s' (add, list, del, passwd)\n", a.pos[0]);
-    return 2;
+    return cli_dispatch(argc, argv, allowed, commands, sizeof commands / sizeof commands[0], "user",
+                        "add, list, del, passwd");
 }

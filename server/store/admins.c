@@ -5,13 +5,7 @@
 
 int store_admin_count(struct store *st)
 {
-    sqlite3_stmt *s = store_stmt(st, "SELECT count(*) FROM admins");
-    int n = -1;
-    if (s && sqlite3_step(s) == SQLITE_ROW)
-        n = sqlite3_column_int(s, 0);
-    if (s)
-        sqlite3_reset(s);
-    return n;
+    return (int)store_scalar(st, "SELECT count(*) FROM admins");
 }
 
 int store_admin_set(struct store *st, const char *username, const char *password_hash)

@@ -280,12 +280,10 @@ int64_t store_trace_prune(struct store *st, int64_t oldest_us, int64_t max_bytes
         removed += sqlite3_changes(sqlite3_db_handle(s));
     }
     while (max_bytes > 0) {
-        sqlite3_stmt *q =
-            store_stmt(st, "SELECT value FROM change_counters WHERE name = 'trace_bytes'");
-        if (!q)
+        int64_t total =
+            store_scalar(st, "SELECT value FROM change_counters WHERE name = 'trace_bytes'");
+        if (total < 0)
             return -1;
-        int64_t total = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-        sqlite3_reset(q);
         if (total <= max_bytes)
             break;
         sqlite3_stmt *d = store_stmt(st, "DELETE FROM trace_messages WHERE id IN "

@@ -182,6 +182,17 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql)
     return s;
 }
 
+int64_t store_scalar(struct store *st, const char *sql)
+{
+    sqlite3_stmt *s = store_stmt(st, sql);
+    int64_t v = -1;
+    if (s && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    if (s)
+        sqlite3_reset(s);
+    return v;
+}
+
 void store_bind_text(sqlite3_stmt *s, int idx, const char *val)
 {
     if (val)

@@ -20,6 +20,8 @@ struct store {
 /** Returns a prepared, reset statement for a static SQL string (cached per connection),
  *  or NULL after logging the error. */
 sqlite3_stmt *store_stmt(struct store *st, const char *sql);
+/** Runs a static query that yields one integer (a count, a counter); -1 on error. */
+int64_t store_scalar(struct store *st, const char *sql);
 /** Binds text, or NULL when s is NULL. */
 void store_bind_text(sqlite3_stmt *s, int idx, const char *s_val);
 /** Copies column col as text into out (empty for NULL). */

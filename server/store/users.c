@@ -123,22 +123,10 @@ int store_user_list(struct store *st, const char *after, int limit,
 
 int store_user_count(struct store *st)
 {
-    sqlite3_stmt *s = store_stmt(st, "SELECT count(*) FROM users");
-    int n = -1;
-    if (s && sqlite3_step(s) == SQLITE_ROW)
-        n = sqlite3_column_int(s, 0);
-    if (s)
-        sqlite3_reset(s);
-    return n;
+    return (int)store_scalar(st, "SELECT count(*) FROM users");
 }
 
 int64_t store_users_version(struct store *st)
 {
-    sqlite3_stmt *s = store_stmt(st, "SELECT value FROM change_counters WHERE name = 'users'");
-    int64_t v = -1;
-    if (s && sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    if (s)
-        sqlite3_reset(s);
-    return v;
+    return store_scalar(st, "SELECT value FROM change_counters WHERE name = 'users'");
 }
