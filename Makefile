@@ -5,6 +5,7 @@ BUILD      ?= build
 TESTBUILD  ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RUN_ARGS   ?=
+MAKEFLAGS  += --no-print-directory
 VERSION    := $(shell awk '/^project.sipbx VERSION/ {print $$3}' CMakeLists.txt)
 
 .PHONY: all deps build run test package clean format
