@@ -1,0 +1,889 @@
+#!/usr/bin/env python3
+"""Loopback benchmarks of sipbx (and, for comparison, Kamailio 5.6 doing the same work).
+
+    bench.py register [options]   authenticated registrations per second
+    bench.py call     [options]   authenticated, record-routed, accounted calls per second
+    bench.py memory   [options]   sipbx RSS before/after registrations and a steady call run
+
+These are measurements, not ctest tests: they take minutes, load the machine and print a table.
+Everything runs on 127.0.0.1 with free ports, in a temporary directory that is removed at
+the end (--keep keeps it); every process started here is stopped before exit.
+
+Method (docs/performance.md): the server under test gets N users (digest HA1 in SQLite).
+For each offered rate R a SIPp client runs R*D calls at R calls/s (D = --duration seconds):
+  register: REGISTER, 401, REGISTER with credentials, 200                (sipp/register.xml)
+  call:     INVITE, 407, ACK, INVITE with credentials, 100/180/200, ACK, pause, BYE, 200
+            to a SIPp phone registered as the callee            (sipp/uac_call.xml, uas_call.xml)
+A step is clean when every call succeeded, no request had to be retransmitted (every answer
+came within SIPp's 500 ms UDP timer), at least 95% of the timed exchanges (register: first
+REGISTER to 200; call: first INVITE to 200) took under 50 ms (answers are not queueing up),
+and SIPp kept up with the offered rate. Rates go up (--rates, or doubling from --start)
+until a step is not clean, then --refine bisection steps narrow the gap; the result is the
+highest clean rate. After a call step the number of new call records (sipbx: cdrs rows;
+Kamailio: acc rows of INVITEs) must be at least the calls SIPp completed and at most those
+plus the ones it gave up on (the server may have seen those through); after registrations,
+the persisted registrations must number N. Each step line also gives the server's CPU (all
+threads or processes) per call, SIPp's CPU, what the rest of the machine used meanwhile,
+the load average, and the datagrams the kernel dropped at the server's UDP socket.
+
+Python standard library only; needs sipp (3.6) and, for --server kamailio, kamailio with
+the SQLite modules (apt-get install kamailio kamailio-sqlite-modules).
+"""
+
+import argparse
+import csv
+import hashlib
+import os
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+HOST = "127.0.0.1"
+DOMAIN = "127.0.0.1"
+KAMAILIO_SCHEMA = "/usr/share/kamailio/db_sqlite"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# machine and processes
+
+def free_port():
+    """A loopback port free for both UDP and TCP right now."""
+    for _ in range(200):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            u.bind((HOST, 0))
+            port = u.getsockname()[1]
+            t.bind((HOST, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+    raise BenchError("no free loopback port")
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def busiest(n=4, exclude=()):
+    """The n processes using most CPU right now (ps' lifetime average), as 'name pct%'."""
+    try:
+        out = subprocess.run(["ps", "-eo", "pid=,pcpu=,comm=", "--sort=-pcpu"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    rows = []
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3 or int(parts[0]) in exclude or parts[2] == "ps":
+            continue
+        rows.append("%s %s%%" % (parts[2], parts[1]))
+        if len(rows) >= n:
+            break
+    return ", ".join(rows)
+
+
+def machine_facts():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+    return "nproc %d, CPU %s, memory %s, kernel %s" % (os.cpu_count(), model, mem,
+                                                       os.uname().release)
+
+
+def children_of(pid):
+    """pid and every descendant of it."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rfind(")") + 2:].split()
+        parent[int(d)] = int(fields[1])
+    out, todo = [pid], [pid]
+    while todo:
+        p = todo.pop()
+        for c, pp in parent.items():
+            if pp == p:
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def system_busy():
+    """CPU seconds the whole machine has spent busy (all CPUs; /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / CLK_TCK
+
+
+def udp_drops(port):
+    """Datagrams the kernel dropped at the UDP socket bound to 127.0.0.1:port (its receive
+    buffer was full), from ss -uam; None when unknown."""
+    try:
+        out = subprocess.run(["ss", "-uamnH", "sport = :%d" % port], capture_output=True,
+                             text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    total = None
+    for m in re.finditer(r"\bd(\d+)\)", out):
+        total = (total or 0) + int(m.group(1))
+    return total
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def stop_process(proc, name, timeout=20):
+    """SIGTERM, then SIGKILL; returns the exit status."""
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc else 0
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log("  %s did not stop within %d s: killing it" % (name, timeout))
+        proc.kill()
+        return proc.wait(10)
+
+
+def options_ping(port, timeout=0.3):
+    """True when something answers a SIP OPTIONS on the UDP port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((HOST, 0))
+        lp = s.getsockname()[1]
+        msg = ("OPTIONS sip:%s:%d SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-bench-%d\r\n"
+               "From: <sip:bench@%s>;tag=b1\r\nTo: <sip:%s>\r\n"
+               "Call-ID: bench-ping-%d-%f\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+               "Content-Length: 0\r\n\r\n" % (HOST, port, HOST, lp, lp, DOMAIN, DOMAIN, lp,
+                                              time.time()))
+        s.sendto(msg.encode(), (HOST, port))
+        s.settimeout(timeout)
+        data, _ = s.recvfrom(65535)
+        return data.startswith(b"SIP/2.0 ")
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_ready(proc, port, name, logpath, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError("%s exited with status %s; see %s:\n%s" %
+                             (name, proc.returncode, logpath, tail(logpath)))
+        if options_ping(port):
+            return
+        time.sleep(0.2)
+    raise BenchError("%s does not answer on UDP port %d" % (name, port))
+
+
+def tail(path, n=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def ha1(user, password):
+    return hashlib.md5(("%s:%s:%s" % (user, DOMAIN, password)).encode()).hexdigest()
+
+
+def db_count(path, sql):
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# servers under test
+
+class Sipbx:
+    def __init__(self, binary, workdir, trace):
+        self.binary = binary
+        self.dir = workdir
+        self.trace = trace
+        self.name = "sipbx (trace %s)" % ("on" if trace else "off")
+        self.db = os.path.join(workdir, "sipbx.db")
+        self.logpath = os.path.join(workdir, "sipbx.log")
+        self.port = free_port()
+        self.http = free_port()
+        self.proc = None
+
+    def command(self):
+        return [self.binary, "serve", "--config", os.path.join(self.dir, "sipbx.conf"),
+                "--db", self.db, "--domain", DOMAIN, "--sip", "%s:%d" % (HOST, self.port),
+                "--http", "%s:%d" % (HOST, self.http)]
+
+    def start(self):
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self):
+        with open(os.path.join(self.dir, "sipbx.conf"), "w") as f:
+            f.write("trace = %s\n" % ("on" if self.trace else "off"))
+        self.logf = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_ready(self.proc, self.port, "sipbx", self.logpath)
+        out = subprocess.run([self.binary, "token", "create", "bench", "--db", self.db],
+                             capture_output=True, text=True, timeout=30)
+        self.token = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+        deadline = time.monotonic() + 10
+        while True:  # the HTTP side too, so the whole daemon is up
+            try:
+                urllib.request.urlopen("http://%s:%d/api/v1/health" % (HOST, self.http),
+                                       timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise BenchError("sipbx HTTP /api/v1/health does not answer")
+                time.sleep(0.2)
+
+    def add_users(self, users):
+        now = int(time.time())
+        con = sqlite3.connect(self.db, timeout=30)
+        with con:
+            con.executemany(
+                "INSERT OR REPLACE INTO users (extension, display_name, ha1, realm, enabled,"
+                " call_waiting, created_at, updated_at) VALUES (?, '', ?, ?, 1, 1, ?, ?)",
+                [(u, ha1(u, p), DOMAIN, now, now) for u, p in users])
+        con.close()
+        time.sleep(1.5)  # the daemon reloads its user cache within ~0.5 s of a change
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def registrations(self):
+        return db_count(self.db, "SELECT count(*) FROM registrations")
+
+    def call_records(self):
+        return db_count(self.db, "SELECT count(*) FROM cdrs")
+
+    def records_settle(self):
+        time.sleep(1.0)  # the writer commits within its batch window (50 ms)
+
+    def stop(self):
+        rc = stop_process(self.proc, "sipbx")
+        if self.proc:
+            self.logf.close()
+        return rc
+
+
+class Kamailio:
+    def __init__(self, binary, workdir, children, cfg, journal):
+        self.binary = binary
+        self.dir = workdir
+        self.children = children
+        self.cfg = cfg
+        self.journal = journal
+        self.name = "Kamailio (%d children)" % children
+        self.db = os.path.join(workdir, "kamailio.db")
+        self.logpath = os.path.join(workdir, "kamailio.log")
+        self.port = free_port()
+        self.proc = None
+
+    def command(self):
+        return [self.binary, "-f", self.cfg, "-DD", "-E", "-m", "256", "-M", "16",
+                "-n", str(self.children), "-l", "udp:%s:%d" % (HOST, self.port),
+                "-Y", self.dir, "-P", os.path.join(self.dir, "kamailio.pid"),
+                "-A", 'DBURL="sqlite://%s"' % self.db,
+                "-A", 'JOURNAL="%s=%s;"' % (self.db, self.journal)]
+
+    def start(self):
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self):
+        con = sqlite3.connect(self.db)
+        for table in ("standard", "auth_db", "usrloc", "acc"):
+            with open(os.path.join(KAMAILIO_SCHEMA, "%s-create.sql" % table)) as f:
+                con.executescript(f.read())
+        con.commit()
+        con.close()
+        self.logf = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_ready(self.proc, self.port, "kamailio", self.logpath)
+
+    def add_users(self, users):
+        con = sqlite3.connect(self.db, timeout=30)
+        with con:
+            con.executemany(
+                "INSERT INTO subscriber (username, domain, password, ha1, ha1b)"
+                " VALUES (?, ?, '', ?, '')", [(u, DOMAIN, ha1(u, p)) for u, p in users])
+        con.close()
+
+    def pids(self):
+        return children_of(self.proc.pid)
+
+    def registrations(self):
+        return db_count(self.db, "SELECT count(*) FROM location")
+
+    def call_records(self):
+        return db_count(self.db, "SELECT count(*) FROM acc WHERE method = 'INVITE'")
+
+    def bye_records(self):
+        return db_count(self.db, "SELECT count(*) FROM acc WHERE method = 'BYE'")
+
+    def records_settle(self):
+        time.sleep(1.0)  # acc writes synchronously; let the last BYE transactions finish
+
+    def stop(self):
+        rc = stop_process(self.proc, "kamailio")
+        if self.proc:
+            self.logf.close()
+        return rc
+
+
+def make_server(args, workdir):
+    if args.server == "sipbx":
+        if not os.access(args.sipbx, os.X_OK):
+            raise BenchError("no sipbx binary at %s (build it, or give --sipbx)" % args.sipbx)
+        return Sipbx(args.sipbx, workdir, args.trace == "on")
+    if not shutil.which(args.kamailio):
+        raise BenchError("kamailio not found (apt-get install kamailio kamailio-sqlite-modules)")
+    return Kamailio(shutil.which(args.kamailio), workdir, args.children, args.kamailio_cfg,
+                    args.kamailio_journal)
+
+
+# ---------------------------------------------------------------------------------------------
+# SIPp
+
+def auth_kw(user, password):
+    """The [authentication] keyword as an injection field (see sipp/register.xml)."""
+    return "[authentication username=%s password=%s]" % (user, password)
+
+
+def write_inf(path, rows):
+    with open(path, "w") as f:
+        f.write("SEQUENTIAL\n")
+        for r in rows:
+            f.write(";".join(r) + "\n")
+
+
+def parse_stats(path):
+    """The rows of a SIPp -trace_stat file, as dicts."""
+    with open(path, newline="", errors="replace") as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    if len(rows) < 2:
+        raise BenchError("no SIPp statistics in %s" % path)
+    head = rows[0]
+    return [dict(zip(head, r)) for r in rows[1:] if len(r) >= len(head) - 1]
+
+
+def hms_ms(value):
+    """SIPp's 'HH:MM:SS:uuuuuu' response time as milliseconds (SIPp measures whole ms)."""
+    parts = value.strip().split(":")
+    if len(parts) != 4:
+        return float("nan")
+    h, m, sec, us = (int(p) for p in parts)
+    return ((h * 60 + m) * 60 + sec) * 1000 + us / 1000.0
+
+
+def epoch_s(value):
+    """SIPp's 'YYYY-MM-DD\tHH:MM:SS.uuuuuu\tEPOCH.uuuuuu' date column as epoch seconds."""
+    try:
+        return float(value.split("\t")[-1])
+    except ValueError:
+        return float("nan")
+
+
+def sipp_base(sipp, scenario, workdir, tag):
+    port = free_port()
+    return [sipp, "%s:%d" % (HOST, 0), "-sf", os.path.join(HERE, "sipp", scenario),
+            "-i", HOST, "-p", str(port), "-nostdin", "-trace_err",
+            "-error_file", os.path.join(workdir, "%s_errors.log" % tag)], port
+
+
+class Step:
+    pass
+
+
+def run_step(args, server, workdir, scenario, inf, rate, tag, extra=(), port=None):
+    """One SIPp client run of rate*duration calls at rate calls/s from the local port (a free
+    one when None). Returns a Step."""
+    total = max(1, int(round(rate * args.duration)))
+    statf = os.path.join(workdir, "%s_stats.csv" % tag)
+    cmd, _ = sipp_base(args.sipp, scenario, workdir, tag)
+    cmd[1] = "%s:%d" % (HOST, server.port)
+    if port:
+        cmd[cmd.index("-p") + 1] = str(port)
+    cmd += ["-inf", inf, "-r", str(rate), "-rp", "1000", "-m", str(total),
+            "-l", str(max(100, rate * 20)), "-recv_timeout", "10000",
+            "-timeout", "%ds" % (args.duration + 60), "-timeout_error",
+            "-trace_stat", "-stf", statf, "-fd", "1", "-max_socket", "10000"]
+    cmd += list(extra)
+    st = Step()
+    st.rate, st.total, st.tag = rate, total, tag
+    st.load = loadavg()
+    cpu_srv0, cpu_cli0, sys0 = cpu_seconds(server.pids()), children_cpu(), system_busy()
+    drops0 = udp_drops(server.port)
+    t0 = time.monotonic()
+    out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=args.duration + 120)
+    st.wall = time.monotonic() - t0
+    st.cpu_server = cpu_seconds(server.pids()) - cpu_srv0
+    st.cpu_sipp = children_cpu() - cpu_cli0
+    # everything else the machine did meanwhile (other users' processes, the callee SIPp)
+    st.cpu_other = max(0.0, system_busy() - sys0 - st.cpu_server - st.cpu_sipp)
+    st.rc = out.returncode
+    drops1 = udp_drops(server.port)
+    st.drops = drops1 - drops0 if drops0 is not None and drops1 is not None else None
+    st.cmd = cmd
+    stats = parse_stats(statf)
+    last = stats[-1]
+    st.created = int(last.get("TotalCallCreated", 0))
+    st.ok = int(last.get("SuccessfulCall(C)", 0))
+    st.failed = int(last.get("FailedCall(C)", 0))
+    st.retrans = int(last.get("Retransmissions(C)", 0))
+    st.rt1 = hms_ms(last.get("ResponseTime1(C)", ""))
+    st.rt2 = hms_ms(last.get("ResponseTime2(C)", "")) if "ResponseTime2(C)" in last else None
+    # The rate SIPp achieved: calls created by the last once-a-second line before it had
+    # created them all, over the time to that line (open loop: SIPp creates calls at the
+    # offered rate whatever the answers, unless it runs out of CPU itself).
+    start = epoch_s(stats[0].get("StartTime", ""))
+    st.offered = float("nan")
+    for row in stats:
+        created, now = int(row.get("TotalCallCreated", 0)), epoch_s(row.get("CurrentTime", ""))
+        if 0 < created < total and now - start >= 0.5:
+            st.offered = created / (now - start)
+    if st.offered != st.offered:  # finished before the first line: short runs
+        st.offered = float(rate)
+    st.slow = {}
+    for key, val in last.items():  # ResponseTimeRepartition1_<N / _>=N columns
+        if key.startswith("ResponseTimeRepartition1_") and val.strip().isdigit():
+            st.slow[key.split("_", 1)[1]] = int(val)
+    slow_total = sum(st.slow.values())
+    st.within10 = (sum(st.slow.get(k, 0) for k in ("<1", "<5", "<10")) / slow_total
+                   if slow_total else 1.0)
+    st.within50 = (sum(st.slow.get(k, 0) for k in ("<1", "<5", "<10", "<50")) / slow_total
+                   if slow_total else 1.0)
+    st.clean = (st.rc == 0 and st.failed == 0 and st.ok == total and st.retrans == 0 and
+                st.within50 >= 0.95 and st.offered >= 0.95 * rate - 1)
+    if st.rc not in (0, 1):
+        log("  sipp exit status %d: %s" % (st.rc, (out.stderr or out.stdout).strip()[-400:]))
+    return st
+
+
+def describe(st, unit):
+    extra = ", %.1f%% within 10 ms, %.1f%% within 50 ms" % (100.0 * st.within10,
+                                                          100.0 * st.within50)
+    if st.rt2 is not None:
+        extra += ", BYE %.1f ms" % st.rt2
+    return ("  %5d %s/s offered (sipp achieved %.0f/s): %d ok, %d failed, %d retransmissions, "
+            "mean %s %.1f ms%s; server socket drops %s; CPU: server %.0f%% (%.0f us per %s), sipp %.0f%%, "
+            "rest of the machine %.0f%%; load %s"
+            % (st.rate, unit, st.offered, st.ok, st.failed, st.retrans,
+               "setup" if unit == "calls" else "REGISTER..200", st.rt1, extra,
+               "?" if st.drops is None else st.drops,
+               100 * st.cpu_server / st.wall, 1e6 * st.cpu_server / max(st.ok, 1),
+               unit.rstrip("s"), 100 * st.cpu_sipp / st.wall, 100 * st.cpu_other / st.wall,
+               st.load))
+
+
+def ramp(args, run_one):
+    """Steps up the rate until a step is not clean, then bisects --refine times.
+    run_one(rate) -> Step. Returns (best clean Step or None, all steps)."""
+    steps, best, bad = [], None, None
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else None
+    rate = rates.pop(0) if rates else args.start
+    while rate and rate <= args.max_rate:
+        st = run_one(rate)
+        steps.append(st)
+        if st.clean:
+            best = st
+        else:
+            bad = st
+            break
+        time.sleep(args.settle)
+        if rates is not None:
+            rate = rates.pop(0) if rates else None
+        else:
+            rate = rate * 2
+    lo = best.rate if best else 0
+    for _ in range(args.refine if bad else 0):
+        mid = (lo + bad.rate) // 2
+        if mid <= lo or bad.rate - lo <= max(10, lo // 20):
+            break
+        time.sleep(args.settle)
+        st = run_one(mid)
+        steps.append(st)
+        if st.clean:
+            best, lo = st, mid
+        else:
+            bad = st
+    return best, steps
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmarks
+
+def header(args, server, what):
+    log("== %s: %s" % (what, server.name))
+    log("   %s" % machine_facts())
+    log("   date %s, load average before start %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                                                       loadavg()))
+    log("   busiest processes before start: %s" % busiest())
+    log("   server: %s" % shlex.join(server.command()))
+
+
+def bench_register(args, workdir):
+    server = make_server(args, workdir)
+    users = [(str(args.first_ext + i), "pw%d" % (args.first_ext + i)) for i in range(args.users)]
+    inf = os.path.join(workdir, "register_users.csv")
+    write_inf(inf, [(u, auth_kw(u, p), DOMAIN) for u, p in users])
+    server.start()
+    try:
+        header(args, server, "registrations")
+        server.add_users(users)
+        log("   %d users; each step: -r R -m R*%d (wraps around the users, so later steps "
+            "refresh existing bindings)" % (args.users, args.duration))
+        n = [0]
+        port = free_port()  # one port for every step: the same phones register again
+
+        def one(rate):
+            n[0] += 1
+            st = run_step(args, server, workdir, "register.xml", inf, rate, "reg%d" % n[0],
+                          port=port)
+            log(describe(st, "regs") + ("" if st.clean else "  <- not clean"))
+            return st
+
+        best, steps = ramp(args, one)
+        time.sleep(1.0)
+        persisted = server.registrations()
+        log("   persisted registrations after the run: %d (users %d)" % (persisted, args.users))
+        summary(args, server, best, steps, "registrations/s")
+        if best:
+            log("   sipp command of the best step:\n     %s" % shlex.join(best.cmd))
+        # every step starts again at the first user of the injection file
+        ok = persisted == min(args.users, max(s.ok for s in steps))
+        if not ok:
+            log("   WARNING: persisted registrations differ from users registered")
+    finally:
+        rc = server.stop()
+        log("   %s stopped, exit status %s" % (server.name, rc))
+    return 0 if best and ok else 1
+
+
+def start_callee(args, server, workdir, callee, password):
+    """Registers the callee from a fixed port, then starts the answering SIPp there."""
+    inf = os.path.join(workdir, "callee.csv")
+    write_inf(inf, [(callee, auth_kw(callee, password), DOMAIN)])
+    cmd, port = sipp_base(args.sipp, "register.xml", workdir, "callee_reg")
+    cmd[1] = "%s:%d" % (HOST, server.port)
+    cmd += ["-inf", inf, "-m", "1", "-timeout", "15s", "-timeout_error"]
+    out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=30)
+    if out.returncode != 0:
+        raise BenchError("the callee's registration failed: %s" % out.stdout[-400:])
+    cmd, _ = sipp_base(args.sipp, "uas_call.xml", workdir, "uas")
+    cmd[1:2] = []
+    cmd[cmd.index("-p") + 1] = str(port)
+    cmd += ["-max_socket", "10000", "-trace_stat", "-stf", os.path.join(workdir, "uas_stats.csv"),
+            "-fd", "5"]
+    logf = open(os.path.join(workdir, "uas.log"), "wb")
+    uas = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    time.sleep(0.5)
+    if uas.poll() is not None:
+        raise BenchError("the answering sipp exited: %s" % tail(os.path.join(workdir, "uas.log")))
+    uas.logf = logf
+    uas.cmd = cmd
+    return uas
+
+
+def bench_call(args, workdir):
+    server = make_server(args, workdir)
+    caller, callee = str(args.first_ext), str(args.first_ext + 1)
+    users = [(caller, "pw" + caller), (callee, "pw" + callee)]
+    inf = os.path.join(workdir, "call_users.csv")
+    write_inf(inf, [(caller, auth_kw(caller, "pw" + caller), callee, DOMAIN)])
+    server.start()
+    uas = None
+    rc = 1
+    try:
+        header(args, server, "calls")
+        server.add_users(users)
+        uas = start_callee(args, server, workdir, callee, "pw" + callee)
+        log("   callee: %s" % shlex.join(uas.cmd))
+        log("   each step: -r R -m R*%d, %d ms between ACK and BYE" % (args.duration, args.hold))
+        n = [0]
+        lost = []
+
+        def one(rate):
+            n[0] += 1
+            before = server.call_records()
+            st = run_step(args, server, workdir, "uac_call.xml", inf, rate, "call%d" % n[0],
+                          ["-d", str(args.hold)])
+            server.records_settle()
+            st.records = server.call_records() - before
+            note = "" if st.clean else "  <- not clean"
+            # Every completed call has its record; a call SIPp gave up on may have one too
+            # (the server saw it through), so more records than completions only on failures.
+            if st.records < st.ok or st.records > st.ok + st.failed:
+                lost.append(st)
+                note += "  <- %d call records for %d completed calls" % (st.records, st.ok)
+            elif st.records != st.ok:
+                note += "  (%d records: %d completed + %d of the failed calls)" % (
+                    st.records, st.ok, st.records - st.ok)
+            log(describe(st, "calls") + "; call records +%d" % st.records + note)
+            return st
+
+        best, steps = ramp(args, one)
+        summary(args, server, best, steps, "calls/s")
+        if best:
+            log("   sipp command of the best step:\n     %s" % shlex.join(best.cmd))
+        completed = sum(s.ok for s in steps)
+        failed = sum(s.failed for s in steps)
+        records = server.call_records()
+        log("   call records in the database: %d; calls sipp completed: %d, failed: %d%s" %
+            (records, completed, failed,
+             "" if completed <= records <= completed + failed else "  <- MISMATCH"))
+        if isinstance(server, Kamailio):
+            log("   Kamailio acc rows of BYE: %d" % server.bye_records())
+        rc = 0 if best and not lost and completed <= records <= completed + failed else 1
+    finally:
+        if uas:
+            stop_process(uas, "sipp uas", 10)
+            uas.logf.close()
+        st = server.stop()
+        log("   %s stopped, exit status %s" % (server.name, st))
+    return rc
+
+
+def summary(args, server, best, steps, unit):
+    log("   RESULT %s: highest clean rate %s %s (steps: %s)" % (
+        server.name, best.rate if best else "none", unit,
+        ", ".join("%d%s" % (s.rate, "" if s.clean else "x") for s in steps)))
+
+
+def metric(server, name):
+    """A value from sipbx's /metrics (with the token made at start), or '?'."""
+    try:
+        req = urllib.request.Request("http://%s:%d/metrics" % (HOST, server.http),
+                                     headers={"Authorization": "Bearer %s" % server.token})
+        body = urllib.request.urlopen(req, timeout=2).read().decode()
+    except OSError:
+        return "?"
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return line.split()[1]
+    return "?"
+
+
+def live_calls(server):
+    return metric(server, "sipbx_calls_active")
+
+
+def bench_memory(args, workdir):
+    """sipbx RSS: at start, after N registrations, after refreshing them, and during and
+    after steady call runs."""
+    args.server = "sipbx"
+    server = make_server(args, workdir)
+    users = [(str(args.first_ext + i), "pw%d" % (args.first_ext + i)) for i in range(args.users)]
+    caller, callee = str(args.first_ext + args.users), str(args.first_ext + args.users + 1)
+    users += [(caller, "pw" + caller), (callee, "pw" + callee)]
+    reg_inf = os.path.join(workdir, "register_users.csv")
+    write_inf(reg_inf, [(u, auth_kw(u, p), DOMAIN) for u, p in users[:args.users]])
+    call_inf = os.path.join(workdir, "call_users.csv")
+    write_inf(call_inf, [(caller, auth_kw(caller, "pw" + caller), callee, DOMAIN)])
+    server.start()
+    uas = None
+    pid = server.proc.pid
+    try:
+        header(args, server, "memory")
+        log("   RSS after start: %d KiB" % rss_kib(pid))
+        server.add_users(users)
+        log("   RSS with %d users loaded: %d KiB" % (len(users), rss_kib(pid)))
+        rate = args.reg_rate
+        saved = args.duration
+        args.duration = max(1, args.users // rate)
+        port = free_port()
+        st = run_step(args, server, workdir, "register.xml", reg_inf, rate, "memreg1",
+                      port=port)
+        log(describe(st, "regs"))
+        time.sleep(1)
+        log("   RSS after %d registrations: %d KiB (registrations persisted: %d)" %
+            (st.ok, rss_kib(pid), server.registrations()))
+        st = run_step(args, server, workdir, "register.xml", reg_inf, rate, "memreg2",
+                      port=port)
+        log(describe(st, "regs"))
+        time.sleep(1)
+        log("   RSS after refreshing the same %d registrations: %d KiB" % (st.ok, rss_kib(pid)))
+        if args.idle:
+            time.sleep(args.idle)
+            log("   RSS %d s later: %d KiB (registrations: %s)" %
+                (args.idle, rss_kib(pid), metric(server, "sipbx_registrations")))
+            st = run_step(args, server, workdir, "register.xml", reg_inf, rate, "memreg3",
+                          port=port)
+            log(describe(st, "regs"))
+            time.sleep(1)
+            log("   RSS after refreshing them once more: %d KiB" % rss_kib(pid))
+        args.duration = saved
+        uas = start_callee(args, server, workdir, callee, "pw" + callee)
+        for run in range(1, args.call_runs + 1):
+            samples = []
+            before = server.call_records()
+            args.duration = args.call_seconds
+            done = threading.Event()
+
+            def sample():
+                while not done.is_set():
+                    samples.append(rss_kib(pid))
+                    done.wait(5)
+            th = threading.Thread(target=sample)
+            th.start()
+            try:
+                st = run_step(args, server, workdir, "uac_call.xml", call_inf, args.call_rate,
+                              "memcall%d" % run, ["-d", str(args.hold)])
+            finally:
+                done.set()
+                th.join()
+            server.records_settle()
+            log(describe(st, "calls") + "; call records +%d" % (server.call_records() - before))
+            log("   RSS during call run %d (every 5 s, KiB): %s" %
+                (run, " ".join(str(s) for s in samples)))
+            time.sleep(3)  # the callee's 2 s linger; calls end
+            log("   RSS after call run %d (%d calls at %d/s, %d ms each): %d KiB" %
+                (run, st.ok, args.call_rate, args.hold, rss_kib(pid)))
+            if args.idle:
+                time.sleep(args.idle)  # transactions linger 64*T1 = 32 s after they end
+                log("   RSS %d s after call run %d: %d KiB (live calls: %s)" %
+                    (args.idle, run, rss_kib(pid), live_calls(server)))
+    finally:
+        if uas:
+            stop_process(uas, "sipp uas", 10)
+            uas.logf.close()
+        rc = server.stop()
+        log("   %s stopped, exit status %s" % (server.name, rc))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=("register", "call", "memory"))
+    ap.add_argument("--server", choices=("sipbx", "kamailio"), default="sipbx")
+    ap.add_argument("--trace", choices=("on", "off"), default="on",
+                    help="sipbx message capture (config key trace)")
+    ap.add_argument("--sipbx", default=os.path.join(ROOT, "build", "sipbx"))
+    ap.add_argument("--sipp", default=shutil.which("sipp") or "sipp")
+    ap.add_argument("--kamailio", default="kamailio")
+    ap.add_argument("--kamailio-cfg", default=os.path.join(HERE, "kamailio", "kamailio.cfg"))
+    ap.add_argument("--children", type=int, default=4, help="Kamailio UDP worker processes")
+    ap.add_argument("--kamailio-journal", default="WAL",
+                    help="SQLite journal mode for Kamailio's database (db_set_journal_mode)")
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--first-ext", type=int, default=10000)
+    ap.add_argument("--duration", type=int, default=10, help="seconds of load per step")
+    ap.add_argument("--rates", help="comma-separated rates to try instead of doubling")
+    ap.add_argument("--start", type=int, default=100, help="first rate when doubling")
+    ap.add_argument("--max-rate", type=int, default=20000)
+    ap.add_argument("--refine", type=int, default=3, help="bisection steps after the ramp")
+    ap.add_argument("--settle", type=float, default=3.0, help="seconds between steps")
+    ap.add_argument("--hold", type=int, default=1000, help="ms between ACK and BYE")
+    ap.add_argument("--reg-rate", type=int, default=200, help="memory: registration rate")
+    ap.add_argument("--call-rate", type=int, default=50, help="memory: call rate")
+    ap.add_argument("--call-seconds", type=int, default=60, help="memory: call run length")
+    ap.add_argument("--call-runs", type=int, default=2, help="memory: number of call runs")
+    ap.add_argument("--idle", type=int, default=40,
+                    help="memory: seconds to wait after each phase before sampling again")
+    ap.add_argument("--workdir", help="use this directory (kept) instead of a temporary one")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+
+    if not shutil.which(args.sipp):
+        log("sipp not found")
+        return 77
+    workdir = args.workdir or tempfile.mkdtemp(prefix="sipbx-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    log("   work directory %s" % workdir)
+    try:
+        fn = {"register": bench_register, "call": bench_call, "memory": bench_memory}[args.what]
+        return fn(args, workdir)
+    except BenchError as e:
+        log("bench: %s" % e)
+        return 1
+    finally:
+        if not args.workdir and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
