@@ -26,6 +26,12 @@
 #include <sofia-sip/tport_tag.h>
 
 #define SERVER_HEADER "sipbx/" SIPBX_VERSION
+/* Socket buffers of the UDP transport. The kernel default (about 208 KiB) holds a few hundred
+ * datagrams: a burst of phones re-registering after a network outage, or the SIP thread
+ * briefly off its core, overflows it and the phones retransmit. 1 MiB (the kernel doubles it
+ * for its bookkeeping) rides out about four times longer a stall; as root it is granted
+ * past net.core.rmem_max, otherwise up to that limit. */
+#define UDP_BUFFER_BYTES (1u << 20)
 
 const char *const sip_method_slot_names[SIP_METHOD_SLOTS] = {
     "REGISTER", "INVITE", "ACK",  "BYE",    "CANCEL", "OPTIONS", "MESSAGE", "SUBSCRIBE",
@@ -291,7 +297,9 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     s->agent =
         nta_agent_create(s->root, URL_STRING_MAKE(url), NULL, NULL, NTATAG_UA(0),
                          NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_CANCEL_487(0),
-                         NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536), TAG_END());
+                         NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536),
+                         TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES),
+                         TAG_END());
     int agent_errno = errno;
     unsetenv("TPORT_DUMP");
     if (!s->agent) {
