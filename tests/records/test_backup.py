@@ -1,0 +1,130 @@
+"""Backup during a call load: `sipbx backup` of the live database while SIPp calls run
+holds every call record that was stored before it started (and nothing that came after it
+finished), the daemon's calls go on undisturbed, `sipbx restore` refuses a database a
+running daemon holds, and a daemon started on the restored copy lists those records.
+
+    python3 test_backup.py --sipbx PATH/TO/sipbx
+"""
+
+import os
+import sqlite3
+import subprocess
+import time
+
+import records
+from records import apitest, caller, callee, new_call_id
+
+
+def run_cli(*args):
+    return subprocess.run([apitest.SIPBX] + list(args), capture_output=True, text=True,
+                          timeout=120, env=records.sanitizer_env())
+
+
+def read_db(path, sql):
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+class BackupUnderLoad(records.RecordsTest):
+
+    def closed_ids(self, prefix):
+        return {r[0] for r in self.d.db_query(
+            "SELECT call_id FROM cdrs WHERE open = 0 AND call_id LIKE ?", (prefix + "%",))}
+
+    def test_backup_during_calls_restores_every_record(self):
+        cid = new_call_id("backup")
+        prefix = cid.split("%u")[0]
+        b = callee(self, "uas_answer.xml", "101", calls=10000)
+        # 1 s calls at 25 per second: records are written all through the backup
+        a = caller(self, "uac_load.xml", "101", cid, hold_ms=1000, calls=10000,
+                   extra=["-r", "25", "-l", "100"])
+        backup = os.path.join(self.workdir, "backup.db")
+        try:
+            deadline = time.time() + 30
+            while len(self.closed_ids(prefix)) < 50:
+                self.assertLess(time.time(), deadline, "no call records under load")
+                time.sleep(0.2)
+            before = self.closed_ids(prefix)
+            out = run_cli("backup", backup, "--db", self.d.db)
+            after = self.closed_ids(prefix)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("written to " + backup, out.stdout)
+            self.assertEqual(out.stderr, "")
+
+            # A restore over the database the running daemon holds is refused, in one line,
+            # and changes nothing.
+            refused = run_cli("restore", backup, "--db", self.d.db)
+            self.assertEqual(refused.returncode, 1)
+            self.assertIn("in use by a running sipbx", refused.stderr)
+            self.assertEqual(refused.stderr.count("\n"), 1, refused.stderr)
+            time.sleep(2)  # the load goes on after the backup
+        finally:
+            a.kill()
+            b.kill()
+        self.assertEqual(read_db(backup, "PRAGMA integrity_check"), [("ok",)])
+        saved = read_db(backup, "SELECT call_id, open FROM cdrs WHERE call_id LIKE '%s%%'"
+                        % prefix)
+        saved_closed = {r[0] for r in saved if not r[1]}
+        saved_all = {r[0] for r in saved}
+        self.assertEqual(before - saved_closed, set(), "records stored before the backup missing")
+        self.assertEqual(saved_closed - after, set(), "records from after the backup in it")
+        self.assertGreater(len(self.closed_ids(prefix)), len(after),
+                           "the load did not go on after the backup")
+        # the users and the token came along
+        self.assertEqual(read_db(backup, "SELECT count(*) FROM users")[0][0],
+                         len(records.PASSWORDS))
+
+        # Restore into a new place and start a daemon on it: it lists exactly what the
+        # backup held (calls answered at backup time are closed as interrupted).
+        self.d.stop(keep=False)
+        target_dir = os.path.join(self.workdir, "restored")
+        os.mkdir(target_dir)
+        target = os.path.join(target_dir, "sipbx.db")
+        out = run_cli("restore", backup, "--db", target)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("restored from", out.stdout)
+        self.__class__.d = records.Daemon(dir=target_dir)
+        listed = [c for c in self.cdrs(ext="100") if c["call_id"].startswith(prefix)]
+        self.assertEqual({c["call_id"] for c in listed}, saved_all)
+        self.assertEqual(len(listed), len(saved_all))
+        for c in listed:
+            if c["call_id"] in saved_closed:
+                self.assertEqual((c["disposition"], c["hangup_by"], c["interrupted"]),
+                                 ("ANSWERED", "caller", False), c)
+            else:
+                self.assertEqual(c["hangup_by"], "sipbx", c)
+        open_at_backup = saved_all - saved_closed
+        if open_at_backup:
+            self.assertIn("closed as interrupted", self.d.log())
+
+    def test_backup_errors(self):
+        # an unwritable destination: one line, no file left behind
+        out = run_cli("backup", "/nonexistent-dir/x.db", "--db", self.d.db)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("/nonexistent-dir/x.db", out.stderr)
+        self.assertEqual(out.stderr.count("\n"), 1, out.stderr)
+        # no database
+        out = run_cli("backup", os.path.join(self.workdir, "y.db"), "--db",
+                      os.path.join(self.workdir, "missing.db"))
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("no database at", out.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.workdir, "y.db")))
+        # restoring something that is not a sipbx database leaves the target untouched
+        junk = os.path.join(self.workdir, "junk.db")
+        with open(junk, "wb") as f:
+            f.write(b"this is not a database" * 100)
+        target = os.path.join(self.workdir, "target.db")
+        with open(target, "wb") as f:
+            f.write(b"keep me")
+        out = run_cli("restore", junk, "--db", target)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stderr.count("\n"), 1, out.stderr)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), b"keep me")
+
+
+if __name__ == "__main__":
+    records.main()
