@@ -294,12 +294,10 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     else
         unsetenv("TPORT_DUMP");
     errno = 0;
-    s->agent =
-        nta_agent_create(s->root, URL_STRING_MAKE(url), NULL, NULL, NTATAG_UA(0),
-                         NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_CANCEL_487(0),
-                         NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536),
-                         TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES),
-                         TAG_END());
+    s->agent = nta_agent_create(
+        s->root, URL_STRING_MAKE(url), NULL, NULL, NTATAG_UA(0), NTATAG_SERVER_RPORT(1),
+        NTATAG_CLIENT_RPORT(1), NTATAG_CANCEL_487(0), NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536),
+        TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES), TAG_END());
     int agent_errno = errno;
     unsetenv("TPORT_DUMP");
     if (!s->agent) {
