@@ -15,6 +15,19 @@ import records
 from records import caller, callee, new_call_id
 
 A, B = "A", "B"  # the caller's and the callee's phone in the ladders
+
+# The ladder fragments most flows share: the 407 round and the authenticated INVITE with
+# its 100 Trying; then the INVITE to the callee and its 180 relayed; and a whole answered
+# call that the caller ends.
+AUTHENTICATED = [("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
+                 ("in", "INVITE", A), ("out", 100, A)]
+RINGING = AUTHENTICATED + [("out", "INVITE", B), ("in", 180, B), ("out", 180, A)]
+CALLER_HANGS_UP = RINGING + [
+    ("in", 200, B), ("out", 200, A),
+    ("in", "ACK", A), ("out", "ACK", B),
+    ("in", "BYE", A), ("out", "BYE", B),
+    ("in", 200, B), ("out", 200, A),
+]
 P = "sipbx"
 
 
@@ -117,15 +130,7 @@ class Flows(records.RecordsTest):
         tr = self.trace(call_id, 16)
         self.check_trace(tr, call_id)
         self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", "INVITE", B),
-            ("in", 180, B), ("out", 180, A),
-            ("in", 200, B), ("out", 200, A),
-            ("in", "ACK", A), ("out", "ACK", B),
-            ("in", "BYE", A), ("out", "BYE", B),
-            ("in", 200, B), ("out", 200, A),
-        ])
+        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), CALLER_HANGS_UP)
         msgs = tr["messages"]
         # the challenge, and the credentials in the second INVITE only
         self.assertIn("Proxy-Authenticate: Digest", msgs[1]["raw"])
@@ -154,9 +159,7 @@ class Flows(records.RecordsTest):
         self.check_trace(tr, call_id)
         self.check_retransmission_flags(tr)
         records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", "INVITE", B),
-            ("in", 180, B), ("out", 180, A),
+            *RINGING,
             ("in", 200, B), ("out", 200, A),
             ("in", "ACK", A), ("out", "ACK", B),
             ("in", "BYE", B), ("out", "BYE", A),
@@ -177,8 +180,7 @@ class Flows(records.RecordsTest):
         self.check_trace(tr, call_id)
         self.check_retransmission_flags(tr)
         records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", "INVITE", B),
+            *AUTHENTICATED, ("out", "INVITE", B),
             ("in", 486, B),
             {("out", "ACK", B), ("out", 486, A)},
             ("in", "ACK", A),
@@ -197,9 +199,7 @@ class Flows(records.RecordsTest):
         self.check_trace(tr, call_id)
         self.check_retransmission_flags(tr)
         records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", "INVITE", B),
-            ("in", 180, B), ("out", 180, A),
+            *RINGING,
             ("in", "CANCEL", A), ("out", 200, A),
             {("out", "CANCEL", B), ("out", 487, A),
              ("in", 200, B), ("in", 487, B), ("out", "ACK", B), ("in", "ACK", A)},
@@ -224,9 +224,7 @@ class Flows(records.RecordsTest):
         self.check_trace(tr, call_id)
         self.check_retransmission_flags(tr)
         records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", "INVITE", B),
-            ("in", 180, B), ("out", 180, A),
+            *RINGING,
             {("out", "CANCEL", B), ("out", 408, A),
              ("in", 200, B), ("in", 487, B), ("out", "ACK", B), ("in", "ACK", A)},
         ])
@@ -242,8 +240,7 @@ class Flows(records.RecordsTest):
         tr = self.trace(call_id, 7)
         self.check_trace(tr, call_id)
         records.match_ladder(self, records.ladder(tr, self.ports(a)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", 404, A), ("in", "ACK", A),
+            *AUTHENTICATED, ("out", 404, A), ("in", "ACK", A),
         ])
 
     def test_unregistered(self):
@@ -257,8 +254,7 @@ class Flows(records.RecordsTest):
         tr = self.trace(call_id, 7)
         self.check_trace(tr, call_id)
         records.match_ladder(self, records.ladder(tr, self.ports(a)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", 480, A), ("in", "ACK", A),
+            *AUTHENTICATED, ("out", 480, A), ("in", "ACK", A),
         ])
 
     def test_retransmitted_200_is_flagged(self):
@@ -275,15 +271,7 @@ class Flows(records.RecordsTest):
         tr = self.trace(call_id, 18)
         self.check_trace(tr, call_id)
         self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", "INVITE", B),
-            ("in", 180, B), ("out", 180, A),
-            ("in", 200, B), ("out", 200, A),
-            ("in", "ACK", A), ("out", "ACK", B),
-            ("in", "BYE", A), ("out", "BYE", B),
-            ("in", 200, B), ("out", 200, A),
-        ])
+        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), CALLER_HANGS_UP)
         # the copies: the callee's 200 again (at 500 ms, maybe 1.5 s on a slow machine),
         # each relayed again, before the late ACK
         got = records.ladder(tr, self.ports(a, b), retransmissions=True)
@@ -309,15 +297,7 @@ class Flows(records.RecordsTest):
         tr = self.trace(call_id, 16)
         self.check_trace(tr, call_id)
         self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
-            ("in", "INVITE", A), ("out", 407, A), ("in", "ACK", A),
-            ("in", "INVITE", A), ("out", 100, A), ("out", "INVITE", B),
-            ("in", 180, B), ("out", 180, A),
-            ("in", 200, B), ("out", 200, A),
-            ("in", "ACK", A), ("out", "ACK", B),
-            ("in", "BYE", A), ("out", "BYE", B),
-            ("in", 200, B), ("out", 200, A),
-        ])
+        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), CALLER_HANGS_UP)
         a_addr = "127.0.0.1:%d" % a.port
         for m in tr["messages"]:
             peer = m["src"] if m["direction"] == "in" else m["dst"]
