@@ -12,6 +12,14 @@
 
 static const char *const hangup_names[] = {"caller", "callee", "sipbx"};
 
+/* RFC 4028 section 10: without a refresh the phone that is not the refresher sends BYE
+ * min(32 s, interval / 3) before the session expires. A call still here that long after
+ * the expiry has lost both phones (or their BYE). */
+static int64_t session_grace(unsigned long interval)
+{
+    return interval / 3 < 32 ? (int64_t)(interval / 3) : 32;
+}
+
 cJSON *sip_call_json(const struct sip_call_info *c)
 {
     cJSON *o = cJSON_CreateObject();
@@ -202,10 +210,25 @@ void calls_forwarded(struct sip *s, struct call *c, const char *from, const char
     publish_call(s, "call.forwarded", c);
 }
 
-void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by)
+/* A session timer (RFC 4028): the interval the 2xx agreed on; the call counts as gone when
+ * no refresh came within it and the grace above.
+ * A 2xx without Session-Expires keeps the interval agreed before (a refresh that does not
+ * restate it). While a timer runs, the refreshes prove the call alive and the maximum call
+ * length does not apply. */
+static void session_refreshed(struct call *c, sip_t const *resp)
+{
+    if (resp && resp->sip_session_expires && resp->sip_session_expires->x_delta > 0)
+        c->session = resp->sip_session_expires->x_delta;
+    if (c->session)
+        c->max_end = util_mono() + (int64_t)c->session + session_grace(c->session);
+}
+
+void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by,
+                    sip_t const *resp)
 {
     if (c->info.answered_us)
         return; /* a second 2xx (another fork, or a retransmission) */
+    session_refreshed(c, resp);
     c->info.answered_us = util_now_us();
     c->info.final_status = 200;
     c->invite = NULL;
@@ -244,6 +267,13 @@ static int sdp_is_hold(const char *body, size_t len)
         if (memmem(body, len, marks[i], strlen(marks[i])))
             return 1;
     return 0;
+}
+
+void calls_refreshed(struct sip *s, sip_t const *resp)
+{
+    struct call *c = resp->sip_call_id ? strmap_get(s->calls, resp->sip_call_id->i_id) : NULL;
+    if (c && c->info.answered_us)
+        session_refreshed(c, resp);
 }
 
 void calls_in_dialog(struct sip *s, sip_t const *sip)
@@ -302,8 +332,13 @@ static int expire_one(const char *key, void *val, void *arg)
     struct expire_ctx *ec = arg;
     if (!c->info.answered_us || c->max_end > ec->now)
         return STRMAP_KEEP;
-    log_warn("call %s between %s and %s dropped after %d s without BYE", c->info.call_id,
-             c->info.caller, c->info.callee, ec->s->cfg->max_call_seconds);
+    if (c->session)
+        log_warn("call %s between %s and %s ended: no session refresh within %lu s "
+                 "(Session-Expires) and no BYE",
+                 c->info.call_id, c->info.caller, c->info.callee, c->session);
+    else
+        log_warn("call %s between %s and %s dropped after %d s without BYE", c->info.call_id,
+                 c->info.caller, c->info.callee, ec->s->cfg->max_call_seconds);
     c->info.ended_us = util_now_us();
     set_state(c, "ended");
     snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", hangup_names[2]);

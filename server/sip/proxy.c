@@ -354,8 +354,10 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
             if (t->noanswer)
                 su_timer_reset(t->noanswer);
             if (t->call) {
-                calls_answered(t->s, t->call, b->contact, b->target);
+                calls_answered(t->s, t->call, b->contact, b->target, sip);
                 t->call = NULL;
+            } else if (t->method == sip_method_invite || t->method == sip_method_update) {
+                calls_refreshed(t->s, sip);
             }
             su_timer_reset(t->timer);
             if (t->method == sip_method_invite)

@@ -145,6 +145,7 @@ struct call {
     struct ptxn *invite;   /* the initial INVITE while it is pending */
     char answered_by[256]; /* extension (or URI) whose device answered */
     int64_t max_end;       /* monotonic second after which a silent call is dropped */
+    unsigned long session; /* RFC 4028 session interval agreed in the last 2xx, 0: none */
 };
 
 /** Opens a call for an authenticated INVITE from caller to callee. NULL on no memory. */
@@ -155,15 +156,19 @@ void calls_ringing(struct sip *s, struct call *c, const char *contact);
 /** The call was forwarded from user from to target for reason (RFC 5806 reason). */
 void calls_forwarded(struct sip *s, struct call *c, const char *from, const char *to,
                      const char *reason);
-/** A 2xx was relayed from contact, a device of answered_by (extension or URI). */
-void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by);
+/** A 2xx (resp) was relayed from contact, a device of answered_by (extension or URI). */
+void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by,
+                    sip_t const *resp);
+/** A 2xx to an in-dialog INVITE or UPDATE was relayed: a session refresh (RFC 4028). */
+void calls_refreshed(struct sip *s, sip_t const *resp);
 /** The INVITE ended without an answer (status sent to the caller); the call is removed. */
 void calls_failed(struct sip *s, struct call *c, int status, const char *by);
 /** An in-dialog request passes: BYE ends the call, a re-INVITE may hold or resume it. */
 void calls_in_dialog(struct sip *s, sip_t const *sip);
 /** Number of answered (or held) calls where ext takes part. */
 int calls_busy(struct sip *s, const char *ext);
-/** Drops calls that outlived the maximum call length (no BYE seen). */
+/** Drops answered calls whose session expired without a refresh (RFC 4028), or, without
+ *  a session timer, that outlived the maximum call length (no BYE seen). */
 void calls_expire(struct sip *s, int64_t mono_now);
 /** Frees every call (shutdown). */
 void calls_destroy_all(struct sip *s);

@@ -1662,6 +1662,45 @@ def t_hold(ctx):
     cdr_is(ctx, a.sent()[0].get("Call-ID"), disposition="ANSWERED", hangup_by="caller")
 
 
+@test("session_timer")
+def t_session_timer(ctx):
+    """RFC 4028: the call's 200 agrees on Session-Expires: 4; A refreshes with a re-INVITE
+    (relayed both ways with its Session-Expires) 3.5 s later, which keeps the call up past
+    the first interval; then both phones vanish, and sipbx ends the call once an interval
+    and its grace (4 + 1 s) pass without a refresh: record closed, hung up by sipbx."""
+    bport = phone(ctx, "101")
+    b = ctx.sipp_start("session_timer_callee.xml", user="101", local_port=bport)
+    a = ctx.run_sipp("session_timer_caller.xml", user="100", keys={"callee": "101"})
+    refreshed = time.monotonic()  # A ends right after its refresh's ACK
+    ctx.sipp_wait(b)
+    inv = caller_authenticated(ctx, a)
+    invite_reached(ctx, b, inv, bport, "101")
+    relayed(one(a.received(200, "2 INVITE"), "200 at the caller"), "200 at the caller")
+    check(one(b.received("ACK", "2 ACK"), "ACK at B").ruri.startswith("sip:101@"), "ACK at B")
+    got = one(b.received("INVITE", "3 INVITE"), "the refresh at B")
+    proxied(ctx, got, "the refresh at B", record_route=False)
+    check(got.get("Session-Expires") == "4;refresher=uac", "refresh lost its Session-Expires")
+    ok = one(a.received(200, "3 INVITE"), "200 to the refresh at A")
+    relayed(ok, "200 to the refresh at A")
+    call_id = a.sent()[0].get("Call-ID")
+
+    def is_open():
+        rows = ctx.db_exec("SELECT open FROM cdrs WHERE call_id = ?", call_id)
+        check(len(rows) == 1, "one record of the call: %s" % rows)
+        return rows[0]["open"] == 1
+
+    # Without the refresh the call would end 5 s after the answer (1.5 s after the refresh,
+    # plus a housekeeping second); with it, 5 s after the refresh.
+    time.sleep(max(0.0, refreshed + 3.5 - time.monotonic()))
+    check(is_open(), "the call ended although A refreshed the session")
+    while is_open():
+        check(time.monotonic() < refreshed + 8, "the call outlived its session interval")
+        time.sleep(0.1)
+    check(time.monotonic() >= refreshed + 4.5, "the call ended before its session expired")
+    cdr_is(ctx, call_id, disposition="ANSWERED", hangup_by="sipbx")
+    check("no session refresh within 4 s" in ctx.daemon_log(), "the expiry is not logged")
+
+
 @test("too_many_hops")
 def t_too_many_hops(ctx):
     """flows.md "Loops": Max-Forwards 0 gets 483 Too Many Hops, unauthenticated, and the
