@@ -9,6 +9,7 @@
 #include <sofia-sip/auth_digest.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/url.h>
 
 static void challenge(struct sip *s, nta_incoming_t *irq, int proxy, int stale)
 {
@@ -35,6 +36,33 @@ static msg_auth_t const *our_credentials(struct sip *s, msg_auth_t const *au)
             return au;
     }
     return NULL;
+}
+
+static const char *port_or_default(url_t const *u)
+{
+    if (u->url_port && u->url_port[0])
+        return u->url_port;
+    return u->url_type == url_sips ? "5061" : "5060";
+}
+
+/* RFC 2617 3.2.2.5 (and RFC 3261 22.4): the digest-uri must name the resource of the
+ * Request-Line. Compared as SIP URIs (scheme, user, host, port with its default), not as
+ * text, so `sip:pbx` and `sip:PBX:5060;transport=udp` match. Without it a response captured
+ * from a client that answers without qop (no nonce-count) could be replayed, within the
+ * nonce's lifetime, to call someone else. Some clients (SIPp among them) put the server
+ * they send to in the uri instead: a uri naming sipbx itself is accepted too. */
+static int uri_matches(struct sip *s, su_home_t *home, const char *digest_uri, url_t const *ruri)
+{
+    url_t *u = digest_uri ? url_make(home, digest_uri) : NULL;
+    if (!u || !u->url_host)
+        return 0;
+    if (!u->url_user && proxy_is_us(s, u))
+        return 1;
+    if (!ruri || u->url_type != ruri->url_type || !ruri->url_host)
+        return 0;
+    const char *a = u->url_user ? u->url_user : "", *b = ruri->url_user ? ruri->url_user : "";
+    return strcmp(a, b) == 0 && strcasecmp(u->url_host, ruri->url_host) == 0 &&
+           strcmp(port_or_default(u), port_or_default(ruri)) == 0;
 }
 
 enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int proxy,
@@ -71,6 +99,12 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
     const char *ha1 = u && u->ha1_valid ? u->ha1 : NULL;
     enum digest_result r =
         digest_verify(s->digest, &c, sip->sip_request->rq_method_name, ha1, util_now());
+    /* Checked only once the credentials are right, so it tells nothing about a user. */
+    int uri_ok = r != DIGEST_OK || uri_matches(s, home, ar->ar_uri, sip->sip_request->rq_url);
+    if (!uri_ok)
+        log_info("auth: digest uri \"%s\" of '%s' does not match the Request-URI of a %s "
+                 "request",
+                 ar->ar_uri, c.username, sip->sip_request->rq_method_name);
     if (r == DIGEST_WRONG) {
         /* Before su_home_deinit(): c.username points into the home. */
         atomic_fetch_add_explicit(&s->auth_failures, 1, memory_order_relaxed);
@@ -81,6 +115,10 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
 
     switch (r) {
     case DIGEST_OK:
+        if (!uri_ok) {
+            sip_reply(s, irq, 400, "Digest uri does not match the Request-URI", TAG_END());
+            return AUTH_ANSWERED;
+        }
         if (!u->enabled) {
             sip_reply(s, irq, 403, "Account disabled", TAG_END());
             return AUTH_ANSWERED;

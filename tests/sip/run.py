@@ -922,6 +922,51 @@ def t_replay(ctx):
         c.close()
 
 
+@test("digest_uri")
+def t_digest_uri(ctx):
+    """RFC 2617 3.2.2.5: the digest uri must name the Request-URI (compared as SIP URIs, the
+    default port filled in) or sipbx itself; right credentials for another uri get 400, so a
+    captured INVITE's credentials cannot call someone else. Wrong credentials with a wrong
+    uri get the usual challenge (nothing told about the uri)."""
+    c = SipClient(ctx.port)
+    try:
+        def register_with(uri, password="secret100"):
+            r = c.request("REGISTER", "100", expires=120)
+            chal = parse_challenge(r.get("WWW-Authenticate"))
+            return c.request("REGISTER", "100", expires=120,
+                             auth=authorization("100", password, chal, uri=uri))
+
+        r = register_with("sip:other.example.com")
+        check(r.status == 400 and "Digest uri" in r.reason,
+              "a uri naming another server must get 400:\n%s" % r)
+        check(ctx.user_list()["100"][0][0] == "offline", "registered with a foreign uri")
+        r = register_with("sip:other.example.com", password="wrong")
+        check(r.status == 401, "wrong password and uri: want the 401 challenge, got\n%s" % r)
+        for uri in ("sip:%s:5060;transport=udp" % DOMAIN.upper(), "sip:%s:%d" % (HOST, ctx.port)):
+            r = register_with(uri)
+            check(r.status == 200, "uri %s must be accepted:\n%s" % (uri, r))
+
+        # An INVITE to 101 with credentials made for a call to 103
+        bport = phone(ctx, "101")
+        listener = quiet(ctx, bport)
+        ruri = "sip:101@%s" % DOMAIN
+        call_id = "%016x@test" % random.getrandbits(64)
+        r = c.request("INVITE", "100", to_user="101", ruri=ruri, call_id=call_id)
+        check(r.status == 407, "want 407 first, got\n%s" % r)
+        ack_for(c, r, ruri)
+        chal = parse_challenge(r.get("Proxy-Authenticate"))
+        auth = authorization("100", USERS["100"], chal, method="INVITE",
+                             uri="sip:103@%s" % DOMAIN)
+        r = c.request("INVITE", "100", to_user="101", ruri=ruri, call_id=call_id,
+                      extra=["Proxy-Authorization: " + auth])
+        check(r.status == 400, "credentials for another callee must get 400:\n%s" % r)
+        ack_for(c, r, ruri)
+        heard_nothing(listener, "101 (with credentials made for a call to 103)")
+    finally:
+        c.close()
+    check("does not match the Request-URI" in ctx.daemon_log(), "the refusal is not logged")
+
+
 @test("interval_too_brief")
 def t_interval_too_brief(ctx):
     ctx.sipp("interval_too_brief.xml")
