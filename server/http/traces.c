@@ -1,6 +1,6 @@
 /* /api/v1/traces/{call_id}: every SIP message captured for a call, in order, as JSON for
- * the dashboard's ladder diagram, or as a pcap file (one IP/UDP packet per message) that
- * Wireshark and tshark open and dissect as SIP. */
+ * the dashboard's ladder diagram, or as a pcap file (one IP packet per message, UDP or TCP
+ * as the message travelled) that Wireshark and tshark open and dissect as SIP. */
 #include "http/http_int.h"
 
 #include <arpa/inet.h>
@@ -18,8 +18,13 @@
 #define IP4_HDR       20
 #define IP6_HDR       40
 #define UDP_HDR       8
+#define TCP_HDR       20
 #define IP_MAX        65535 /* the largest IPv4 total length / IPv6 payload length */
 #define IPPROTO_UDP_N 17
+#define IPPROTO_TCP_N 6
+#define TCP_PSH_ACK   0x18
+#define TCP_FIRST_SEQ 1u /* sequence numbers as Wireshark shows them relative to the start */
+#define PCAP_STREAMS  32 /* TCP directions a call's capture follows (a handful in practice) */
 
 /* ---- helpers ---- */
 
@@ -185,6 +190,12 @@ static void put16(unsigned char *p, unsigned v)
     p[1] = (unsigned char)v;
 }
 
+static void put32(unsigned char *p, uint32_t v)
+{
+    put16(p, v >> 16);
+    put16(p + 2, v & 0xffff);
+}
+
 static void put32le(unsigned char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -210,13 +221,44 @@ static uint16_t csum_fold(uint32_t sum)
 
 /* ---- pcap ---- */
 
+/* One direction of a TCP connection: where its next segment starts. */
+struct tcp_dir {
+    struct endpoint src, dst;
+    uint32_t next_seq;
+};
+
 struct pcap_ctx {
     struct bbuf out;
     int n;
+    struct tcp_dir dirs[PCAP_STREAMS];
+    int ndirs;
 };
 
-/* Appends one record: an IPv4 or IPv6 packet from src to dst with a UDP datagram carrying
- * the message. A message too long for one datagram (only possible over TCP) is cut, and
+static int same_endpoint(const struct endpoint *a, const struct endpoint *b)
+{
+    return a->family == b->family && a->port == b->port && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+/* The direction src -> dst, made on first sight (its sequence numbers start at
+ * TCP_FIRST_SEQ, as the capture does not have the connection's handshake). With the table
+ * full, the last entry is reused: numbers then restart, which Wireshark only flags. */
+static struct tcp_dir *tcp_dir(struct pcap_ctx *pc, const struct endpoint *src,
+                               const struct endpoint *dst)
+{
+    for (int i = 0; i < pc->ndirs; i++)
+        if (same_endpoint(&pc->dirs[i].src, src) && same_endpoint(&pc->dirs[i].dst, dst))
+            return &pc->dirs[i];
+    struct tcp_dir *d = &pc->dirs[pc->ndirs < PCAP_STREAMS ? pc->ndirs++ : PCAP_STREAMS - 1];
+    d->src = *src;
+    d->dst = *dst;
+    d->next_seq = TCP_FIRST_SEQ;
+    return d;
+}
+
+/* Appends one record: an IPv4 or IPv6 packet from src to dst carrying the message in a UDP
+ * datagram, or for a message that came or went over TCP, in one TCP segment (PSH, ACK)
+ * whose sequence number follows the bytes sent before in that direction and whose
+ * acknowledgement covers those of the other. A message too long for one packet is cut, and
  * the record's original length says by how much. */
 static int pcap_one(const struct store_trace *t, void *arg)
 {
@@ -230,10 +272,12 @@ static int pcap_one(const struct store_trace *t, void *arg)
         map_v6(&src);
         map_v6(&dst);
     }
-    size_t ip_hdr = v6 ? IP6_HDR : IP4_HDR;
-    size_t room = IP_MAX - UDP_HDR - (v6 ? 0 : IP4_HDR);
+    int tcp = strcmp(t->transport, "tcp") == 0 || strcmp(t->transport, "tls") == 0;
+    unsigned proto = tcp ? IPPROTO_TCP_N : IPPROTO_UDP_N;
+    size_t ip_hdr = v6 ? IP6_HDR : IP4_HDR, l4_hdr = tcp ? TCP_HDR : UDP_HDR;
+    size_t room = IP_MAX - l4_hdr - (v6 ? 0 : IP4_HDR);
     size_t payload = t->raw_len < room ? t->raw_len : room;
-    size_t pkt = ip_hdr + UDP_HDR + payload;
+    size_t pkt = ip_hdr + l4_hdr + payload;
 
     unsigned char *rec = bb_grow(&pc->out, 16 + pkt);
     if (!rec)
@@ -242,16 +286,15 @@ static int pcap_one(const struct store_trace *t, void *arg)
     put32le(rec, (uint32_t)(us / 1000000));
     put32le(rec + 4, (uint32_t)(us % 1000000));
     put32le(rec + 8, (uint32_t)pkt);
-    put32le(rec + 12, (uint32_t)(ip_hdr + UDP_HDR + t->raw_len));
+    put32le(rec + 12, (uint32_t)(ip_hdr + l4_hdr + t->raw_len));
 
-    unsigned char *ip = rec + 16, *udp = ip + ip_hdr;
-    memset(ip, 0, ip_hdr + UDP_HDR);
+    unsigned char *ip = rec + 16, *l4 = ip + ip_hdr;
+    memset(ip, 0, ip_hdr + l4_hdr);
     size_t alen = v6 ? 16 : 4;
-    uint32_t sum = 0;
     if (v6) {
         ip[0] = 0x60;
-        put16(ip + 4, (unsigned)(UDP_HDR + payload));
-        ip[6] = IPPROTO_UDP_N;
+        put16(ip + 4, (unsigned)(l4_hdr + payload));
+        ip[6] = (unsigned char)proto;
         ip[7] = 64; /* hop limit */
         memcpy(ip + 8, src.addr, 16);
         memcpy(ip + 24, dst.addr, 16);
@@ -261,23 +304,38 @@ static int pcap_one(const struct store_trace *t, void *arg)
         put16(ip + 4, (unsigned)(pc->n & 0xffff)); /* identification */
         put16(ip + 6, 0x4000);                     /* don't fragment */
         ip[8] = 64;                                /* TTL */
-        ip[9] = IPPROTO_UDP_N;
+        ip[9] = (unsigned char)proto;
         memcpy(ip + 12, src.addr, 4);
         memcpy(ip + 16, dst.addr, 4);
         put16(ip + 10, csum_fold(csum_add(0, ip, IP4_HDR)));
     }
-    put16(udp, src.port);
-    put16(udp + 2, dst.port);
-    put16(udp + 4, (unsigned)(UDP_HDR + payload));
-    memcpy(udp + UDP_HDR, t->raw, payload);
-    /* The UDP checksum over the pseudo-header (RFC 768, RFC 8200 8.1), the header and the
-     * data; mandatory for IPv6, and written for IPv4 too so that checkers stay quiet. */
-    sum = csum_add(sum, src.addr, alen);
+    put16(l4, src.port);
+    put16(l4 + 2, dst.port);
+    if (tcp) {
+        struct tcp_dir *fwd = tcp_dir(pc, &src, &dst);
+        struct tcp_dir *rev = tcp_dir(pc, &dst, &src);
+        put32(l4 + 4, fwd->next_seq);
+        put32(l4 + 8, rev->next_seq);
+        fwd->next_seq += (uint32_t)payload;
+        l4[12] = (TCP_HDR / 4) << 4; /* data offset: no options */
+        l4[13] = TCP_PSH_ACK;
+        put16(l4 + 14, 65535); /* window */
+    } else {
+        put16(l4 + 4, (unsigned)(UDP_HDR + payload));
+    }
+    memcpy(l4 + l4_hdr, t->raw, payload);
+    /* The checksum over the pseudo-header (RFC 768, RFC 793, RFC 8200 8.1), the header and
+     * the data; mandatory for IPv6 and TCP, and written for IPv4 UDP too so that checkers
+     * stay quiet. */
+    uint32_t sum = csum_add(0, src.addr, alen);
     sum = csum_add(sum, dst.addr, alen);
-    sum += IPPROTO_UDP_N + (uint32_t)(UDP_HDR + payload);
-    sum = csum_add(sum, udp, UDP_HDR + payload);
+    sum += proto + (uint32_t)(l4_hdr + payload);
+    sum = csum_add(sum, l4, l4_hdr + payload);
     uint16_t c = csum_fold(sum);
-    put16(udp + 6, c ? c : 0xffff);
+    if (tcp)
+        put16(l4 + 16, c);
+    else
+        put16(l4 + 6, c ? c : 0xffff);
     pc->n++;
     return 0;
 }

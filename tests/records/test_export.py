@@ -383,19 +383,33 @@ class Export(records.RecordsTest):
         self.assertEqual(r.header("Content-Type"), "application/vnd.tcpdump.pcap")
         pkts = read_pcap(self, r.body)
         self.assertEqual(len(pkts), len(msgs))
+        next_seq = {}  # TCP: (src, dst) -> where its next segment starts
         for (ts, ip), m in zip(pkts, msgs):
             self.assertEqual(ts, m["time_us"])
             self.assertEqual(ip[0], 0x45)
             self.assertEqual(struct.unpack("!H", ip[2:4])[0], len(ip))
-            self.assertEqual(ip[9], 17)
             self.assertEqual(checksum(ip[:20]), 0, "IPv4 header checksum")
             src = "%d.%d.%d.%d:%d" % (tuple(ip[12:16]) + (struct.unpack("!H", ip[20:22])[0],))
             dst = "%d.%d.%d.%d:%d" % (tuple(ip[16:20]) + (struct.unpack("!H", ip[22:24])[0],))
             self.assertEqual((src, dst), (m["src"], m["dst"]))
-            self.assertEqual(struct.unpack("!H", ip[24:26])[0], len(ip) - 20)
-            pseudo = ip[12:20] + struct.pack("!BBH", 0, 17, len(ip) - 20)
-            self.assertEqual(checksum(pseudo + ip[20:]), 0, "UDP checksum")
-            self.assertEqual(ip[28:].decode(), m["raw"])
+            # each message as it travelled: a UDP datagram, or a TCP segment
+            proto = {"udp": 17, "tcp": 6}[m["transport"]]
+            self.assertEqual(ip[9], proto, m)
+            pseudo = ip[12:20] + struct.pack("!BBH", 0, proto, len(ip) - 20)
+            if proto == 17:
+                self.assertEqual(struct.unpack("!H", ip[24:26])[0], len(ip) - 20)
+                self.assertEqual(checksum(pseudo + ip[20:]), 0, "UDP checksum")
+                payload = ip[28:]
+            else:
+                seq, ack = struct.unpack("!II", ip[24:32])
+                self.assertEqual((ip[32], ip[33]), (0x50, 0x18))  # 20-byte header; PSH, ACK
+                self.assertEqual(checksum(pseudo + ip[20:]), 0, "TCP checksum")
+                payload = ip[40:]
+                self.assertEqual(seq, next_seq.get((src, dst), 1), "TCP sequence")
+                self.assertEqual(ack, next_seq.get((dst, src), 1), "TCP acknowledgement")
+                next_seq[(src, dst)] = seq + len(payload)
+            self.assertEqual(payload.decode(), m["raw"])
+        self.assertEqual(bool(next_seq), any(m["transport"] == "tcp" for m in msgs))
         if not records.TSHARK:
             self.skipTest("tshark not found")
         path = os.path.join(self.workdir, "trace.pcap")
@@ -404,17 +418,21 @@ class Export(records.RecordsTest):
         out = subprocess.run(
             [records.TSHARK, "-r", path, "-Y", "sip", "-T", "fields", "-E", "separator=|",
              "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+             "-o", "tcp.check_checksum:TRUE",
              "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "frame.time_epoch",
-             "-e", "ip.checksum.status", "-e", "udp.checksum.status", "-e", "_ws.malformed"],
+             "-e", "ip.checksum.status", "-e", "udp.checksum.status",
+             "-e", "tcp.checksum.status", "-e", "_ws.malformed", "-e", "_ws.expert.severity"],
             capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
         lines = out.stdout.splitlines()
         self.assertEqual(len(lines), len(msgs), out.stdout)  # every message dissected as SIP
         for line, m in zip(lines, msgs):
-            method, status, epoch, ipsum, udpsum, malformed = line.split("|")
+            method, status, epoch, ipsum, udpsum, tcpsum, malformed, expert = line.split("|")
             self.assertEqual(method or int(status), m.get("method") or m.get("status"), line)
             self.assertAlmostEqual(float(epoch), m["time_us"] / 1e6, places=5)
-            self.assertEqual((ipsum, udpsum, malformed), ("1", "1", ""), line)  # 1 = Good
+            l4sum = tcpsum if m["transport"] == "tcp" else udpsum
+            self.assertEqual((ipsum, l4sum, malformed), ("1", "1", ""), line)  # 1 = Good
+            self.assertEqual(expert, "", "Wireshark's expert info flags the packet: " + line)
 
 
 def read_pcap(test, data):
