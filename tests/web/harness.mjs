@@ -1,6 +1,6 @@
 // Test harness of the browser tests: a private sipbx daemon on free loopback ports with a
-// temporary database, SIPp phones against it, and headless Debian Chromium (never a
-// downloaded browser) driven by playwright-core.
+// temporary database, SIPp phones against it, and the headless browsers Debian ships (never
+// a downloaded one): Chromium driven by playwright-core, Firefox ESR by puppeteer-core.
 
 import { spawn, execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -17,6 +17,7 @@ export const SIPBX = process.env.SIPBX_BIN || path.join(HERE, '../../build/sipbx
 export const WEB_ROOT = process.env.SIPBX_WEB_ROOT || path.join(HERE, '../../web');
 export const SIPP = process.env.SIPP || '/usr/bin/sipp';
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 export const ARTIFACTS = process.env.SIPBX_WEB_ARTIFACTS || path.join(os.tmpdir(), 'sipbx-web-artifacts');
 
 const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
@@ -220,4 +221,45 @@ export async function launchBrowser(chromium, viewport = { width: 1280, height: 
   });
   const close = async () => { await ctx.close(); fs.rmSync(profile, { recursive: true, force: true }); };
   return { ctx, close };
+}
+
+// Preferences on top of puppeteer's own (which already turn off updates, safe browsing and
+// data reporting): the test Firefox talks to the loopback sipbx and to nothing else. Every
+// host name resolves to 127.0.0.1, so no DNS query leaves the machine (Firefox ESR looked
+// up Mozilla's remote settings server even with puppeteer's dummy one set); what is left
+// goes to a proxy on a closed loopback port (loopback itself is never proxied).
+export const FIREFOX_PREFS = {
+  'network.captive-portal-service.enabled': false,
+  'network.connectivity-service.enabled': false,
+  'network.trr.mode': 5,
+  'network.dns.forceResolve': '127.0.0.1',
+  'network.dns.disablePrefetch': true,
+  'network.prefetch-next': false,
+  'network.predictor.enabled': false,
+  'dom.push.connection.enabled': false,
+  'browser.region.network.url': '',
+  'browser.region.update.enabled': false,
+  'extensions.systemAddon.update.enabled': false,
+  'toolkit.telemetry.enabled': false,
+  'media.gmp-gmpopenh264.enabled': false,
+  'network.proxy.type': 1,
+  'network.proxy.http': '127.0.0.1',
+  'network.proxy.http_port': 9,
+  'network.proxy.ssl': '127.0.0.1',
+  'network.proxy.ssl_port': 9,
+  'network.proxy.no_proxies_on': '',
+};
+
+/** Launches Debian's Firefox ESR headless over WebDriver BiDi with a fresh temporary
+ *  profile (puppeteer makes it and removes it on close). puppeteer is puppeteer-core's
+ *  default export. */
+export async function launchFirefox(puppeteer, viewport = { width: 1280, height: 860 }) {
+  const browser = await puppeteer.launch({
+    browser: 'firefox', executablePath: FIREFOX, headless: true, defaultViewport: viewport,
+    extraPrefsFirefox: FIREFOX_PREFS, protocolTimeout: 30000,
+    // As in Mozilla's own test harnesses: a connection to a non-local address is a fatal
+    // error, and the remote settings server may be overridden (with puppeteer's dummy one).
+    env: { ...process.env, MOZ_DISABLE_NONLOCAL_CONNECTIONS: '1' },
+  });
+  return { browser, close: () => browser.close() };
 }
