@@ -410,6 +410,48 @@ test('a forwarded call shows its forward leg live and in its ladder', async () =
   }
 });
 
+test('hold and resume show in the live view as they happen', async () => {
+  await go('/calls');
+  await page.waitForSelector('#live-calls');
+  // every state a call's card shows, in order (the resume lasts only until A's BYE)
+  await page.evaluate(() => {
+    window.seenStates = {};
+    const note = (el) => {
+      const id = el.getAttribute && el.getAttribute('data-call-id');
+      if (!id) return;
+      const list = (window.seenStates[id] ||= []);
+      const st = el.getAttribute('data-state');
+      if (list[list.length - 1] !== st) list.push(st);
+    };
+    new MutationObserver((muts) => {
+      for (const m of muts) {
+        if (m.type === 'attributes') note(m.target);
+        for (const n of m.addedNodes || []) {
+          if (n.nodeType !== 1) continue;
+          note(n);
+          n.querySelectorAll('article.call').forEach(note);
+        }
+      }
+    }).observe(document.querySelector('main') || document.body,
+      { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] });
+  });
+  // the hold flow of the protocol tests: B answers, holds (a=sendonly) for the -d pause,
+  // resumes (a=sendrecv); then A hangs up
+  const callee = new Sipp(sx, '../../sip/hold_callee.xml', { user: '101', port: state.port101, pauseMs: 3000 });
+  await callee.listening();
+  const caller = new Sipp(sx, '../../sip/hold_caller.xml', {
+    user: '100', password: PW[100], port: await freePort(), keys: { callee: '101' },
+  });
+  const held = await page.waitForSelector('#live-calls article.call[data-state="held"]', { timeout: 8000 });
+  const cid = await held.getAttribute('data-call-id');
+  assert.match(await held.$eval('.duration', (e) => e.textContent), /^on hold, call 0:0\d$/);
+  await shot(page, '18c-calls-held');
+  await page.waitForSelector(`#ended-calls article.call[data-call-id="${cid}"][data-state="ended"]`, { timeout: 8000 });
+  await Promise.all([caller.ok(), callee.ok()]);
+  const seen = await page.evaluate((id) => window.seenStates[id], cid);
+  assert.deepEqual(seen.slice(-3), ['held', 'answered', 'ended'], `states shown: ${seen}`);
+});
+
 test('tokens: create (shown once) and revoke; settings', async () => {
   await go('/settings');
   await page.waitForSelector('#settings');
