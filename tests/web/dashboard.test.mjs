@@ -54,9 +54,9 @@ async function settledTrace(p, callId, min = 1) {
 }
 
 /** Registers ext with SIPp from a new port; returns the port (the phone's address). */
-async function register(ext, ua = `web-test phone ${ext}`) {
+async function register(ext, ua = `web-test phone ${ext}`, contact = ext) {
   const port = await freePort();
-  const s = new Sipp(sx, 'register.xml', { user: ext, password: PW[ext], port, keys: { ua } });
+  const s = new Sipp(sx, 'register.xml', { user: ext, password: PW[ext], port, keys: { ua, contact } });
   await s.ok();
   return port;
 }
@@ -356,7 +356,8 @@ test('SIP-derived and admin-entered text shows as text, never as markup', async 
   await page.fill('#new-pw', PW[102]);
   await page.click('#new-account button[type=submit]');
   await page.waitForURL(/#\/accounts\/102$/);
-  state.port102 = await register('102', `${XSS} softphone`);
+  // a Contact user as baresip makes it (long: the ladder must cut it to its column)
+  state.port102 = await register('102', `${XSS} softphone`, '102-0x55f036541820');
   // a call whose caller display name (From header) is hostile
   await go('/calls');
   await page.waitForSelector('#live-calls');
@@ -402,7 +403,16 @@ test('a forwarded call shows its forward leg live and in its ladder', async () =
     await go(`/ladder/${encodeURIComponent(cid)}`);
     await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, n);
     const heads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(heads, ['caller 100', 'sipbx', 'forward target 102']);
+    assert.deepEqual(heads.slice(0, 2), ['caller 100', 'sipbx']);
+    assert.match(heads[2], /^forward target 102-0x5\S*…$/);
+    // every party's name and address inside its box, the whole of them in the tooltip
+    const overflow = await page.$$eval('.party-head', (gs) => gs.flatMap((g) => {
+      const box = g.querySelector('rect').getBBox();
+      return [...g.querySelectorAll('text')].filter((t) => t.getComputedTextLength() > box.width - 4)
+        .map((t) => `${t.textContent} (${Math.round(t.getComputedTextLength())} px in ${box.width} px)`);
+    }));
+    assert.deepEqual(overflow, []);
+    assert.match(await page.textContent('.party-head:nth-of-type(3) title'), /forward target 102-0x55f036541820, 127\.0\.0\.1:\d+/);
     await shot(page, '18b-ladder-forwarded');
   } finally {
     fw.unconditional = { enabled: false, target: '' };

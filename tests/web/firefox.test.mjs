@@ -76,7 +76,7 @@ async function settledTrace(callId, min = 1) {
 /** Registers ext with SIPp from a new port; returns the port (the phone's address). */
 async function register(ext, ua) {
   const port = await freePort();
-  await new Sipp(sx, 'register.xml', { user: ext, password: PW[ext], port, keys: { ua } }).ok();
+  await new Sipp(sx, 'register.xml', { user: ext, password: PW[ext], port, keys: { ua, contact: ext } }).ok();
   return port;
 }
 

@@ -5,6 +5,7 @@
 import { s, h } from './dom.js';
 
 const ROW_H = 30, TOP = 8, PAD = 20, CHAR_W = 7; // CHAR_W: about one character of a label
+const ROLE_CHAR_W = 7.6, ADDR_CHAR_W = 6.7; // the same for a party's name and address
 
 /** "SIP/2.0 180 Ringing" -> 180; a request -> 0. */
 export function statusOf(m) {
@@ -136,11 +137,20 @@ export function drawLadder(msgs, { onSelect, selectedSeq, newFrom = Infinity, av
   const main = first ? methodOf(first) : 'INVITE';
 
   const head = s('svg', { class: 'ladder-head', width, height: 46, viewBox: `0 0 ${width} 46`, role: 'presentation' });
+  // A phone's user part can be long (baresip: "102-0x55f036541820"): cut to the box, the
+  // whole name in the tooltip.
+  const fit = (text, charW) => {
+    const room = Math.floor((COL_W - 24) / charW);
+    return text.length > room ? text.slice(0, Math.max(3, room - 1)) + '…' : text;
+  };
   cols.forEach((c, i) => {
+    const name = c.role + (c.user && c.role !== 'sipbx' ? ' ' + c.user : '');
+    const addr = c.addr || '';
     head.append(s('g', { class: ['party-head', c.role === 'sipbx' ? 'is-sipbx' : null] },
+      s('title', null, addr ? `${name}, ${addr}` : name),
       s('rect', { x: x(i) - COL_W / 2 + 8, y: 4, width: COL_W - 16, height: 38, rx: 6 }),
-      s('text', { x: x(i), y: 20, 'text-anchor': 'middle', class: 'role' }, c.role + (c.user && c.role !== 'sipbx' ? ' ' + c.user : '')),
-      s('text', { x: x(i), y: 35, 'text-anchor': 'middle', class: 'addr' }, c.addr || '')));
+      s('text', { x: x(i), y: 20, 'text-anchor': 'middle', class: 'role' }, fit(name, ROLE_CHAR_W)),
+      s('text', { x: x(i), y: 35, 'text-anchor': 'middle', class: 'addr' }, fit(addr, ADDR_CHAR_W))));
   });
 
   const body = s('svg', { class: 'ladder', width, height: bodyH, viewBox: `0 0 ${width} ${bodyH}`, 'aria-label': `Ladder of ${msgs.length} SIP messages between ${cols.map((c) => c.role).join(', ')}` });
