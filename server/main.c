@@ -46,8 +46,12 @@ static int cmd_help(int argc, char **argv)
     return 0;
 }
 
+const char *cli_program = "sipbx";
+
 int main(int argc, char **argv)
 {
+    if (argc > 0 && argv[0] && strchr(argv[0], '/'))
+        cli_program = argv[0];
     if (argc < 2) {
         cmd_help(0, NULL);
         return 2;

@@ -218,7 +218,8 @@ int cli_serve(int argc, char **argv)
 
     printf("sipbx %s: SIP on udp+tcp %s:%d, domain %s, database %s\n", SIPBX_VERSION, cfg.sip_host,
            sip_port(sip), domain, cfg.db_path);
-    printf("  add a phone account:  sipbx user add 100 --password SECRET --db %s\n", cfg.db_path);
+    printf("  add a phone account:  %s user add 100 --password SECRET --db %s\n", cli_program,
+           cfg.db_path);
     printf("  then register it as:  100@%s (server %s, port %d)\n", domain, domain, sip_port(sip));
     show_host(cfg.http_host, host, sizeof host);
     printf("REST API: http://%s:%d/api/v1 (log in as %s)\n", host, http_port(http), ADMIN_USER);
