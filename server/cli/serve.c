@@ -8,6 +8,7 @@
 #include "store/store.h"
 #include "util/util.h"
 
+#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -63,6 +64,18 @@ struct http_stop {
     struct sip *sip;
     atomic_int done;
 };
+
+/* The writer committed trace messages of call_id: a live ladder can fetch them now. */
+static void publish_traced(const char *call_id, void *ctx)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *json =
+        o && cJSON_AddStringToObject(o, "call_id", call_id) ? cJSON_PrintUnformatted(o) : NULL;
+    if (json)
+        events_publish(ctx, "trace.changed", json);
+    cJSON_free(json);
+    cJSON_Delete(o);
+}
 
 static int end_loop(void *arg)
 {
@@ -163,7 +176,7 @@ int cli_serve(int argc, char **argv)
     struct store_writer *w = NULL;
     struct sip *sip = NULL;
     struct http *http = NULL;
-    struct events *ev = NULL;
+    struct events *ev = NULL, *tev = NULL; /* calls and registrations; stored traces */
     char err[512], domain[CONFIG_STR_MAX], admin_pw[32], host[CONFIG_STR_MAX + 2];
     unsigned char secret[SIP_SECRET_LEN];
     int rc = 1;
@@ -199,12 +212,13 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
-    if (events_create(&ev, EVENTS_KEPT) != 0) {
+    if (events_create(&ev, EVENTS_KEPT) != 0 || events_create(&tev, EVENTS_KEPT) != 0) {
         fprintf(stderr, "sipbx: cannot create the event stream: out of memory\n");
         goto out;
     }
     sip_set_events(sip, ev); /* before sip_run: the SIP thread reads it unlocked */
-    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, err, sizeof err) != 0) {
+    store_writer_set_traced(w, publish_traced, tev);
+    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, tev, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
@@ -233,6 +247,7 @@ int cli_serve(int argc, char **argv)
 
     sip_run(sip);
     events_close(ev); /* event streams end now rather than at their next wait */
+    events_close(tev);
     http_stop_with_sip(http, sip);
     http = NULL;
     rc = 0;
@@ -242,7 +257,8 @@ out:
      * message capture into the writer, which then commits everything queued. */
     sip_destroy(sip);
     store_writer_destroy(w);
-    events_destroy(ev); /* the SIP side publishes into it until sip_destroy */
+    events_destroy(ev);  /* the SIP side publishes into it until sip_destroy */
+    events_destroy(tev); /* the writer publishes into it until store_writer_destroy */
     store_close(st);
     if (rc == 0)
         log_info("stopped");

@@ -1,9 +1,13 @@
 /* /api/v1/events: the SIP side's event stream (calls and registrations) as server-sent
- * events. Each stream holds one connection thread, which waits on the stream in short
- * steps so that shutdown, a keepalive or a revoked credential is noticed in time. */
+ * events; with ?trace=CALL_ID instead the trace.changed events of that one Call-ID (a
+ * ladder that grows while the call goes on). Each stream holds one connection thread,
+ * which waits on the stream in short steps so that shutdown, a keepalive or a revoked
+ * credential is noticed in time. */
 #include "events/events.h"
 #include "http/http_int.h"
 #include "util/util.h"
+
+#include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -18,12 +22,15 @@
 #define STREAM_REAUTH_S     15    /* how often the stream's credential is checked again */
 #define STREAM_BLOCK        (16 * 1024)
 #define STREAM_RETRY_MS     3000 /* the reconnection delay suggested to clients */
+#define TRACE_CALL_ID_MAX   255  /* the longest Call-ID the capture stores */
 
 struct stream {
     struct http *h;
     struct MHD_Connection *conn;
-    uint64_t cursor; /* sequence number of the last event taken */
-    char *out;       /* text being sent (malloc'd) */
+    struct events *src; /* h->events, or h->trace_events for a trace stream */
+    char *call_id;      /* a trace stream's Call-ID (malloc'd), NULL for the main stream */
+    uint64_t cursor;    /* sequence number of the last event taken */
+    char *out;          /* text being sent (malloc'd) */
     size_t out_len, out_off;
     int64_t last_write_ms;          /* monotonic */
     int64_t next_auth_check;        /* monotonic seconds */
@@ -96,6 +103,16 @@ static int client_gone(struct stream *s)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+/* True when json (a trace.changed event) is about call_id. */
+static int trace_of(const char *json, const char *call_id)
+{
+    cJSON *o = cJSON_Parse(json);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "call_id");
+    int mine = cJSON_IsString(id) && strcmp(id->valuestring, call_id) == 0;
+    cJSON_Delete(o);
+    return mine;
+}
+
 /* Waits for the next piece of output (events, or a keepalive) and puts it in s->out.
  * Returns 0, or -1 when the stream is to end (shutdown, closed stream, revoked
  * credential). */
@@ -116,9 +133,25 @@ static int fill(struct stream *s)
         }
         char *type = NULL, *json = NULL;
         uint64_t missed = 0;
-        int rc = events_next(s->h->events, &s->cursor, STREAM_WAIT_MS, &type, &json, &missed);
+        int rc = events_next(s->src, &s->cursor, STREAM_WAIT_MS, &type, &json, &missed);
         if (rc < 0)
             return -1;
+        if (rc > 0 && s->call_id) {
+            /* A trace stream: only its Call-ID, without ids (nothing to resume: a client
+             * that reconnects fetches the trace again); missed events may have been its,
+             * so they are reported as on the main stream. */
+            int mine = trace_of(json, s->call_id);
+            int bad = (missed && put(s, "event: overflow\ndata: {\"missed\":%llu}\n\n",
+                                     (unsigned long long)missed) != 0) ||
+                      (mine && put(s, "event: %s\ndata: %s\n\n", type, json) != 0);
+            free(type);
+            free(json);
+            if (bad)
+                return -1;
+            if (mine || missed)
+                return 0;
+            continue;
+        }
         if (rc > 0) {
             int bad = (missed && put(s, "event: overflow\ndata: {\"missed\":%llu}\n\n",
                                      (unsigned long long)missed) != 0) ||
@@ -158,6 +191,7 @@ static void stream_free(void *cls)
     atomic_fetch_sub(&s->h->streams, 1);
     log_debug("http: event stream closed (%d open)", atomic_load(&s->h->streams));
     free(s->out);
+    free(s->call_id);
     free(s);
 }
 
@@ -200,9 +234,20 @@ void api_events_get(struct http_req *r)
         http_error(r, 503, "unavailable", "the event stream is not available");
         return;
     }
-    uint64_t cursor = events_head(h->events);
+    const char *trace = http_query(r, "trace");
+    if (trace && (!*trace || strlen(trace) > TRACE_CALL_ID_MAX)) {
+        http_error(r, 400, "invalid_parameter", "trace: must be a Call-ID (1 to %d characters)",
+                   TRACE_CALL_ID_MAX);
+        return;
+    }
+    if (trace && !h->trace_events) {
+        http_error(r, 503, "unavailable", "the trace event stream is not available");
+        return;
+    }
+    struct events *src = trace ? h->trace_events : h->events;
+    uint64_t cursor = events_head(src);
     int restart = 0;
-    const char *last = http_req_header(r, "Last-Event-ID");
+    const char *last = trace ? NULL : http_req_header(r, "Last-Event-ID");
     if (last && *last && resume_point(h, last, &cursor, &restart) < 0) {
         http_error(r, 400, "invalid_parameter", "Last-Event-ID: not an event id of this server");
         return;
@@ -221,6 +266,8 @@ void api_events_get(struct http_req *r)
     }
     s->h = h;
     s->conn = r->conn;
+    s->src = src;
+    s->call_id = trace ? strdup(trace) : NULL;
     s->cursor = cursor;
     s->last_write_ms = now_ms();
     s->next_auth_check = util_mono() + STREAM_REAUTH_S;
@@ -230,7 +277,7 @@ void api_events_get(struct http_req *r)
     s->session_created = r->session.created_at;
     /* The first bytes go out at once, so the client sees the answer without waiting for
      * an event; a client resuming across a restart is told it missed an unknown number. */
-    if (put(s, "retry: %d\n\n", STREAM_RETRY_MS) != 0 ||
+    if ((trace && !s->call_id) || put(s, "retry: %d\n\n", STREAM_RETRY_MS) != 0 ||
         (restart && put(s, "event: overflow\ndata: {\"missed\":null}\n\n") != 0)) {
         stream_free(s);
         http_error(r, 500, "internal", "out of memory");

@@ -36,10 +36,11 @@ struct http {
     struct config cfg; /* the daemon's settings, for GET /settings */
     struct sip *sip;
     struct store_writer *writer;
-    struct events *events;  /* served at /api/v1/events, or NULL */
-    atomic_int streams;     /* event streams open now */
-    atomic_int stopping;    /* set by http_destroy: event streams end */
-    uint64_t event_id_base; /* added to event sequence numbers (see events.c) */
+    struct events *events;       /* served at /api/v1/events, or NULL */
+    struct events *trace_events; /* trace.changed, served at /api/v1/events?trace=, or NULL */
+    atomic_int streams;          /* event streams open now */
+    atomic_int stopping;         /* set by http_destroy: event streams end */
+    uint64_t event_id_base;      /* added to event sequence numbers (see events.c) */
     pthread_mutex_t pool_lock;
     struct store *pool[HTTP_POOL_MAX]; /* idle connections; a request borrows one */
     int npool;

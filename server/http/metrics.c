@@ -93,6 +93,9 @@ void api_metrics_get(struct http_req *r)
         if (n)
             put(&b, "sipbx_http_requests_total{code=\"%d\"} %llu\n", code, n);
     }
+    header(&b, "sipbx_http_event_streams", "gauge",
+           "Server-sent event streams open now (dashboards, ladders, scripts).");
+    put(&b, "sipbx_http_event_streams %d\n", atomic_load(&r->h->streams));
     header(&b, "sipbx_store_queue_depth", "gauge",
            "Rows queued for the database writer and not yet committed.");
     put(&b, "sipbx_store_queue_depth %zu\n", store_writer_depth(r->h->writer));

@@ -257,7 +257,7 @@ static int listen_on(const char *host, int port, int *bound_port)
 
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
                 const char *domain, struct sip *sip, struct store_writer *w, struct events *ev,
-                char *err, size_t errlen)
+                struct events *traces, char *err, size_t errlen)
 {
     struct http *h = calloc(1, sizeof *h);
     if (!h) {
@@ -270,6 +270,7 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
     h->sip = sip;
     h->writer = w;
     h->events = ev;
+    h->trace_events = traces;
     /* Event ids are this run's start in microseconds plus the sequence number, so an id
      * a client kept from an earlier run is never taken for one of this run. */
     h->event_id_base = (uint64_t)util_now() * 1000000u;

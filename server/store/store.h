@@ -303,6 +303,11 @@ int store_writer_trace(struct store_writer *w, const struct store_trace *t);
 void store_writer_set_retention(struct store_writer *w, int days, int64_t max_bytes);
 /** Queues removal of one binding, or all of ext when contact is NULL. Returns 0 or ENOMEM. */
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
+/** Registers fn to run on the writer thread after each commit that stored trace messages,
+ *  once per Call-ID among them (the rows are visible to readers by then): the dashboard's
+ *  ladder of a live call grows from it. NULL turns it off. */
+void store_writer_set_traced(struct store_writer *w, void (*fn)(const char *call_id, void *ctx),
+                             void *ctx);
 /** Registers fn to run on the writer thread every interval_ms with its connection, e.g.
  *  to notice user changes. One tick function; call before traffic starts. */
 void store_writer_set_tick(struct store_writer *w, void (*fn)(struct store *st, void *ctx),

@@ -50,6 +50,8 @@ struct store_writer {
     int tick_ms;
     int in_tick; /* the tick function runs now (set_tick waits for it) */
     pthread_cond_t tick_done;
+    void (*traced)(const char *call_id, void *ctx); /* after a commit with trace rows */
+    void *traced_ctx;
     int retention_days;      /* trace retention, 0 = off */
     int64_t retention_bytes; /* 0 = off */
 };
@@ -81,6 +83,24 @@ static int apply_batch(struct store *st, void *ctx)
             return rc;
     }
     return 0;
+}
+
+static int apply_trace(struct store *st, const struct wop *op);
+
+/* Tells fn, once per Call-ID, which calls got trace messages in a committed batch. */
+static void announce_traces(const struct wop *batch, void (*fn)(const char *, void *), void *ctx)
+{
+    for (const struct wop *op = batch; op; op = op->next) {
+        if (op->apply != apply_trace)
+            continue;
+        const struct wop *seen = batch;
+        for (; seen != op; seen = seen->next)
+            if (seen->apply == apply_trace &&
+                strcmp(seen->u.trace.call_id, op->u.trace.call_id) == 0)
+                break;
+        if (seen == op)
+            fn(op->u.trace.call_id, ctx);
+    }
 }
 
 static void free_list(struct wop *op)
@@ -142,7 +162,11 @@ static void *writer_main(void *arg)
             if (rc == 0) {
                 w->depth -= n;
                 failures = 0;
+                void (*traced)(const char *, void *) = w->traced;
+                void *traced_ctx = w->traced_ctx;
                 pthread_mutex_unlock(&w->lock);
+                if (traced)
+                    announce_traces(batch, traced, traced_ctx);
                 free_list(batch);
             } else {
                 /* Put the batch back in front of what arrived meanwhile and retry later:
@@ -364,6 +388,15 @@ int store_writer_reg_remove(struct store_writer *w, const char *ext, const char 
         snprintf(op->u.rm.contact, sizeof op->u.rm.contact, "%s", contact);
     op->u.rm.all = contact == NULL;
     return enqueue(w, op);
+}
+
+void store_writer_set_traced(struct store_writer *w, void (*fn)(const char *call_id, void *ctx),
+                             void *ctx)
+{
+    pthread_mutex_lock(&w->lock);
+    w->traced = fn;
+    w->traced_ctx = ctx;
+    pthread_mutex_unlock(&w->lock);
 }
 
 void store_writer_set_tick(struct store_writer *w, void (*fn)(struct store *st, void *ctx),

@@ -26,13 +26,13 @@ class EventStream:
     """GET /api/v1/events, read one event (a block of lines ending in a blank line) at a
     time."""
 
-    def __init__(self, daemon, token=None, headers=None, timeout=10):
+    def __init__(self, daemon, token=None, headers=None, timeout=10, query=""):
         h = {"Accept": "text/event-stream"}
         h.update(headers or {})
         if token:
             h["Authorization"] = "Bearer " + token
         self.conn = http.client.HTTPConnection("127.0.0.1", daemon.http_port, timeout=timeout)
-        self.conn.request("GET", "/api/v1/events", headers=h)
+        self.conn.request("GET", "/api/v1/events" + query, headers=h)
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.body = b"" if self.status == 200 else self.resp.read()

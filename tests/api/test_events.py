@@ -7,6 +7,7 @@ a revoked token or ended session closing, and streams ending when the daemon sto
 import json
 import socket
 import time
+import urllib.parse
 
 import apitest
 from apitest import DaemonTest, SipPhone, register
@@ -25,6 +26,16 @@ class Events(DaemonTest):
         s = EventStream(self.d, kw.pop("token", self.token), **kw)
         self.addCleanup(s.close)
         return s
+
+    def open_when_free(self, **kw):
+        """A stream opened once a slot is free (503 until then), within 5 s."""
+        deadline = time.time() + 5
+        while True:
+            s = self.open(**kw)
+            if s.status != 503 or time.time() > deadline:
+                self.assertEqual(s.status, 200, s.body)
+                return s
+            time.sleep(0.2)
 
     def registration(self, s, ext):
         e, _ = s.wait_for(lambda e: e["event"] == "registration.changed" and
@@ -70,6 +81,47 @@ class Events(DaemonTest):
             self.assertNotIn(json.loads(gone["data"])["action"], ("registered", "refreshed"))
         finally:
             phone.close()
+
+    def test_trace_stream(self):
+        """?trace=CALL_ID streams trace.changed for that Call-ID only, each sent once its
+        messages are stored (the trace API has them when the event arrives); the main
+        stream never carries them."""
+        self.create("630", "secret630")
+        phone, other = SipPhone(self.d.sip_port), SipPhone(self.d.sip_port)
+        self.addCleanup(phone.close)
+        self.addCleanup(other.close)
+        q = urllib.parse.quote(phone.call_id, safe="")
+        # (streams of earlier tests may hold their slots for a moment after closing)
+        s = self.open_when_free(query="?trace=" + q)
+        self.assertEqual(s.header("Content-Type"), "text/event-stream")
+        self.assertEqual(s.next(), {"retry": "3000"})
+        main = self.open_when_free()
+        self.assertEqual(main.next(), {"retry": "3000"})
+
+        self.assertEqual(other.register("630", "secret630"), 200)  # another Call-ID
+        self.assertEqual(phone.register("630", "secret630"), 200)
+        seen = 0
+        while seen < 4:  # REGISTER, 401, REGISTER, 200
+            e = s.next_event()
+            self.assertEqual(e, {"event": "trace.changed",
+                                 "data": json.dumps({"call_id": phone.call_id},
+                                                    separators=(",", ":"))})
+            r = self.api("GET", "/api/v1/traces/" + q)
+            self.assertEqual(r.status, 200, r)
+            self.assertGreater(len(r.json["messages"]), seen, "an event without new messages")
+            seen = len(r.json["messages"])
+        self.assertEqual(seen, 4)
+        # the main stream: the two registrations, no trace events
+        for _ in range(2):
+            self.assertEqual(main.next_event()["event"], "registration.changed")
+
+        for bad in ("", "x" * 256):
+            r = self.open(query="?trace=" + bad)
+            self.assertEqual(r.status, 400, bad)
+            err = json.loads(r.body)["error"]
+            self.assertEqual(err["code"], "invalid_parameter")
+            self.assertIn("trace", err["message"])
+        self.assertEqual(self.open(token=None, query="?trace=" + q).status, 401)
 
     def test_last_event_id(self):
         self.create("610", "secret610")

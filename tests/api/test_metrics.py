@@ -8,7 +8,7 @@ from apitest import DaemonTest, register
 
 NAMES = ["sipbx_registrations", "sipbx_calls_active", "sipbx_users", "sipbx_sip_requests_total", "sipbx_sip_responses_total",
          "sipbx_sip_auth_failures_total", "sipbx_http_requests_total",
-         "sipbx_store_queue_depth"]
+         "sipbx_store_queue_depth", "sipbx_http_event_streams"]
 
 
 def parse(text):
@@ -69,6 +69,7 @@ class Metrics(DaemonTest):
         self.assertEqual(after['sipbx_http_requests_total{code="201"}'], 1)
         self.assertGreaterEqual(after['sipbx_http_requests_total{code="404"}'], 1)
         self.assertGreaterEqual(after["sipbx_store_queue_depth"], 0)
+        self.assertEqual(after["sipbx_http_event_streams"], 0)
         self.api("DELETE", "/api/v1/users/500")
 
 

@@ -486,6 +486,34 @@ test('tokens: create (shown once) and revoke; settings', async () => {
   assert.equal(r.status, 401);
 });
 
+test('a ladder follows its own trace stream, and closes it when the page is left', async () => {
+  const streams = async () => {
+    const r = await fetch(`${sx.base}/metrics`, { headers: { Authorization: `Bearer ${await sx.token()}` } });
+    return Number(/^sipbx_http_event_streams (\d+)$/m.exec(await r.text())[1]);
+  };
+  const settle = async (want) => {
+    const deadline = Date.now() + 5000;
+    let n;
+    while ((n = await streams()) !== want && Date.now() < deadline) await sleep(100);
+    return n;
+  };
+  await go('/calls');
+  await page.waitForSelector('#live-calls');
+  const base = await settle(await streams()); // the app's own event stream (and nothing else of ours)
+  await go(`/ladder/${encodeURIComponent(state.callId)}`);
+  await page.waitForSelector('svg.ladder .arrow');
+  assert.equal(await settle(base + 1), base + 1, 'the ladder opened its trace stream');
+  for (let i = 0; i < 3; i++) { // back and forth: never more than one per ladder shown
+    await go('/records');
+    await page.waitForSelector('#records, table');
+    await go(`/ladder/${encodeURIComponent(state.callId)}`);
+    await page.waitForSelector('svg.ladder .arrow');
+  }
+  assert.equal(await settle(base + 1), base + 1, 'trace streams of ladders left behind still open');
+  await go('/calls');
+  assert.equal(await settle(base), base, 'the trace stream outlived its page');
+});
+
 test('a ladder of 200 messages draws without a stall', async () => {
   const cid = await optionsBurst(sx, 100);
   assert.equal(await settledTrace(page, cid, 200), 200);

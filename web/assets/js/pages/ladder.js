@@ -1,6 +1,6 @@
 // The ladder of one Call-ID (a call or a registration): every captured SIP message as a
-// sequence diagram; click an arrow for the whole message. While the call is live the
-// ladder is fetched again whenever the event stream reports a change of it.
+// sequence diagram; click an arrow for the whole message. The ladder is fetched again
+// whenever the event stream says messages of its Call-ID were stored (trace.changed).
 
 import { api, url } from '../api.js';
 import { h, fill, errorBox, badge, fmtTime } from '../dom.js';
@@ -105,14 +105,6 @@ export function render(main, { params, signal, go }) {
     if (c) status.title = `${c.caller} → ${c.callee}: ${c.state}`;
   }
 
-  // Messages reach the database within ~50 ms of the event that announces them; fetch
-  // shortly after each change, and once more a little later for the ACK/200 that follow.
-  let timers = [];
-  function refetchSoon() {
-    for (const t of timers) clearTimeout(t);
-    timers = [setTimeout(load, 250), setTimeout(load, 1500)];
-  }
-
   (async () => {
     try {
       const r = await api('GET', '/calls', { signal });
@@ -125,10 +117,16 @@ export function render(main, { params, signal, go }) {
   const off = on('call.*', (type, c) => {
     if (!c || c.call_id !== callId) return;
     if (type === 'call.ended') { ended = true; setLive(false, c); } else setLive(true, c);
-    refetchSoon();
   });
-  const off2 = on('reconnect', () => { if (live) load(); });
-  return () => { off(); off2(); timers.forEach(clearTimeout); };
+  // A stream of this Call-ID's trace.changed events: sipbx sends one once new messages of
+  // it are stored, so the ladder grows with every message, also those no call event
+  // marks (ACK, in-dialog requests, a registration's refresh). On (re)connecting, or when
+  // the server says events were missed, the trace is fetched again.
+  const traces = new EventSource(url(`/events?trace=${encodeURIComponent(callId)}`));
+  traces.addEventListener('trace.changed', () => load());
+  traces.addEventListener('overflow', () => load());
+  traces.onopen = () => load(); // what was stored before the stream began is fetched too
+  return () => { off(); traces.close(); };
 }
 
 function lookup(main, go) {
