@@ -166,6 +166,9 @@ int cli_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit (ulimit -f) makes a write fail with EFBIG like a full disk; the
+     * writer retries it. Without this the signal would kill the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
 
     struct config cfg;
     if (load_config(argc, argv, &cfg) != 0)

@@ -96,6 +96,14 @@ void api_metrics_get(struct http_req *r)
     header(&b, "sipbx_http_event_streams", "gauge",
            "Server-sent event streams open now (dashboards, ladders, scripts).");
     put(&b, "sipbx_http_event_streams %d\n", atomic_load(&r->h->streams));
+    uint64_t failed = 0;
+    int64_t failing = store_writer_failing(r->h->writer, NULL, 0, &failed);
+    header(&b, "sipbx_store_failing", "gauge",
+           "1 while the database writer's commits fail (disk full, I/O error), else 0.");
+    put(&b, "sipbx_store_failing %d\n", failing ? 1 : 0);
+    header(&b, "sipbx_store_write_failures_total", "counter",
+           "Batches the database writer could not commit (each retry counts).");
+    put(&b, "sipbx_store_write_failures_total %llu\n", (unsigned long long)failed);
     header(&b, "sipbx_store_queue_depth", "gauge",
            "Rows queued for the database writer and not yet committed.");
     put(&b, "sipbx_store_queue_depth %zu\n", store_writer_depth(r->h->writer));

@@ -78,6 +78,8 @@ void http_error(struct http_req *r, int status, const char *code, const char *fm
 
 void http_store_error(struct http_req *r)
 {
+    log_error("http: %s %s: database error: %s", r->method, r->path,
+              r->st ? store_errmsg(r->st) : "no connection");
     http_error(r, 500, "internal", "database error (see the server log)");
 }
 

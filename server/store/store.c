@@ -150,11 +150,12 @@ void store_close(struct store *st)
 
 const char *store_errmsg(struct store *st)
 {
-    return sqlite3_errmsg(st->db);
+    return st->tx_error[0] ? st->tx_error : sqlite3_errmsg(st->db);
 }
 
 sqlite3_stmt *store_stmt(struct store *st, const char *sql)
 {
+    st->tx_error[0] = '\0';
     int free_slot = -1;
     for (int i = 0; i < STORE_STMT_CACHE; i++) {
         if (st->cache[i].sql == sql) {
@@ -233,17 +234,24 @@ int store_step_done(struct store *st, sqlite3_stmt *s)
 int store_tx(struct store *st, int (*fn)(struct store *st, void *ctx), void *ctx)
 {
     char why[256];
+    st->tx_error[0] = '\0';
     if (exec(st, "BEGIN IMMEDIATE", why, sizeof why) != 0) {
-        log_error("store: cannot begin a transaction: %s", why);
+        snprintf(st->tx_error, sizeof st->tx_error, "cannot begin a transaction: %s", why);
         return EIO;
     }
     int rc = fn(st, ctx);
-    if (rc == 0 && exec(st, "COMMIT", why, sizeof why) != 0) {
-        log_error("store: commit failed: %s", why);
+    if (rc != 0) {
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(st->db));
+    } else if (exec(st, "COMMIT", why, sizeof why) != 0) {
         rc = EIO;
     }
+    /* A failed COMMIT (disk full, I/O error) may have ended the transaction itself. */
+    if (rc != 0 && !sqlite3_get_autocommit(st->db)) {
+        char ignored[64];
+        exec(st, "ROLLBACK", ignored, sizeof ignored);
+    }
     if (rc != 0)
-        exec(st, "ROLLBACK", why, sizeof why);
+        snprintf(st->tx_error, sizeof st->tx_error, "%s", why);
     return rc;
 }
 

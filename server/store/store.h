@@ -26,10 +26,12 @@ void store_close(struct store *st);
 int store_schema_version(struct store *st);
 /** Newest schema version this binary knows. */
 int store_latest_version(void);
-/** The last SQLite error message of this connection. */
+/** The last SQLite error message of this connection (after a failed store_tx: why it
+ *  failed, until the next statement). */
 const char *store_errmsg(struct store *st);
 /** Runs fn inside one transaction (BEGIN IMMEDIATE .. COMMIT, or ROLLBACK when fn fails).
- *  fn returns 0 or an errno value, which store_tx returns. */
+ *  fn returns 0 or an errno value, which store_tx returns; it logs nothing (the caller
+ *  says what failed, with store_errmsg). */
 int store_tx(struct store *st, int (*fn)(struct store *st, void *ctx), void *ctx);
 
 /** Writes a consistent copy of the live database to dest (SQLite online backup; the
@@ -303,6 +305,11 @@ int store_writer_trace(struct store_writer *w, const struct store_trace *t);
 void store_writer_set_retention(struct store_writer *w, int days, int64_t max_bytes);
 /** Queues removal of one binding, or all of ext when contact is NULL. Returns 0 or ENOMEM. */
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
+/** When the writer's batches have been failing (disk full, I/O error): the wall-clock second
+ *  of the first failure of the current run of them, with why the last one failed; 0 while
+ *  it writes. *failed_total (if not NULL): batches that failed so far, retries included. */
+int64_t store_writer_failing(struct store_writer *w, char *why, size_t whylen,
+                             uint64_t *failed_total);
 /** Registers fn to run on the writer thread after each commit that stored trace messages,
  *  once per Call-ID among them (the rows are visible to readers by then): the dashboard's
  *  ladder of a live call grows from it. NULL turns it off. */

@@ -11,6 +11,7 @@
 struct store {
     sqlite3 *db;
     char path[256];
+    char tx_error[320]; /* why the last store_tx failed; cleared by the next statement */
     struct {
         const char *sql; /* identity of a static SQL string */
         sqlite3_stmt *stmt;

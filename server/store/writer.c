@@ -50,6 +50,9 @@ struct store_writer {
     int tick_ms;
     int in_tick; /* the tick function runs now (set_tick waits for it) */
     pthread_cond_t tick_done;
+    time_t failing_since;  /* wall clock of the first failed batch of a run of them, 0 */
+    char failure[256];     /* why the last batch failed */
+    uint64_t failed_total; /* batches not written (each retry counts) */
     void (*traced)(const char *call_id, void *ctx); /* after a commit with trace rows */
     void *traced_ctx;
     int retention_days;      /* trace retention, 0 = off */
@@ -161,6 +164,10 @@ static void *writer_main(void *arg)
             pthread_mutex_lock(&w->lock);
             if (rc == 0) {
                 w->depth -= n;
+                if (w->failing_since)
+                    log_warn("store: writing again after %lld s of failures; %zu rows written",
+                             (long long)(time(NULL) - w->failing_since), n);
+                w->failing_since = 0;
                 failures = 0;
                 void (*traced)(const char *, void *) = w->traced;
                 void *traced_ctx = w->traced_ctx;
@@ -181,14 +188,21 @@ static void *writer_main(void *arg)
                 w->queued += n;
                 clock_gettime(CLOCK_MONOTONIC, &w->first_at);
                 failures++;
+                w->failed_total++;
+                snprintf(w->failure, sizeof w->failure, "%s", store_errmsg(w->st));
+                if (!w->failing_since)
+                    w->failing_since = time(NULL);
                 if (stopping && failures >= STOP_RETRIES) {
                     log_error("store: giving up on %zu queued rows at shutdown: %s", w->depth,
                               store_errmsg(w->st));
                     pthread_mutex_unlock(&w->lock);
                     break;
                 }
-                log_error("store: batch of %zu rows not written (%s); retrying in %d ms", n,
-                          store_errmsg(w->st), RETRY_MS);
+                /* Said at the first failure and once a minute after, not every retry. */
+                if (failures == 1 || failures % (60000 / RETRY_MS) == 0)
+                    log_error("store: %zu rows not written (%s); nothing is lost, retrying every "
+                              "%d ms",
+                              n, w->failure, RETRY_MS);
                 struct timespec until;
                 clock_gettime(CLOCK_MONOTONIC, &until);
                 add_ms(&until, RETRY_MS);
@@ -388,6 +402,19 @@ int store_writer_reg_remove(struct store_writer *w, const char *ext, const char 
         snprintf(op->u.rm.contact, sizeof op->u.rm.contact, "%s", contact);
     op->u.rm.all = contact == NULL;
     return enqueue(w, op);
+}
+
+int64_t store_writer_failing(struct store_writer *w, char *why, size_t whylen,
+                             uint64_t *failed_total)
+{
+    pthread_mutex_lock(&w->lock);
+    int64_t since = w->failing_since;
+    if (why && whylen)
+        snprintf(why, whylen, "%s", since ? w->failure : "");
+    if (failed_total)
+        *failed_total = w->failed_total;
+    pthread_mutex_unlock(&w->lock);
+    return since;
 }
 
 void store_writer_set_traced(struct store_writer *w, void (*fn)(const char *call_id, void *ctx),
