@@ -77,6 +77,12 @@ static void publish_traced(const char *call_id, void *ctx)
     cJSON_Delete(o);
 }
 
+/* An event the writer held back until the change before it was committed. */
+static void publish_announced(const char *type, const char *json, void *ctx)
+{
+    events_publish(ctx, type, json);
+}
+
 static int end_loop(void *arg)
 {
     struct http_stop *hs = arg;
@@ -221,6 +227,7 @@ int cli_serve(int argc, char **argv)
     }
     sip_set_events(sip, ev); /* before sip_run: the SIP thread reads it unlocked */
     store_writer_set_traced(w, publish_traced, tev);
+    store_writer_set_announce(w, publish_announced, ev);
     if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, tev, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;

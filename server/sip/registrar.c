@@ -1,5 +1,6 @@
 /* The registrar (RFC 3261 section 10): bindings per extension in memory, every change
  * queued to the writer thread so they survive a restart, expiry by a one-second sweep. */
+#include "events/events.h"
 #include "sip/sip_int.h"
 
 #include <errno.h>
@@ -22,7 +23,9 @@ struct reg {
     size_t count;
 };
 
-/* Tells event subscribers (the dashboard) that ext's registrations changed. */
+/* Tells event subscribers (the dashboard) that ext's registrations changed: through the
+ * writer, after the change it queued just before is committed, so that what they read
+ * back (GET /api/v1/registrations) has it. */
 static void publish(struct sip *s, const char *ext, const char *contact, const char *action)
 {
     if (!s->events)
@@ -31,7 +34,11 @@ static void publish(struct sip *s, const char *ext, const char *contact, const c
     cJSON_AddStringToObject(o, "extension", ext);
     cJSON_AddStringToObject(o, "contact", contact ? contact : "");
     cJSON_AddStringToObject(o, "action", action);
-    sip_publish(s, "registration.changed", o);
+    char *json = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (json && store_writer_announce(s->writer, "registration.changed", json) != 0)
+        events_publish(s->events, "registration.changed", json); /* late beats never */
+    cJSON_free(json);
+    cJSON_Delete(o);
 }
 
 /* Queues the removal of one binding (or all of ext) and announces it. */

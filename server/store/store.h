@@ -305,6 +305,15 @@ int store_writer_trace(struct store_writer *w, const struct store_trace *t);
 void store_writer_set_retention(struct store_writer *w, int days, int64_t max_bytes);
 /** Queues removal of one binding, or all of ext when contact is NULL. Returns 0 or ENOMEM. */
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
+/** Queues an event (type, one line of JSON) that the writer hands to the announce function
+ *  once everything queued before it is committed, so a reader that reacts to it finds the
+ *  change in the database. Returns 0 or ENOMEM (type longer than 63 characters included). */
+int store_writer_announce(struct store_writer *w, const char *type, const char *json);
+/** The function store_writer_announce's events go to (on the writer thread); NULL drops
+ *  them. Set it before traffic starts. */
+void store_writer_set_announce(struct store_writer *w,
+                               void (*fn)(const char *type, const char *json, void *ctx),
+                               void *ctx);
 /** When the writer's batches have been failing (disk full, I/O error): the wall-clock second
  *  of the first failure of the current run of them, with why the last one failed; 0 while
  *  it writes. *failed_total (if not NULL): batches that failed so far, retries included. */

@@ -28,6 +28,9 @@ struct wop {
             char contact[512];
             int all;
         } rm;
+        struct {
+            char type[64]; /* the JSON is in data */
+        } event;
     } u;
 };
 
@@ -54,6 +57,8 @@ struct store_writer {
     char failure[256];     /* why the last batch failed */
     uint64_t failed_total; /* batches not written (each retry counts) */
     void (*traced)(const char *call_id, void *ctx); /* after a commit with trace rows */
+    void (*announce)(const char *type, const char *json, void *ctx); /* queued events */
+    void *announce_ctx;
     void *traced_ctx;
     int retention_days;      /* trace retention, 0 = off */
     int64_t retention_bytes; /* 0 = off */
@@ -89,6 +94,16 @@ static int apply_batch(struct store *st, void *ctx)
 }
 
 static int apply_trace(struct store *st, const struct wop *op);
+static int apply_announce(struct store *st, const struct wop *op);
+
+/* Publishes the events queued with store_writer_announce in a committed batch, in order. */
+static void announce_events(const struct wop *batch, void (*fn)(const char *, const char *, void *),
+                            void *ctx)
+{
+    for (const struct wop *op = batch; op; op = op->next)
+        if (op->apply == apply_announce)
+            fn(op->u.event.type, op->data, ctx);
+}
 
 /* Tells fn, once per Call-ID, which calls got trace messages in a committed batch. */
 static void announce_traces(const struct wop *batch, void (*fn)(const char *, void *), void *ctx)
@@ -171,7 +186,11 @@ static void *writer_main(void *arg)
                 failures = 0;
                 void (*traced)(const char *, void *) = w->traced;
                 void *traced_ctx = w->traced_ctx;
+                void (*announce)(const char *, const char *, void *) = w->announce;
+                void *announce_ctx = w->announce_ctx;
                 pthread_mutex_unlock(&w->lock);
+                if (announce)
+                    announce_events(batch, announce, announce_ctx);
                 if (traced)
                     announce_traces(batch, traced, traced_ctx);
                 free_list(batch);
@@ -343,6 +362,37 @@ static int apply_cdr(struct store *st, const struct wop *op)
 static int apply_trace(struct store *st, const struct wop *op)
 {
     return store_trace_add(st, &op->u.trace);
+}
+
+static int apply_announce(struct store *st, const struct wop *op)
+{
+    (void)st;
+    (void)op;
+    return 0; /* nothing to write: published once what came before it is committed */
+}
+
+int store_writer_announce(struct store_writer *w, const char *type, const char *json)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    char *copy = strdup(json);
+    if (!op || !copy || strlen(type) >= sizeof op->u.event.type) {
+        free(op);
+        free(copy);
+        return ENOMEM;
+    }
+    op->apply = apply_announce;
+    snprintf(op->u.event.type, sizeof op->u.event.type, "%s", type);
+    op->data = copy;
+    return enqueue(w, op);
+}
+
+void store_writer_set_announce(struct store_writer *w,
+                               void (*fn)(const char *type, const char *json, void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&w->lock);
+    w->announce = fn;
+    w->announce_ctx = ctx;
+    pthread_mutex_unlock(&w->lock);
 }
 
 int store_writer_cdr(struct store_writer *w, const struct store_cdr *c)

@@ -70,6 +70,10 @@ class Events(DaemonTest):
             self.assertEqual(json.loads(e["data"]), {
                 "extension": "600", "contact": "sip:600@127.0.0.1:%d" % phone.port,
                 "action": "registered"})
+            # sent once stored: what a client reads back at once has the binding
+            listed = self.api("GET", "/api/v1/registrations").json["items"]
+            self.assertIn("sip:600@127.0.0.1:%d" % phone.port,
+                          [b["contact"] for b in listed if b["extension"] == "600"])
             self.assertEqual(phone.register("600", "secret600"), 200)
             again = self.registration(s, "600")
             # "refreshed", or "registered" again when within the same second
@@ -79,6 +83,8 @@ class Events(DaemonTest):
             self.assertEqual(self.api("DELETE", "/api/v1/registrations/600").status, 204)
             gone = self.registration(s, "600")
             self.assertNotIn(json.loads(gone["data"])["action"], ("registered", "refreshed"))
+            listed = self.api("GET", "/api/v1/registrations").json["items"]
+            self.assertEqual([b for b in listed if b["extension"] == "600"], [])
         finally:
             phone.close()
 
@@ -167,6 +173,9 @@ class Events(DaemonTest):
                 self.assertEqual(phone.register("620", "secret620", expires=120), 200)
         finally:
             phone.close()
+        # Registration events are sent once the writer has committed the change (it
+        # gathers a batch for up to 50 ms): let the last ones out.
+        time.sleep(0.5)
         r = self.open(headers={"Last-Event-ID": first["id"]})
         self.assertEqual(r.next(), {"retry": "3000"})
         over = r.next()

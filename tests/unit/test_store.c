@@ -773,6 +773,58 @@ static void test_admins(void **state)
 
 /* ---- the writer thread ---- */
 
+/* What the announce hook saw: each event with the bindings of 300 visible at that moment
+ * to another connection. */
+struct announced {
+    const char *path;
+    int n;
+    char types[4][64], json[4][64];
+    int64_t visible[4];
+};
+
+static void on_announce(const char *type, const char *json, void *ctx)
+{
+    struct announced *a = ctx;
+    if (a->n >= 4)
+        return;
+    snprintf(a->types[a->n], sizeof a->types[0], "%s", type);
+    snprintf(a->json[a->n], sizeof a->json[0], "%s", json);
+    a->visible[a->n] =
+        raw_int(a->path, "SELECT count(*) FROM registrations WHERE extension = '300'");
+    a->n++;
+}
+
+static void test_writer_announce(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    add_user(f->st, "300");
+    struct store_writer *w = NULL;
+    if (store_writer_create(&w, f->path, err, sizeof err) != 0)
+        fail_msg("writer: %s", err);
+    struct announced a = {.path = f->path};
+    store_writer_set_announce(w, on_announce, &a);
+    struct store_reg r = make_reg("300", "sip:300@192.0.2.9", NOW + 3600);
+    assert_int_equal(store_writer_reg_save(w, &r), 0);
+    assert_int_equal(store_writer_announce(w, "registration.changed", "{\"n\":1}"), 0);
+    assert_int_equal(store_writer_reg_remove(w, "300", NULL), 0);
+    assert_int_equal(store_writer_announce(w, "registration.changed", "{\"n\":2}"), 0);
+    char long_type[80];
+    memset(long_type, 't', sizeof long_type - 1);
+    long_type[sizeof long_type - 1] = '\0';
+    assert_int_equal(store_writer_announce(w, long_type, "{}"), ENOMEM);
+    store_writer_destroy(w); /* drains the queue */
+
+    /* Each event came after the change queued before it was committed, in order. */
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.types[0], "registration.changed");
+    assert_string_equal(a.json[0], "{\"n\":1}");
+    assert_string_equal(a.json[1], "{\"n\":2}");
+    if (a.visible[0] != 1 && !(a.visible[0] == 0 && a.visible[1] == 0))
+        fail_msg("the first event came before its binding was stored");
+    assert_int_equal(a.visible[1], 0);
+}
+
 static void test_writer_drains(void **state)
 {
     struct fixture *f = *state;
@@ -937,6 +989,7 @@ int main(void)
         T(test_regs_cascade),
         T(test_admins),
         T(test_writer_drains),
+        T(test_writer_announce),
         T(test_writer_depth_and_idle_destroy),
         T(test_writer_tick),
         T(test_writer_poke),

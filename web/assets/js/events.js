@@ -42,16 +42,14 @@ export function on(type, fn) {
   return () => types.forEach((t) => listeners.get(t).delete(fn));
 }
 
-/** Like on(), for changes the API reads back from the database: the registrar's bindings
- *  are committed by the writer thread a few milliseconds after the event, so fn runs at
- *  once and again shortly after (each burst of events gives one pair of calls). */
-export function onChange(type, fn, laterMs = 600) {
-  let t1 = 0, t2 = 0;
+/** Like on(), for changes the page reads back from the API: sipbx sends
+ *  registration.changed once the change is committed, so one fetch sees it; a burst of
+ *  events (a phone's several bindings, a sweep of expiries) gives one call of fn. */
+export function onChange(type, fn, quietMs = 50) {
+  let t = 0;
   return on(type, (ty, data) => {
-    clearTimeout(t1);
-    clearTimeout(t2);
-    t1 = setTimeout(() => fn(ty, data), 50);
-    t2 = setTimeout(() => fn(ty, data), laterMs);
+    clearTimeout(t);
+    t = setTimeout(() => fn(ty, data), quietMs);
   });
 }
 
