@@ -299,78 +299,46 @@ void api_cdrs_list(struct http_req *r)
 
 /* ---- GET /cdrs.csv ---- */
 
-/* A growing output buffer; on allocation failure it stops growing and says so. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
 /* The comma before a cell, unless it starts a line. */
-static void csv_sep(struct sbuf *b)
+static void csv_sep(struct buf *b)
 {
     if (b->len && b->p[b->len - 1] != '\n')
-        sb_add(b, ",", 1);
+        buf_add(b, ",", 1);
 }
 
 /* A text cell: always quoted, quotes doubled (RFC 4180), and a leading = + - @ (or tab or
  * CR) defused with an apostrophe, so a spreadsheet shows the text instead of running it
  * as a formula (OWASP "CSV injection"). Commas, quotes and line breaks stay data. */
-static void csv_text(struct sbuf *b, const char *s)
+static void csv_text(struct buf *b, const char *s)
 {
     csv_sep(b);
-    sb_add(b, "\"", 1);
+    buf_add(b, "\"", 1);
     if (s[0] && strchr("=+-@\t\r", s[0]))
-        sb_add(b, "'", 1);
+        buf_add(b, "'", 1);
     for (const char *p = s; *p;) {
         size_t n = strcspn(p, "\"");
-        sb_add(b, p, n);
+        buf_add(b, p, n);
         p += n;
         if (*p == '"') {
-            sb_add(b, "\"\"", 2);
+            buf_add(b, "\"\"", 2);
             p++;
         }
     }
-    sb_add(b, "\"", 1);
+    buf_add(b, "\"", 1);
 }
 
 /* A number cell (never quoted), or an empty one when absent. */
-static void csv_num(struct sbuf *b, int64_t v, int present)
+static void csv_num(struct buf *b, int64_t v, int present)
 {
     char buf[24] = "";
     if (present)
         snprintf(buf, sizeof buf, "%" PRId64, v);
     csv_sep(b);
-    sb_str(b, buf);
+    buf_str(b, buf);
 }
 
 /* A time as Asterisk writes it with usegmtime: "2026-11-01 10:00:00" (UTC); "" for 0. */
-static void csv_time(struct sbuf *b, int64_t us)
+static void csv_time(struct buf *b, int64_t us)
 {
     char buf[32] = "";
     if (us) {
@@ -405,7 +373,7 @@ static void last_target(const struct store_cdr *c, char *out, size_t outlen)
     cJSON_Delete(fw);
 }
 
-static void csv_row(struct sbuf *b, const struct store_cdr *c, const char *domain)
+static void csv_row(struct buf *b, const struct store_cdr *c, const char *domain)
 {
     char buf[600], target[300];
     csv_text(b, ""); /* accountcode: sipbx has no account codes */
@@ -457,7 +425,7 @@ static void csv_row(struct sbuf *b, const struct store_cdr *c, const char *domai
     csv_num(b, c->start_us, c->start_us != 0);
     csv_num(b, c->answer_us, c->answer_us != 0);
     csv_num(b, c->end_us, c->end_us != 0);
-    sb_add(b, "\r\n", 2);
+    buf_add(b, "\r\n", 2);
 }
 
 /* One CSV export in progress: it reads the records a page at a time (keyset pagination on
@@ -467,7 +435,7 @@ struct csv_stream {
     struct store *st;
     struct store_cdr_filter f;
     char domain[256];
-    struct sbuf out;
+    struct buf out;
     size_t off;  /* bytes of out already handed to MHD */
     int n, done; /* records in the current page; all pages read */
 };
@@ -511,7 +479,7 @@ static void csv_free(void *cls)
     struct csv_stream *cs = cls;
     if (cs->st)
         http_pool_put(cs->h, cs->st);
-    free(cs->out.p);
+    buf_free(&cs->out);
     free(cs);
 }
 
@@ -528,7 +496,7 @@ void api_cdrs_csv(struct http_req *r)
     cs->h = r->h;
     cs->f = f;
     snprintf(cs->domain, sizeof cs->domain, "%s", r->h->domain);
-    sb_str(&cs->out, csv_header);
+    buf_str(&cs->out, csv_header);
     /* The stream outlives this request and its connection r->st: it takes its own. */
     cs->st = http_pool_get(r->h);
     struct MHD_Response *resp =

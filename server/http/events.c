@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +26,15 @@
 struct stream {
     struct http *h;
     struct MHD_Connection *conn;
-    struct events *src; /* h->events, or h->trace_events for a trace stream */
-    char *call_id;      /* a trace stream's Call-ID (malloc'd), NULL for the main stream */
-    uint64_t cursor;    /* sequence number of the last event taken */
-    char *out;          /* text being sent (malloc'd) */
-    size_t out_len, out_off;
-    int64_t last_write_ms;          /* monotonic */
-    int64_t next_auth_check;        /* monotonic seconds */
-    enum http_auth_kind auth;       /* the credential the stream was opened with */
-    int64_t token_id;               /* HTTP_AUTH_TOKEN */
+    struct events *src;       /* h->events, or h->trace_events for a trace stream */
+    char *call_id;            /* a trace stream's Call-ID (malloc'd), NULL for the main stream */
+    uint64_t cursor;          /* sequence number of the last event taken */
+    struct buf out;           /* text being sent */
+    size_t out_off;           /* how much of it is sent */
+    int64_t last_write_ms;    /* monotonic */
+    int64_t next_auth_check;  /* monotonic seconds */
+    enum http_auth_kind auth; /* the credential the stream was opened with */
+    int64_t token_id;         /* HTTP_AUTH_TOKEN */
     char sid[STORE_SESSION_ID_LEN]; /* HTTP_AUTH_SESSION: the cookie value */
     int64_t session_created;
 };
@@ -45,27 +44,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Appends text to the pending output; 0 or -1 when out of memory. */
-static int put(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int put(struct stream *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -1;
-    char *grown = realloc(s->out, s->out_len + (size_t)n + 1);
-    if (!grown)
-        return -1;
-    s->out = grown;
-    va_start(ap, fmt);
-    vsnprintf(s->out + s->out_len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    s->out_len += (size_t)n;
-    return 0;
 }
 
 /* True while the token or session the stream was opened with is still good. A database
@@ -118,9 +96,7 @@ static int trace_of(const char *json, const char *call_id)
  * credential). */
 static int fill(struct stream *s)
 {
-    free(s->out);
-    s->out = NULL;
-    s->out_len = s->out_off = 0;
+    s->out.len = s->out_off = 0;
     for (;;) {
         if (atomic_load(&s->h->stopping) || client_gone(s))
             return -1;
@@ -136,35 +112,30 @@ static int fill(struct stream *s)
         int rc = events_next(s->src, &s->cursor, STREAM_WAIT_MS, &type, &json, &missed);
         if (rc < 0)
             return -1;
-        if (rc > 0 && s->call_id) {
-            /* A trace stream: only its Call-ID, without ids (nothing to resume: a client
-             * that reconnects fetches the trace again); missed events may have been its,
-             * so they are reported as on the main stream. */
-            int mine = trace_of(json, s->call_id);
-            int bad = (missed && put(s, "event: overflow\ndata: {\"missed\":%llu}\n\n",
-                                     (unsigned long long)missed) != 0) ||
-                      (mine && put(s, "event: %s\ndata: %s\n\n", type, json) != 0);
+        if (rc > 0) {
+            /* A trace stream passes only its Call-ID's events, and without ids (nothing to
+             * resume: a client that reconnects fetches the trace again); missed events may
+             * have been its, so they are reported on either stream. */
+            if (missed)
+                buf_printf(&s->out, "event: overflow\ndata: {\"missed\":%llu}\n\n",
+                           (unsigned long long)missed);
+            if (!s->call_id)
+                buf_printf(&s->out, "event: %s\nid: %llu\ndata: %s\n\n", type,
+                           (unsigned long long)(s->h->event_id_base + s->cursor), json);
+            else if (trace_of(json, s->call_id))
+                buf_printf(&s->out, "event: %s\ndata: %s\n\n", type, json);
             free(type);
             free(json);
-            if (bad)
+            if (s->out.failed)
                 return -1;
-            if (mine || missed)
+            if (s->out.len)
                 return 0;
             continue;
         }
-        if (rc > 0) {
-            int bad = (missed && put(s, "event: overflow\ndata: {\"missed\":%llu}\n\n",
-                                     (unsigned long long)missed) != 0) ||
-                      put(s, "event: %s\nid: %llu\ndata: %s\n\n", type,
-                          (unsigned long long)(s->h->event_id_base + s->cursor), json) != 0;
-            free(type);
-            free(json);
-            if (bad)
-                return -1;
-            return 0;
+        if (now_ms() - s->last_write_ms >= STREAM_KEEPALIVE_MS) {
+            buf_str(&s->out, ": keepalive\n\n");
+            return s->out.failed ? -1 : 0;
         }
-        if (now_ms() - s->last_write_ms >= STREAM_KEEPALIVE_MS)
-            return put(s, ": keepalive\n\n");
     }
 }
 
@@ -174,12 +145,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct stream *s = cls;
-    if (s->out_off == s->out_len && fill(s) != 0)
+    if (s->out_off == s->out.len && fill(s) != 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    size_t n = s->out_len - s->out_off;
+    size_t n = s->out.len - s->out_off;
     if (n > max)
         n = max;
-    memcpy(buf, s->out + s->out_off, n);
+    memcpy(buf, s->out.p + s->out_off, n);
     s->out_off += n;
     s->last_write_ms = now_ms();
     return (ssize_t)n;
@@ -190,7 +161,7 @@ static void stream_free(void *cls)
     struct stream *s = cls;
     atomic_fetch_sub(&s->h->streams, 1);
     log_debug("http: event stream closed (%d open)", atomic_load(&s->h->streams));
-    free(s->out);
+    buf_free(&s->out);
     free(s->call_id);
     free(s);
 }
@@ -277,8 +248,10 @@ void api_events_get(struct http_req *r)
     s->session_created = r->session.created_at;
     /* The first bytes go out at once, so the client sees the answer without waiting for
      * an event; a client resuming across a restart is told it missed an unknown number. */
-    if ((trace && !s->call_id) || put(s, "retry: %d\n\n", STREAM_RETRY_MS) != 0 ||
-        (restart && put(s, "event: overflow\ndata: {\"missed\":null}\n\n") != 0)) {
+    buf_printf(&s->out, "retry: %d\n\n", STREAM_RETRY_MS);
+    if (restart)
+        buf_str(&s->out, "event: overflow\ndata: {\"missed\":null}\n\n");
+    if ((trace && !s->call_id) || s->out.failed) {
         stream_free(s);
         http_error(r, 500, "internal", "out of memory");
         return;

@@ -1,70 +1,31 @@
 /* /metrics: counters and gauges in the Prometheus text format (version 0.0.4). */
 #include "http/http_int.h"
 #include "sip/sip.h"
+#include "util/util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A growing text buffer; on allocation failure it stops growing and reports it at the end. */
-struct buf {
-    char *s;
-    size_t len, cap;
-    int failed;
-};
-
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct buf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap <= b->len + (size_t)n)
-            cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            b->failed = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-}
-
 static void header(struct buf *b, const char *name, const char *type, const char *help)
 {
-    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 void api_metrics_get(struct http_req *r)
 {
     struct sip_stats ss;
     sip_get_stats(r->h->sip, &ss);
-    struct buf b = {NULL, 0, 0, 0};
+    struct buf b = {0};
 
     header(&b, "sipbx_build_info", "gauge", "Version of the running sipbx.");
-    put(&b, "sipbx_build_info{version=\"%s\"} 1\n", SIPBX_VERSION);
+    buf_printf(&b, "sipbx_build_info{version=\"%s\"} 1\n", SIPBX_VERSION);
     header(&b, "sipbx_registrations", "gauge", "SIP bindings (registered contacts) now.");
-    put(&b, "sipbx_registrations %llu\n", ss.registrations);
+    buf_printf(&b, "sipbx_registrations %llu\n", ss.registrations);
     int users = store_user_count(r->st);
     if (users >= 0) {
         header(&b, "sipbx_users", "gauge", "SIP accounts.");
-        put(&b, "sipbx_users %d\n", users);
+        buf_printf(&b, "sipbx_users %d\n", users);
     }
     struct sip_call_info *calls = NULL;
     int ncalls = sip_calls(r->h->sip, &calls);
@@ -74,44 +35,44 @@ void api_metrics_get(struct http_req *r)
             active += strcmp(calls[i].state, "ended") != 0;
         header(&b, "sipbx_calls_active", "gauge",
                "Calls in progress (trying, ringing or answered).");
-        put(&b, "sipbx_calls_active %d\n", active);
+        buf_printf(&b, "sipbx_calls_active %d\n", active);
     }
     free(calls);
     header(&b, "sipbx_sip_requests_total", "counter", "SIP requests received, by method.");
     for (int i = 0; i < SIP_METHOD_SLOTS; i++)
-        put(&b, "sipbx_sip_requests_total{method=\"%s\"} %llu\n", sip_method_slot_names[i],
-            ss.requests[i]);
+        buf_printf(&b, "sipbx_sip_requests_total{method=\"%s\"} %llu\n", sip_method_slot_names[i],
+                   ss.requests[i]);
     header(&b, "sipbx_sip_responses_total", "counter", "SIP responses sent, by class.");
     for (int i = 1; i <= 6; i++)
-        put(&b, "sipbx_sip_responses_total{class=\"%dxx\"} %llu\n", i, ss.responses[i]);
+        buf_printf(&b, "sipbx_sip_responses_total{class=\"%dxx\"} %llu\n", i, ss.responses[i]);
     header(&b, "sipbx_sip_auth_failures_total", "counter",
            "SIP requests refused for wrong or unknown credentials.");
-    put(&b, "sipbx_sip_auth_failures_total %llu\n", ss.auth_failures);
+    buf_printf(&b, "sipbx_sip_auth_failures_total %llu\n", ss.auth_failures);
     header(&b, "sipbx_http_requests_total", "counter", "HTTP requests answered, by status code.");
     for (int code = 100; code < 600; code++) {
         unsigned long long n = atomic_load_explicit(&r->h->responses[code], memory_order_relaxed);
         if (n)
-            put(&b, "sipbx_http_requests_total{code=\"%d\"} %llu\n", code, n);
+            buf_printf(&b, "sipbx_http_requests_total{code=\"%d\"} %llu\n", code, n);
     }
     header(&b, "sipbx_http_event_streams", "gauge",
            "Server-sent event streams open now (dashboards, ladders, scripts).");
-    put(&b, "sipbx_http_event_streams %d\n", atomic_load(&r->h->streams));
+    buf_printf(&b, "sipbx_http_event_streams %d\n", atomic_load(&r->h->streams));
     uint64_t failed = 0;
     int64_t failing = store_writer_failing(r->h->writer, NULL, 0, &failed);
     header(&b, "sipbx_store_failing", "gauge",
            "1 while the database writer's commits fail (disk full, I/O error), else 0.");
-    put(&b, "sipbx_store_failing %d\n", failing ? 1 : 0);
+    buf_printf(&b, "sipbx_store_failing %d\n", failing ? 1 : 0);
     header(&b, "sipbx_store_write_failures_total", "counter",
            "Batches the database writer could not commit (each retry counts).");
-    put(&b, "sipbx_store_write_failures_total %llu\n", (unsigned long long)failed);
+    buf_printf(&b, "sipbx_store_write_failures_total %llu\n", (unsigned long long)failed);
     header(&b, "sipbx_store_queue_depth", "gauge",
            "Rows queued for the database writer and not yet committed.");
-    put(&b, "sipbx_store_queue_depth %zu\n", store_writer_depth(r->h->writer));
+    buf_printf(&b, "sipbx_store_queue_depth %zu\n", store_writer_depth(r->h->writer));
 
     if (b.failed) {
-        free(b.s);
+        free(b.p);
         http_error(r, 500, "internal", "out of memory");
         return;
     }
-    http_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.s, b.len);
+    http_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
 }

@@ -2,6 +2,7 @@
  * the dashboard's ladder diagram, or as a pcap file (one IP packet per message, UDP or TCP
  * as the message travelled) that Wireshark and tshark open and dissect as SIP. */
 #include "http/http_int.h"
+#include "util/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -28,47 +29,12 @@
 
 /* ---- helpers ---- */
 
-/* A growing byte buffer; stops growing (and says so) when memory runs out. */
-struct bbuf {
-    unsigned char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static unsigned char *bb_grow(struct bbuf *b, size_t n)
-{
-    if (b->failed)
-        return NULL;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        unsigned char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return NULL;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    unsigned char *at = b->p + b->len;
-    b->len += n;
-    return at;
-}
-
-static void bb_add(struct bbuf *b, const void *data, size_t n)
-{
-    unsigned char *at = bb_grow(b, n);
-    if (at)
-        memcpy(at, data, n);
-}
-
 /* The message as valid UTF-8 for JSON: invalid sequences and NUL bytes become U+FFFD (the
  * pcap keeps the exact bytes). Returns a new string, or NULL when out of memory. */
 static char *utf8_clean(const unsigned char *s, size_t n)
 {
     static const unsigned char fffd[] = {0xef, 0xbf, 0xbd};
-    struct bbuf b = {0};
+    struct buf b = {0};
     size_t i = 0;
     while (i < n) {
         unsigned c = s[i];
@@ -93,19 +59,19 @@ static char *utf8_clean(const unsigned char *s, size_t n)
             ok = k == 1 ? d >= lo && d <= hi : d >= 0x80 && d <= 0xbf;
         }
         if (ok) {
-            bb_add(&b, s + i, len);
+            buf_add(&b, s + i, len);
             i += len;
         } else {
-            bb_add(&b, fffd, sizeof fffd);
+            buf_add(&b, fffd, sizeof fffd);
             i++;
         }
     }
-    bb_add(&b, "", 1);
+    buf_add(&b, "", 1);
     if (b.failed) {
-        free(b.p);
+        buf_free(&b);
         return NULL;
     }
-    return (char *)b.p;
+    return b.p;
 }
 
 /* Copies the value of header name (no compact form) from the head of a raw message. */
@@ -228,7 +194,7 @@ struct tcp_dir {
 };
 
 struct pcap_ctx {
-    struct bbuf out;
+    struct buf out;
     int n;
     struct tcp_dir dirs[PCAP_STREAMS];
     int ndirs;
@@ -279,7 +245,7 @@ static int pcap_one(const struct store_trace *t, void *arg)
     size_t payload = t->raw_len < room ? t->raw_len : room;
     size_t pkt = ip_hdr + l4_hdr + payload;
 
-    unsigned char *rec = bb_grow(&pc->out, 16 + pkt);
+    unsigned char *rec = (unsigned char *)buf_grow(&pc->out, 16 + pkt);
     if (!rec)
         return ENOMEM;
     int64_t us = t->time_us > 0 ? t->time_us : 0;
@@ -349,7 +315,7 @@ static void send_pcap(struct http_req *r, const char *call_id, struct pcap_ctx *
         name[i++] = isalnum((unsigned char)*p) || strchr("._-", *p) ? *p : '_';
     snprintf(name + i, sizeof name - i, "%s", PCAP_SUFFIX);
     snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name);
-    http_text(r, 200, "application/vnd.tcpdump.pcap", (char *)pc->out.p, pc->out.len);
+    http_text(r, 200, "application/vnd.tcpdump.pcap", pc->out.p, pc->out.len);
     pc->out.p = NULL;
     http_header(r, "Content-Disposition", disp);
 }
@@ -358,7 +324,7 @@ static void send_pcap(struct http_req *r, const char *call_id, struct pcap_ctx *
 static int build_pcap(struct http_req *r, const char *call_id, struct pcap_ctx *pc)
 {
     memset(pc, 0, sizeof *pc);
-    unsigned char *h = bb_grow(&pc->out, 24);
+    unsigned char *h = (unsigned char *)buf_grow(&pc->out, 24);
     if (!h)
         return ENOMEM;
     put32le(h, 0xa1b2c3d4); /* microsecond timestamps */
@@ -372,8 +338,7 @@ static int build_pcap(struct http_req *r, const char *call_id, struct pcap_ctx *
     put32le(h + 20, LINKTYPE_RAW);
     int rc = store_trace_list(r->st, call_id, pcap_one, pc);
     if (rc != 0) {
-        free(pc->out.p);
-        pc->out.p = NULL;
+        buf_free(&pc->out);
     }
     return rc;
 }

@@ -58,8 +58,7 @@ struct trace {
 
 /* What a TCP connection (one direction) delivered that does not make a message yet. */
 struct stream {
-    char *buf;
-    size_t len;
+    struct buf b;
     int64_t last; /* when bytes last arrived */
 };
 
@@ -67,7 +66,7 @@ static void stream_free(void *p)
 {
     struct stream *sm = p;
     if (sm)
-        free(sm->buf);
+        buf_free(&sm->b);
     free(sm);
 }
 
@@ -273,30 +272,26 @@ static void stream_feed(struct trace *t, const struct stamp *st, const char *dat
             return;
         }
     }
-    char *nb = realloc(sm->buf, sm->len + n);
-    if (!nb)
-        return;
-    memcpy(nb + sm->len, data, n);
-    sm->buf = nb;
-    sm->len += n;
+    buf_add(&sm->b, data, n);
     sm->last = util_now_us();
     size_t used = 0, skip;
-    long m;
-    while ((m = message_length(sm->buf + used, sm->len - used, &skip)) > 0) {
-        emit(t, st, sm->buf + used + skip, (size_t)m);
+    long m = 0;
+    while (!sm->b.failed && (m = message_length(sm->b.p + used, sm->b.len - used, &skip)) > 0) {
+        emit(t, st, sm->b.p + used + skip, (size_t)m);
         used += skip + (size_t)m;
     }
-    if (m < 0) {
-        log_warn("trace: unframeable bytes on %s, %zu bytes dropped", key, sm->len - used);
-        used = sm->len;
+    if (m < 0 || sm->b.failed) {
+        log_warn("trace: %s on %s, %zu bytes dropped",
+                 sm->b.failed ? "out of memory" : "unframeable bytes", key, sm->b.len - used);
+        used = sm->b.len;
     }
-    if (used == sm->len) {
+    if (used == sm->b.len) {
         strmap_remove(t->streams, key);
         stream_free(sm);
         return;
     }
-    memmove(sm->buf, sm->buf + used, sm->len - used);
-    sm->len -= used;
+    memmove(sm->b.p, sm->b.p + used, sm->b.len - used);
+    sm->b.len -= used;
 }
 
 /* A record: a datagram is one message; a stream record is framed first. */

@@ -47,6 +47,26 @@ int util_password_verify(const char *password, const char *hash);
 /** Writes a random password of len characters (letters and digits, no look-alikes). */
 void util_password_generate(char *out, size_t len);
 
+/* A growing byte buffer (replies, CSV pages, pcap files, event text). On running out of
+ * memory it stops growing and sets failed; whoever uses it checks that once at the end. */
+struct buf {
+    char *p;
+    size_t len, cap;
+    int failed;
+};
+
+/** Makes room for n more bytes and returns where they go (len already counts them), or
+ *  NULL once failed. */
+char *buf_grow(struct buf *b, size_t n);
+/** Appends n bytes. */
+void buf_add(struct buf *b, const void *data, size_t n);
+/** Appends a string (without its NUL). */
+void buf_str(struct buf *b, const char *s);
+/** Appends printf-formatted text (without a NUL). */
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Frees the bytes and empties the buffer (it can be used again). */
+void buf_free(struct buf *b);
+
 /* A string-keyed hash map of pointers. Keys are copied; values are the caller's. */
 struct strmap;
 

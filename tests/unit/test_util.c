@@ -177,6 +177,36 @@ static void test_strmap_growth(void **state)
 
 /* ---- hex, compare, extensions ---- */
 
+static void test_buf(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    buf_str(&b, "event: ");
+    buf_printf(&b, "%s %d", "x", 42);
+    buf_add(&b, "\0z", 2); /* bytes, NULs included */
+    assert_false(b.failed);
+    assert_int_equal(b.len, 13);
+    assert_memory_equal(b.p, "event: x 42\0z", 13);
+    /* Growing past the first block keeps what was there. */
+    for (int i = 0; i < 5000; i++)
+        buf_printf(&b, "%d,", i % 10);
+    assert_false(b.failed);
+    assert_int_equal(b.len, 13 + 10000);
+    assert_memory_equal(b.p + 13, "0,1,2,", 6);
+    char *at = buf_grow(&b, 3);
+    assert_non_null(at);
+    memcpy(at, "end", 3);
+    assert_memory_equal(b.p + b.len - 3, "end", 3);
+    buf_free(&b);
+    assert_null(b.p);
+    assert_int_equal(b.len, 0);
+    /* A failed buffer stays failed and takes nothing more. */
+    b.failed = 1;
+    assert_null(buf_grow(&b, 1));
+    buf_str(&b, "x");
+    assert_int_equal(b.len, 0);
+}
+
 static void test_hex(void **state)
 {
     (void)state;
@@ -281,11 +311,17 @@ int main(void)
 {
     log_set_level(LOGL_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strmap_put_get),       cmocka_unit_test(test_strmap_replace),
-        cmocka_unit_test(test_strmap_remove),        cmocka_unit_test(test_strmap_foreach_drop),
-        cmocka_unit_test(test_strmap_growth),        cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_valid_extension),      cmocka_unit_test(test_ct_compare),
-        cmocka_unit_test(test_password_hash_verify), cmocka_unit_test(test_password_generate),
+        cmocka_unit_test(test_strmap_put_get),
+        cmocka_unit_test(test_strmap_replace),
+        cmocka_unit_test(test_strmap_remove),
+        cmocka_unit_test(test_strmap_foreach_drop),
+        cmocka_unit_test(test_strmap_growth),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_valid_extension),
+        cmocka_unit_test(test_ct_compare),
+        cmocka_unit_test(test_password_hash_verify),
+        cmocka_unit_test(test_password_generate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
