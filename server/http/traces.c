@@ -74,33 +74,6 @@ static char *utf8_clean(const unsigned char *s, size_t n)
     return b.p;
 }
 
-/* Copies the value of header name (no compact form) from the head of a raw message. */
-static void header_value(const char *raw, size_t n, const char *name, char *out, size_t outlen)
-{
-    size_t nl = strlen(name);
-    out[0] = '\0';
-    const char *p = raw, *end = raw + n;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        size_t len = (size_t)(eol - p);
-        if (len <= 1)
-            return; /* end of the headers */
-        if (len > nl && strncasecmp(p, name, nl) == 0 && (p[nl] == ':' || p[nl] == ' ')) {
-            const char *v = p + nl;
-            while (v < eol && (*v == ' ' || *v == '\t' || *v == ':'))
-                v++;
-            const char *e = eol;
-            while (e > v && (e[-1] == '\r' || e[-1] == ' '))
-                e--;
-            snprintf(out, outlen, "%.*s", (int)(e - v), v);
-            return;
-        }
-        p = eol + 1;
-    }
-}
-
 /* An "addr:port" or "[v6addr]:port" endpoint as stored with each message. */
 struct endpoint {
     int family; /* AF_INET, AF_INET6, or 0 when the text was not an address */
@@ -382,8 +355,11 @@ static int json_one(const struct store_trace *t, void *arg)
         cJSON_AddStringToObject(o, "method", buf);
     }
     free(first);
-    char cseq[128];
-    header_value(t->raw, t->raw_len, "CSeq", cseq, sizeof cseq);
+    char cseq[128] = "";
+    const char *v;
+    size_t vl;
+    if (util_sip_header(t->raw, t->raw_len, "CSeq", 0, &v, &vl))
+        snprintf(cseq, sizeof cseq, "%.*s", (int)vl, v);
     char *cs = utf8_clean((const unsigned char *)cseq, strlen(cseq));
     cJSON_AddStringToObject(o, "cseq", cs ? cs : "");
     free(cs);

@@ -118,35 +118,13 @@ static int64_t stamp_time(int64_t tod_us)
 /* Copies the value of the Call-ID header (or its compact form i:) into out. */
 static int find_call_id(const char *msg, size_t len, char *out, size_t outlen)
 {
-    const char *p = msg, *end = msg + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        size_t n = (size_t)(eol - p);
-        if (n <= 1)
-            break; /* blank line: end of headers */
-        const char *v = NULL;
-        if (n > 8 && strncasecmp(p, "Call-ID", 7) == 0 && (p[7] == ':' || p[7] == ' '))
-            v = p + 7;
-        else if (n > 2 && (p[0] == 'i' || p[0] == 'I') && (p[1] == ':' || p[1] == ' '))
-            v = p + 1;
-        if (v) {
-            while (v < eol && (*v == ' ' || *v == '\t' || *v == ':'))
-                v++;
-            const char *e = eol;
-            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            size_t vl = (size_t)(e - v);
-            if (vl == 0 || vl >= outlen)
-                return -1;
-            memcpy(out, v, vl);
-            out[vl] = '\0';
-            return 0;
-        }
-        p = eol + 1;
-    }
-    return -1;
+    const char *v;
+    size_t vl;
+    if (!util_sip_header(msg, len, "Call-ID", 'i', &v, &vl) || vl == 0 || vl >= outlen)
+        return -1;
+    memcpy(out, v, vl);
+    out[vl] = '\0';
+    return 0;
 }
 
 static int drop_old(const char *key, void *val, void *ctx)
@@ -237,20 +215,11 @@ static long message_length(const char *buf, size_t len, size_t *skip)
     const char *hdr_end = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
     if (!hdr_end)
         return (size_t)(end - p) > MAX_MESSAGE ? -1 : 0;
-    long body = 0;
-    for (const char *l = p; l < hdr_end;) {
-        const char *eol = memchr(l, '\n', (size_t)(hdr_end + 2 - l));
-        const char *v = NULL;
-        if (strncasecmp(l, "Content-Length", 14) == 0)
-            v = l + 14;
-        else if (*l == 'l' || *l == 'L')
-            v = l + 1;
-        while (v && (*v == ' ' || *v == '\t'))
-            v++;
-        if (v && *v == ':')
-            body = strtol(v + 1, NULL, 10);
-        l = eol ? eol + 1 : hdr_end;
-    }
+    const char *v;
+    size_t vl;
+    long body = util_sip_header(p, (size_t)(hdr_end + 4 - p), "Content-Length", 'l', &v, &vl)
+                    ? strtol(v, NULL, 10)
+                    : 0;
     size_t total = (size_t)(hdr_end + 4 - p) + (size_t)(body > 0 ? body : 0);
     if (body < 0 || total > MAX_MESSAGE)
         return -1;

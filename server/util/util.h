@@ -47,6 +47,12 @@ int util_password_verify(const char *password, const char *hash);
 /** Writes a random password of len characters (letters and digits, no look-alikes). */
 void util_password_generate(char *out, size_t len);
 
+/** Finds header name, or its compact form (0: none), among the headers of the raw SIP
+ *  message msg (len bytes; they end at the first empty line). Sets *value and *vlen to its
+ *  value without the surrounding white space and returns 1; 0 when it is not there. */
+int util_sip_header(const char *msg, size_t len, const char *name, char compact, const char **value,
+                    size_t *vlen);
+
 /* A growing byte buffer (replies, CSV pages, pcap files, event text). On running out of
  * memory it stops growing and sets failed; whoever uses it checks that once at the end. */
 struct buf {

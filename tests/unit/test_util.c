@@ -207,6 +207,35 @@ static void test_buf(void **state)
     assert_int_equal(b.len, 0);
 }
 
+static void test_sip_header(void **state)
+{
+    (void)state;
+    static const char msg[] = "INVITE sip:i@x SIP/2.0\r\n"
+                              "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+                              "Call-Info: <http://x>\r\n"
+                              "i :  abc@host \r\n"
+                              "CSeq: 2 INVITE\r\n"
+                              "l: 4\r\n"
+                              "\r\n"
+                              "Call-ID: in-the-body";
+    const char *v;
+    size_t n;
+    /* Compact forms, white space around the colon and value trimmed. */
+    assert_true(util_sip_header(msg, sizeof msg - 1, "Call-ID", 'i', &v, &n));
+    assert_int_equal(n, 8);
+    assert_memory_equal(v, "abc@host", 8);
+    assert_true(util_sip_header(msg, sizeof msg - 1, "cseq", 0, &v, &n));
+    assert_memory_equal(v, "2 INVITE", n);
+    assert_true(util_sip_header(msg, sizeof msg - 1, "Content-Length", 'l', &v, &n));
+    assert_memory_equal(v, "4", n);
+    /* Not among the headers: a header only by prefix, the start line, the body. */
+    assert_false(util_sip_header(msg, sizeof msg - 1, "Call", 0, &v, &n));
+    assert_false(util_sip_header(msg, sizeof msg - 1, "INVITE sip", 0, &v, &n));
+    assert_false(util_sip_header(msg, 30, "CSeq", 0, &v, &n)); /* cut before it */
+    static const char body_only[] = "SIP/2.0 200 OK\r\n\r\nCall-ID: x";
+    assert_false(util_sip_header(body_only, sizeof body_only - 1, "Call-ID", 'i', &v, &n));
+}
+
 static void test_hex(void **state)
 {
     (void)state;
@@ -318,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_strmap_growth),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_sip_header),
         cmocka_unit_test(test_valid_extension),
         cmocka_unit_test(test_ct_compare),
         cmocka_unit_test(test_password_hash_verify),
