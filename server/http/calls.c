@@ -3,8 +3,6 @@
 #include "http/http_int.h"
 #include "sip/sip.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,22 +44,9 @@ void api_calls_list(struct http_req *r)
     http_json(r, 200, root);
 }
 
-/* Parses a call id: decimal digits only, no sign, no leading zero; 0 when malformed. */
-static uint64_t parse_id(const char *s)
-{
-    if (!isdigit((unsigned char)s[0]) || s[0] == '0' || strlen(s) > 19)
-        return 0;
-    for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return 0;
-    errno = 0;
-    unsigned long long v = strtoull(s, NULL, 10);
-    return errno ? 0 : (uint64_t)v;
-}
-
 void api_calls_get(struct http_req *r)
 {
-    uint64_t id = parse_id(r->param);
+    int64_t id = http_parse_id(r->param);
     if (id == 0) { /* no call has it */
         http_error(r, 404, "not_found", "no call %s in progress", r->param);
         return;
@@ -72,7 +57,7 @@ void api_calls_get(struct http_req *r)
         return;
     int found = -1;
     for (int i = 0; i < n && found < 0; i++)
-        if (calls[i].id == id)
+        if (calls[i].id == (uint64_t)id)
             found = i;
     if (found < 0)
         http_error(r, 404, "not_found", "no call %s in progress", r->param);

@@ -145,6 +145,9 @@ int http_page_params(struct http_req *r, int *limit, const char **cursor);
 cJSON *http_page(cJSON *items, const char *next);
 /** Adds key = the time t as "YYYY-MM-DDTHH:MM:SSZ" (UTC), or null when t is 0. */
 void http_add_time(cJSON *obj, const char *key, int64_t t);
+/** A positive decimal id from a path or cursor (1 to 18 digits, no sign, no leading zero);
+ *  0 when s is not one. */
+int64_t http_parse_id(const char *s);
 /** Writes the time us (microseconds since the epoch) as RFC 3339 UTC with microseconds,
  *  "YYYY-MM-DDTHH:MM:SS.ffffffZ", into out (at least 32 bytes). */
 void http_format_time_us(char *out, size_t outlen, int64_t us);

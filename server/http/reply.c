@@ -276,6 +276,14 @@ cJSON *http_page(cJSON *items, const char *next)
     return page;
 }
 
+int64_t http_parse_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 18 || s[0] == '0' || strspn(s, "0123456789") != n)
+        return 0;
+    return strtoll(s, NULL, 10);
+}
+
 void http_add_time(cJSON *obj, const char *key, int64_t t)
 {
     if (t == 0) {

@@ -18,17 +18,6 @@ static cJSON *token_json(const struct store_token *t)
     return o;
 }
 
-/* Parses a positive decimal id; 0 when s is not one. */
-static int64_t parse_id(const char *s)
-{
-    if (!*s || strlen(s) > 18)
-        return 0;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9')
-            return 0;
-    return strtoll(s, NULL, 10);
-}
-
 struct list_ctx {
     cJSON *items;
     int limit, n, more;
@@ -59,7 +48,7 @@ void api_tokens_list(struct http_req *r)
     if (http_page_params(r, &lc.limit, &cursor) != 0)
         return;
     int64_t after = 0;
-    if (cursor && (after = parse_id(cursor)) == 0) {
+    if (cursor && (after = http_parse_id(cursor)) == 0) {
         http_error(r, 400, "invalid_parameter", "cursor: not a cursor this server returned");
         return;
     }
@@ -109,7 +98,7 @@ void api_tokens_create(struct http_req *r)
 
 void api_tokens_delete(struct http_req *r)
 {
-    int64_t id = parse_id(r->param);
+    int64_t id = http_parse_id(r->param);
     int rc = id > 0 ? store_token_delete(r->st, id) : ENOENT;
     if (rc == ENOENT) {
         http_error(r, 404, "not_found", "no token %s", r->param);
