@@ -8,7 +8,6 @@
 #include "store/store.h"
 #include "util/util.h"
 
-#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -65,22 +64,16 @@ struct http_stop {
     atomic_int done;
 };
 
-/* The writer committed trace messages of call_id: a live ladder can fetch them now. */
-static void publish_traced(const char *call_id, void *ctx)
-{
-    cJSON *o = cJSON_CreateObject();
-    char *json =
-        o && cJSON_AddStringToObject(o, "call_id", call_id) ? cJSON_PrintUnformatted(o) : NULL;
-    if (json)
-        events_publish(ctx, "trace.changed", json);
-    cJSON_free(json);
-    cJSON_Delete(o);
-}
+/* The streams an event the writer held back until its change was committed goes to:
+ * trace.changed to the trace streams (/api/v1/events?trace=), the rest to the main one. */
+struct announced {
+    struct events *main, *traces;
+};
 
-/* An event the writer held back until the change before it was committed. */
 static void publish_announced(const char *type, const char *json, void *ctx)
 {
-    events_publish(ctx, type, json);
+    struct announced *to = ctx;
+    events_publish(strcmp(type, "trace.changed") == 0 ? to->traces : to->main, type, json);
 }
 
 static int end_loop(void *arg)
@@ -186,6 +179,7 @@ int cli_serve(int argc, char **argv)
     struct sip *sip = NULL;
     struct http *http = NULL;
     struct events *ev = NULL, *tev = NULL; /* calls and registrations; stored traces */
+    struct announced announced;
     char err[512], domain[CONFIG_STR_MAX], admin_pw[32], host[CONFIG_STR_MAX + 2];
     unsigned char secret[SIP_SECRET_LEN];
     int rc = 1;
@@ -226,8 +220,8 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     sip_set_events(sip, ev); /* before sip_run: the SIP thread reads it unlocked */
-    store_writer_set_traced(w, publish_traced, tev);
-    store_writer_set_announce(w, publish_announced, ev);
+    announced = (struct announced){ev, tev};
+    store_writer_set_announce(w, publish_announced, &announced);
     if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, tev, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;

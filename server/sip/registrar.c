@@ -35,7 +35,7 @@ static void publish(struct sip *s, const char *ext, const char *contact, const c
     cJSON_AddStringToObject(o, "contact", contact ? contact : "");
     cJSON_AddStringToObject(o, "action", action);
     char *json = o ? cJSON_PrintUnformatted(o) : NULL;
-    if (json && store_writer_announce(s->writer, "registration.changed", json) != 0)
+    if (json && store_writer_announce(s->writer, "registration.changed", json, 0) != 0)
         events_publish(s->events, "registration.changed", json); /* late beats never */
     cJSON_free(json);
     cJSON_Delete(o);

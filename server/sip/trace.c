@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/su_md5.h>
 #include <sofia-sip/tport.h>
@@ -147,6 +148,19 @@ static int drop_idle_stream(const char *key, void *val, void *ctx)
     return STRMAP_KEEP;
 }
 
+/* Forgets, once per retransmission window, the messages seen longer ago than it and the
+ * partial TCP messages nothing was added to for STREAM_IDLE_US. */
+static void prune(struct trace *t, int64_t now)
+{
+    if (now - t->last_prune <= RETRANS_WINDOW_US)
+        return;
+    int64_t cutoff = now - RETRANS_WINDOW_US;
+    strmap_foreach(t->seen, drop_old, &cutoff);
+    cutoff = now - STREAM_IDLE_US;
+    strmap_foreach(t->streams, drop_idle_stream, &cutoff);
+    t->last_prune = now;
+}
+
 /* True when the same bytes went the same way to or from the same peer within the
  * retransmission window: a retransmission (ours or the peer's). */
 static int is_retransmission(struct trace *t, const struct stamp *st, const char *msg, size_t n,
@@ -160,13 +174,6 @@ static int is_retransmission(struct trace *t, const struct stamp *st, const char
     su_md5_update(&md5, msg, n);
     su_md5_hexdigest(&md5, key);
     key[32] = '\0';
-    if (now - t->last_prune > RETRANS_WINDOW_US) {
-        int64_t cutoff = now - RETRANS_WINDOW_US;
-        strmap_foreach(t->seen, drop_old, &cutoff);
-        cutoff = now - STREAM_IDLE_US;
-        strmap_foreach(t->streams, drop_idle_stream, &cutoff);
-        t->last_prune = now;
-    }
     int64_t *seen = strmap_get(t->seen, key);
     if (seen && now - *seen <= RETRANS_WINDOW_US)
         return 1;
@@ -179,6 +186,20 @@ static int is_retransmission(struct trace *t, const struct stamp *st, const char
     }
     *seen = now;
     return 0;
+}
+
+/* Tells the dashboard, once the message is stored, that call_id's trace grew (a live
+ * ladder fetches it then): trace.changed through the writer, which sends it after the
+ * commit and once per batch. */
+static void announce(struct trace *t, const char *call_id)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *json =
+        o && cJSON_AddStringToObject(o, "call_id", call_id) ? cJSON_PrintUnformatted(o) : NULL;
+    if (json)
+        store_writer_announce(t->w, "trace.changed", json, 1);
+    cJSON_free(json);
+    cJSON_Delete(o);
 }
 
 static void emit(struct trace *t, const struct stamp *st, const char *msg, size_t n)
@@ -200,7 +221,8 @@ static void emit(struct trace *t, const struct stamp *st, const char *msg, size_
     row.retransmission = is_retransmission(t, st, msg, n, row.time_us);
     row.raw = (char *)msg;
     row.raw_len = n;
-    store_writer_trace(t->w, &row);
+    if (store_writer_trace(t->w, &row) == 0)
+        announce(t, row.call_id);
 }
 
 /* The length of the first whole message in buf (after the CRLFs skipped, returned in
@@ -266,6 +288,7 @@ static void stream_feed(struct trace *t, const struct stamp *st, const char *dat
 /* A record: a datagram is one message; a stream record is framed first. */
 static void deliver(struct trace *t, const struct stamp *st, const char *data, size_t n)
 {
+    prune(t, util_now_us());
     if (strcmp(st->transport, "tcp") == 0 || strcmp(st->transport, "tls") == 0)
         stream_feed(t, st, data, n);
     else

@@ -307,8 +307,10 @@ void store_writer_set_retention(struct store_writer *w, int days, int64_t max_by
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
 /** Queues an event (type, one line of JSON) that the writer hands to the announce function
  *  once everything queued before it is committed, so a reader that reacts to it finds the
- *  change in the database. Returns 0 or ENOMEM (type longer than 63 characters included). */
-int store_writer_announce(struct store_writer *w, const char *type, const char *json);
+ *  change in the database. With once, the same event (type and JSON) queued again into
+ *  the same batch goes out only the first time (a call's many messages: one trace.changed).
+ *  Returns 0 or ENOMEM (type longer than 63 characters included). */
+int store_writer_announce(struct store_writer *w, const char *type, const char *json, int once);
 /** The function store_writer_announce's events go to (on the writer thread); NULL drops
  *  them. Set it before traffic starts. */
 void store_writer_set_announce(struct store_writer *w,
@@ -319,11 +321,6 @@ void store_writer_set_announce(struct store_writer *w,
  *  it writes. *failed_total (if not NULL): batches that failed so far, retries included. */
 int64_t store_writer_failing(struct store_writer *w, char *why, size_t whylen,
                              uint64_t *failed_total);
-/** Registers fn to run on the writer thread after each commit that stored trace messages,
- *  once per Call-ID among them (the rows are visible to readers by then): the dashboard's
- *  ladder of a live call grows from it. NULL turns it off. */
-void store_writer_set_traced(struct store_writer *w, void (*fn)(const char *call_id, void *ctx),
-                             void *ctx);
 /** Registers fn to run on the writer thread every interval_ms with its connection, e.g.
  *  to notice user changes. One tick function; call before traffic starts. */
 void store_writer_set_tick(struct store_writer *w, void (*fn)(struct store *st, void *ctx),

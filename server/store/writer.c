@@ -30,6 +30,7 @@ struct wop {
         } rm;
         struct {
             char type[64]; /* the JSON is in data */
+            int once;      /* not again within the batch */
         } event;
     } u;
 };
@@ -56,10 +57,8 @@ struct store_writer {
     time_t failing_since;  /* wall clock of the first failed batch of a run of them, 0 */
     char failure[256];     /* why the last batch failed */
     uint64_t failed_total; /* batches not written (each retry counts) */
-    void (*traced)(const char *call_id, void *ctx); /* after a commit with trace rows */
     void (*announce)(const char *type, const char *json, void *ctx); /* queued events */
     void *announce_ctx;
-    void *traced_ctx;
     int retention_days;      /* trace retention, 0 = off */
     int64_t retention_bytes; /* 0 = off */
 };
@@ -93,32 +92,29 @@ static int apply_batch(struct store *st, void *ctx)
     return 0;
 }
 
-static int apply_trace(struct store *st, const struct wop *op);
 static int apply_announce(struct store *st, const struct wop *op);
 
-/* Publishes the events queued with store_writer_announce in a committed batch, in order. */
+/* Publishes the events queued with store_writer_announce in a committed batch, in order;
+ * one queued with once goes out only the first time the batch carries it. */
 static void announce_events(const struct wop *batch, void (*fn)(const char *, const char *, void *),
                             void *ctx)
 {
-    for (const struct wop *op = batch; op; op = op->next)
-        if (op->apply == apply_announce)
-            fn(op->u.event.type, op->data, ctx);
-}
-
-/* Tells fn, once per Call-ID, which calls got trace messages in a committed batch. */
-static void announce_traces(const struct wop *batch, void (*fn)(const char *, void *), void *ctx)
-{
+    struct strmap *sent = NULL;
+    if (strmap_create(&sent) != 0)
+        sent = NULL; /* then repeats go out too */
+    char key[1024];
     for (const struct wop *op = batch; op; op = op->next) {
-        if (op->apply != apply_trace)
+        if (op->apply != apply_announce)
             continue;
-        const struct wop *seen = batch;
-        for (; seen != op; seen = seen->next)
-            if (seen->apply == apply_trace &&
-                strcmp(seen->u.trace.call_id, op->u.trace.call_id) == 0)
-                break;
-        if (seen == op)
-            fn(op->u.trace.call_id, ctx);
+        int n = snprintf(key, sizeof key, "%s\n%s", op->u.event.type, (const char *)op->data);
+        int keyed = op->u.event.once && sent && n > 0 && (size_t)n < sizeof key;
+        if (keyed && strmap_get(sent, key))
+            continue;
+        if (keyed)
+            strmap_put(sent, key, (void *)op, NULL);
+        fn(op->u.event.type, op->data, ctx);
     }
+    strmap_destroy(sent, NULL);
 }
 
 static void free_list(struct wop *op)
@@ -184,15 +180,11 @@ static void *writer_main(void *arg)
                              (long long)(time(NULL) - w->failing_since), n);
                 w->failing_since = 0;
                 failures = 0;
-                void (*traced)(const char *, void *) = w->traced;
-                void *traced_ctx = w->traced_ctx;
                 void (*announce)(const char *, const char *, void *) = w->announce;
                 void *announce_ctx = w->announce_ctx;
                 pthread_mutex_unlock(&w->lock);
                 if (announce)
                     announce_events(batch, announce, announce_ctx);
-                if (traced)
-                    announce_traces(batch, traced, traced_ctx);
                 free_list(batch);
             } else {
                 /* Put the batch back in front of what arrived meanwhile and retry later:
@@ -371,7 +363,7 @@ static int apply_announce(struct store *st, const struct wop *op)
     return 0; /* nothing to write: published once what came before it is committed */
 }
 
-int store_writer_announce(struct store_writer *w, const char *type, const char *json)
+int store_writer_announce(struct store_writer *w, const char *type, const char *json, int once)
 {
     struct wop *op = calloc(1, sizeof *op);
     char *copy = strdup(json);
@@ -382,6 +374,7 @@ int store_writer_announce(struct store_writer *w, const char *type, const char *
     }
     op->apply = apply_announce;
     snprintf(op->u.event.type, sizeof op->u.event.type, "%s", type);
+    op->u.event.once = once;
     op->data = copy;
     return enqueue(w, op);
 }
@@ -465,15 +458,6 @@ int64_t store_writer_failing(struct store_writer *w, char *why, size_t whylen,
         *failed_total = w->failed_total;
     pthread_mutex_unlock(&w->lock);
     return since;
-}
-
-void store_writer_set_traced(struct store_writer *w, void (*fn)(const char *call_id, void *ctx),
-                             void *ctx)
-{
-    pthread_mutex_lock(&w->lock);
-    w->traced = fn;
-    w->traced_ctx = ctx;
-    pthread_mutex_unlock(&w->lock);
 }
 
 void store_writer_set_tick(struct store_writer *w, void (*fn)(struct store *st, void *ctx),
