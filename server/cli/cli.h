@@ -7,11 +7,11 @@
 struct config;
 struct store;
 
-/** `sipbx serve [flags]`: the daemon. Returns the process exit status. */
 /** How to run this binary again in a hint printed to the user: the path it was started by
  *  when that has a slash (build/sipbx, /usr/sbin/sipbx), else "sipbx" (found on PATH). */
 extern const char *cli_program;
 
+/** `sipbx serve [flags]`: the daemon. Returns the process exit status. */
 int cli_serve(int argc, char **argv);
 /** `sipbx backup FILE`: an online copy of the database. Returns the exit status. */
 int cli_backup(int argc, char **argv);
