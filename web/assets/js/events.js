@@ -1,5 +1,5 @@
 // The server-sent event stream (/api/v1/events): one EventSource for the whole app,
-// shared by the pages through on(). When the stream drops, pages are told ('reconnect')
+// shared by the pages through on(). When events were lost, pages are told ('reconnect')
 // so they can reload their live state instead of trusting what they missed.
 
 import { api, API, rememberAndLogin } from './api.js';
@@ -11,7 +11,6 @@ const listeners = new Map(); // type ('*' for all) -> Set of fn(type, data)
 let source = null;
 let retryTimer = 0;
 let wanted = false;
-let everOpen = false;
 
 function setState(state) {
   const el = document.getElementById('live');
@@ -47,10 +46,11 @@ export function on(type, fn) {
  *  events (a phone's several bindings, a sweep of expiries) gives one call of fn. */
 export function onChange(type, fn, quietMs = 50) {
   let t = 0;
-  return on(type, (ty, data) => {
+  const off = on(type, (ty, data) => {
     clearTimeout(t);
     t = setTimeout(() => fn(ty, data), quietMs);
   });
+  return () => { clearTimeout(t); off(); };
 }
 
 export function connected() {
@@ -60,26 +60,36 @@ export function connected() {
 /** Opens the stream (after log-in). */
 export function start() {
   wanted = true;
-  if (source) return;
+  if (!source) open(false);
+}
+
+// replacing: the stream before this one closed, and what happened since is unknown.
+function open(replacing) {
   setState('connecting');
-  source = new EventSource(API + '/events', { withCredentials: true });
-  source.addEventListener('open', () => {
+  const es = new EventSource(API + '/events', { withCredentials: true });
+  source = es;
+  let opened = false, resumable = false;
+  es.addEventListener('open', () => {
     setState('on');
-    if (everOpen) dispatch('reconnect', null);
-    everOpen = true;
+    // The browser reopens a dropped stream by itself with Last-Event-ID, and sipbx replays
+    // what was missed (or says 'overflow'); without an id (no event had come yet) it cannot,
+    // and a new EventSource starts afresh: then the pages reload.
+    if (opened ? !resumable : replacing) dispatch('reconnect', null);
+    opened = true;
   });
   for (const t of EVENT_TYPES) {
-    source.addEventListener(t, (ev) => {
+    es.addEventListener(t, (ev) => {
+      if (ev.lastEventId) resumable = true;
       let data = null;
       try { data = JSON.parse(ev.data); } catch { return; }
       dispatch(t, data);
     });
   }
-  // Events the stream says were lost (a slow tab): reload live state.
-  source.addEventListener('missed', () => dispatch('reconnect', null));
-  source.addEventListener('error', () => {
+  // Events sipbx could not deliver (a slow tab, a gap too long to replay, a restart).
+  es.addEventListener('overflow', () => dispatch('reconnect', null));
+  es.addEventListener('error', () => {
     setState('connecting');
-    if (source.readyState === EventSource.CLOSED) {
+    if (es.readyState === EventSource.CLOSED) {
       // A non-200 answer (e.g. 401 after the session ended) closes the stream for good:
       // ask the API who we are (a 401 leads to the log-in page), then try again.
       source = null;
@@ -91,7 +101,7 @@ export function start() {
         } catch (e) {
           if (e.status === 401) { rememberAndLogin(); return; } // the session ended
         }
-        if (wanted) { everOpen = true; start(); }
+        if (wanted && !source) open(true);
       }, 2000);
     }
   });
@@ -103,6 +113,5 @@ export function stop() {
   clearTimeout(retryTimer);
   if (source) source.close();
   source = null;
-  everOpen = false;
   setState('off');
 }

@@ -204,9 +204,10 @@ export function render(main, { params, signal, go }) {
   }
 
   load();
+  const reloadCalls = debounce(loadCalls, 800); // a burst of ended calls: one reload
   const offs = [
     onChange('registration.changed', reloadDevices),
-    on('call.ended', debounce((t, c) => { if (c && (c.caller === ext || c.callee === ext)) loadCalls(); }, 800)),
+    on('call.ended', (t, c) => { if (c && (c.caller === ext || c.callee === ext)) reloadCalls(); }),
     on('reconnect', reloadDevices),
   ];
   return () => offs.forEach((f) => f());
