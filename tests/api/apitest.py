@@ -74,21 +74,27 @@ class Response:
 
 
 class Daemon:
-    """A `sipbx serve` on free loopback ports with a database of its own."""
+    """A `sipbx serve` on free loopback ports with a database of its own.
 
-    def __init__(self, extra_args=()):
-        self.dir = tempfile.mkdtemp(prefix="sipbx-api-")
+    dir is the directory of the database and the logs: a new temporary one when None,
+    otherwise an existing one (a daemon started again on the same database). sip_port and
+    http_port default to free ports; env is the daemon's environment (default ours)."""
+
+    def __init__(self, extra_args=(), dir=None, sip_port=None, http_port=None, env=None):
+        self.dir = dir or tempfile.mkdtemp(prefix="sipbx-api-")
         self.db = os.path.join(self.dir, "sipbx.db")
-        self.sip_port = free_port()
-        self.http_port = free_port()
+        self.sip_port = sip_port or free_port()
+        self.http_port = http_port or free_port()
         self.admin_password = None
         self.stdout_lines = []
         args = [SIPBX, "serve", "--sip", "127.0.0.1:%d" % self.sip_port,
                 "--http", "127.0.0.1:%d" % self.http_port, "--domain", "127.0.0.1",
                 "--db", self.db] + list(extra_args)
-        self.stderr_path = os.path.join(self.dir, "stderr.txt")
+        # one log per start, so those of earlier daemons on the directory stay readable
+        n = len([f for f in os.listdir(self.dir) if f.startswith("stderr")])
+        self.stderr_path = os.path.join(self.dir, "stderr-%d.txt" % n)
         self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         self._read_banner()
         self._wait_ready()
 
@@ -130,22 +136,27 @@ class Daemon:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def stop(self, check=True):
-        """SIGTERM, then the exit status must be 0 and the log free of sanitizer reports."""
+    def _close(self):
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.stderr.close()
+
+    def stop(self, check=True, keep=False):
+        """SIGTERM, then (with check) the exit status must be 0 and the log free of
+        sanitizer reports. The directory is removed unless keep."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
                 if check:
                     raise AssertionError("sipbx did not stop on SIGTERM: " + self.log())
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self.stderr.close()
+        self._close()
         log = self.log()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
         if check:
             if self.proc.returncode != 0:
                 raise AssertionError("sipbx exited with %d: %s" % (self.proc.returncode, log))
@@ -201,6 +212,23 @@ class Daemon:
             return rows
         finally:
             con.close()
+
+
+def parse_metrics(text):
+    """{'name{labels}': value} of a Prometheus text exposition, checking its syntax."""
+    out, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if line.startswith("#") or not line:
+            continue
+        m = re.match(r'^([a-z_]+)(\{[a-z_]+="[^"]*"(?:,[a-z_]+="[^"]*")*\})? (\d+(?:\.\d+)?)$',
+                     line)
+        assert m, "bad metrics line: %r" % line
+        assert m.group(1) in typed, "no TYPE for " + m.group(1)
+        out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
 
 
 # ---- SIP ----
@@ -295,22 +323,34 @@ def register(daemon, ext, password, expires=60):
 # ---- test plumbing ----
 
 class DaemonTest(unittest.TestCase):
-    """A test class with one daemon and one API token for all its tests."""
+    """A test class with one daemon (of daemon_class, started with daemon_args) and one API
+    token for all its tests."""
 
+    daemon_class = Daemon
     daemon_args = ()
 
     @classmethod
     def setUpClass(cls):
-        cls.d = Daemon(cls.daemon_args)
+        cls.d = cls.daemon_class(cls.daemon_args)
         cls.token = cls.d.create_token("tests")
 
     @classmethod
     def tearDownClass(cls):
-        cls.d.stop()
+        cls.d.stop(keep=False)
 
     def api(self, method, path, body=None, **kw):
         kw.setdefault("token", self.token)
         return self.d.request(method, path, body, **kw)
+
+    @classmethod
+    def create_user(cls, ext, password, **fields):
+        """POST /api/v1/users (fields: display_name, ...); fails unless it is 201. A class
+        method, so that setUpClass can add users too."""
+        r = cls.d.request("POST", "/api/v1/users", dict(fields, extension=ext, password=password),
+                          token=cls.token)
+        if r.status != 201:
+            raise AssertionError("cannot add user %s: %r" % (ext, r))
+        return r
 
     def assertError(self, r, status, code=None, mentions=None):
         """r is a JSON error of status (and code), whose message names mentions."""

@@ -14,10 +14,6 @@ CALL_KEYS = {"id", "call_id", "state", "caller", "caller_name", "callee", "calle
 
 
 class Calls(DaemonTest):
-    def create(self, ext, password):
-        r = self.api("POST", "/api/v1/users", {"extension": ext, "password": password})
-        self.assertEqual(r.status, 201, r)
-
     def calls(self, query=""):
         r = self.api("GET", "/api/v1/calls" + query)
         self.assertEqual(r.status, 200, r)
@@ -36,8 +32,8 @@ class Calls(DaemonTest):
         self.assertError(self.api("POST", "/api/v1/calls", {}), 405, "method_not_allowed")
 
     def test_call_seen_while_ringing_and_answered(self):
-        self.create("500", "secret500")
-        self.create("501", "secret501")
+        self.create_user("500", "secret500")
+        self.create_user("501", "secret501")
         ev = EventStream(self.d, self.token)
         self.assertEqual(ev.status, 200)
         call = Call(self.d, "500", "secret500", "501", "secret501").start()

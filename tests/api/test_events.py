@@ -18,10 +18,6 @@ KEEPALIVE = 15  # seconds
 
 
 class Events(DaemonTest):
-    def create(self, ext, password):
-        r = self.api("POST", "/api/v1/users", {"extension": ext, "password": password})
-        self.assertEqual(r.status, 201, r)
-
     def open(self, **kw):
         s = EventStream(self.d, kw.pop("token", self.token), **kw)
         self.addCleanup(s.close)
@@ -55,7 +51,7 @@ class Events(DaemonTest):
         self.assertEqual(s.next(), {"retry": "3000"})
 
     def test_registration_event(self):
-        self.create("600", "secret600")
+        self.create_user("600", "secret600")
         s = self.open()
         self.assertEqual(s.status, 200)
         self.assertEqual(s.header("Content-Type"), "text/event-stream")
@@ -92,7 +88,7 @@ class Events(DaemonTest):
         """?trace=CALL_ID streams trace.changed for that Call-ID only, each sent once its
         messages are stored (the trace API has them when the event arrives); the main
         stream never carries them."""
-        self.create("630", "secret630")
+        self.create_user("630", "secret630")
         phone, other = SipPhone(self.d.sip_port), SipPhone(self.d.sip_port)
         self.addCleanup(phone.close)
         self.addCleanup(other.close)
@@ -130,7 +126,7 @@ class Events(DaemonTest):
         self.assertEqual(self.open(token=None, query="?trace=" + q).status, 401)
 
     def test_last_event_id(self):
-        self.create("610", "secret610")
+        self.create_user("610", "secret610")
         s = self.open()
         self.assertEqual(register(self.d, "610", "secret610"), 200)
         first = self.registration(s, "610")
@@ -163,7 +159,7 @@ class Events(DaemonTest):
     def test_overflow(self):
         """A subscriber more than the ring's 1024 events behind is told how many it missed
         and goes on with the oldest event still kept."""
-        self.create("620", "secret620")
+        self.create_user("620", "secret620")
         s = self.open()
         phone = SipPhone(self.d.sip_port)
         try:

@@ -20,9 +20,7 @@ class Forwarding(DaemonTest):
     def setUpClass(cls):
         super().setUpClass()
         for ext in ("700", "701", "702"):
-            r = cls.d.request("POST", "/api/v1/users",
-                              {"extension": ext, "password": "secret" + ext}, token=cls.token)
-            assert r.status == 201, r
+            cls.create_user(ext, "secret" + ext)
 
     def get(self, ext="700"):
         r = self.api("GET", "/api/v1/users/%s/forwarding" % ext)
@@ -62,8 +60,7 @@ class Forwarding(DaemonTest):
         self.assertEqual(self.put({}).status, 200)
 
     def test_disabled_rule_keeps_its_target(self):
-        r = self.api("POST", "/api/v1/users", {"extension": "709", "password": "secret709"})
-        self.assertEqual(r.status, 201, r)
+        self.create_user("709", "secret709")
         self.assertEqual(self.put({"busy": {"enabled": True, "target": "709"}}).status, 200)
         self.assertEqual(self.api("DELETE", "/api/v1/users/709").status, 204)
         parked = {"busy": {"enabled": False, "target": "709"}}
@@ -162,13 +159,11 @@ class Forwarding(DaemonTest):
         self.assertEqual(r.status, 200, r)
 
     def test_rules_go_with_the_user(self):
-        r = self.api("POST", "/api/v1/users", {"extension": "708", "password": "secret708"})
-        self.assertEqual(r.status, 201, r)
+        self.create_user("708", "secret708")
         self.assertEqual(self.put({"busy": {"enabled": True, "target": "701"}},
                                   ext="708").status, 200)
         self.assertEqual(self.api("DELETE", "/api/v1/users/708").status, 204)
-        r = self.api("POST", "/api/v1/users", {"extension": "708", "password": "secret708"})
-        self.assertEqual(r.status, 201, r)
+        self.create_user("708", "secret708")
         self.assertEqual(self.get("708"), OFF)
 
     def test_next_call_follows_a_new_rule(self):

@@ -1,31 +1,12 @@
 """api_metrics: /metrics in the Prometheus text format, behind authentication, with the
 SIP, HTTP and store numbers moving as traffic flows."""
 
-import re
-
 import apitest
-from apitest import DaemonTest, register
+from apitest import DaemonTest, parse_metrics, register
 
 NAMES = ["sipbx_registrations", "sipbx_calls_active", "sipbx_users", "sipbx_sip_requests_total", "sipbx_sip_responses_total",
          "sipbx_sip_auth_failures_total", "sipbx_http_requests_total",
          "sipbx_store_queue_depth", "sipbx_http_event_streams"]
-
-
-def parse(text):
-    """{'name{labels}': value} of a Prometheus text exposition, checking its syntax."""
-    out, typed = {}, set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-            continue
-        if line.startswith("#") or not line:
-            continue
-        m = re.match(r'^([a-z_]+)(\{[a-z_]+="[^"]*"(?:,[a-z_]+="[^"]*")*\})? (\d+(?:\.\d+)?)$',
-                     line)
-        assert m, "bad metrics line: %r" % line
-        assert m.group(1) in typed, "no TYPE for " + m.group(1)
-        out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
 
 
 class Metrics(DaemonTest):
@@ -33,7 +14,7 @@ class Metrics(DaemonTest):
         r = self.api("GET", "/metrics")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8")
-        return parse(r.body.decode())
+        return parse_metrics(r.body.decode())
 
     def test_needs_auth(self):
         self.assertError(self.d.request("GET", "/metrics"), 401, "unauthorized")
@@ -52,8 +33,7 @@ class Metrics(DaemonTest):
             self.assertIn('sipbx_sip_responses_total{class="%dxx"}' % cls, m)
         self.assertGreaterEqual(m['sipbx_http_requests_total{code="200"}'], 1)
 
-        r = self.api("POST", "/api/v1/users", {"extension": "500", "password": "secret500"})
-        self.assertEqual(r.status, 201)
+        self.create_user("500", "secret500")
         self.assertEqual(register(self.d, "500", "secret500"), 200)
         self.assertNotEqual(register(self.d, "500", "wrong"), 200)
         self.api("GET", "/api/v1/nowhere")

@@ -10,10 +10,6 @@ REG_KEYS = {"extension", "contact", "source", "transport", "user_agent", "call_i
 
 
 class Registrations(DaemonTest):
-    def create(self, ext, password):
-        r = self.api("POST", "/api/v1/users", {"extension": ext, "password": password})
-        self.assertEqual(r.status, 201, r)
-
     def bindings(self, query=""):
         r = self.api("GET", "/api/v1/registrations" + query)
         self.assertEqual(r.status, 200, r)
@@ -25,7 +21,7 @@ class Registrations(DaemonTest):
         return self.wait_for(lambda: len(self.bindings("?extension=" + ext)) == n)
 
     def test_created_user_registers_at_once_and_deleted_cannot(self):
-        self.create("400", "secret400")
+        self.create_user("400", "secret400")
         # No pause: the SIP side must know the user as soon as the POST returned.
         self.assertEqual(register(self.d, "400", "secret400"), 200)
         self.assertTrue(self.wait_bindings("400", 1))
@@ -37,7 +33,7 @@ class Registrations(DaemonTest):
     def test_list_fields_filter_and_pagination(self):
         phones = []
         for ext in ("410", "411"):
-            self.create(ext, "secret" + ext)
+            self.create_user(ext, "secret" + ext)
         for ext, n in (("410", 2), ("411", 2)):
             for _ in range(n):
                 p = SipPhone(self.d.sip_port, user_agent="phone-" + ext)
@@ -98,7 +94,7 @@ class Registrations(DaemonTest):
             self.api("DELETE", "/api/v1/users/" + ext)
 
     def test_disable_and_password_reset(self):
-        self.create("420", "secret420")
+        self.create_user("420", "secret420")
         self.assertEqual(register(self.d, "420", "secret420"), 200)
         self.assertTrue(self.wait_bindings("420", 1))
 

@@ -30,7 +30,6 @@ DOMAIN = "127.0.0.1"
 PASSWORDS = {"100": "secret100", "101": "secret101", "102": "secret102", "103": "secret103"}
 SIPP = shutil.which("sipp")
 TSHARK = shutil.which("tshark")
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
 
 def sanitizer_env():
@@ -46,25 +45,8 @@ class Daemon(apitest.Daemon):
     ports, so phones registered before still reach it)."""
 
     def __init__(self, extra_args=(), dir=None, sip_port=None, http_port=None):
-        self.own_dir = dir is None
-        self.dir = dir or tempfile.mkdtemp(prefix="sipbx-records-")
-        self.db = os.path.join(self.dir, "sipbx.db")
-        self.sip_port = sip_port or apitest.free_port()
-        self.http_port = http_port or apitest.free_port()
-        self.extra_args = list(extra_args)
-        self.admin_password = None
-        self.stdout_lines = []
-        self.restarted = os.path.exists(self.db)
-        args = [apitest.SIPBX, "serve", "--sip", "%s:%d" % (HOST, self.sip_port),
-                "--http", "%s:%d" % (HOST, self.http_port), "--domain", DOMAIN,
-                "--db", self.db] + self.extra_args
-        n = len([f for f in os.listdir(self.dir) if f.startswith("stderr")])
-        self.stderr_path = os.path.join(self.dir, "stderr-%d.txt" % n)
-        self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     env=sanitizer_env())
-        self._read_banner()
-        self._wait_ready()
+        self.restarted = dir is not None and os.path.exists(os.path.join(dir, "sipbx.db"))
+        super().__init__(extra_args, dir, sip_port, http_port, env=sanitizer_env())
 
     def _read_banner(self):
         if not self.restarted:
@@ -83,43 +65,14 @@ class Daemon(apitest.Daemon):
             raise RuntimeError("sipbx did not start again: %r %s" % (buf, self.log()))
 
     def stop(self, check=True, keep=True):
-        """SIGTERM; exit status 0 and no sanitizer report (with check). keep=False removes
-        the directory."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                if check:
-                    raise AssertionError("sipbx did not stop on SIGTERM: " + self.log())
-        self._close()
-        log = self.log()
-        if not keep:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        if check:
-            if self.proc.returncode != 0:
-                raise AssertionError("sipbx exited with %d: %s" % (self.proc.returncode, log))
-            bad = next((m for m in SANITIZER_MARKS if m in log), None)
-            if bad:
-                raise AssertionError("sanitizer report (%s) in the log:\n%s" % (bad, log))
+        """apitest's stop, keeping the directory unless keep=False."""
+        super().stop(check, keep)
 
     def kill9(self):
         """SIGKILL: no clean-up at all, as a power cut."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self._close()
-
-    def _close(self):
-        if self.proc.stdout and not self.proc.stdout.closed:
-            self.proc.stdout.close()
-        if not self.stderr.closed:
-            self.stderr.close()
-
-    def log(self):
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode(errors="replace")
 
 
 # ---- phones ----
@@ -250,23 +203,18 @@ def new_call_id(tag):
 class RecordsTest(apitest.DaemonTest):
     """A DaemonTest whose daemon has users 100..103 and a work directory for SIPp logs."""
 
-    daemon_args = ()
+    daemon_class = Daemon
 
     @classmethod
     def setUpClass(cls):
-        cls.d = Daemon(cls.daemon_args)
-        cls.token = cls.d.create_token("tests")
+        super().setUpClass()
         cls.workdir = tempfile.mkdtemp(prefix="sipbx-records-sipp-")
         for ext, pw in PASSWORDS.items():
-            r = cls.d.request("POST", "/api/v1/users",
-                              {"extension": ext, "password": pw, "display_name": "User " + ext},
-                              token=cls.token)
-            if r.status != 201:
-                raise AssertionError("cannot add user %s: %r" % (ext, r))
+            cls.create_user(ext, pw, display_name="User " + ext)
 
     @classmethod
     def tearDownClass(cls):
-        cls.d.stop(keep=False)
+        super().tearDownClass()
         if os.environ.get("SIPBX_KEEP"):
             print("kept", cls.workdir)
         else:

@@ -55,9 +55,7 @@ class DiskFull(records.RecordsTest):
         return r.status, r.json
 
     def metric(self, name):
-        text = self.api("GET", "/metrics").body.decode()
-        return next(float(line.split()[1]) for line in text.splitlines()
-                    if line.startswith(name + " "))
+        return records.apitest.parse_metrics(self.api("GET", "/metrics").body.decode())[name]
 
     def test_full_disk_loses_nothing(self):
         before = self.calls("before-full", CALLS_BEFORE)
