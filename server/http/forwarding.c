@@ -2,6 +2,7 @@
  * no answer, unavailable), read and replaced as a whole. A change is in effect on the SIP
  * side when the answer is sent. */
 #include "http/http_int.h"
+#include "sip/sip.h"
 #include "util/util.h"
 
 #include <ctype.h>
@@ -116,15 +117,6 @@ static int parse_sip_uri(const char *s, char *user, size_t userlen, char *host, 
     return *p == '\0' ? 0 : -1;
 }
 
-/* True when host names this PBX (as the proxy decides whether a URI is one of ours). */
-static int host_is_ours(struct http *h, const char *host)
-{
-    const char *listen = h->cfg.sip_host;
-    return strcasecmp(host, h->domain) == 0 ||
-           (strcmp(listen, "0.0.0.0") != 0 && strcmp(listen, "::") != 0 && listen[0] &&
-            strcasecmp(host, listen) == 0);
-}
-
 /* Checks the target of rule kind of user ext: well-formed always, not the user itself,
  * and, when the rule is on, an existing user if it names one of this PBX. Returns 0, or
  * -1 after a 422 (or 500) reply. */
@@ -145,7 +137,7 @@ static int check_target(struct http_req *r, const char *ext, const char *kind,
     if (util_valid_extension(t)) {
         local = t;
     } else if (parse_sip_uri(t, user, sizeof user, host, sizeof host) == 0) {
-        local = host_is_ours(r->h, host) ? user : NULL;
+        local = sip_host_is_ours(r->h->sip, host) ? user : NULL;
         if (local && !util_valid_extension(local)) {
             http_error(r, 422, "invalid_field", "%s.target: no such extension %s", kind, local);
             return -1;

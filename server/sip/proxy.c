@@ -71,12 +71,16 @@ int proxy_is_us(struct sip *s, url_t const *url)
            strcasecmp(url->url_host, s->cfg->sip_host) == 0;
 }
 
+int sip_host_is_ours(struct sip *s, const char *host)
+{
+    return host && (strcasecmp(host, s->domain) == 0 || strcasecmp(host, s->rr_host) == 0 ||
+                    strcasecmp(host, s->cfg->sip_host) == 0);
+}
+
 /* True when a Request-URI host is this PBX's domain (any port: phones often omit it). */
 static int host_is_ours(struct sip *s, url_t const *url)
 {
-    return url->url_host && (strcasecmp(url->url_host, s->domain) == 0 ||
-                             strcasecmp(url->url_host, s->rr_host) == 0 ||
-                             strcasecmp(url->url_host, s->cfg->sip_host) == 0);
+    return sip_host_is_ours(s, url->url_host);
 }
 
 /* The part of our Via branch that identifies this request (RFC 3261 16.6 step 8, reduced

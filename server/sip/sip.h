@@ -95,6 +95,10 @@ struct sip_call_info {
     } forwards[SIP_MAX_FORWARDS];
 };
 
+/** True when host (of a SIP URI) names this PBX: its domain or the address it listens on.
+ *  What the proxy routes to its own users; any thread (set at start, read only). */
+int sip_host_is_ours(struct sip *s, const char *host);
+
 /** Copies the live calls, oldest first, into a new array (*out, free() it), by
  *  sip_execute (whose blocking contract applies). Returns the count, or -1 when the
  *  request could not be queued or out of memory. */
