@@ -27,17 +27,6 @@ static const char *const dispositions[] = {"ANSWERED", "BUSY", "NO ANSWER", "CAN
 
 /* ---- query parameters ---- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    int yoe = y - era * 400;
-    int doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return (int64_t)era * 146097 + doe - 719468;
-}
-
 static int days_in_month(int y, int m)
 {
     static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -108,7 +97,8 @@ static int parse_time(const char *s, int64_t *out)
         if (*p)
             return -1;
     }
-    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d};
+    int64_t t = (int64_t)timegm(&tm) + h * 3600 + mi * 60 + sec - offset_s;
     *out = t * US_PER_S + frac_us;
     return 0;
 }
