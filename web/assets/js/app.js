@@ -38,9 +38,10 @@ export function go(path, query, { replace = false, noRender = false } = {}) {
   if (replace) { history.replaceState(null, '', hash); if (!noRender) render(); } else location.hash = hash;
 }
 
-/** Settings (domain, ports): loaded once, shared by pages. */
-export async function getSettings() {
-  if (!session.settings) session.settings = await api('GET', '/settings');
+/** Settings (domain, ports): loaded once, shared by pages; fresh: loaded again (the
+ *  settings page shows what the daemon runs with now). */
+export async function getSettings({ fresh = false, signal } = {}) {
+  if (!session.settings || fresh) session.settings = await api('GET', '/settings', { signal });
   return session.settings;
 }
 

@@ -18,15 +18,15 @@ function niceMax(v) {
 }
 
 /**
- * Draws buckets [{start_us, ANSWERED, BUSY, ...}] (oldest first) as a figure with a legend.
- * bucketSec is the bucket width.
+ * Draws buckets [{start_us, total, ANSWERED, BUSY, ...}] (oldest first, as GET
+ * /cdrs/summary lists them) as a figure with a legend. bucketSec is the bucket width.
  */
 export function callChart(buckets, bucketSec, width = 720) {
   // Drawn at the width it is shown at, so that the text keeps its size on a phone.
   const W = Math.max(300, Math.min(1200, Math.round(width))), H = W < 500 ? 200 : 240, L = 36, R = 8, T = 10, B = 28;
   const n = Math.max(buckets.length, 1);
   const bw = (W - L - R) / n;
-  const totals = buckets.map((b) => DISPOSITIONS.reduce((a, d) => a + (Number(b[d.key]) || 0), 0));
+  const totals = buckets.map((b) => b.total);
   const max = niceMax(Math.max(0, ...totals));
   const y = (v) => T + (H - T - B) * (1 - v / max);
 
@@ -46,25 +46,24 @@ export function callChart(buckets, bucketSec, width = 720) {
     let acc = 0;
     const parts = [];
     for (const d of DISPOSITIONS) {
-      const v = Number(b[d.key]) || 0;
+      const v = b[d.key];
       if (!v) continue;
       parts.push(`${d.label}: ${v}`);
       g.append(s('rect', { x: x + 1, width: Math.max(1, bw - 2), y: y(acc + v), height: y(acc) - y(acc + v), class: d.cls }));
       acc += v;
     }
-    const start = b.start_us || b.start;
     // an invisible full-height target so hovering anywhere in the column shows the numbers
     g.append(s('rect', { x, width: bw, y: T, height: H - T - B, class: 'hit' }));
-    g.append(s('title', null, `${fmtTime(start)}: ${acc} call${acc === 1 ? '' : 's'}${parts.length ? ' — ' + parts.join(', ') : ''}`));
+    g.append(s('title', null, `${fmtTime(b.start_us)}: ${acc} call${acc === 1 ? '' : 's'}${parts.length ? ' — ' + parts.join(', ') : ''}`));
     svg.append(g);
     const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor((W - L) / 70))));
     if (i % every === 0) {
-      svg.append(s('text', { x: x + bw / 2, y: H - 8, class: 'axis', 'text-anchor': 'middle' }, fmtHour(start)));
+      svg.append(s('text', { x: x + bw / 2, y: H - 8, class: 'axis', 'text-anchor': 'middle' }, fmtHour(b.start_us)));
     }
   });
   svg.append(s('line', { x1: L, x2: W - R, y1: y(0), y2: y(0), class: 'base' }));
 
-  const sums = DISPOSITIONS.map((d) => buckets.reduce((a, b) => a + (Number(b[d.key]) || 0), 0));
+  const sums = DISPOSITIONS.map((d) => buckets.reduce((a, b) => a + b[d.key], 0));
   const legend = h('ul', { class: 'legend' }, DISPOSITIONS.map((d, i) =>
     h('li', null, h('span', { class: ['swatch', d.cls] }), `${d.label} `, h('strong', null, String(sums[i])))));
   return h('figure', { class: 'chart-figure' }, svg, legend);

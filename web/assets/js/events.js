@@ -53,6 +53,22 @@ export function onChange(type, fn, quietMs = 50) {
   return () => { clearTimeout(t); off(); };
 }
 
+/** For pages that show accounts with their registrations: after a burst of
+ *  registration.changed, reloadRegistrations(), or reloadAll() when an event may mean the
+ *  accounts changed too (known(extension) is false: an account not shown registered;
+ *  'removed': one was deleted or disabled). Registrations change all the time, accounts
+ *  seldom. Returns the function that unsubscribes. */
+export function onRegistrations(known, reloadRegistrations, reloadAll) {
+  let accountsChanged = false;
+  const offs = [
+    on('registration.changed', (t, r) => { if (r.action === 'removed' || !known(r.extension)) accountsChanged = true; }),
+    onChange('registration.changed', () => {
+      if (accountsChanged) { accountsChanged = false; reloadAll(); } else reloadRegistrations();
+    }),
+  ];
+  return () => offs.forEach((f) => f());
+}
+
 export function connected() {
   return !!source && source.readyState === EventSource.OPEN;
 }

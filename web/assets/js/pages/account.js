@@ -38,6 +38,11 @@ export function render(main, { params, signal, go }) {
       return;
     }
     try { settings = await getSettings(); } catch (e) { settings = null; }
+    draw();
+    loadCalls();
+  }
+
+  function draw() {
     fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted' }, ` · ${user.display_name}`) : null), presenceSlot);
     fill(presenceSlot, presence(user, regs));
     fill(body,
@@ -51,7 +56,6 @@ export function render(main, { params, signal, go }) {
         h('p', null, 'Removes the account, its registrations and forwarding rules. Call records stay.'), deleteButton()));
     drawDevices();
     drawPhone();
-    loadCalls();
   }
 
   async function reloadDevices() {
@@ -107,7 +111,7 @@ export function render(main, { params, signal, go }) {
       try {
         user = await api('PATCH', `/users/${enc}`, { body: { display_name: name.value.trim(), ring_timeout: ring, call_waiting: cw.checked, enabled: en.checked } });
         toast('Saved');
-        load();
+        draw(); // from the user as PATCH answered it
       } catch (e) { showFormError(f, e); } finally { save.disabled = false; }
     });
     return f;

@@ -3,7 +3,7 @@
 
 import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
 import { h, fill, errorBox, toast, confirmDialog, fmtRelative, debounce } from '../dom.js';
-import { on, onChange } from '../events.js';
+import { on, onRegistrations } from '../events.js';
 import { keepPassword, generatePassword } from '../secrets.js';
 
 export const EXT_RE = /^[A-Za-z0-9_.!~*'+][A-Za-z0-9\-_.!~*'+]{0,31}$/;
@@ -96,6 +96,16 @@ export function render(main, { signal, go, query }) {
     }
   }
 
+  async function loadRegistrations() {
+    try {
+      regs = await listAll('/registrations', {}, { signal });
+      draw();
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      fill(listBox, errorBox(e, load));
+    }
+  }
+
   function createForm() {
     const ext = h('input', { id: 'new-ext', name: 'extension', required: true, maxlength: 32, autocomplete: 'off', inputmode: 'text', placeholder: 'e.g. 100' });
     const name = h('input', { id: 'new-name', name: 'display_name', maxlength: 127, autocomplete: 'off', placeholder: 'e.g. Alice' });
@@ -132,6 +142,9 @@ export function render(main, { signal, go, query }) {
 
   search.addEventListener('input', debounce(() => { draw(); go('/accounts', { search: search.value.trim() }, { replace: true, noRender: true }); }, 150));
   load();
-  const offs = [onChange('registration.changed', load), on('reconnect', load)];
+  const offs = [
+    onRegistrations((ext) => users.some((u) => u.extension === ext), loadRegistrations, load),
+    on('reconnect', load),
+  ];
   return () => offs.forEach((f) => f());
 }

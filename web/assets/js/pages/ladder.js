@@ -82,6 +82,7 @@ export function render(main, { params, signal, go }) {
   async function load() {
     if (loading) { again = true; return loading; }
     loading = (async () => {
+      await liveChecked; // what an empty trace means depends on it
       try {
         const r = await api('GET', `/traces/${encodeURIComponent(callId)}`, { signal });
         const prev = msgs.length;
@@ -105,13 +106,12 @@ export function render(main, { params, signal, go }) {
     if (c) status.title = `${c.caller} → ${c.callee}: ${c.state}`;
   }
 
-  (async () => {
+  const liveChecked = (async () => {
     try {
       const r = await api('GET', '/calls', { signal });
       const c = (r.items || []).find((x) => x.call_id === callId && x.state !== 'ended');
       if (c) setLive(true, c);
     } catch { /* a live view is a bonus; the trace is what matters */ }
-    await load();
   })();
 
   const off = on('call.*', (type, c) => {
@@ -122,10 +122,12 @@ export function render(main, { params, signal, go }) {
   // it are stored, so the ladder grows with every message, also those no call event
   // marks (ACK, in-dialog requests, a registration's refresh). On (re)connecting, or when
   // the server says events were missed, the trace is fetched again.
-  const traces = new EventSource(url(`/events?trace=${encodeURIComponent(callId)}`));
+  const traces = new EventSource(url('/events', { trace: callId }));
   traces.addEventListener('trace.changed', () => load());
   traces.addEventListener('overflow', () => load());
   traces.onopen = () => load(); // what was stored before the stream began is fetched too
+  // A refused stream (e.g. too many open) is not retried: the ladder is shown as it is now.
+  traces.onerror = () => { if (traces.readyState === EventSource.CLOSED) load(); };
   return () => { off(); traces.close(); };
 }
 

@@ -3,7 +3,7 @@
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, debounce } from '../dom.js';
-import { on, onChange } from '../events.js';
+import { on, onRegistrations } from '../events.js';
 import { callChart } from '../chart.js';
 import { cdrTable } from '../cdrs.js';
 
@@ -43,19 +43,36 @@ export function render(main, { signal }) {
   }, 150));
   resize.observe(chartBox);
 
+  let exts = new Set(); // the extensions of the accounts counted
+
   async function loadCounts() {
     try {
       const [users, regs] = await Promise.all([listAll('/users', {}, { signal }), listAll('/registrations', {}, { signal })]);
+      exts = new Set(users.map((u) => u.extension));
       accV.textContent = String(users.length);
-      const online = new Set(regs.map((r) => r.extension));
-      onV.textContent = String(online.size);
-      onSub.textContent = `${regs.length} device${regs.length === 1 ? '' : 's'} registered`;
-      fill(statErr);
+      showOnline(regs);
     } catch (e) {
       if (e.name === 'AbortError') return;
       accV.textContent = onV.textContent = '?';
       fill(statErr, errorBox(e, loadCounts));
     }
+  }
+
+  async function loadOnline() {
+    try {
+      showOnline(await listAll('/registrations', {}, { signal }));
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      onV.textContent = '?';
+      fill(statErr, errorBox(e, loadOnline));
+    }
+  }
+
+  function showOnline(regs) {
+    const online = new Set(regs.map((r) => r.extension));
+    onV.textContent = String(online.size);
+    onSub.textContent = `${regs.length} device${regs.length === 1 ? '' : 's'} registered`;
+    fill(statErr);
   }
 
   async function loadLive() {
@@ -72,23 +89,14 @@ export function render(main, { signal }) {
   }
 
   async function loadChart() {
-    const now = Date.now();
     const hour = 3600 * 1000;
-    const until = new Date(Math.ceil(now / hour) * hour);
+    const until = new Date(Math.ceil(Date.now() / hour) * hour);
     const since = new Date(until.getTime() - 24 * hour);
     try {
+      // one bucket per hour, empty ones included
       const r = await api('GET', '/cdrs/summary', { query: { since: since.toISOString().replace(/\.\d+Z$/, 'Z'), until: until.toISOString().replace(/\.\d+Z$/, 'Z'), bucket: 3600 }, signal });
-      // one bar per hour, including empty hours the server may leave out
-      const byStart = new Map((r.items || []).map((b) => [Math.round(bucketMs(b) / hour), b]));
-      const buckets = [];
-      let total = 0;
-      for (let t = since.getTime(); t < until.getTime(); t += hour) {
-        const b = byStart.get(Math.round(t / hour)) || {};
-        buckets.push({ ...b, start_us: t * 1000 });
-        total += ['ANSWERED', 'BUSY', 'NO ANSWER', 'CANCELLED', 'FAILED'].reduce((a, k) => a + (Number(b[k]) || 0), 0);
-      }
-      dayV.textContent = String(total);
-      lastBuckets = buckets;
+      dayV.textContent = String(r.items.reduce((a, b) => a + b.total, 0));
+      lastBuckets = r.items;
       drawChart();
     } catch (e) {
       if (e.name === 'AbortError') return;
@@ -116,13 +124,8 @@ export function render(main, { signal }) {
       if (type === 'call.ended') { live.delete(c.id); refreshEnded(); } else live.set(c.id, c);
       liveV.textContent = String(live.size);
     }),
-    onChange('registration.changed', loadCounts),
+    onRegistrations((ext) => exts.has(ext), loadOnline, loadCounts),
     on('reconnect', () => { loadCounts(); loadLive(); loadChart(); loadRecent(); }),
   ];
   return () => { resize.disconnect(); offs.forEach((f) => f()); };
-}
-
-function bucketMs(b) {
-  if (b.start_us) return b.start_us / 1000;
-  return new Date(b.start).getTime();
 }

@@ -3,7 +3,7 @@
 
 import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
 import { h, fill, errorBox, toast, confirmDialog, copyField, fmtTime, fmtRelative } from '../dom.js';
-import { session } from '../app.js';
+import { session, getSettings } from '../app.js';
 
 export function render(main, { signal }) {
   const settingsBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
@@ -67,8 +67,7 @@ export function render(main, { signal }) {
 
   async function loadSettings() {
     try {
-      const st = await api('GET', '/settings', { signal });
-      session.settings = st;
+      const st = await getSettings({ fresh: true, signal });
       const sip = st.sip || {}, http = st.http || {}, tr = st.trace || {};
       const rows = [
         ['Domain (SIP realm)', st.domain],
