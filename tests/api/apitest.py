@@ -249,10 +249,14 @@ def _parse_auth(value):
 class SipPhone:
     """A UDP SIP client that can REGISTER with digest credentials."""
 
-    def __init__(self, server_port, user_agent="sipbx-api-test"):
+    def __init__(self, server_port, user_agent="sipbx-api-test", port=0):
+        """port: the local UDP port (0: any free one)."""
         self.server = ("127.0.0.1", server_port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        if port:
+            # a port picked beforehand, which a SIPp UAS takes over once this phone is gone
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.sock.settimeout(5)
         self.port = self.sock.getsockname()[1]
         self.user_agent = user_agent

@@ -1,7 +1,8 @@
-"""Helpers for REST API tests that need live traffic: a reader of the server-sent event
-stream (/api/v1/events) and a call between two SIPp phones through the daemon.
+"""Helpers for tests that need live traffic (tests/api and tests/records): a reader of the
+server-sent event stream (/api/v1/events), SIPp runs, a phone registered from the port a
+SIPp UAS then answers on, and a call between two SIPp phones through the daemon.
 
-A call: the callee registers over raw UDP (apitest.SipPhone) from a port that a SIPp UAS
+A call: the callee registers over raw UDP (register_from) from a port that a SIPp UAS
 (sipp/uas.xml: rings 1.5 s, answers, waits for BYE) then listens on; a SIPp UAC
 (sipp/uac.xml) calls it, answers the 407 challenge, talks 1.5 s and hangs up. Python
 standard library only; SIPp is looked up on PATH (tests skip when it is missing).
@@ -10,13 +11,12 @@ standard library only; SIPp is looked up on PATH (tests skip when it is missing)
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
-from apitest import SipPhone
+from apitest import SipPhone, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIPP = shutil.which("sipp")
@@ -85,6 +85,115 @@ class EventStream:
         self.conn.close()
 
 
+def udp_bound(port):
+    """True when some socket on this host is bound to UDP port (read from /proc, so that
+    probing never takes the port from the process that is about to bind it)."""
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                for line in f.readlines()[1:]:
+                    if int(line.split()[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+def register_from(daemon, ext, password, port, expires=3600, user_agent="sipbx-api-test"):
+    """REGISTERs ext with Contact 127.0.0.1:port, sent from that port (sipbx reaches a
+    phone where its REGISTER came from), so a SIPp UAS on the port gets the calls."""
+    p = SipPhone(daemon.sip_port, user_agent=user_agent, port=port)
+    try:
+        status = p.register(ext, password, expires)
+    finally:
+        p.close()
+    if status != 200:
+        raise AssertionError("REGISTER of %s from port %d: %d" % (ext, port, status))
+
+
+def read_text(path):
+    """The file's text, or "" when it does not exist."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+class Sipp:
+    """One SIPp process of a scenario (a path) on 127.0.0.1:port (a free one when None),
+    with its logs in workdir: the messages (-trace_msg), the call log (-trace_logs) and the
+    errors."""
+
+    def __init__(self, workdir, scenario, port=None, args=(), remote=None, keys=None, calls=1,
+                 transport="u1", name=None):
+        if not SIPP:
+            raise unittest.SkipTest("sipp not found")
+        self.scenario = os.path.basename(scenario)
+        self.port = port or free_port()
+        self.stem = os.path.join(workdir, "%s-%d" % (name or os.path.splitext(self.scenario)[0],
+                                                     self.port))
+        cmd = [SIPP, "-sf", scenario, "-i", "127.0.0.1", "-p", str(self.port),
+               "-t", transport, "-m", str(calls), "-nostdin", "-timeout", "60s",
+               "-timeout_error", "-trace_msg", "-message_file", self.stem + ".msg",
+               "-trace_err", "-error_file", self.stem + ".err",
+               "-trace_logs", "-log_file", self.stem + ".log"]
+        for k, v in (keys or {}).items():
+            cmd += ["-key", k, v]
+        cmd += list(args)
+        if remote:
+            cmd.append(remote)
+        self.out = open(self.stem + ".out", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT,
+                                     cwd=workdir)
+
+    def wait_bound(self, timeout=10):
+        """Returns self once SIPp listens on its UDP port (a UAS is ready for the INVITE)."""
+        deadline = time.time() + timeout
+        while not udp_bound(self.port):
+            if self.proc.poll() is not None:
+                self.wait()  # fails with the logs
+                raise AssertionError("sipp %s ended before it listened" % self.scenario)
+            if time.time() > deadline:
+                self.kill()
+                raise AssertionError("sipp %s does not listen on %d\n%s" % (
+                    self.scenario, self.port, self.logs()))
+            time.sleep(0.02)
+        return self
+
+    def wait(self, timeout=90, check=True):
+        """Waits for SIPp to end (killing it after timeout); with check it must have
+        succeeded. Returns the exit status ("timeout" when killed)."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "timeout"
+        self.out.close()
+        if check and rc != 0:
+            raise AssertionError("sipp %s on port %d: exit %s\n%s" % (
+                self.scenario, self.port, rc, self.logs()))
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.out.closed:
+            self.out.close()
+
+    def logs(self):
+        parts = []
+        for ext in (".out", ".err", ".msg"):
+            text = read_text(self.stem + ext)
+            if text:
+                parts.append("--- %s%s:\n%s" % (os.path.basename(self.stem), ext, text[-4000:]))
+        return "\n".join(parts)
+
+    def log_lines(self):
+        return read_text(self.stem + ".log").splitlines()
+
+
 class Call:
     """One call from caller to callee through the daemon, both phones SIPp processes.
     start() returns at once; wait() waits for both phones and fails on an error."""
@@ -93,71 +202,37 @@ class Call:
         """callee's phone answers; dial is the number called (default callee: another
         number reaches callee's phone by forwarding)."""
         if not SIPP:
-            raise unittest.SkipTest("sipp is not installed")
+            raise unittest.SkipTest("sipp not found")
         self.d = daemon
         self.caller, self.caller_password = caller, caller_password
         self.callee, self.callee_password = callee, callee_password
         self.dial = dial or callee
         self.tmp = tempfile.mkdtemp(prefix="sipbx-call-")
-        self.procs = []
+        self.sipps = []
 
-    def _sipp(self, name, args):
-        stem = os.path.join(self.tmp, name)
-        cmd = [SIPP, "-sf", os.path.join(HERE, "sipp", name + ".xml"), "-i", "127.0.0.1",
-               "-t", "u1", "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
-               "-trace_msg", "-message_file", stem + ".msg",
-               "-trace_err", "-error_file", stem + ".err"] + args
-        out = open(stem + ".out", "wb")
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp)
-        self.procs.append((name, p, out))
-        return p
+    def _sipp(self, name, **kw):
+        s = Sipp(self.tmp, os.path.join(HERE, "sipp", name + ".xml"), **kw)
+        self.sipps.append(s)
+        return s
 
     def start(self):
         # The callee's Contact is the port of a phone that registers and goes; the UAS
         # then listens there.
-        phone = SipPhone(self.d.sip_port)
-        port = phone.port
-        status = phone.register(self.callee, self.callee_password, expires=120)
-        phone.close()
-        if status != 200:
-            raise AssertionError("callee %s did not register: %d" % (self.callee, status))
-        self._sipp("uas", ["-p", str(port)])
-        time.sleep(0.3)  # the UAS binds its port before the INVITE comes
-        self._sipp("uac", ["-s", self.dial, "-key", "user", self.caller,
-                           "-au", self.caller, "-ap", self.caller_password,
-                           "-p", str(free_udp_port()),
-                           "127.0.0.1:%d" % self.d.sip_port])
+        port = free_port()
+        register_from(self.d, self.callee, self.callee_password, port, expires=120)
+        self._sipp("uas", port=port).wait_bound()
+        self._sipp("uac", args=["-s", self.dial, "-au", self.caller,
+                                "-ap", self.caller_password],
+                   keys={"user": self.caller}, remote="127.0.0.1:%d" % self.d.sip_port)
         return self
 
     def wait(self, timeout=40):
         failed = []
-        for name, p, out in self.procs:
+        for s in self.sipps:
             try:
-                rc = p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-                rc = "timeout"
-            out.close()
-            if rc != 0:
-                failed.append("sipp %s: %s\n%s" % (name, rc, self._logs(name)))
+                s.wait(timeout)
+            except AssertionError as e:
+                failed.append(str(e))
         shutil.rmtree(self.tmp, ignore_errors=True)
         if failed:
             raise AssertionError("\n".join(failed))
-
-    def _logs(self, name):
-        text = ""
-        for ext in (".out", ".err", ".msg"):
-            path = os.path.join(self.tmp, name + ext)
-            if os.path.exists(path):
-                with open(path, errors="replace") as f:
-                    text += "--- %s%s\n%s\n" % (name, ext, f.read()[-4000:])
-        return text
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port

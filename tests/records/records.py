@@ -1,11 +1,11 @@
 """Shared pieces of the call record and trace tests (tests/records/): a sipbx daemon that can
-be stopped and started again on the same database, phones registered from the port a SIPp
-scenario then answers on, SIPp runs of the call scenarios in this directory, and readers of
-the CDR and trace endpoints.
+be stopped and started again on the same database, callers and callees running the call
+scenarios in this directory, and readers of the CDR and trace endpoints.
 
-Builds on tests/api/apitest.py (the HTTP client, free ports, the DaemonTest plumbing). Python
-standard library only; SIPp for the calls and tshark for the pcap checks (tests that need a
-missing tool are skipped).
+Builds on tests/api/apitest.py (the HTTP client, free ports, the DaemonTest plumbing) and
+tests/api/calltest.py (SIPp runs, phones registered from the port a SIPp UAS then answers
+on). Python standard library only; SIPp for the calls and tshark for the pcap checks (tests
+that need a missing tool are skipped).
 """
 
 import os
@@ -13,22 +13,19 @@ import random
 import select
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "api"))
 import apitest  # noqa: E402  (after the path is set)
+from calltest import Sipp, register_from  # noqa: E402
 
 HOST = "127.0.0.1"
 DOMAIN = "127.0.0.1"
 PASSWORDS = {"100": "secret100", "101": "secret101", "102": "secret102", "103": "secret103"}
-SIPP = shutil.which("sipp")
 TSHARK = shutil.which("tshark")
 
 
@@ -77,98 +74,6 @@ class Daemon(apitest.Daemon):
 
 # ---- phones ----
 
-def register_from(daemon, ext, port, password=None, expires=3600):
-    """REGISTERs ext with Contact 127.0.0.1:port, sent from that port (sipbx reaches a
-    phone where its REGISTER came from), so a SIPp UAS on the port gets the calls."""
-    p = apitest.SipPhone.__new__(apitest.SipPhone)
-    p.server = (HOST, daemon.sip_port)
-    p.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    p.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    p.sock.bind((HOST, port))
-    p.sock.settimeout(5)
-    p.port = port
-    p.user_agent = "sipbx-records-test"
-    p.call_id = "reg-%x@%s" % (random.getrandbits(48), HOST)
-    p.cseq = 0
-    try:
-        status = p.register(ext, password or PASSWORDS[ext], expires)
-    finally:
-        p.close()
-    if status != 200:
-        raise AssertionError("REGISTER of %s from port %d: %d" % (ext, port, status))
-
-
-def udp_port():
-    """A free loopback UDP port (and TCP, which SIPp may open too)."""
-    return apitest.free_port()
-
-
-# ---- SIPp ----
-
-def read_text(path):
-    """The file's text, or "" when it does not exist."""
-    if not os.path.exists(path):
-        return ""
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-class Sipp:
-    """One SIPp process of a scenario in this directory, with its logs in workdir."""
-
-    def __init__(self, workdir, scenario, port, args=(), remote=None, keys=None, calls=1,
-                 transport="u1", name=None):
-        if not SIPP:
-            raise unittest.SkipTest("sipp not found")
-        self.scenario = scenario
-        self.port = port
-        self.stem = os.path.join(workdir, "%s-%d" % (name or os.path.splitext(scenario)[0],
-                                                     port))
-        cmd = [SIPP, "-sf", os.path.join(HERE, scenario), "-i", HOST, "-p", str(port),
-               "-t", transport, "-m", str(calls), "-nostdin", "-timeout", "60s",
-               "-timeout_error", "-trace_err", "-error_file", self.stem + ".err",
-               "-trace_logs", "-log_file", self.stem + ".log"]
-        for k, v in (keys or {}).items():
-            cmd += ["-key", k, v]
-        cmd += list(args)
-        if remote:
-            cmd.append(remote)
-        self.out = open(self.stem + ".out", "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT,
-                                     cwd=workdir)
-
-    def wait(self, timeout=90, check=True):
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = "timeout"
-        self.out.close()
-        if check and rc != 0:
-            raise AssertionError("sipp %s on port %d: exit %s\n%s" % (
-                self.scenario, self.port, rc, self.logs()))
-        return rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if not self.out.closed:
-            self.out.close()
-
-    def logs(self):
-        parts = []
-        for ext in (".out", ".err"):
-            text = read_text(self.stem + ext)
-            if text:
-                parts.append("--- %s%s:\n%s" % (os.path.basename(self.stem), ext, text[-4000:]))
-        return "\n".join(parts)
-
-    def log_lines(self):
-        return read_text(self.stem + ".log").splitlines()
-
-
 def caller(test, scenario, callee, call_id=None, user="100", display='"Alice"', hold_ms=200,
            transport="u1", calls=1, extra=()):
     """Runs the caller side of a scenario (-m calls) against the test's daemon and returns
@@ -177,20 +82,21 @@ def caller(test, scenario, callee, call_id=None, user="100", display='"Alice"', 
     args = ["-au", user, "-ap", PASSWORDS[user], "-d", str(hold_ms)] + list(extra)
     if call_id:
         args += ["-cid_str", call_id]
-    return Sipp(test.workdir, scenario, udp_port(), args=args, transport=transport,
+    return Sipp(test.workdir, os.path.join(HERE, scenario), args=args, transport=transport,
                 remote="%s:%d" % (HOST, d.sip_port), calls=calls,
                 keys={"user": user, "domain": DOMAIN, "callee": callee, "display": display})
 
 
 def callee(test, scenario, ext, calls=1, hold_ms=200, extra=()):
     """Registers ext from a free port (its earlier bindings removed, so calls do not fork to
-    phones of earlier tests) and starts a SIPp UAS of scenario there."""
+    phones of earlier tests) and starts a SIPp UAS of scenario there; returns once it
+    listens."""
     r = test.api("DELETE", "/api/v1/registrations/" + ext)
     test.assertEqual(r.status, 204, r)
-    port = udp_port()
-    register_from(test.d, ext, port)
-    return Sipp(test.workdir, scenario, port, args=["-d", str(hold_ms)] + list(extra),
-                calls=calls)
+    port = apitest.free_port()
+    register_from(test.d, ext, PASSWORDS[ext], port, user_agent="sipbx-records-test")
+    return Sipp(test.workdir, os.path.join(HERE, scenario), port,
+                args=["-d", str(hold_ms)] + list(extra), calls=calls).wait_bound()
 
 
 def new_call_id(tag):
