@@ -82,14 +82,19 @@ export async function api(method, path, { body, query, signal } = {}) {
   return data;
 }
 
-/** The full URL of an API path with query parameters (for links: CSV, pcap). */
-export function url(path, query) {
+/** "?a=1&b=x" of query's parameters (empty values left out), or "". */
+export function queryString(query) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== '') q.set(k, v);
   }
   const qs = q.toString();
-  return API + path + (qs ? '?' + qs : '');
+  return qs ? '?' + qs : '';
+}
+
+/** The full URL of an API path with query parameters (for links: CSV, pcap). */
+export function url(path, query) {
+  return API + path + queryString(query);
 }
 
 /** Fetches every page of a list endpoint (up to max items). */
@@ -102,55 +107,4 @@ export async function listAll(path, query = {}, { signal, max = 10000 } = {}) {
     cursor = page.next_cursor;
   } while (cursor && items.length < max);
   return items;
-}
-
-/** Apply an ApiError to a form: the message next to the field it names, else at the form. */
-export function showFormError(form, err, fieldMap = {}) {
-  clearFormErrors(form);
-  let target = null;
-  if (err.field) {
-    const name = fieldMap[err.field] || err.field;
-    target = form.querySelector(`[name="${CSS.escape(name)}"]`);
-  }
-  const msg = document.createElement('p');
-  msg.className = 'field-error';
-  msg.setAttribute('role', 'alert');
-  msg.textContent = err.message;
-  if (target) {
-    // next to its field the field's name is redundant: "busy.target: no such ..." -> "No such ..."
-    if (err.message.startsWith(err.field + ': ')) {
-      const text = err.message.slice(err.field.length + 2);
-      msg.textContent = text.charAt(0).toUpperCase() + text.slice(1);
-    }
-    target.setAttribute('aria-invalid', 'true');
-    const id = 'err-' + Math.random().toString(36).slice(2);
-    msg.id = id;
-    target.setAttribute('aria-describedby', id);
-    (target.closest('.field') || target.parentElement).append(msg);
-    target.focus();
-  } else {
-    msg.classList.add('form-level');
-    const slot = form.querySelector('.form-error-slot') || form;
-    slot.append(msg);
-  }
-}
-
-export function clearFormErrors(form) {
-  form.querySelectorAll('.field-error').forEach((e) => e.remove());
-  form.querySelectorAll('[aria-invalid]').forEach((e) => {
-    e.removeAttribute('aria-invalid');
-    e.removeAttribute('aria-describedby');
-  });
-}
-
-/** Marks one field invalid with msg (client-side validation). */
-export function fieldError(input, message) {
-  const msg = document.createElement('p');
-  msg.className = 'field-error';
-  msg.setAttribute('role', 'alert');
-  msg.textContent = message;
-  msg.id = 'err-' + Math.random().toString(36).slice(2);
-  input.setAttribute('aria-invalid', 'true');
-  input.setAttribute('aria-describedby', msg.id);
-  (input.closest('.field') || input.parentElement).append(msg);
 }

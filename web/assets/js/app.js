@@ -1,7 +1,7 @@
 // The dashboard shell: checks the session, runs the hash router (#/path?query), keeps the
 // header (navigation, event-stream state, log-out) and hands each page its <main>.
 
-import { api, setCsrf, onUnauthorized, rememberAndLogin } from './api.js';
+import { api, setCsrf, onUnauthorized, rememberAndLogin, queryString } from './api.js';
 import { h, fill, errorBox } from './dom.js';
 import * as events from './events.js';
 
@@ -18,7 +18,7 @@ const routes = [
   { re: /^\/settings$/, page: 'settings', nav: 'settings', title: 'Tokens & settings' },
 ];
 
-export const session = { username: null, auth: null, settings: null };
+export const session = { username: null, settings: null };
 
 let cleanup = null;
 let renderSeq = 0;
@@ -32,9 +32,7 @@ function parseHash() {
 
 /** Navigates to a hash path with query parameters (empty ones left out). */
 export function go(path, query, { replace = false, noRender = false } = {}) {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(query || {})) if (v !== undefined && v !== null && v !== '') q.set(k, v);
-  const hash = '#' + path + (q.toString() ? '?' + q : '');
+  const hash = '#' + path + queryString(query);
   if (replace) { history.replaceState(null, '', hash); if (!noRender) render(); } else location.hash = hash;
 }
 
@@ -57,25 +55,24 @@ function markNav(nav) {
   }
 }
 
-async function checkSession() {
-  try {
-    const s = await api('GET', '/session');
-    session.username = s.username || s.token_name || 'admin';
-    session.auth = s.auth;
-    if (s.csrf_token) setCsrf(s.csrf_token);
-    return true;
-  } catch (e) {
-    if (e.status === 401) return false;
-    throw e;
-  }
-}
-
-/** Called by the log-in page once the session exists. */
-export function loggedIn(username) {
-  session.username = username;
+/** Takes the session s (what POST or GET /session answers: the log-in page, or a reload). */
+export function loggedIn(s) {
+  session.username = s.username;
+  setCsrf(s.csrf_token);
   sessionChecked = true;
   showShell(true);
   events.start();
+}
+
+/** Forgets the session (logged out, or it ended) and shows the log-in page. */
+function endSession() {
+  sessionChecked = false;
+  session.username = null;
+  session.settings = null;
+  setCsrf(null);
+  events.stop();
+  if (!location.hash.startsWith('#/login')) location.hash = '#/login';
+  else render();
 }
 
 async function render() {
@@ -96,13 +93,12 @@ async function render() {
   }
   if (!route.public && !sessionChecked) {
     try {
-      if (!(await checkSession())) { rememberAndLogin(); return; }
+      loggedIn(await api('GET', '/session'));
     } catch (e) {
-      fill(main, h('section', { class: 'page' }, errorBox(e, () => render())));
+      if (e.status === 401) rememberAndLogin();
+      else fill(main, h('section', { class: 'page' }, errorBox(e, () => render())));
       return;
     }
-    sessionChecked = true;
-    events.start();
     if (seq !== renderSeq) return;
   }
   showShell(!route.public);
@@ -126,24 +122,11 @@ async function render() {
   }
 }
 
-onUnauthorized(() => {
-  sessionChecked = false;
-  session.username = null;
-  session.settings = null;
-  setCsrf(null);
-  events.stop();
-  if (!location.hash.startsWith('#/login')) location.hash = '#/login';
-  else render();
-});
+onUnauthorized(endSession);
 
 document.getElementById('logout').addEventListener('click', async () => {
   try { await api('DELETE', '/session'); } catch { /* gone already */ }
-  setCsrf(null);
-  sessionChecked = false;
-  session.username = null;
-  session.settings = null;
-  events.stop();
-  location.hash = '#/login';
+  endSession();
 });
 
 window.addEventListener('hashchange', render);

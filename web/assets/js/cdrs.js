@@ -1,6 +1,8 @@
-// Call records shown as a table (the records page and the overview's recent calls).
+// Call records shown as a table (the records page and the overview's recent calls), and
+// the parts of a call that the live calls show the same way.
 
-import { h, fmtTime, fmtDuration, badge } from './dom.js';
+import { api } from './api.js';
+import { h, fill, showError, fmtTime, fmtDuration, badge } from './dom.js';
 
 export function forwardsOf(c) {
   let f = c.forwards;
@@ -12,10 +14,20 @@ export function ladderHref(callId) {
   return '#/ladder/' + encodeURIComponent(callId);
 }
 
-function caller(c) {
+/** A party of a call: "Alice 100" (the name when there is one). */
+export function partyEl(name, ext) {
   return h('span', { class: 'party' },
-    c.caller_name ? [h('span', { class: 'name' }, c.caller_name), ' '] : null,
-    h('span', { class: 'ext' }, c.caller || '?'));
+    name ? [h('span', { class: 'name' }, name), ' '] : null,
+    h('span', { class: 'ext' }, ext || '?'));
+}
+
+/** The forward legs of a call, each " → 102"; detailed (the live calls): " ⤷ 102 (busy)",
+ *  with words for screen readers. */
+export function forwardLegs(forwards, detailed = false) {
+  return forwards.map((f) => h('span', { class: detailed ? 'leg' : 'fwd', title: `forwarded by ${f.from} (${f.reason})` },
+    detailed ? [h('span', { class: 'arrow', 'aria-hidden': 'true' }, ' ⤷ '), h('span', { class: 'sr' }, ' forwarded to ')] : ' → ',
+    f.to,
+    detailed ? h('span', { class: 'muted small' }, ` (${f.reason})`) : null));
 }
 
 function status(c) {
@@ -31,12 +43,12 @@ export function cdrTable(items, { compact = false } = {}) {
     h('tbody', null, items.map((c) => {
       const fw = forwardsOf(c);
       const to = h('span', { class: 'party' }, h('span', { class: 'ext' }, c.dialled || '?'),
-        fw.map((f) => h('span', { class: 'fwd', title: `forwarded by ${f.from} (${f.reason})` }, ' → ', f.to)),
+        forwardLegs(fw),
         c.answered_by && c.answered_by !== c.dialled && !fw.some((f) => f.to === c.answered_by)
           ? h('span', { class: 'muted' }, ` (answered by ${c.answered_by})`) : null);
       return h('tr', { dataset: { callId: c.call_id } },
         h('td', { class: 'nowrap c-start' }, fmtTime(c.start || c.start_us)),
-        h('td', { class: 'c-from' }, caller(c)),
+        h('td', { class: 'c-from' }, partyEl(c.caller_name, c.caller)),
         h('td', { class: 'c-to' }, h('span', { class: 'to-arrow', 'aria-hidden': 'true' }, '→ '), to),
         h('td', { class: 'c-outcome' }, badge(c.disposition || '?'), c.interrupted ? h('span', { class: 'muted', title: 'sipbx stopped during the call' }, ' interrupted') : null),
         h('td', { class: 'num c-talk', title: 'talk time' }, fmtDuration(c.billsec)),
@@ -45,4 +57,12 @@ export function cdrTable(items, { compact = false } = {}) {
         compact ? null : h('td', { class: 'c-more' }, c.hangup_by || '—'),
         h('td', { class: 'c-link' }, c.call_id ? h('a', { href: ladderHref(c.call_id), class: 'ladder-link', 'aria-label': `Ladder of the call from ${c.caller} to ${c.dialled}` }, 'Ladder') : null));
     }))));
+}
+
+/** Fills box with the newest records of query (a compact table), or emptyText. */
+export async function recentCalls(box, query, emptyText, signal) {
+  try {
+    const r = await api('GET', '/cdrs', { query, signal });
+    fill(box, r.items.length ? cdrTable(r.items, { compact: true }) : h('p', { class: 'empty' }, emptyText));
+  } catch (e) { showError(box, e, () => recentCalls(box, query, emptyText, signal)); }
 }

@@ -97,9 +97,9 @@ export function fmtRelative(t) {
   return diff >= 0 ? `in ${v}` : `${v} ago`;
 }
 
-/** A party as "Name (100)" or "100". */
-export function party(name, ext) {
-  return name ? `${name} (${ext || '?'})` : (ext || '—');
+/** A Date as the API reads times: RFC 3339 in UTC, whole seconds. */
+export function fmtIso(d) {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 // ---- small widgets ----
@@ -120,6 +120,51 @@ export function errorBox(err, retry) {
     h('strong', null, err.status ? `Error ${err.status}: ` : 'Error: '),
     err.message || String(err),
     retry ? [' ', h('button', { type: 'button', class: 'link', onclick: retry }, 'Try again')] : null);
+}
+
+/** Shows err in box with errorBox (nothing when the request was aborted: the page is gone). */
+export function showError(box, err, retry) {
+  if (err.name !== 'AbortError') fill(box, errorBox(err, retry));
+}
+
+// ---- form errors: next to their field, described by it for screen readers ----
+
+/** Marks one field invalid with message (client-side validation). */
+export function fieldError(input, message) {
+  const msg = h('p', { class: 'field-error', role: 'alert', id: 'err-' + Math.random().toString(36).slice(2) }, message);
+  input.setAttribute('aria-invalid', 'true');
+  input.setAttribute('aria-describedby', msg.id);
+  (input.closest('.field') || input.parentElement).append(msg);
+}
+
+/** Takes back fieldError(input). */
+export function clearFieldError(input) {
+  (input.closest('.field') || input.parentElement).querySelectorAll('.field-error').forEach((e) => e.remove());
+  input.removeAttribute('aria-invalid');
+  input.removeAttribute('aria-describedby');
+}
+
+export function clearFormErrors(form) {
+  form.querySelectorAll('[aria-invalid]').forEach(clearFieldError);
+  form.querySelectorAll('.field-error').forEach((e) => e.remove());
+}
+
+/** Shows an ApiError at a form: the message next to the field it names, else at the form. */
+export function showFormError(form, err) {
+  clearFormErrors(form);
+  const target = err.field ? form.querySelector(`[name="${CSS.escape(err.field)}"]`) : null;
+  if (!target) {
+    (form.querySelector('.form-error-slot') || form).append(h('p', { class: 'field-error form-level', role: 'alert' }, err.message));
+    return;
+  }
+  // next to its field the field's name is redundant: "busy.target: no such ..." -> "No such ..."
+  let text = err.message;
+  if (text.startsWith(err.field + ': ')) {
+    text = text.slice(err.field.length + 2);
+    text = text.charAt(0).toUpperCase() + text.slice(1);
+  }
+  fieldError(target, text);
+  target.focus();
 }
 
 /** A read-only value with a Copy button (works without the Clipboard API on plain http). */

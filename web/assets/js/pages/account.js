@@ -1,13 +1,13 @@
 // One account: edit it, reset its password (shown once), see its devices (with the
 // ladders of their registrations), the values a softphone needs, and its recent calls.
 
-import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
-import { h, fill, errorBox, toast, confirmDialog, copyField, fmtTime, fmtRelative, debounce } from '../dom.js';
+import { api, listAll } from '../api.js';
+import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, debounce, showFormError, clearFormErrors, fieldError } from '../dom.js';
 import { on, onChange } from '../events.js';
 import { getSettings } from '../app.js';
 import { takePassword, generatePassword } from '../secrets.js';
-import { presence } from './accounts.js';
-import { cdrTable, ladderHref } from '../cdrs.js';
+import { presence, deleteAccount } from '../users.js';
+import { recentCalls, ladderHref } from '../cdrs.js';
 
 export function render(main, { params, signal, go }) {
   const ext = params[0];
@@ -33,8 +33,7 @@ export function render(main, { params, signal, go }) {
         listAll('/registrations', { extension: ext }, { signal }),
       ]);
     } catch (e) {
-      if (e.name === 'AbortError') return;
-      fill(body, errorBox(e.status === 404 ? new Error(`There is no account ${ext}.`) : e, e.status === 404 ? null : load));
+      showError(body, e.status === 404 ? new Error(`There is no account ${ext}.`) : e, e.status === 404 ? null : load);
       return;
     }
     try { settings = await getSettings(); } catch (e) { settings = null; }
@@ -63,9 +62,7 @@ export function render(main, { params, signal, go }) {
       regs = await listAll('/registrations', { extension: ext }, { signal });
       if (user) fill(presenceSlot, presence(user, regs));
       drawDevices();
-    } catch (e) {
-      if (e.name !== 'AbortError') fill(devicesBox, errorBox(e, reloadDevices));
-    }
+    } catch (e) { showError(devicesBox, e, reloadDevices); }
   }
 
   function drawDevices() {
@@ -188,23 +185,16 @@ export function render(main, { params, signal, go }) {
     const b = h('button', { type: 'button', class: 'btn danger' }, `Delete ${ext}`);
     const err = h('div');
     b.addEventListener('click', async () => {
-      if (!(await confirmDialog(`Delete ${ext}?`, 'This cannot be undone.'))) return;
+      fill(err);
       try {
-        await api('DELETE', `/users/${enc}`);
-        toast(`${ext} deleted`);
-        go('/accounts');
+        if (await deleteAccount(ext)) go('/accounts');
       } catch (e) { fill(err, errorBox(e)); }
     });
     return h('div', null, b, err);
   }
 
-  async function loadCalls() {
-    try {
-      const r = await api('GET', '/cdrs', { query: { ext, limit: 10 }, signal });
-      fill(callsBox, (r.items || []).length ? cdrTable(r.items, { compact: true }) : h('p', { class: 'empty' }, 'No calls yet.'));
-    } catch (e) {
-      if (e.name !== 'AbortError') fill(callsBox, errorBox(e, loadCalls));
-    }
+  function loadCalls() {
+    recentCalls(callsBox, { ext, limit: 10 }, 'No calls yet.', signal);
   }
 
   load();

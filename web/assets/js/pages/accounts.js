@@ -1,19 +1,11 @@
 // Accounts: every SIP account with whether it is online and from which devices; create,
 // disable/enable and delete here, everything else on the account's own page.
 
-import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
-import { h, fill, errorBox, toast, confirmDialog, fmtRelative, debounce } from '../dom.js';
+import { api, listAll } from '../api.js';
+import { h, fill, errorBox, showError, toast, fmtRelative, debounce, showFormError, clearFormErrors, fieldError } from '../dom.js';
 import { on, onRegistrations } from '../events.js';
 import { keepPassword, generatePassword } from '../secrets.js';
-
-export const EXT_RE = /^[A-Za-z0-9_.!~*'+][A-Za-z0-9\-_.!~*'+]{0,31}$/;
-
-/** The online indicator of an account. */
-export function presence(user, devices) {
-  const state = !user.enabled ? 'disabled' : devices.length ? 'online' : 'offline';
-  const text = state === 'online' ? `online (${devices.length} device${devices.length === 1 ? '' : 's'})` : state;
-  return h('span', { class: ['presence', `p-${state}`], dataset: { state } }, h('span', { class: 'dot', 'aria-hidden': 'true' }), text);
-}
+import { EXT_RE, presence, deleteAccount } from '../users.js';
 
 export function render(main, { signal, go, query }) {
   const listBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
@@ -64,12 +56,9 @@ export function render(main, { signal, go, query }) {
           } catch (e) { fill(err, errorBox(e)); toggle.disabled = false; }
         });
         del.addEventListener('click', async () => {
-          if (!(await confirmDialog(`Delete ${u.extension}?`, 'The account, its registrations and its forwarding rules are removed. Its call records stay.'))) return;
           fill(err);
           try {
-            await api('DELETE', `/users/${encodeURIComponent(u.extension)}`);
-            toast(`${u.extension} deleted`);
-            await load();
+            if (await deleteAccount(u.extension)) await load();
           } catch (e) { fill(err, errorBox(e)); }
         });
         return h('tr', { dataset: { ext: u.extension } },
@@ -90,20 +79,14 @@ export function render(main, { signal, go, query }) {
     try {
       [users, regs] = await Promise.all([listAll('/users', {}, { signal }), listAll('/registrations', {}, { signal })]);
       draw();
-    } catch (e) {
-      if (e.name === 'AbortError') return;
-      fill(listBox, errorBox(e, load));
-    }
+    } catch (e) { showError(listBox, e, load); }
   }
 
   async function loadRegistrations() {
     try {
       regs = await listAll('/registrations', {}, { signal });
       draw();
-    } catch (e) {
-      if (e.name === 'AbortError') return;
-      fill(listBox, errorBox(e, load));
-    }
+    } catch (e) { showError(listBox, e, load); }
   }
 
   function createForm() {
@@ -132,8 +115,6 @@ export function render(main, { signal, go, query }) {
         toast(`Account ${e} created`);
         go(`/accounts/${encodeURIComponent(e)}`);
       } catch (err) {
-        if (err.status === 409) { err.field = 'extension'; err.message = `Extension ${e} already exists.`; }
-        if (err.field === 'username') err.field = 'extension';
         showFormError(f, err);
       } finally { submit.disabled = false; }
     });

@@ -3,9 +3,9 @@
 // while, each with its ladder.
 
 import { api } from '../api.js';
-import { h, fill, errorBox, badge, fmtClock, fmtDuration } from '../dom.js';
+import { h, fill, showError, badge, fmtClock, fmtDuration } from '../dom.js';
 import { on, connected } from '../events.js';
-import { ladderHref } from '../cdrs.js';
+import { ladderHref, partyEl, forwardLegs } from '../cdrs.js';
 
 const KEEP_ENDED = 20;
 
@@ -44,8 +44,6 @@ export function render(main, { signal }) {
 
   function callCard(c) {
     const dur = h('span', { class: 'duration' }, durationText(c));
-    const fw = (c.forwards || []).map((f) => h('span', { class: 'leg', title: `forwarded by ${f.from} (${f.reason})` },
-      h('span', { class: 'arrow', 'aria-hidden': 'true' }, ' ⤷ '), h('span', { class: 'sr' }, ' forwarded to '), f.to, h('span', { class: 'muted small' }, ` (${f.reason})`)));
     const endText = c.state === 'ended' ? [
       c.final_status ? h('span', null, ` · ${c.final_status}`) : null,
       c.hangup_by ? h('span', null, ` · hung up by ${c.hangup_by}`) : null] : null;
@@ -53,10 +51,10 @@ export function render(main, { signal }) {
       h('div', { class: 'call-top' },
         badge(STATE_TEXT[c.state] || c.state, c.state),
         h('span', { class: 'call-parties' },
-          h('span', { class: 'party' }, c.caller_name ? [h('span', { class: 'name' }, c.caller_name), ' '] : null, h('span', { class: 'ext' }, c.caller || '?')),
+          partyEl(c.caller_name, c.caller),
           h('span', { class: 'arrow', 'aria-hidden': 'true' }, ' → '), h('span', { class: 'sr' }, ' to '),
-          h('span', { class: 'party' }, h('span', { class: 'ext' }, c.callee || '?')),
-          fw),
+          partyEl(null, c.callee),
+          forwardLegs(c.forwards, true)),
         h('a', { class: 'btn small', href: ladderHref(c.call_id) }, 'Ladder')),
       h('div', { class: 'call-meta' },
         dur,
@@ -88,9 +86,7 @@ export function render(main, { signal }) {
       for (const c of r.items || []) if (c.state !== 'ended') calls.set(c.id, c);
       fill(errBox);
       draw();
-    } catch (e) {
-      if (e.name !== 'AbortError') fill(errBox, errorBox(e, load));
-    }
+    } catch (e) { showError(errBox, e, load); }
   }
 
   function onCall(type, c) {

@@ -1,9 +1,9 @@
 // Forwarding: per account, the four rules (always, busy, no answer after N seconds,
 // unavailable) with their targets, checked as they are typed and saved in one PUT.
 
-import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
-import { h, fill, errorBox, toast } from '../dom.js';
-import { EXT_RE } from './accounts.js';
+import { api, listAll } from '../api.js';
+import { h, fill, showError, toast, showFormError, clearFormErrors, fieldError, clearFieldError } from '../dom.js';
+import { EXT_RE } from '../users.js';
 
 const RULES = [
   { key: 'unconditional', title: 'Always', help: 'Every call goes straight to the target; the account does not ring.' },
@@ -41,9 +41,7 @@ export function render(main, { params, signal, go }) {
         users.map((u) => h('option', { value: u.extension, selected: u.extension === ext }, u.display_name ? `${u.extension} — ${u.display_name}` : u.extension)));
       if (!users.length) fill(box, h('p', { class: 'empty' }, 'There are no accounts yet. ', h('a', { href: '#/accounts' }, 'Create one'), ' first.'));
       else if (!ext) fill(box, h('p', { class: 'muted' }, 'Choose the account whose calls should be forwarded.'));
-    } catch (e) {
-      if (e.name !== 'AbortError') fill(box, errorBox(e));
-    }
+    } catch (e) { showError(box, e); }
   })();
   if (ext) loadRules();
 
@@ -53,7 +51,7 @@ export function render(main, { params, signal, go }) {
     try {
       rules = await api('GET', `/users/${encodeURIComponent(ext)}/forwarding`, { signal });
     } catch (e) {
-      if (e.name !== 'AbortError') fill(box, errorBox(e.status === 404 ? new Error(`There is no account ${ext}.`) : e, loadRules));
+      showError(box, e.status === 404 ? new Error(`There is no account ${ext}.`) : e, loadRules);
       return;
     }
     fill(box, rulesForm(rules));
@@ -90,12 +88,8 @@ export function render(main, { params, signal, go }) {
     function validateOne(key, touch) {
       const { en, tgt, to } = inputs[key];
       if (touch) touched.add(key);
-      for (const el of [tgt, to]) {
-        if (!el) continue;
-        el.removeAttribute('aria-invalid');
-        const old = el.closest('.field').querySelector('.field-error');
-        if (old) old.remove();
-      }
+      clearFieldError(tgt);
+      if (to) clearFieldError(to);
       let ok = true;
       const t = tgt.value.trim();
       // An empty target is only an error once the user has left the field or saves.

@@ -3,7 +3,7 @@
 // whenever the event stream says messages of its Call-ID were stored (trace.changed).
 
 import { api, url } from '../api.js';
-import { h, fill, errorBox, badge, fmtTime } from '../dom.js';
+import { h, fill, showError, badge, fmtTime } from '../dom.js';
 import { on } from '../events.js';
 import { drawLadder, messageView, kindOf } from '../ladder.js';
 
@@ -90,9 +90,8 @@ export function render(main, { params, signal, go }) {
         fill(errBox);
         if (msgs.length !== prev || !prev) draw(prev);
       } catch (e) {
-        if (e.name === 'AbortError') return;
         if (e.status === 404) { msgs = []; draw(0); if (!live) summary.textContent = 'Nothing captured for this Call-ID.'; }
-        else fill(errBox, errorBox(e, load));
+        else showError(errBox, e, load);
       }
     })();
     await loading;

@@ -1,7 +1,7 @@
 // Log-in: the admin's user name and password; back to where the user was afterwards.
 
-import { api, setCsrf, takeNext, showFormError, clearFormErrors } from '../api.js';
-import { h } from '../dom.js';
+import { api, takeNext } from '../api.js';
+import { h, showFormError, clearFormErrors } from '../dom.js';
 import { loggedIn } from '../app.js';
 
 export function render(main) {
@@ -22,9 +22,7 @@ export function render(main) {
     submit.disabled = true;
     submit.textContent = 'Logging in…';
     try {
-      const s = await api('POST', '/session', { body: { username: user.value.trim(), password: pass.value } });
-      setCsrf(s.csrf_token);
-      loggedIn(s.username || user.value.trim());
+      loggedIn(await api('POST', '/session', { body: { username: user.value.trim(), password: pass.value } }));
       location.hash = takeNext();
     } catch (e) {
       if (e.status === 401) e.message = 'Wrong user name or password.';

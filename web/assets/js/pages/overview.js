@@ -2,10 +2,10 @@
 // by outcome (a chart), and the most recent call records. Follows the event stream.
 
 import { api, listAll } from '../api.js';
-import { h, fill, errorBox, debounce } from '../dom.js';
+import { h, fill, errorBox, debounce, fmtIso } from '../dom.js';
 import { on, onRegistrations } from '../events.js';
 import { callChart } from '../chart.js';
-import { cdrTable } from '../cdrs.js';
+import { recentCalls } from '../cdrs.js';
 
 function stat(label, id, href) {
   const value = h('span', { class: 'stat-value', id }, '…');
@@ -94,7 +94,7 @@ export function render(main, { signal }) {
     const since = new Date(until.getTime() - 24 * hour);
     try {
       // one bucket per hour, empty ones included
-      const r = await api('GET', '/cdrs/summary', { query: { since: since.toISOString().replace(/\.\d+Z$/, 'Z'), until: until.toISOString().replace(/\.\d+Z$/, 'Z'), bucket: 3600 }, signal });
+      const r = await api('GET', '/cdrs/summary', { query: { since: fmtIso(since), until: fmtIso(until), bucket: 3600 }, signal });
       dayV.textContent = String(r.items.reduce((a, b) => a + b.total, 0));
       lastBuckets = r.items;
       drawChart();
@@ -105,15 +105,8 @@ export function render(main, { signal }) {
     }
   }
 
-  async function loadRecent() {
-    try {
-      const r = await api('GET', '/cdrs', { query: { limit: 8 }, signal });
-      fill(recentBox, (r.items || []).length ? cdrTable(r.items, { compact: true })
-        : h('p', { class: 'empty' }, 'No calls yet. Register two softphones and call one from the other.'));
-    } catch (e) {
-      if (e.name === 'AbortError') return;
-      fill(recentBox, errorBox(e, loadRecent));
-    }
+  function loadRecent() {
+    recentCalls(recentBox, { limit: 8 }, 'No calls yet. Register two softphones and call one from the other.', signal);
   }
 
   loadCounts(); loadLive(); loadChart(); loadRecent();

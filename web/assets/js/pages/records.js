@@ -1,16 +1,17 @@
 // Call records: filter by date range, extension and outcome, page through with the API's
 // cursors (so a million rows page as fast as ten), download the same selection as CSV.
 
-import { api, url, showFormError, clearFormErrors, fieldError } from '../api.js';
-import { h, fill, errorBox } from '../dom.js';
+import { api, url } from '../api.js';
+import { h, fill, errorBox, fmtIso, showFormError, clearFormErrors, fieldError } from '../dom.js';
 import { cdrTable } from '../cdrs.js';
 import { DISPOSITIONS } from '../chart.js';
+import { EXT_RE } from '../users.js';
 
 /** "2024-05-01T12:30" (a datetime-local value, local time) -> RFC 3339 UTC. */
 function localToUtc(v) {
   if (!v) return '';
   const d = new Date(v);
-  return isNaN(d) ? null : d.toISOString().replace(/\.\d+Z$/, 'Z');
+  return isNaN(d) ? null : fmtIso(d);
 }
 
 function localValue(d) {
@@ -69,7 +70,7 @@ export function render(main, { query, signal, go }) {
       until.focus();
       return;
     }
-    if (ext.value.trim() && !/^[A-Za-z0-9\-_.!~*'+]{1,32}$/.test(ext.value.trim())) {
+    if (ext.value.trim() && !EXT_RE.test(ext.value.trim())) {
       fieldError(ext, 'An extension is up to 32 letters or digits.');
       ext.focus();
       return;
@@ -94,7 +95,7 @@ export function render(main, { query, signal, go }) {
       pager.hidden = page === 0 && !r.next_cursor;
     } catch (e) {
       if (e.name === 'AbortError') return;
-      if (e.status === 400 || e.status === 422) showFormError(form, e, { ext: 'ext' });
+      if (e.status === 400 || e.status === 422) showFormError(form, e);
       fill(tableBox, errorBox(e, load));
     }
   }

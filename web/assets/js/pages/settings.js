@@ -1,8 +1,8 @@
 // Tokens and settings: API tokens (create: shown once; revoke), and the server's settings
 // (domain, ports, ring timeout) as the daemon runs with them.
 
-import { api, listAll, showFormError, clearFormErrors, fieldError } from '../api.js';
-import { h, fill, errorBox, toast, confirmDialog, copyField, fmtTime, fmtRelative } from '../dom.js';
+import { api, listAll } from '../api.js';
+import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, showFormError, clearFormErrors, fieldError } from '../dom.js';
 import { session, getSettings } from '../app.js';
 
 export function render(main, { signal }) {
@@ -57,12 +57,10 @@ export function render(main, { signal }) {
           return h('tr', { dataset: { id: String(t.id) } },
             h('td', null, t.name, session.auth === 'token' && session.tokenId === t.id ? h('span', { class: 'muted' }, ' (this session)') : null),
             h('td', { class: 'nowrap' }, fmtTime(t.created_at)),
-            h('td', { class: 'nowrap' }, t.last_used_at ? fmtRelative(t.last_used_at) : 'never'),
+            h('td', { class: 'nowrap' }, fmtRelative(t.last_used_at)),
             h('td', null, b, err));
         })))));
-    } catch (e) {
-      if (e.name !== 'AbortError') fill(tokensBox, errorBox(e, loadTokens));
-    }
+    } catch (e) { showError(tokensBox, e, loadTokens); }
   }
 
   async function loadSettings() {
@@ -80,9 +78,7 @@ export function render(main, { signal }) {
       ];
       fill(settingsBox, h('dl', { class: 'kv', id: 'settings' }, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v === undefined || v === null ? '—' : String(v))])),
         h('p', { class: 'hint' }, 'These come from the configuration file and the command line; change them there and restart sipbx.'));
-    } catch (e) {
-      if (e.name !== 'AbortError') fill(settingsBox, errorBox(e, loadSettings));
-    }
+    } catch (e) { showError(settingsBox, e, loadSettings); }
   }
 
   loadTokens();
