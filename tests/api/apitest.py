@@ -368,12 +368,15 @@ class DaemonTest(unittest.TestCase):
         if mentions:
             self.assertIn(mentions, err["message"], r)
 
-    def wait_for(self, fn, timeout=3.0):
-        """Polls fn until it returns true; returns its last value."""
+    def wait_for(self, fn, timeout=3.0, msg=None):
+        """Polls fn until it returns true; returns its last value. With msg, the test fails
+        with it when fn is still false after timeout seconds."""
         deadline = time.time() + timeout
         while True:
             v = fn()
             if v or time.time() > deadline:
+                if not v and msg:
+                    self.fail("%s (after %g s)" % (msg, timeout))
                 return v
             time.sleep(0.02)
 

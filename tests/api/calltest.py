@@ -143,6 +143,7 @@ class Sipp:
         if remote:
             cmd.append(remote)
         self.out = open(self.stem + ".out", "wb")
+        self.started = time.time()
         self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT,
                                      cwd=workdir)
 

@@ -146,27 +146,44 @@ class RecordsTest(apitest.DaemonTest):
 
     def cdr(self, call_id, timeout=5.0):
         """The one CDR of call_id, waiting for the writer's batch."""
-        deadline = time.time() + timeout
-        while True:
-            found = [c for c in self.cdrs() if c["call_id"] == call_id]
-            if found or time.time() > deadline:
-                break
-            time.sleep(0.05)
+        found = self.wait_for(lambda: [c for c in self.cdrs() if c["call_id"] == call_id],
+                              timeout)
         self.assertEqual(len(found), 1, "CDRs of %s: %r" % (call_id, found))
         return found[0]
 
     def trace(self, call_id, count=None, timeout=5.0):
         """The trace of call_id (waiting until it has count messages, when given)."""
         path = "/api/v1/traces/" + urllib.parse.quote(call_id, safe="")
-        deadline = time.time() + timeout
-        while True:
+
+        def complete():
             r = self.api("GET", path)
             done = r.status == 200 and (count is None or len(r.json["messages"]) >= count)
-            if done or time.time() > deadline:
-                break
-            time.sleep(0.05)
+            return r if done else None
+        r = self.wait_for(complete, timeout) or self.api("GET", path)
         self.assertEqual(r.status, 200, r)
         return r.json
+
+    def run_call(self, tag, uas, uac, ext="101", uas_hold_ms=200, **caller_kw):
+        """One call from 100 to ext: a callee running scenario uas (none when None), a caller
+        running uac (caller_kw: see caller()); returns (Call-ID, caller's Sipp, callee's
+        Sipp or None) once both have ended well."""
+        cid = new_call_id(tag)
+        b = callee(self, uas, ext, hold_ms=uas_hold_ms) if uas else None
+        a = caller(self, uac, ext, cid, **caller_kw)
+        a.wait()
+        if b:
+            b.wait()
+        return cid.replace("%u", "1"), a, b
+
+    def start_load(self, tag, hold_ms, rate, limit, calls=10000):
+        """Starts calls answered calls from 100 to 101 (uac_load.xml to uas_answer.xml), rate
+        a second and at most limit at once, each held hold_ms; returns (the Call-ID shape,
+        the caller's Sipp, the callee's Sipp)."""
+        cid = new_call_id(tag)
+        b = callee(self, "uas_answer.xml", "101", calls=calls)
+        a = caller(self, "uac_load.xml", "101", cid, hold_ms=hold_ms, calls=calls,
+                   extra=["-r", str(rate), "-l", str(limit)])
+        return cid, a, b
 
 
 def ladder(trace, ports, retransmissions=False):

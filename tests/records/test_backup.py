@@ -9,10 +9,9 @@ running daemon holds, and a daemon started on the restored copy lists those reco
 import os
 import sqlite3
 import subprocess
-import time
 
 import records
-from records import apitest, caller, callee, new_call_id
+from records import apitest
 
 
 def run_cli(*args):
@@ -35,18 +34,13 @@ class BackupUnderLoad(records.RecordsTest):
             "SELECT call_id FROM cdrs WHERE open = 0 AND call_id LIKE ?", (prefix + "%",))}
 
     def test_backup_during_calls_restores_every_record(self):
-        cid = new_call_id("backup")
-        prefix = cid.split("%u")[0]
-        b = callee(self, "uas_answer.xml", "101", calls=10000)
         # 1 s calls at 25 per second: records are written all through the backup
-        a = caller(self, "uac_load.xml", "101", cid, hold_ms=1000, calls=10000,
-                   extra=["-r", "25", "-l", "100"])
+        cid, a, b = self.start_load("backup", 1000, 25, 100)
+        prefix = cid.split("%u")[0]
         backup = os.path.join(self.workdir, "backup.db")
         try:
-            deadline = time.time() + 30
-            while len(self.closed_ids(prefix)) < 50:
-                self.assertLess(time.time(), deadline, "no call records under load")
-                time.sleep(0.2)
+            self.wait_for(lambda: len(self.closed_ids(prefix)) >= 50, 30,
+                          "no call records under load")
             before = self.closed_ids(prefix)
             out = run_cli("backup", backup, "--db", self.d.db)
             after = self.closed_ids(prefix)
@@ -60,7 +54,8 @@ class BackupUnderLoad(records.RecordsTest):
             self.assertEqual(refused.returncode, 1)
             self.assertIn("in use by a running sipbx", refused.stderr)
             self.assertEqual(refused.stderr.count("\n"), 1, refused.stderr)
-            time.sleep(2)  # the load goes on after the backup
+            # the load goes on after the backup (asserted below, once it is stopped)
+            self.wait_for(lambda: len(self.closed_ids(prefix)) > len(after), 10)
         finally:
             a.kill()
             b.kill()

@@ -13,34 +13,18 @@ ENOSPC, and no root or mount is needed.
 import os
 import resource
 import sqlite3
-import time
 
 import records
-from records import caller, callee, new_call_id
 
 CALLS_BEFORE = 5
 CALLS_DURING = 30
-
-
-def until(pred, timeout, what):
-    deadline = time.time() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.2)
 
 
 class DiskFull(records.RecordsTest):
 
     def calls(self, tag, n):
         """n answered calls from 100 to 101 (10 a second); returns their Call-IDs."""
-        cid = new_call_id(tag)
-        b = callee(self, "uas_answer.xml", "101", calls=n)
-        a = caller(self, "uac_load.xml", "101", cid, hold_ms=100, calls=n,
-                   extra=["-r", "10", "-l", "20"])
+        cid, a, b = self.start_load(tag, 100, 10, 20, calls=n)
         a.wait(timeout=n / 10 * 4 + 60)
         b.wait(timeout=60)
         return {cid.replace("%u", str(i)) for i in range(1, n + 1)}
@@ -59,7 +43,7 @@ class DiskFull(records.RecordsTest):
 
     def test_full_disk_loses_nothing(self):
         before = self.calls("before-full", CALLS_BEFORE)
-        until(lambda: self.stored(before) == before, 10, "the first records")
+        self.wait_for(lambda: self.stored(before) == before, 10, "the first records not stored")
         status, body = self.health()
         self.assertEqual((status, body["status"], body["database"]), (200, "ok", "ok"))
         self.assertNotIn("failing_since", body)
@@ -72,8 +56,8 @@ class DiskFull(records.RecordsTest):
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, hard))
         try:
             during = self.calls("while-full", CALLS_DURING)  # every call completes
-            status, body = until(lambda: (lambda h: h[0] == 503 and h)(self.health()), 15,
-                                 "health to report the failing writes")
+            status, body = self.wait_for(lambda: (lambda h: h[0] == 503 and h)(self.health()),
+                                         15, "health does not report the failing writes")
             self.assertEqual(body["status"], "error")
             self.assertRegex(body["database"], r"^writes failing: .+ \(\d+ rows waiting\)$")
             self.assertRegex(body["failing_since"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -90,9 +74,10 @@ class DiskFull(records.RecordsTest):
             resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
 
         # Room again: within a retry or two everything is written.
-        until(lambda: self.health()[0] == 200, 10, "health to recover")
+        self.wait_for(lambda: self.health()[0] == 200, 10, "health did not recover")
         self.assertEqual(self.metric("sipbx_store_failing"), 0)
-        until(lambda: self.stored(during) == during, 10, "the records of the calls meanwhile")
+        self.wait_for(lambda: self.stored(during) == during, 10,
+                      "the records of the calls meanwhile not stored")
         self.assertEqual(self.stored(before), before)
         self.assertIn("writing again after", self.d.log())
         rows = self.d.db_query(

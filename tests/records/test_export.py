@@ -16,7 +16,6 @@ import subprocess
 import urllib.parse
 
 import records
-from records import caller, callee, new_call_id
 
 # Synthetic records live in January 2025, far from the real calls of the tests (now).
 JAN = calendar.timegm((2025, 1, 1, 0, 0, 0)) * 1000000
@@ -251,13 +250,8 @@ class Export(records.RecordsTest):
         self.assertEqual(listed, names)
 
     def test_csv_of_a_real_call_with_a_hostile_display_name(self):
-        cid = new_call_id("csv-evil")
-        b = callee(self, "uas_answer.xml", "101")
-        a = caller(self, "uac_answer.xml", "101", cid,
-                   display='"Evil, \\"Guy\\" <img src=x onerror=alert(1)>"')
-        a.wait()
-        b.wait()
-        call_id = cid.replace("%u", "1")
+        call_id, _, _ = self.run_call("csv-evil", "uas_answer.xml", "uac_answer.xml",
+                                      display='"Evil, \\"Guy\\" <img src=x onerror=alert(1)>"')
         c = self.cdr(call_id)
         self.assertEqual(c["caller_name"], EVIL)
         _, rows = self.csv_rows("?ext=100&disposition=ANSWERED")
@@ -367,12 +361,8 @@ class Export(records.RecordsTest):
     def test_pcap_read_back(self):
         for transport in ("u1", "t1"):
             with self.subTest(transport=transport):
-                cid = new_call_id("pcap-" + transport)
-                b = callee(self, "uas_answer.xml", "101")
-                a = caller(self, "uac_answer.xml", "101", cid, transport=transport)
-                a.wait()
-                b.wait()
-                call_id = cid.replace("%u", "1")
+                call_id, _, _ = self.run_call("pcap-" + transport, "uas_answer.xml",
+                                              "uac_answer.xml", transport=transport)
                 self.cdr(call_id)
                 self.check_pcap(call_id, 16)
 

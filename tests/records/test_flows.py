@@ -12,7 +12,7 @@ import socket
 import time
 
 import records
-from records import caller, callee, new_call_id
+from records import new_call_id
 
 A, B = "A", "B"  # the caller's and the callee's phone in the ladders
 
@@ -112,25 +112,29 @@ class Flows(records.RecordsTest):
                        m["time_us"] - p["time_us"] <= 32000000 for p in msgs[:i])
             self.assertEqual(m["retransmission"], copy, m)
 
+    def check_flow(self, call_id, sipps, count, steps, **record):
+        """The call's record (check_record, with the flow's values in record), its trace of
+        count messages or more (check_trace, retransmission flags), and its ladder: steps as
+        match_ladder takes them, the phones named after sipps (caller, callee). Returns
+        (record, trace)."""
+        c = self.cdr(call_id)
+        self.check_record(c, call_id, **record)
+        tr = self.trace(call_id, count)
+        self.check_trace(tr, call_id)
+        self.check_retransmission_flags(tr)
+        records.match_ladder(self, records.ladder(tr, self.ports(*sipps)), steps)
+        return c, tr
+
     # ---- the flows ----
 
     def test_answered_caller_hangs_up(self):
-        cid = new_call_id("answered-caller")
-        b = callee(self, "uas_answer.xml", "101")
-        a = caller(self, "uac_answer.xml", "101", cid, hold_ms=1100,
-                   display='"Alice Example"')
-        a.wait()
-        b.wait()
-        call_id = cid.replace("%u", "1")
-        c = self.cdr(call_id)
-        self.check_record(c, call_id, caller_name="Alice Example", dialled="101",
-                          answered_by="101", disposition="ANSWERED", status=200, phrase="OK",
-                          hangup_by="caller")
+        call_id, a, b = self.run_call("answered-caller", "uas_answer.xml", "uac_answer.xml",
+                                      hold_ms=1100, display='"Alice Example"')
+        c, tr = self.check_flow(call_id, (a, b), 16, CALLER_HANGS_UP,
+                                caller_name="Alice Example", dialled="101", answered_by="101",
+                                disposition="ANSWERED", status=200, phrase="OK",
+                                hangup_by="caller")
         self.assertGreaterEqual(c["billsec"], 1, c)  # held 1.1 s
-        tr = self.trace(call_id, 16)
-        self.check_trace(tr, call_id)
-        self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), CALLER_HANGS_UP)
         msgs = tr["messages"]
         # the challenge, and the credentials in the second INVITE only
         self.assertIn("Proxy-Authenticate: Digest", msgs[1]["raw"])
@@ -147,131 +151,68 @@ class Flows(records.RecordsTest):
                          msgs[9]["raw"].split("\r\n\r\n", 1)[1])
 
     def test_answered_callee_hangs_up(self):
-        cid = new_call_id("answered-callee")
-        b = callee(self, "uas_bye.xml", "101", hold_ms=300)
-        a = caller(self, "uac_wait_bye.xml", "101", cid)
-        a.wait()
-        b.wait()
-        call_id = cid.replace("%u", "1")
-        self.check_record(self.cdr(call_id), call_id, answered_by="101",
-                          disposition="ANSWERED", status=200, hangup_by="callee")
-        tr = self.trace(call_id, 16)
-        self.check_trace(tr, call_id)
-        self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
+        call_id, a, b = self.run_call("answered-callee", "uas_bye.xml", "uac_wait_bye.xml",
+                                      uas_hold_ms=300)
+        self.check_flow(call_id, (a, b), 16, [
             *RINGING,
             ("in", 200, B), ("out", 200, A),
             ("in", "ACK", A), ("out", "ACK", B),
             ("in", "BYE", B), ("out", "BYE", A),
             ("in", 200, A), ("out", 200, B),
-        ])
+        ], answered_by="101", disposition="ANSWERED", status=200, hangup_by="callee")
 
     def test_busy(self):
-        cid = new_call_id("busy")
-        b = callee(self, "uas_busy.xml", "101")
-        a = caller(self, "uac_busy.xml", "101", cid)
-        a.wait()
-        b.wait()
-        call_id = cid.replace("%u", "1")
-        self.check_record(self.cdr(call_id), call_id, answered_by="", answer=None,
-                          disposition="BUSY", status=486, phrase="Busy Here",
-                          hangup_by="callee")
-        tr = self.trace(call_id, 11)
-        self.check_trace(tr, call_id)
-        self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
+        call_id, a, b = self.run_call("busy", "uas_busy.xml", "uac_busy.xml")
+        self.check_flow(call_id, (a, b), 11, [
             *AUTHENTICATED, ("out", "INVITE", B),
             ("in", 486, B),
             {("out", "ACK", B), ("out", 486, A)},
             ("in", "ACK", A),
-        ])
+        ], answered_by="", answer=None, disposition="BUSY", status=486, phrase="Busy Here",
+            hangup_by="callee")
 
     def test_caller_cancels(self):
-        cid = new_call_id("cancel")
-        b = callee(self, "uas_ring.xml", "101")
-        a = caller(self, "uac_cancel.xml", "101", cid, hold_ms=300)
-        a.wait()
-        b.wait()
-        call_id = cid.replace("%u", "1")
-        self.check_record(self.cdr(call_id), call_id, answer=None, disposition="CANCELLED",
-                          status=487, phrase="Request Terminated", hangup_by="caller")
-        tr = self.trace(call_id, 17)
-        self.check_trace(tr, call_id)
-        self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
+        call_id, a, b = self.run_call("cancel", "uas_ring.xml", "uac_cancel.xml", hold_ms=300)
+        _, tr = self.check_flow(call_id, (a, b), 17, [
             *RINGING,
             ("in", "CANCEL", A), ("out", 200, A),
             {("out", "CANCEL", B), ("out", 487, A),
              ("in", 200, B), ("in", 487, B), ("out", "ACK", B), ("in", "ACK", A)},
-        ])
-        msgs = tr["messages"]
-        self.assertEqual(msgs[9]["cseq"], "2 CANCEL")
+        ], answer=None, disposition="CANCELLED", status=487, phrase="Request Terminated",
+            hangup_by="caller")
+        self.assertEqual(tr["messages"][9]["cseq"], "2 CANCEL")
 
     def test_ring_timeout(self):
-        cid = new_call_id("timeout")
-        b = callee(self, "uas_ring.xml", "101")
-        started = time.time()
-        a = caller(self, "uac_ring_timeout.xml", "101", cid)
-        a.wait()
-        b.wait()
-        self.assertGreaterEqual(time.time() - started, 1.9, "--ring-timeout 2 not honoured")
-        call_id = cid.replace("%u", "1")
-        c = self.cdr(call_id)
-        self.check_record(c, call_id, answer=None, disposition="NO ANSWER", status=408,
-                          phrase="Request Timeout", hangup_by="sipbx")
-        self.assertGreaterEqual(c["end_us"] - c["start_us"], 1900000)
-        tr = self.trace(call_id, 14)
-        self.check_trace(tr, call_id)
-        self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), [
+        call_id, a, b = self.run_call("timeout", "uas_ring.xml", "uac_ring_timeout.xml")
+        self.assertGreaterEqual(time.time() - a.started, 1.9, "--ring-timeout 2 not honoured")
+        c, _ = self.check_flow(call_id, (a, b), 14, [
             *RINGING,
             {("out", "CANCEL", B), ("out", 408, A),
              ("in", 200, B), ("in", 487, B), ("out", "ACK", B), ("in", "ACK", A)},
-        ])
+        ], answer=None, disposition="NO ANSWER", status=408, phrase="Request Timeout",
+            hangup_by="sipbx")
+        self.assertGreaterEqual(c["end_us"] - c["start_us"], 1900000)
 
     def test_unknown_number(self):
-        cid = new_call_id("unknown")
-        a = caller(self, "uac_not_found.xml", "199", cid)
-        a.wait()
-        call_id = cid.replace("%u", "1")
-        self.check_record(self.cdr(call_id), call_id, dialled="199", answered_by="",
-                          answer=None, disposition="FAILED", status=404, phrase="Not Found",
-                          hangup_by="sipbx")
-        tr = self.trace(call_id, 7)
-        self.check_trace(tr, call_id)
-        records.match_ladder(self, records.ladder(tr, self.ports(a)), [
+        call_id, a, b = self.run_call("unknown", None, "uac_not_found.xml", ext="199")
+        self.check_flow(call_id, (a, b), 7, [
             *AUTHENTICATED, ("out", 404, A), ("in", "ACK", A),
-        ])
+        ], dialled="199", answered_by="", answer=None, disposition="FAILED", status=404,
+            phrase="Not Found", hangup_by="sipbx")
 
     def test_unregistered(self):
-        cid = new_call_id("unregistered")
-        a = caller(self, "uac_unavailable.xml", "103", cid)
-        a.wait()
-        call_id = cid.replace("%u", "1")
-        self.check_record(self.cdr(call_id), call_id, dialled="103", answer=None,
-                          disposition="NO ANSWER", status=480,
-                          phrase="Temporarily Unavailable", hangup_by="sipbx")
-        tr = self.trace(call_id, 7)
-        self.check_trace(tr, call_id)
-        records.match_ladder(self, records.ladder(tr, self.ports(a)), [
+        call_id, a, b = self.run_call("unregistered", None, "uac_unavailable.xml", ext="103")
+        self.check_flow(call_id, (a, b), 7, [
             *AUTHENTICATED, ("out", 480, A), ("in", "ACK", A),
-        ])
+        ], dialled="103", answer=None, disposition="NO ANSWER", status=480,
+            phrase="Temporarily Unavailable", hangup_by="sipbx")
 
     def test_retransmitted_200_is_flagged(self):
         """The caller acknowledges late, so the callee resends its 200 after 500 ms (T1):
         sipbx relays it again, and both copies are marked as retransmissions."""
-        cid = new_call_id("retrans")
-        b = callee(self, "uas_answer.xml", "101")
-        a = caller(self, "uac_slow_ack.xml", "101", cid)
-        a.wait()
-        b.wait()
-        call_id = cid.replace("%u", "1")
-        self.check_record(self.cdr(call_id), call_id, disposition="ANSWERED",
-                          hangup_by="caller")
-        tr = self.trace(call_id, 18)
-        self.check_trace(tr, call_id)
-        self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), CALLER_HANGS_UP)
+        call_id, a, b = self.run_call("retrans", "uas_answer.xml", "uac_slow_ack.xml")
+        _, tr = self.check_flow(call_id, (a, b), 18, CALLER_HANGS_UP,
+                                disposition="ANSWERED", hangup_by="caller")
         # the copies: the callee's 200 again (at 500 ms, maybe 1.5 s on a slow machine),
         # each relayed again, before the late ACK
         got = records.ladder(tr, self.ports(a, b), retransmissions=True)
@@ -286,18 +227,9 @@ class Flows(records.RecordsTest):
     def test_caller_over_tcp(self):
         """The caller's leg over TCP, the callee's over UDP: every message of both legs is
         there, each one whole (TCP reads are cut into messages by Content-Length)."""
-        cid = new_call_id("tcp")
-        b = callee(self, "uas_answer.xml", "101")
-        a = caller(self, "uac_answer.xml", "101", cid, transport="t1")
-        a.wait()
-        b.wait()
-        call_id = cid.replace("%u", "1")
-        self.check_record(self.cdr(call_id), call_id, disposition="ANSWERED",
-                          hangup_by="caller")
-        tr = self.trace(call_id, 16)
-        self.check_trace(tr, call_id)
-        self.check_retransmission_flags(tr)
-        records.match_ladder(self, records.ladder(tr, self.ports(a, b)), CALLER_HANGS_UP)
+        call_id, a, b = self.run_call("tcp", "uas_answer.xml", "uac_answer.xml", transport="t1")
+        _, tr = self.check_flow(call_id, (a, b), 16, CALLER_HANGS_UP,
+                                disposition="ANSWERED", hangup_by="caller")
         a_addr = "127.0.0.1:%d" % a.port
         for m in tr["messages"]:
             peer = m["src"] if m["direction"] == "in" else m["dst"]

@@ -25,21 +25,17 @@ def completed(sipp):
 class Load(records.RecordsTest):
 
     def test_n_calls_n_records(self):
-        cid = new_call_id("load")
+        cid, a, b = self.start_load("load", 100, LOAD_RATE, LOAD_RATE * 4, calls=LOAD_CALLS)
         prefix = cid.split("%u")[0]
-        b = callee(self, "uas_answer.xml", "101", calls=LOAD_CALLS)
-        a = caller(self, "uac_load.xml", "101", cid, hold_ms=100, calls=LOAD_CALLS,
-                   extra=["-r", str(LOAD_RATE), "-l", str(LOAD_RATE * 4)])
         a.wait(timeout=LOAD_CALLS / LOAD_RATE * 4 + 60)
         b.wait(timeout=60)
         done = completed(a)
         self.assertEqual(len(done), LOAD_CALLS)
-        deadline = time.time() + 10
-        while True:
-            mine = [c for c in self.cdrs(ext="100") if c["call_id"].startswith(prefix)]
-            if len(mine) >= LOAD_CALLS or time.time() > deadline:
-                break
-            time.sleep(0.2)
+
+        def listed():
+            return [c for c in self.cdrs(ext="100") if c["call_id"].startswith(prefix)]
+        self.wait_for(lambda: len(listed()) >= LOAD_CALLS, 10)
+        mine = listed()
         self.assertEqual(len(mine), LOAD_CALLS)
         self.assertEqual({c["call_id"] for c in mine}, done)
         self.assertEqual({(c["disposition"], c["hangup_by"], c["interrupted"]) for c in mine},
@@ -55,12 +51,9 @@ class Load(records.RecordsTest):
 class Sigterm(records.RecordsTest):
 
     def test_sigterm_under_load_loses_nothing(self):
-        cid = new_call_id("sigterm")
-        prefix = cid.split("%u")[0]
-        b = callee(self, "uas_answer.xml", "101", calls=10000)
         # 2 s calls at 20 per second: some 40 are up at any time
-        a = caller(self, "uac_load.xml", "101", cid, hold_ms=2000, calls=10000,
-                   extra=["-r", "20", "-l", "200"])
+        cid, a, b = self.start_load("sigterm", 2000, 20, 200)
+        prefix = cid.split("%u")[0]
         try:
             time.sleep(5)
             self.d.stop()  # SIGTERM; exit status 0 and no sanitizer report
@@ -102,19 +95,25 @@ class Sigterm(records.RecordsTest):
 
 class Kill9(records.RecordsTest):
 
+    def heartbeat_us(self):
+        """The writer's last heartbeat (0 before the first)."""
+        rows = self.d.db_query("SELECT value FROM settings WHERE key = 'heartbeat_us'")
+        return int(rows[0][0]) if rows else 0
+
     def test_kill9_during_answered_call(self):
         cid = new_call_id("kill9")
         call_id = cid.replace("%u", "1")
         b = callee(self, "uas_answer.xml", "101")
         a = caller(self, "uac_answer.xml", "101", cid, hold_ms=30000)
         try:
-            deadline = time.time() + 10
-            while not self.d.db_query("SELECT 1 FROM cdrs WHERE call_id = ? AND open = 1",
-                                      (call_id,)):
-                self.assertLess(time.time(), deadline, "the answered call was not journaled")
-                time.sleep(0.05)
-            # let a heartbeat pass, so the end lies after the answer
-            time.sleep(6)
+            rows = self.wait_for(lambda: self.d.db_query(
+                "SELECT answer_us FROM cdrs WHERE call_id = ? AND open = 1", (call_id,)), 10,
+                "the answered call was not journaled")
+            # a heartbeat a second or more after the answer, so the end lies after it (and
+            # billsec is 1 or more)
+            answer_us = rows[0][0]
+            self.wait_for(lambda: self.heartbeat_us() >= answer_us + 1000000, 15,
+                          "no heartbeat a second after the answer")
             killed = time.time()
             self.d.kill9()
         finally:
