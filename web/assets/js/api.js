@@ -6,7 +6,7 @@ const CSRF_KEY = 'sipbx.csrf';
 const NEXT_KEY = 'sipbx.next';
 export const API = '/api/v1';
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;

@@ -4,12 +4,6 @@
 import { api } from './api.js';
 import { h, fill, showError, fmtTime, fmtDuration, badge } from './dom.js';
 
-export function forwardsOf(c) {
-  let f = c.forwards;
-  if (typeof f === 'string') { try { f = JSON.parse(f); } catch { f = []; } }
-  return Array.isArray(f) ? f : [];
-}
-
 export function ladderHref(callId) {
   return '#/ladder/' + encodeURIComponent(callId);
 }
@@ -41,13 +35,13 @@ export function cdrTable(items, { compact = false } = {}) {
   return h('div', { class: 'table-wrap' }, h('table', { class: 'table cdrs' },
     h('thead', null, h('tr', null, head.map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', null, items.map((c) => {
-      const fw = forwardsOf(c);
+      const fw = c.forwards;
       const to = h('span', { class: 'party' }, h('span', { class: 'ext' }, c.dialled || '?'),
         forwardLegs(fw),
         c.answered_by && c.answered_by !== c.dialled && !fw.some((f) => f.to === c.answered_by)
           ? h('span', { class: 'muted' }, ` (answered by ${c.answered_by})`) : null);
       return h('tr', { dataset: { callId: c.call_id } },
-        h('td', { class: 'nowrap c-start' }, fmtTime(c.start || c.start_us)),
+        h('td', { class: 'nowrap c-start' }, fmtTime(c.start)),
         h('td', { class: 'c-from' }, partyEl(c.caller_name, c.caller)),
         h('td', { class: 'c-to' }, h('span', { class: 'to-arrow', 'aria-hidden': 'true' }, '→ '), to),
         h('td', { class: 'c-outcome' }, badge(c.disposition || '?'), c.interrupted ? h('span', { class: 'muted', title: 'sipbx stopped during the call' }, ' interrupted') : null),

@@ -4,7 +4,7 @@
 
 import { api, API, rememberAndLogin } from './api.js';
 
-export const EVENT_TYPES = ['call.new', 'call.ringing', 'call.forwarded', 'call.answered',
+const EVENT_TYPES = ['call.new', 'call.ringing', 'call.forwarded', 'call.answered',
   'call.held', 'call.ended', 'registration.changed'];
 
 const listeners = new Map(); // type ('*' for all) -> Set of fn(type, data)

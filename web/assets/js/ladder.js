@@ -8,20 +8,20 @@ const ROW_H = 30, TOP = 8, PAD = 20, CHAR_W = 7; // CHAR_W: about one character 
 const ROLE_CHAR_W = 7.6, ADDR_CHAR_W = 6.7; // the same for a party's name and address
 
 /** "SIP/2.0 180 Ringing" -> 180; a request -> 0. */
-export function statusOf(m) {
+function statusOf(m) {
   if (typeof m.status === 'number' && m.status) return m.status;
   const r = /^SIP\/2\.0\s+(\d{3})/.exec(m.first_line || '');
   return r ? Number(r[1]) : 0;
 }
 
-export function methodOf(m) {
+function methodOf(m) {
   if (m.method) return m.method;
   if (statusOf(m)) return '';
   return (m.first_line || '').split(' ')[0] || '?';
 }
 
 /** A header's value from the raw text (first occurrence; compact forms too). */
-export function header(raw, name, compact) {
+function header(raw, name, compact) {
   const re = new RegExp(`^(?:${name}${compact ? '|' + compact : ''})\\s*:\\s*(.*)$`, 'im');
   const head = (raw || '').split(/\r?\n\r?\n/, 1)[0];
   const m = re.exec(head);
@@ -49,7 +49,7 @@ export function kindOf(m) {
 
 /** The text on an arrow; a response names its method when it is not mainMethod (the
  *  method of the trace's first request: INVITE for calls, REGISTER for registrations). */
-export function labelOf(m, mainMethod = 'INVITE') {
+function labelOf(m, mainMethod = 'INVITE') {
   const st = statusOf(m);
   if (st) {
     const phrase = (m.first_line || '').replace(/^SIP\/2\.0\s+\d{3}\s*/, '');
@@ -73,7 +73,7 @@ function remoteOf(m) { return m.direction === 'in' ? m.src : m.dst; }
  * a registering phone) left of sipbx, the ones sipbx called (callee, forward targets)
  * right of it. Returns {cols: [{key, role, addr, user}], index: Map(key -> column)}.
  */
-export function parties(msgs) {
+function parties(msgs) {
   const left = [], right = [], seen = new Map();
   let forwardedBefore = false; // a 181 went to the caller, or a callee failed/was cancelled
   let sawCallee = false;
@@ -116,13 +116,14 @@ function sipbxAddr(msgs) {
   return m.direction === 'in' ? m.dst : m.src;
 }
 
-export function relTime(m, t0) {
+function relTime(m, t0) {
   return `+${((m.time_us - t0) / 1e6).toFixed(3)} s`;
 }
 
 /**
- * Draws msgs into {head, body}: two SVGs of the same width (the head stays visible while
- * the body scrolls). onSelect(m, el) is called when an arrow is clicked or activated.
+ * Draws msgs into {head, body, cols}: two SVGs of the same width (the head stays visible
+ * while the body scrolls) and the parties. onSelect(m) is called when an arrow is clicked
+ * or activated.
  */
 export function drawLadder(msgs, { onSelect, selectedSeq, newFrom = Infinity, avail = 1000 } = {}) {
   const { cols, index } = parties(msgs);
@@ -183,9 +184,9 @@ export function drawLadder(msgs, { onSelect, selectedSeq, newFrom = Infinity, av
     s('line', { x1: x1 + dir * 2, x2: x2 - dir * 2, y1: y, y2: y, class: 'shaft', 'marker-end': `url(#ah-${kind})` }),
     s('text', { x: mid, y: y - 5, 'text-anchor': 'middle', class: 'label' }, label),
     label !== full ? s('title', null, full) : null);
-    g.addEventListener('click', () => onSelect && onSelect(m, g));
+    g.addEventListener('click', () => onSelect && onSelect(m));
     g.addEventListener('keydown', (ev) => {
-      if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); onSelect && onSelect(m, g); }
+      if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); onSelect && onSelect(m); }
       else if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
         ev.preventDefault();
         const n = arrows[row + (ev.key === 'ArrowDown' ? 1 : -1)];
@@ -195,11 +196,11 @@ export function drawLadder(msgs, { onSelect, selectedSeq, newFrom = Infinity, av
     arrows.push(g);
     body.append(g);
   });
-  return { head, body, cols, arrows };
+  return { head, body, cols };
 }
 
 /** The whole message as text, header names set apart; nothing parsed as markup. */
-export function messageView(m, t0, cols) {
+export function messageView(m, t0) {
   const raw = m.raw || '';
   const [headPart, ...rest] = raw.split(/\r?\n\r?\n/);
   const lines = headPart.split(/\r?\n/);

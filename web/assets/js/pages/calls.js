@@ -63,7 +63,7 @@ export function render(main, { signal }) {
         c.caller_contact ? h('span', null, 'from ', h('code', null, c.caller_contact)) : null,
         c.callee_contact ? h('span', null, ' to ', h('code', null, c.callee_contact)) : null,
         c.user_agent ? h('span', null, ' · ', c.user_agent) : null));
-    nodes.set(c.id, { el, dur, c });
+    nodes.set(c.id, { dur, c });
     return el;
   }
 
@@ -83,7 +83,7 @@ export function render(main, { signal }) {
         offset = Math.abs(d) > 2000 ? d : 0; // the Date header has whole seconds only
       }
       calls.clear();
-      for (const c of r.items || []) if (c.state !== 'ended') calls.set(c.id, c);
+      for (const c of r.items) calls.set(c.id, c);
       fill(errBox);
       draw();
     } catch (e) { showError(errBox, e, load); }

@@ -13,7 +13,7 @@ const RULES = [
 ];
 
 /** An error text for target t of account ext, or null when it is fine. */
-export function targetProblem(t, ext) {
+function targetProblem(t, ext) {
   if (!t) return 'Enter where to forward: an extension (e.g. 101) or a SIP address (sip:user@host).';
   if (/^sips?:/i.test(t)) {
     return /^sips?:[^\s@<>"]+@[^\s@<>"]+$|^sips?:[^\s@<>"]+$/i.test(t) ? null : 'A SIP address looks like sip:user@host.';
@@ -112,7 +112,7 @@ export function render(main, { params, signal, go }) {
       ev.preventDefault();
       clearFormErrors(f);
       let ok = true;
-      for (const r of RULES) { touched.add(r.key); ok = validateOne(r.key, true) && ok; }
+      for (const r of RULES) ok = validateOne(r.key, true) && ok;
       if (!ok) { const bad = f.querySelector('[aria-invalid="true"]'); if (bad) bad.focus(); return; }
       const body = {};
       for (const r of RULES) {
@@ -124,7 +124,7 @@ export function render(main, { params, signal, go }) {
       try {
         const saved = await api('PUT', `/users/${encodeURIComponent(ext)}/forwarding`, { body });
         toast(`Forwarding of ${ext} saved`);
-        if (saved && typeof saved === 'object' && saved.unconditional) fill(box, rulesForm(saved));
+        fill(box, rulesForm(saved));
       } catch (e) {
         // "busy.target: ..." lands next to that field
         showFormError(f, e);

@@ -51,7 +51,7 @@ export function render(main, { params, signal, go }) {
       if (g) { g.classList.remove('selected'); g.focus(); }
     });
     fill(detail, h('div', { class: 'card-head' }, h('h2', null, m.first_line || 'message'), close),
-      messageView(m, msgs[0].time_us, null));
+      messageView(m, msgs[0].time_us));
     detail.hidden = false;
     if (window.matchMedia('(max-width: 900px)').matches) detail.scrollIntoView({ block: 'nearest' });
   }
@@ -108,7 +108,7 @@ export function render(main, { params, signal, go }) {
   const liveChecked = (async () => {
     try {
       const r = await api('GET', '/calls', { signal });
-      const c = (r.items || []).find((x) => x.call_id === callId && x.state !== 'ended');
+      const c = r.items.find((x) => x.call_id === callId);
       if (c) setLive(true, c);
     } catch { /* a live view is a bonus; the trace is what matters */ }
   })();

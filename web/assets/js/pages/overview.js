@@ -79,7 +79,7 @@ export function render(main, { signal }) {
     try {
       const r = await api('GET', '/calls', { signal });
       live.clear();
-      for (const c of r.items || []) if (c.state !== 'ended') live.set(c.id, c);
+      for (const c of r.items) live.set(c.id, c);
       liveV.textContent = String(live.size);
     } catch (e) {
       if (e.name === 'AbortError') return;

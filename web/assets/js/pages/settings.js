@@ -3,7 +3,7 @@
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, showFormError, clearFormErrors, fieldError } from '../dom.js';
-import { session, getSettings } from '../app.js';
+import { getSettings } from '../app.js';
 
 export function render(main, { signal }) {
   const settingsBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
@@ -55,7 +55,7 @@ export function render(main, { signal }) {
             try { await api('DELETE', `/tokens/${t.id}`); toast('Token revoked'); loadTokens(); } catch (e) { fill(err, errorBox(e)); }
           });
           return h('tr', { dataset: { id: String(t.id) } },
-            h('td', null, t.name, session.auth === 'token' && session.tokenId === t.id ? h('span', { class: 'muted' }, ' (this session)') : null),
+            h('td', null, t.name),
             h('td', { class: 'nowrap' }, fmtTime(t.created_at)),
             h('td', { class: 'nowrap' }, fmtRelative(t.last_used_at)),
             h('td', null, b, err));
