@@ -18,7 +18,9 @@ record in the database.
 """
 
 import argparse
+import datetime
 import hashlib
+import json
 import os
 import random
 import re
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOST = "127.0.0.1"
@@ -81,6 +84,19 @@ def free_port():
 # ---------------------------------------------------------------------------------------------
 # SIP messages and digest authentication (RFC 2617 / RFC 3261 22.4)
 
+def parse_headers(lines):
+    """The (name, value) pairs of header lines, in order, folded lines joined to theirs."""
+    headers = []
+    for line in lines:
+        if line[:1] in (" ", "\t") and headers:
+            name, value = headers[-1]
+            headers[-1] = (name, value + " " + line.strip())
+        elif ":" in line:
+            name, value = line.split(":", 1)
+            headers.append((name.strip(), value.strip()))
+    return headers
+
+
 class Response:
     def __init__(self, raw):
         self.raw = raw
@@ -91,14 +107,7 @@ class Response:
             raise TestFailure("not a SIP response: %r" % raw[:200])
         self.status = int(m.group(1))
         self.reason = m.group(2)
-        self.headers = []
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t") and self.headers:
-                name, value = self.headers[-1]
-                self.headers[-1] = (name, value + " " + line.strip())
-            elif ":" in line:
-                name, value = line.split(":", 1)
-                self.headers.append((name.strip(), value.strip()))
+        self.headers = parse_headers(lines[1:])
 
     def get(self, name):
         for n, v in self.headers:
@@ -303,15 +312,8 @@ class SipMsg:
         self.status = int(m.group(1)) if m else None
         self.method = None if m else self.first.split(" ")[0]
         self.ruri = None if m else self.first.split(" ")[1]
-        self.headers = []
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t") and self.headers:
-                name, value = self.headers[-1]
-                self.headers[-1] = (name, value + " " + line.strip())
-            elif ":" in line:
-                name, value = line.split(":", 1)
-                name = name.strip().lower()
-                self.headers.append((COMPACT.get(name, name), value.strip()))
+        self.headers = [(COMPACT.get(n.lower(), n.lower()), v)
+                        for n, v in parse_headers(lines[1:])]
 
     def all(self, name):
         return [v for n, v in self.headers if n == name.lower()]
@@ -349,7 +351,6 @@ LOG_ENTRY = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)[^\n]
 
 def parse_sipp_log(path):
     """The messages of a SIPp -trace_msg file, in order."""
-    import datetime
     if not os.path.exists(path):
         return []
     parts = LOG_ENTRY.split(open(path, errors="replace").read())
@@ -385,9 +386,9 @@ class SippRun:
         return [m for m in self.messages()
                 if m.direction == "sent" and (kind is None or m.is_(kind, cseq))]
 
-    def statuses(self, cseq):
-        """The statuses of the responses received for cseq (e.g. "2 INVITE"), in order."""
-        return [m.status for m in self.received() if m.status and m.cseq() == cseq]
+    def call_id(self):
+        """The Call-ID of the first message this phone sent (for a caller, its call's)."""
+        return self.sent()[0].get("Call-ID")
 
     def wait_for(self, what, pred, timeout=10.0):
         """Waits until a logged message satisfies pred; returns it."""
@@ -1438,7 +1439,7 @@ def t_call(ctx):
     got = [m.status for m in a.received() if m.status and m.cseq() == "1 INVITE"]
     check(got in ([407], [100, 407]), "unauthenticated INVITE: the caller got %s" % got)
     released(ctx, a, b, "caller", "3 BYE")
-    cdr_is(ctx, a.sent()[0].get("Call-ID"), disposition="ANSWERED", status=200,
+    cdr_is(ctx, a.call_id(), disposition="ANSWERED", status=200,
            hangup_by="caller", caller="100", dialled="101", answered_by="101", forwards="[]")
 
 
@@ -1565,7 +1566,7 @@ def t_cancel_slow_callee(ctx):
     waited = one(a.received(487), "487").when - one(a.sent("CANCEL"), "CANCEL").when
     check(1.5 <= waited <= 2.8, "A waited %.1f s for its 487, want about 2 s" % waited)
     cancelled_leg(ctx, b, "the slow callee")
-    cdr_is(ctx, a.sent()[0].get("Call-ID"), disposition="CANCELLED", hangup_by="caller")
+    cdr_is(ctx, a.call_id(), disposition="CANCELLED", hangup_by="caller")
     log("  A got its 487 %.1f s after the CANCEL" % waited)
 
 
@@ -1704,7 +1705,7 @@ def t_hold(ctx):
     check(one(a.received("INVITE", "1 INVITE"), "hold").when <
           one(a.received("INVITE", "2 INVITE"), "resume").when, "resume before hold")
     released(ctx, a, b, "caller", "3 BYE")
-    cdr_is(ctx, a.sent()[0].get("Call-ID"), disposition="ANSWERED", hangup_by="caller")
+    cdr_is(ctx, a.call_id(), disposition="ANSWERED", hangup_by="caller")
 
 
 @test("session_timer")
@@ -1727,7 +1728,7 @@ def t_session_timer(ctx):
     check(got.get("Session-Expires") == "4;refresher=uac", "refresh lost its Session-Expires")
     ok = one(a.received(200, "3 INVITE"), "200 to the refresh at A")
     relayed(ok, "200 to the refresh at A")
-    call_id = a.sent()[0].get("Call-ID")
+    call_id = a.call_id()
 
     def is_open():
         rows = ctx.db_exec("SELECT open FROM cdrs WHERE call_id = ?", call_id)
@@ -1849,12 +1850,12 @@ def t_call_waiting_off(ctx):
     caller_saw(c, "2 INVITE", [100, 486], "second call")
     r486 = one(c.received(486), "486")
     check("SIPpTag01" not in (r486.get("To") or ""), "the 486 came from the phone:\n%s" % r486)
-    c_id = c.sent()[0].get("Call-ID")
+    c_id = c.call_id()
     check(not [m for m in b.received() if m.get("Call-ID") == c_id],
           "101's phone saw the second call")
     check(r486.when < one(b.received("BYE"), "BYE").when, "the second call came after the first")
     cdr_is(ctx, c_id, disposition="BUSY", status=486, caller="102")
-    cdr_is(ctx, a.sent()[0].get("Call-ID"), disposition="ANSWERED")
+    cdr_is(ctx, a.call_id(), disposition="ANSWERED")
 
 
 @test("call_waiting")
@@ -1873,7 +1874,7 @@ def t_call_waiting(ctx):
     ctx.sipp_wait(a)
     ids = {}
     for who, run in (("101", b), ("102", c)):
-        call_id = run.sent()[0].get("Call-ID")
+        call_id = run.call_id()
         ids[who] = call_id
         invs = [m for m in a.received("INVITE", "2 INVITE") if m.get("Call-ID") == call_id]
         check(len(unique(invs)) == 1, "100 must get one INVITE of %s's call" % who)
@@ -2017,7 +2018,6 @@ def div(*entries):
 
 
 def check_forwards(ctx, call_id, *entries, **want):
-    import json
     row = cdr_is(ctx, call_id, **want)
     got = [(f["from"], f["to"], f["reason"]) for f in json.loads(row["forwards"])]
     check(got == list(entries), "call record forwards %s, want %s" % (got, list(entries)))
@@ -2110,7 +2110,7 @@ def t_forward_unconditional(ctx):
     answered_call(ctx, a, c, cport, b_user="102")
     caller_saw(a, "2 INVITE", [100, 181, 180, 200], "unconditional forward")
     released(ctx, a, c, "caller", "3 BYE")
-    check_forwards(ctx, a.sent()[0].get("Call-ID"), ("101", "102", "unconditional"),
+    check_forwards(ctx, a.call_id(), ("101", "102", "unconditional"),
                    disposition="ANSWERED", answered_by="102")
 
 
@@ -2131,7 +2131,7 @@ def t_forward_unavailable(ctx):
         answered_call(ctx, a, c, cport, b_user="102")
         caller_saw(a, "2 INVITE", [100, 181, 180, 200], "forward when unavailable")
         released(ctx, a, c, "caller", "3 BYE")
-        check_forwards(ctx, a.sent()[0].get("Call-ID"), ("101", target, "unavailable"),
+        check_forwards(ctx, a.call_id(), ("101", target, "unavailable"),
                        disposition="ANSWERED", answered_by="102")
 
 
@@ -2156,7 +2156,7 @@ def t_forward_target_busy(ctx):
     relayed(r, "486 at A")
     check(r.tag("To") in {one(x.sent(486), "486").tag("To") for x in (b, c)},
           "A's 486 is from neither phone")
-    check_forwards(ctx, a.sent()[0].get("Call-ID"), ("101", "102", "user-busy"),
+    check_forwards(ctx, a.call_id(), ("101", "102", "user-busy"),
                    disposition="BUSY", status=486)
 
 
@@ -2183,7 +2183,7 @@ def t_forward_chain(ctx):
     answered_call(ctx, a, d, dport, b_user="103")
     caller_saw(a, "2 INVITE", [100, 181, 181, 180, 200], "chain of two")
     released(ctx, a, d, "caller", "3 BYE")
-    check_forwards(ctx, a.sent()[0].get("Call-ID"), ("101", "102", "unconditional"),
+    check_forwards(ctx, a.call_id(), ("101", "102", "unconditional"),
                    ("102", "103", "user-busy"), disposition="ANSWERED", answered_by="103")
 
     # six forwards in a row: 101 -> 102 -> ... -> 107
@@ -2196,7 +2196,7 @@ def t_forward_chain(ctx):
     a = ctx.run_sipp("loop_caller.xml", user="100", keys={"callee": "101"})
     heard_nothing(listener, "107 (beyond the forward limit)")
     caller_saw(a, "2 INVITE", [100, 181, 181, 181, 181, 181, 482], "six forwards")
-    check_forwards(ctx, a.sent()[0].get("Call-ID"),
+    check_forwards(ctx, a.call_id(),
                    *[(str(e), str(e + 1), "unconditional") for e in range(101, 106)],
                    disposition="FAILED", status=482)
 
@@ -2216,7 +2216,7 @@ def t_forward_loop(ctx):
     heard_nothing(lb, "101 (unconditional loop)")
     heard_nothing(lc, "102 (unconditional loop)")
     caller_saw(a, "2 INVITE", [100, 181, 181, 482], "unconditional loop")
-    check_forwards(ctx, a.sent()[0].get("Call-ID"), ("101", "102", "unconditional"),
+    check_forwards(ctx, a.call_id(), ("101", "102", "unconditional"),
                    ("102", "101", "unconditional"), status=482)
 
     ctx.db_exec("DELETE FROM forward_rules")
@@ -2278,13 +2278,13 @@ def t_forward_call_waiting(ctx):
     answered_call(ctx, d2, b2, bport, a_user="103")
     ctx.sipp_wait(a)
     ctx.sipp_wait(c)
-    first = a.sent()[0].get("Call-ID")
+    first = a.call_id()
     check(not [m for m in c.received("INVITE") if m.get("Call-ID") != first],
           "102's phone got a second call while call waiting is off")
     check_forwards(ctx, first, ("101", "102", "no-answer"), disposition="ANSWERED",
                    answered_by="102")
-    cdr_is(ctx, d.sent()[0].get("Call-ID"), disposition="BUSY", dialled="102")
-    cdr_is(ctx, d2.sent()[0].get("Call-ID"), disposition="ANSWERED", answered_by="101")
+    cdr_is(ctx, d.call_id(), disposition="BUSY", dialled="102")
+    cdr_is(ctx, d2.call_id(), disposition="ANSWERED", answered_by="101")
 
 
 @test("forward_cancel")
@@ -2303,12 +2303,12 @@ def t_forward_cancel(ctx):
     failure_acked(ctx, None, b, 486, "B")
     forwarded_leg(ctx, a, c, cport, "102", div(("101", "user-busy")))
     cancelled_leg(ctx, c, "C")
-    call_id = a.sent()[0].get("Call-ID")
+    call_id = a.call_id()
     in_order(ctx, call_id, ("in", a.port, "CANCEL"), ("out", cport, "CANCEL"),
              ("in", cport, "487"), ("out", a.port, "487"))
     caller_saw(a, "2 INVITE", [100, 181, 180, 487], "cancel during the forward")
     caller_saw(a, "2 CANCEL", [200], "CANCEL")
-    check_forwards(ctx, a.sent()[0].get("Call-ID"), ("101", "102", "user-busy"),
+    check_forwards(ctx, a.call_id(), ("101", "102", "user-busy"),
                    disposition="CANCELLED", status=487, hangup_by="caller")
 
 
@@ -2321,8 +2321,6 @@ class Baresip:
     commands over its ctrl_tcp socket, which also reports every call event."""
 
     def __init__(self, ctx, user, binary):
-        import json
-        self.json = json
         self.user = user
         self.dir = os.path.join(ctx.tmp, "baresip-%s" % user)
         os.makedirs(self.dir)
@@ -2370,7 +2368,7 @@ class Baresip:
             if m and len(self.buf) >= m.end() + int(m.group(1)) + 1:
                 n = int(m.group(1))
                 data, self.buf = self.buf[m.end():m.end() + n], self.buf[m.end() + n + 1:]
-                return self.json.loads(data.decode(errors="replace"))
+                return json.loads(data.decode(errors="replace"))
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -2387,7 +2385,7 @@ class Baresip:
     def command(self, command, params=""):
         """Runs a menu command (dial, accept, hangup, quit ...) and returns its answer."""
         token = "%x" % random.getrandbits(32)
-        msg = self.json.dumps({"command": command, "params": params, "token": token}).encode()
+        msg = json.dumps({"command": command, "params": params, "token": token}).encode()
         self.sock.sendall(b"%d:%s," % (len(msg), msg))
         deadline = time.monotonic() + 5
         while True:
@@ -2514,7 +2512,6 @@ def main():
     except TestFailure as e:
         log("FAIL %s: %s" % (a.test, e))
     except Exception:
-        import traceback
         traceback.print_exc()
         log("FAIL %s: the runner raised" % a.test)
     finally:
