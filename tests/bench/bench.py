@@ -265,22 +265,23 @@ def db_count(path, sql):
 # ---------------------------------------------------------------------------------------------
 # servers under test
 
-class Sipbx:
-    def __init__(self, binary, workdir, trace):
+class Server:
+    """What both servers under test share: a process of binary with its database and log in
+    workdir, on a free loopback UDP port, started in a session of its own and stopped with
+    SIGTERM. Subclasses give command() and _start() (which calls _spawn())."""
+
+    kind = "server"  # the process name, and the stem of its database and log
+
+    def __init__(self, binary, workdir):
         self.binary = binary
         self.dir = workdir
-        self.trace = trace
-        self.name = "sipbx (trace %s)" % ("on" if trace else "off")
-        self.db = os.path.join(workdir, "sipbx.db")
-        self.logpath = os.path.join(workdir, "sipbx.log")
+        self.db = os.path.join(workdir, self.kind + ".db")
+        self.logpath = os.path.join(workdir, self.kind + ".log")
         self.port = free_port()
-        self.http = free_port()
         self.proc = None
 
-    def command(self):
-        return [self.binary, "serve", "--config", os.path.join(self.dir, "sipbx.conf"),
-                "--db", self.db, "--domain", DOMAIN, "--sip", "%s:%d" % (HOST, self.port),
-                "--http", "%s:%d" % (HOST, self.http)]
+    def address(self):
+        return "%s:%d" % (HOST, self.port)
 
     def start(self):
         try:
@@ -289,13 +290,46 @@ class Sipbx:
             self.stop()
             raise
 
-    def _start(self):
-        with open(os.path.join(self.dir, "sipbx.conf"), "w") as f:
-            f.write("trace = %s\n" % ("on" if self.trace else "off"))
+    def _spawn(self):
+        """Starts command() with its output in the log; returns once it answers OPTIONS."""
         self.logf = open(self.logpath, "ab")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self.logf,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        wait_ready(self.proc, self.port, "sipbx", self.logpath)
+        wait_ready(self.proc, self.port, self.kind, self.logpath)
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def records_settle(self):
+        # sipbx's writer commits within its batch window (50 ms); Kamailio's acc writes
+        # synchronously, but the last BYE transactions may still be finishing
+        time.sleep(1.0)
+
+    def stop(self):
+        rc = stop_process(self.proc, self.kind)
+        if self.proc:
+            self.logf.close()
+        return rc
+
+
+class Sipbx(Server):
+    kind = "sipbx"
+
+    def __init__(self, binary, workdir, trace):
+        super().__init__(binary, workdir)
+        self.trace = trace
+        self.name = "sipbx (trace %s)" % ("on" if trace else "off")
+        self.http = free_port()
+
+    def command(self):
+        return [self.binary, "serve", "--config", os.path.join(self.dir, "sipbx.conf"),
+                "--db", self.db, "--domain", DOMAIN, "--sip", self.address(),
+                "--http", "%s:%d" % (HOST, self.http)]
+
+    def _start(self):
+        with open(os.path.join(self.dir, "sipbx.conf"), "w") as f:
+            f.write("trace = %s\n" % ("on" if self.trace else "off"))
+        self._spawn()
         out = subprocess.run([self.binary, "token", "create", "bench", "--db", self.db],
                              capture_output=True, text=True, timeout=30)
         self.token = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
@@ -321,51 +355,29 @@ class Sipbx:
         con.close()
         time.sleep(1.5)  # the daemon reloads its user cache within ~0.5 s of a change
 
-    def pids(self):
-        return [self.proc.pid]
-
     def registrations(self):
         return db_count(self.db, "SELECT count(*) FROM registrations")
 
     def call_records(self):
         return db_count(self.db, "SELECT count(*) FROM cdrs")
 
-    def records_settle(self):
-        time.sleep(1.0)  # the writer commits within its batch window (50 ms)
 
-    def stop(self):
-        rc = stop_process(self.proc, "sipbx")
-        if self.proc:
-            self.logf.close()
-        return rc
+class Kamailio(Server):
+    kind = "kamailio"
 
-
-class Kamailio:
     def __init__(self, binary, workdir, children, cfg, journal):
-        self.binary = binary
-        self.dir = workdir
+        super().__init__(binary, workdir)
         self.children = children
         self.cfg = cfg
         self.journal = journal
         self.name = "Kamailio (%d children)" % children
-        self.db = os.path.join(workdir, "kamailio.db")
-        self.logpath = os.path.join(workdir, "kamailio.log")
-        self.port = free_port()
-        self.proc = None
 
     def command(self):
         return [self.binary, "-f", self.cfg, "-DD", "-E", "-m", "256", "-M", "16",
-                "-n", str(self.children), "-l", "udp:%s:%d" % (HOST, self.port),
+                "-n", str(self.children), "-l", "udp:" + self.address(),
                 "-Y", self.dir, "-P", os.path.join(self.dir, "kamailio.pid"),
                 "-A", 'DBURL="sqlite://%s"' % self.db,
                 "-A", 'JOURNAL="%s=%s;"' % (self.db, self.journal)]
-
-    def start(self):
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
 
     def _start(self):
         con = sqlite3.connect(self.db)
@@ -374,10 +386,7 @@ class Kamailio:
                 con.executescript(f.read())
         con.commit()
         con.close()
-        self.logf = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        wait_ready(self.proc, self.port, "kamailio", self.logpath)
+        self._spawn()
 
     def add_users(self, users):
         con = sqlite3.connect(self.db, timeout=30)
@@ -398,15 +407,6 @@ class Kamailio:
 
     def bye_records(self):
         return db_count(self.db, "SELECT count(*) FROM acc WHERE method = 'BYE'")
-
-    def records_settle(self):
-        time.sleep(1.0)  # acc writes synchronously; let the last BYE transactions finish
-
-    def stop(self):
-        rc = stop_process(self.proc, "kamailio")
-        if self.proc:
-            self.logf.close()
-        return rc
 
 
 def make_server(args, workdir):
@@ -462,11 +462,15 @@ def epoch_s(value):
         return float("nan")
 
 
-def sipp_base(sipp, scenario, workdir, tag):
-    port = free_port()
-    return [sipp, "%s:%d" % (HOST, 0), "-sf", os.path.join(HERE, "sipp", scenario),
-            "-i", HOST, "-p", str(port), "-nostdin", "-trace_err",
-            "-error_file", os.path.join(workdir, "%s_errors.log" % tag)], port
+def sipp_base(sipp, scenario, workdir, tag, remote=None, port=None):
+    """The start of every SIPp command line: scenario (in sipp/) from local port (a free one
+    when None) to remote ("host:port"; none for a UAS), errors logged in workdir under tag.
+    Returns (command, port)."""
+    port = port or free_port()
+    cmd = [sipp] + ([remote] if remote else [])
+    return cmd + ["-sf", os.path.join(HERE, "sipp", scenario), "-i", HOST, "-p", str(port),
+                  "-nostdin", "-trace_err",
+                  "-error_file", os.path.join(workdir, "%s_errors.log" % tag)], port
 
 
 class Step:
@@ -478,10 +482,7 @@ def run_step(args, server, workdir, scenario, inf, rate, tag, extra=(), port=Non
     one when None). Returns a Step."""
     total = max(1, int(round(rate * args.duration)))
     statf = os.path.join(workdir, "%s_stats.csv" % tag)
-    cmd, _ = sipp_base(args.sipp, scenario, workdir, tag)
-    cmd[1] = "%s:%d" % (HOST, server.port)
-    if port:
-        cmd[cmd.index("-p") + 1] = str(port)
+    cmd, _ = sipp_base(args.sipp, scenario, workdir, tag, remote=server.address(), port=port)
     cmd += ["-inf", inf, "-r", str(rate), "-rp", "1000", "-m", str(total),
             "-l", str(max(100, rate * 20)), "-recv_timeout", "10000",
             "-timeout", "%ds" % (args.duration + 60), "-timeout_error",
@@ -643,16 +644,14 @@ def start_callee(args, server, workdir, callee, password):
     """Registers the callee from a fixed port, then starts the answering SIPp there."""
     inf = os.path.join(workdir, "callee.csv")
     write_inf(inf, [(callee, auth_kw(callee, password), DOMAIN)])
-    cmd, port = sipp_base(args.sipp, "register.xml", workdir, "callee_reg")
-    cmd[1] = "%s:%d" % (HOST, server.port)
+    cmd, port = sipp_base(args.sipp, "register.xml", workdir, "callee_reg",
+                          remote=server.address())
     cmd += ["-inf", inf, "-m", "1", "-timeout", "15s", "-timeout_error"]
     out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          timeout=30)
     if out.returncode != 0:
         raise BenchError("the callee's registration failed: %s" % out.stdout[-400:])
-    cmd, _ = sipp_base(args.sipp, "uas_call.xml", workdir, "uas")
-    cmd[1:2] = []
-    cmd[cmd.index("-p") + 1] = str(port)
+    cmd, _ = sipp_base(args.sipp, "uas_call.xml", workdir, "uas", port=port)
     cmd += ["-max_socket", "10000", "-trace_stat", "-stf", os.path.join(workdir, "uas_stats.csv"),
             "-fd", "5"]
     logf = open(os.path.join(workdir, "uas.log"), "wb")
