@@ -9,10 +9,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { Sipbx, Sipp, freePort, launchBrowser, optionsBurst, sleep, ARTIFACTS, HOST } from './harness.mjs';
-
-const XSS = '<img src=x onerror=alert(1)>';
-const PW = { 100: 'secret100', 101: 'secret101', 102: 'secret102' };
+import { Sipbx, Sipp, freePort, launchBrowser, optionsBurst, sleep, registerPhone, startCall, traceCount,
+  settledTrace, finish, ARTIFACTS, HOST, PW, XSS } from './harness.mjs';
 
 let sx, browser, closeBrowser, page;
 const dialogs = [];
@@ -33,44 +31,6 @@ async function go(hash) {
   await page.goto(`${sx.base}/#${hash}`);
 }
 
-/** The messages the trace API has for callId (through the browser's session). */
-async function traceCount(p, callId) {
-  const r = await p.request.get(`${sx.base}/api/v1/traces/${encodeURIComponent(callId)}`);
-  if (r.status() === 404) return 0;
-  assert.equal(r.status(), 200);
-  return (await r.json()).messages.length;
-}
-
-/** Waits until the trace of callId stops growing (the writer commits in batches). */
-async function settledTrace(p, callId, min = 1) {
-  let last = -1;
-  for (let i = 0; i < 50; i++) {
-    const n = await traceCount(p, callId);
-    if (n >= min && n === last) return n;
-    last = n;
-    await sleep(200);
-  }
-  return last;
-}
-
-/** Registers ext with SIPp from a new port; returns the port (the phone's address). */
-async function register(ext, ua = `web-test phone ${ext}`, contact = ext) {
-  const port = await freePort();
-  const s = new Sipp(sx, 'register.xml', { user: ext, password: PW[ext], port, keys: { ua, contact } });
-  await s.ok();
-  return port;
-}
-
-/** A call from 100 to the phone of 101 at calleePort; returns {callee, caller}. */
-async function call({ calleePort, ringMs = 2500, talkMs = 3000, name = 'Alice' }) {
-  const callee = new Sipp(sx, 'callee.xml', { user: '101', port: calleePort, pauseMs: ringMs });
-  await callee.listening();
-  const caller = new Sipp(sx, 'caller.xml', {
-    user: '100', password: PW[100], port: await freePort(), pauseMs: talkMs, keys: { callee: '101', name },
-  });
-  return { callee, caller };
-}
-
 before(async () => {
   sx = await new Sipbx().start();
   ({ ctx: browser, close: closeBrowser } = await launchBrowser(chromium));
@@ -80,13 +40,7 @@ before(async () => {
 
 after(async () => {
   try { if (closeBrowser) await closeBrowser(); } catch { /* already gone */ }
-  if (sx) {
-    try { await sx.stop(); } finally {
-      fs.mkdirSync(ARTIFACTS, { recursive: true });
-      fs.writeFileSync(path.join(ARTIFACTS, 'sipbx.log'), sx.stdout + '\n--- stderr\n' + sx.stderr);
-      sx.cleanup();
-    }
-  }
+  if (sx) await finish(sx);
 });
 
 test('static files: content types, revalidation, no way out of the web root', async () => {
@@ -171,7 +125,7 @@ test('create an account and see it go online when sipp registers it', async () =
   await shot(page, '03-account-created');
 
   // SIPp registers it: the page turns online by itself (event stream, no reload)
-  state.port101 = await register('101', 'Bob phone/1.0');
+  state.port101 = await registerPhone(sx, '101', 'Bob phone/1.0');
   await page.waitForSelector('.presence[data-state="online"]', { timeout: 5000 });
   const devices = await page.textContent('.devices-table');
   assert.ok(devices.includes(`sip:101@127.0.0.1:${state.port101}`), devices);
@@ -190,7 +144,7 @@ test('create an account and see it go online when sipp registers it', async () =
   await page.click('.devices-table a.ladder-link');
   await page.waitForSelector('svg.ladder .arrow');
   const cid = decodeURIComponent(page.url().split('#/ladder/')[1]);
-  const n = await settledTrace(page, cid, 4);
+  const n = await settledTrace(sx, cid, 4);
   assert.equal(n, 4);
   await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, n);
   const heads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent));
@@ -201,7 +155,7 @@ test('create an account and see it go online when sipp registers it', async () =
 test('a call appears, rings, is answered and ends in the live view; its ladder grows', async () => {
   await go('/calls');
   await page.waitForSelector('#no-calls');
-  const { callee, caller } = await call({ calleePort: state.port101, ringMs: 2500, talkMs: 4000 });
+  const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 2500, talkMs: 4000 });
 
   const ringing = await page.waitForSelector('#live-calls article.call[data-state="ringing"]', { timeout: 8000 });
   const cid = await ringing.getAttribute('data-call-id');
@@ -220,7 +174,10 @@ test('a call appears, rings, is answered and ends in the live view; its ladder g
   const answered = await page.waitForSelector('#live-calls article.call[data-state="answered"]', { timeout: 8000 });
   const d1 = await answered.$eval('.duration', (e) => e.textContent);
   assert.match(d1, /^talking 0:0\d$/);
-  await sleep(2100);
+  await page.waitForFunction((d) => {
+    const e = document.querySelector('#live-calls article.call[data-state="answered"] .duration');
+    return e && e.textContent !== d;
+  }, d1, { timeout: 3000 }).catch(() => {}); // a timeout fails the assertion below
   const d2 = await page.$eval('#live-calls article.call[data-state="answered"] .duration', (e) => e.textContent);
   assert.notEqual(d1, d2, 'the talk time runs');
   await shot(page, '08-calls-answered');
@@ -231,7 +188,7 @@ test('a call appears, rings, is answered and ends in the live view; its ladder g
   assert.ok((await page.textContent('#ended-calls')).includes('hung up by caller'));
   await shot(page, '09-calls-ended');
 
-  const total = await settledTrace(page, cid, 10);
+  const total = await settledTrace(sx, cid, 10);
   assert.ok(total > early, `the trace grew (${early} -> ${total})`);
   await watcher.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, total, { timeout: 8000 });
   await shot(watcher, '10-ladder-grown-live');
@@ -243,7 +200,7 @@ test('the ladder of a call: one arrow per captured message, message details, pca
   await go('/records');
   await page.click(`tr[data-call-id="${state.callId}"] a.ladder-link`);
   await page.waitForSelector('svg.ladder .arrow');
-  const n = await traceCount(page, state.callId);
+  const n = await traceCount(sx, state.callId);
   assert.equal(await page.$$eval('svg.ladder .arrow', (a) => a.length), n);
   const heads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent.split(' ')[0]));
   assert.deepEqual(heads, ['caller', 'sipbx', 'callee']);
@@ -357,11 +314,11 @@ test('SIP-derived and admin-entered text shows as text, never as markup', async 
   await page.click('#new-account button[type=submit]');
   await page.waitForURL(/#\/accounts\/102$/);
   // a Contact user as baresip makes it (long: the ladder must cut it to its column)
-  state.port102 = await register('102', `${XSS} softphone`, '102-0x55f036541820');
+  state.port102 = await registerPhone(sx, '102', `${XSS} softphone`, '102-0x55f036541820');
   // a call whose caller display name (From header) is hostile
   await go('/calls');
   await page.waitForSelector('#live-calls');
-  const { callee, caller } = await call({ calleePort: state.port101, ringMs: 300, talkMs: 500, name: XSS });
+  const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 300, talkMs: 500, name: XSS });
   await page.waitForSelector('#ended-calls article.call[data-state="ended"] >> nth=0', { timeout: 10000 });
   await Promise.all([caller.ok(), callee.ok()]);
   await page.waitForFunction((x) => document.getElementById('ended-calls').textContent.includes(x), XSS);
@@ -391,7 +348,7 @@ test('a forwarded call shows its forward leg live and in its ladder', async () =
   try {
     await go('/calls');
     await page.waitForSelector('#live-calls');
-    const { callee, caller } = await call({ calleePort: state.port102, ringMs: 1500, talkMs: 1500 });
+    const { callee, caller } = await startCall(sx, { calleePort: state.port102, ringMs: 1500, talkMs: 1500 });
     const card = await page.waitForSelector('#live-calls article.call .leg', { timeout: 8000 });
     assert.match(await card.textContent(), /102 \(unconditional\)/);
     await shot(page, '18a-calls-forwarded');
@@ -399,7 +356,7 @@ test('a forwarded call shows its forward leg live and in its ladder', async () =
     assert.match(await ended.textContent(), /102/);
     await Promise.all([caller.ok(), callee.ok()]);
     const cid = await page.getAttribute('#ended-calls article.call >> nth=0', 'data-call-id');
-    const n = await settledTrace(page, cid, 10);
+    const n = await settledTrace(sx, cid, 10);
     await go(`/ladder/${encodeURIComponent(cid)}`);
     await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, n);
     const heads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent));
@@ -516,7 +473,7 @@ test('a ladder follows its own trace stream, and closes it when the page is left
 
 test('a ladder of 200 messages draws without a stall', async () => {
   const cid = await optionsBurst(sx, 100);
-  assert.equal(await settledTrace(page, cid, 200), 200);
+  assert.equal(await settledTrace(sx, cid, 200), 200);
   const t0 = Date.now();
   await go(`/ladder/${encodeURIComponent(cid)}`);
   await page.waitForFunction(() => document.querySelectorAll('svg.ladder .arrow').length === 200);

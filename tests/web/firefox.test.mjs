@@ -9,10 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
-import { Sipbx, Sipp, freePort, launchFirefox, sleep, ARTIFACTS } from './harness.mjs';
-
-const XSS = '<img src=x onerror=alert(1)>';
-const PW = { 100: 'secret100', 101: 'secret101', 102: 'secret102' };
+import { Sipbx, launchFirefox, sleep, registerPhone, startCall, settledTrace, finish, ARTIFACTS, PW, XSS } from './harness.mjs';
 
 let sx, browser, closeBrowser, page;
 const dialogs = [];
@@ -53,43 +50,6 @@ async function fill(sel, value) {
   await page.locator(sel).fill(value);
 }
 
-/** Messages the trace API has for callId (404: none yet). */
-async function traceCount(callId) {
-  const r = await sx.api('GET', `/traces/${encodeURIComponent(callId)}`);
-  if (r.status === 404) return 0;
-  assert.equal(r.status, 200, r.text);
-  return r.json.messages.length;
-}
-
-/** Waits until the trace of callId stops growing (the writer commits in batches). */
-async function settledTrace(callId, min = 1) {
-  let last = -1;
-  for (let i = 0; i < 50; i++) {
-    const n = await traceCount(callId);
-    if (n >= min && n === last) return n;
-    last = n;
-    await sleep(200);
-  }
-  return last;
-}
-
-/** Registers ext with SIPp from a new port; returns the port (the phone's address). */
-async function register(ext, ua) {
-  const port = await freePort();
-  await new Sipp(sx, 'register.xml', { user: ext, password: PW[ext], port, keys: { ua, contact: ext } }).ok();
-  return port;
-}
-
-/** A call from 100 to the phone of 101 at calleePort; returns {callee, caller}. */
-async function call({ calleePort, ringMs, talkMs, name = 'Alice' }) {
-  const callee = new Sipp(sx, 'callee.xml', { user: '101', port: calleePort, pauseMs: ringMs });
-  await callee.listening();
-  const caller = new Sipp(sx, 'caller.xml', {
-    user: '100', password: PW[100], port: await freePort(), pauseMs: talkMs, keys: { callee: '101', name },
-  });
-  return { callee, caller };
-}
-
 before(async () => {
   sx = await new Sipbx().start();
   ({ browser, close: closeBrowser } = await launchFirefox(puppeteer));
@@ -102,12 +62,8 @@ before(async () => {
 after(async () => {
   try { if (closeBrowser) await closeBrowser(); } catch { /* already gone */ }
   if (sx) {
-    try { await sx.stop(); } finally {
-      fs.mkdirSync(ARTIFACTS, { recursive: true });
-      fs.writeFileSync(path.join(ARTIFACTS, 'firefox-sipbx.log'), sx.stdout + '\n--- stderr\n' + sx.stderr);
-      fs.writeFileSync(path.join(ARTIFACTS, 'firefox-console.log'), consoleLog.concat(pageErrors.map((e) => `page error: ${e}`)).join('\n') + '\n');
-      sx.cleanup();
-    }
+    await finish(sx, 'firefox-',
+      { 'console.log': consoleLog.concat(pageErrors.map((e) => `page error: ${e}`)).join('\n') + '\n' });
   }
 });
 
@@ -175,7 +131,7 @@ test('create an account in the Accounts page and see it go online when sipp regi
   assert.equal(u.json.display_name, 'Bob');
 
   // SIPp registers it: the page turns online by itself (event stream, no reload)
-  state.port101 = await register('101', 'Bob phone/1.0');
+  state.port101 = await registerPhone(sx, '101', 'Bob phone/1.0');
   await page.waitForSelector('.presence[data-state="online"]', { timeout: 5000 });
   const devices = await text(page, '.devices-table');
   assert.ok(devices.includes(`sip:101@127.0.0.1:${state.port101}`), devices);
@@ -193,7 +149,7 @@ test('a call appears, is answered and ends in the live calls view (event stream)
   await go('/calls');
   await page.waitForSelector('#no-calls');
   await page.waitForFunction(() => document.querySelector('main p.muted.small')?.textContent === 'Updated as it happens.');
-  const { callee, caller } = await call({ calleePort: state.port101, ringMs: 2000, talkMs: 3000 });
+  const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 2000, talkMs: 3000 });
 
   const ringing = await page.waitForSelector('#live-calls article.call[data-state="ringing"]');
   state.callId = await ringing.evaluate((e) => e.dataset.callId);
@@ -220,7 +176,7 @@ test('a call appears, is answered and ends in the live calls view (event stream)
 });
 
 test('the ladder of the call has one arrow per message of GET /api/v1/traces/{call_id}', async () => {
-  const n = await settledTrace(state.callId, 10);
+  const n = await settledTrace(sx, state.callId, 10);
   assert.ok(n >= 10, `${n} messages`);
   // from the ended call's card, as a user would
   await page.click('#ended-calls article.call a.btn');
@@ -298,11 +254,11 @@ test('SIP-derived and admin-entered text shows as text, never as markup', async 
   await page.click('#new-account button[type=submit]');
   await page.waitForFunction(() => location.hash === '#/accounts/102');
   assert.equal((await sx.api('GET', '/users/102')).json.display_name, XSS);
-  await register('102', `${XSS} softphone`);
+  await registerPhone(sx, '102', `${XSS} softphone`);
   // a call whose caller display name (From header) is hostile, watched live
   await go('/calls');
   await page.waitForFunction(() => document.querySelector('main p.muted.small')?.textContent === 'Updated as it happens.');
-  const { callee, caller } = await call({ calleePort: state.port101, ringMs: 300, talkMs: 500, name: XSS });
+  const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 300, talkMs: 500, name: XSS });
   await page.waitForFunction((x) => [...document.querySelectorAll('#ended-calls article.call')]
     .some((e) => e.textContent.includes(x)), {}, XSS);
   await Promise.all([caller.ok(), callee.ok()]);

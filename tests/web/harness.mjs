@@ -2,6 +2,7 @@
 // temporary database, SIPp phones against it, and the headless browsers Debian ships (never
 // a downloaded one): Chromium driven by playwright-core, Firefox ESR by puppeteer-core.
 
+import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -19,6 +20,11 @@ export const SIPP = process.env.SIPP || '/usr/bin/sipp';
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 export const ARTIFACTS = process.env.SIPBX_WEB_ARTIFACTS || path.join(os.tmpdir(), 'sipbx-web-artifacts');
+
+/** A display name that would run script were it ever shown as markup. */
+export const XSS = '<img src=x onerror=alert(1)>';
+/** The SIP passwords of the test accounts. */
+export const PW = { 100: 'secret100', 101: 'secret101', 102: 'secret102' };
 
 const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
   'SUMMARY: AddressSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer'];
@@ -53,11 +59,15 @@ export async function freePort() {
   throw new Error('no free loopback port');
 }
 
-/** True while something has UDP port bound on loopback. */
-export async function udpBound(port) {
-  const u = await bindUdp(port);
-  if (!u) return true;
-  await new Promise((r) => u.s.close(r));
+/** True while some socket on this host has UDP port bound. Read from /proc, so that the
+ *  probe never takes the port from the process about to bind it (as binding it would). */
+export function udpBound(port) {
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    let lines;
+    try { lines = fs.readFileSync(table, 'utf8').trim().split('\n').slice(1); } catch { continue; }
+    // "sl local_address ...": the local address is hex IP:hex port
+    if (lines.some((l) => parseInt(l.trim().split(/\s+/)[1].split(':').pop(), 16) === port)) return true;
+  }
   return false;
 }
 
@@ -158,7 +168,7 @@ export class Sipp {
   /** Resolves once SIPp listens on its port (a UAS must before the INVITE comes). */
   async listening() {
     const deadline = Date.now() + 10000;
-    while (!(await udpBound(this.port))) {
+    while (!udpBound(this.port)) {
       if (this.proc.exitCode !== null) throw new Error(`sipp ${this.scenario} ended early:\n${this.logs()}`);
       if (Date.now() > deadline) throw new Error(`sipp ${this.scenario} does not listen on ${this.port}`);
       await sleep(20);
@@ -183,6 +193,60 @@ export class Sipp {
   }
 
   kill() { if (this.proc.exitCode === null) this.proc.kill('SIGKILL'); }
+}
+
+/** Registers ext (password PW[ext]) with SIPp from a new port, its Contact user contact and
+ *  its User-Agent ua; returns the port (the phone's address). */
+export async function registerPhone(sx, ext, ua, contact = ext) {
+  const port = await freePort();
+  await new Sipp(sx, 'register.xml', { user: ext, password: PW[ext], port, keys: { ua, contact } }).ok();
+  return port;
+}
+
+/** Starts a call from 100 (display name name) to the phone of 101 listening on calleePort,
+ *  which rings ringMs before it answers; the caller hangs up talkMs after the answer.
+ *  Returns the two SIPp runs, {callee, caller}. */
+export async function startCall(sx, { calleePort, ringMs, talkMs, name = 'Alice' }) {
+  const callee = new Sipp(sx, 'callee.xml', { user: '101', port: calleePort, pauseMs: ringMs });
+  await callee.listening();
+  const caller = new Sipp(sx, 'caller.xml', {
+    user: '100', password: PW[100], port: await freePort(), pauseMs: talkMs, keys: { callee: '101', name },
+  });
+  return { callee, caller };
+}
+
+/** The number of messages GET /api/v1/traces/{callId} has (404: none yet). */
+export async function traceCount(sx, callId) {
+  const r = await sx.api('GET', `/traces/${encodeURIComponent(callId)}`);
+  if (r.status === 404) return 0;
+  assert.equal(r.status, 200, r.text);
+  return r.json.messages.length;
+}
+
+/** Waits until the trace of callId has at least min messages and stops growing (the writer
+ *  commits in batches); returns its length then (or the last seen, after 10 s). */
+export async function settledTrace(sx, callId, min = 1) {
+  let last = -1;
+  for (let i = 0; i < 50; i++) {
+    const n = await traceCount(sx, callId);
+    if (n >= min && n === last) return n;
+    last = n;
+    await sleep(200);
+  }
+  return last;
+}
+
+/** The end of a test file: stops sx (which must exit cleanly), then writes its output to
+ *  ${prefix}sipbx.log in ARTIFACTS, with each of logs ({name: text}) beside it as ${prefix}name,
+ *  and
+ *  removes its temporary directory. */
+export async function finish(sx, prefix = '', logs = {}) {
+  try { await sx.stop(); } finally {
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    fs.writeFileSync(path.join(ARTIFACTS, `${prefix}sipbx.log`), sx.stdout + '\n--- stderr\n' + sx.stderr);
+    for (const [name, text] of Object.entries(logs)) fs.writeFileSync(path.join(ARTIFACTS, prefix + name), text);
+    sx.cleanup();
+  }
 }
 
 /** Sends n OPTIONS to sipbx with one Call-ID from one UDP socket (each answered 200): a
