@@ -27,6 +27,7 @@ import time
 import unittest
 
 SIPBX = None  # path of the binary, set by main()
+SIPP = None  # path of sipp when given (--sipp), else None
 
 
 def free_port():
@@ -382,9 +383,11 @@ class DaemonTest(unittest.TestCase):
 
 
 def main():
-    global SIPBX
+    global SIPBX, SIPP
     ap = argparse.ArgumentParser()
     ap.add_argument("--sipbx", required=True)
+    ap.add_argument("--sipp", default="")
     args, rest = ap.parse_known_args()
     SIPBX = os.path.abspath(args.sipbx)
+    SIPP = args.sipp or shutil.which("sipp")
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
