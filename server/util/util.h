@@ -1,4 +1,5 @@
-/* Small shared helpers: logging, randomness, hex, SHA-256, time and a string-keyed hash map. */
+/* Small shared helpers: logging, randomness, hex, SHA-256 and HMAC (libcrypto), time and a
+ * string-keyed hash map. */
 #ifndef SIPBX_UTIL_H
 #define SIPBX_UTIL_H
 
@@ -39,6 +40,9 @@ int util_valid_extension(const char *s);
 void util_sha256(const void *data, size_t len, unsigned char out[32]);
 /** Lowercase hex SHA-256 of the string s (64 digits and a NUL) into out. */
 void util_sha256_hex(char out[65], const char *s);
+/** HMAC-SHA256 (RFC 2104) of len bytes of data under a keylen-byte key into out. */
+void util_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                      unsigned char out[32]);
 
 /** Hashes a password with crypt(3) yescrypt into out; returns 0 or an errno value. */
 int util_password_hash(const char *password, char *out, size_t outlen);

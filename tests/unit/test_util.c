@@ -255,6 +255,20 @@ static void test_hex(void **state)
     assert_string_equal(two, "4869");
 }
 
+/* FIPS 180-2 example "abc" and RFC 4231 test case 2 ("Jefe"). */
+static void test_sha256_hmac(void **state)
+{
+    (void)state;
+    char hex[65];
+    util_sha256_hex(hex, "abc");
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    unsigned char mac[32];
+    const char *msg = "what do ya want for nothing?";
+    util_hmac_sha256("Jefe", 4, msg, strlen(msg), mac);
+    util_hex(hex, mac, sizeof mac);
+    assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
 static void test_valid_extension(void **state)
 {
     (void)state;
@@ -340,17 +354,12 @@ int main(void)
 {
     log_set_level(LOGL_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strmap_put_get),
-        cmocka_unit_test(test_strmap_replace),
-        cmocka_unit_test(test_strmap_remove),
-        cmocka_unit_test(test_strmap_foreach_drop),
-        cmocka_unit_test(test_strmap_growth),
-        cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_buf),
-        cmocka_unit_test(test_sip_header),
-        cmocka_unit_test(test_valid_extension),
-        cmocka_unit_test(test_ct_compare),
-        cmocka_unit_test(test_password_hash_verify),
+        cmocka_unit_test(test_strmap_put_get),    cmocka_unit_test(test_strmap_replace),
+        cmocka_unit_test(test_strmap_remove),     cmocka_unit_test(test_strmap_foreach_drop),
+        cmocka_unit_test(test_strmap_growth),     cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_sha256_hmac),       cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_sip_header),        cmocka_unit_test(test_valid_extension),
+        cmocka_unit_test(test_ct_compare),        cmocka_unit_test(test_password_hash_verify),
         cmocka_unit_test(test_password_generate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
