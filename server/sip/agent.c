@@ -58,6 +58,7 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
     for (int i = 0; i < 7; i++)
         out->responses[i] = atomic_load_explicit(&s->responses[i], memory_order_relaxed);
     out->auth_failures = atomic_load_explicit(&s->auth_failures, memory_order_relaxed);
+    out->forged_in_dialog = atomic_load_explicit(&s->forged_in_dialog, memory_order_relaxed);
     out->registrations = atomic_load_explicit(&s->registrations, memory_order_relaxed);
 }
 
@@ -117,6 +118,42 @@ void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport
         msg_destroy(m);
 }
 
+#define LOG_QUIET_SECONDS 60 /* one line per source and kind of refusal at most this often */
+
+int sip_log_due(struct sip *s, const char *what, const char *source)
+{
+    char key[160];
+    size_t n = strcspn(source, "]"); /* "[v6]:port" or "v4:port": the address only */
+    if (source[0] == '[')
+        n++;
+    else
+        n = strcspn(source, ":");
+    snprintf(key, sizeof key, "%s|%.*s", what, (int)n, source);
+    int64_t now = util_mono();
+    int64_t *last = strmap_get(s->quiet, key);
+    if (last && now - *last < LOG_QUIET_SECONDS)
+        return 0;
+    if (!last) {
+        last = malloc(sizeof *last);
+        if (!last || strmap_put(s->quiet, key, last, NULL) != 0) {
+            free(last);
+            return 1; /* cannot remember it: log rather than stay silent */
+        }
+    }
+    *last = now;
+    return 1;
+}
+
+static int drop_quiet(const char *key, void *val, void *ctx)
+{
+    (void)key;
+    if (*(int64_t *)ctx - *(int64_t *)val >= LOG_QUIET_SECONDS) {
+        free(val);
+        return STRMAP_DROP;
+    }
+    return STRMAP_KEEP;
+}
+
 /* ---- requests handled by sipbx itself ---- */
 
 static void handle_options(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
@@ -174,6 +211,8 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     calls_expire(s, util_mono());
     reg_expire(s, now);
     digest_prune(s->digest, now);
+    int64_t mono = util_mono();
+    strmap_foreach(s->quiet, drop_quiet, &mono);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
 }
 
@@ -258,7 +297,11 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
         snprintf(err, errlen, "cannot create the SIP event loop");
         goto fail;
     }
-    if (strmap_create(&s->calls) != 0 ||
+    /* The key that signs our Record-Route: derived from the database secret, so dialogs
+     * stay continuable across restarts. */
+    static const char rr_label[] = "sipbx record-route v1";
+    util_hmac_sha256(secret, SIP_SECRET_LEN, rr_label, sizeof rr_label - 1, s->rr_key);
+    if (strmap_create(&s->calls) != 0 || strmap_create(&s->quiet) != 0 ||
         digest_create(&s->digest, secret, domain, cfg->nonce_ttl) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
@@ -392,6 +435,8 @@ void sip_destroy(struct sip *s)
     reg_destroy(s->reg);
     if (s->users)
         strmap_destroy(s->users, free);
+    if (s->quiet)
+        strmap_destroy(s->quiet, free);
     digest_destroy(s->digest);
     if (s->root)
         su_root_destroy(s->root);

@@ -20,6 +20,10 @@
 #define LINGER_MS     32000 /* keep an answered INVITE 64*T1 for late 2xx from other forks */
 #define ENDING_MS     2000  /* after CANCELling its branches, wait this long for their answers */
 #define BRANCH_PREFIX "z9hG4bKsbx"
+/* Our Record-Route carries a token (;sbx=...) that only sipbx can make: in-dialog requests
+ * are relayed only when their top Route has it (see dialog_token). */
+#define DIALOG_PARAM       "sbx"
+#define DIALOG_TOKEN_BYTES 12 /* 96 bits of HMAC-SHA256, 24 hex digits */
 
 struct branch {
     struct branch *next;
@@ -114,8 +118,46 @@ static int looped(sip_t const *sip)
     return 0;
 }
 
+/* The token of a dialog sipbx record-routed: HMAC-SHA256 under our Record-Route key of the
+ * Call-ID and the tag of the side that created the dialog (the caller's From tag). Requests
+ * of either side carry that tag, in From or in To, so both can be checked; nothing is kept,
+ * so a token stays good across restarts and for dialogs that outlive the call table (long
+ * calls, session refreshes, a re-INVITE hours later). Forks of one INVITE share it. */
+static void dialog_token(struct sip *s, const char *call_id, const char *tag,
+                         char out[2 * DIALOG_TOKEN_BYTES + 1])
+{
+    char data[1024];
+    int n = snprintf(data, sizeof data, "%s\n%s", call_id, tag ? tag : "");
+    unsigned char mac[32];
+    util_hmac_sha256(s->rr_key, sizeof s->rr_key, data,
+                     n < 0                     ? 0
+                     : (size_t)n < sizeof data ? (size_t)n
+                                               : sizeof data - 1,
+                     mac);
+    util_hex(out, mac, DIALOG_TOKEN_BYTES);
+}
+
+/* True when the top Route is our signed Record-Route of this dialog (RFC 3261 16.4 would
+ * take any Route naming us; we take only the ones we made). */
+static int dialog_route_signed(struct sip *s, sip_t const *sip)
+{
+    sip_route_t const *r = sip->sip_route;
+    char got[2 * DIALOG_TOKEN_BYTES + 8], want[2 * DIALOG_TOKEN_BYTES + 1];
+    if (!r || !proxy_is_us(s, r->r_url) ||
+        url_param(r->r_url->url_params, DIALOG_PARAM, got, sizeof got) !=
+            2 * DIALOG_TOKEN_BYTES + 1) /* the length counts the NUL */
+        return 0;
+    const char *tags[2] = {sip->sip_from->a_tag, sip->sip_to->a_tag};
+    for (int i = 0; i < 2; i++) {
+        dialog_token(s, sip->sip_call_id->i_id, tags[i], want);
+        if (util_ct_compare(got, want, 2 * DIALOG_TOKEN_BYTES) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Copies the request for forwarding: Max-Forwards decremented, our Route and our
- * credentials removed, Record-Route added when asked. NULL on failure. */
+ * credentials removed, Record-Route (signed) added when asked. NULL on failure. */
 static msg_t *prepare_copy(struct sip *s, nta_incoming_t *irq, int record_route)
 {
     msg_t *orig = nta_incoming_getrequest(irq);
@@ -141,10 +183,11 @@ static msg_t *prepare_copy(struct sip *s, nta_incoming_t *irq, int record_route)
     msg_header_insert(m, (msg_pub_t *)sip, (msg_header_t *)sip_max_forwards_make(home, buf));
 
     if (record_route) {
-        if (strchr(s->rr_host, ':'))
-            snprintf(buf, sizeof buf, "<sip:[%s]:%d;lr>", s->rr_host, s->port);
-        else
-            snprintf(buf, sizeof buf, "<sip:%s:%d;lr>", s->rr_host, s->port);
+        char token[2 * DIALOG_TOKEN_BYTES + 1];
+        dialog_token(s, sip->sip_call_id->i_id, sip->sip_from->a_tag, token);
+        snprintf(buf, sizeof buf,
+                 strchr(s->rr_host, ':') ? "<sip:[%s]:%d;lr;%s=%s>" : "<sip:%s:%d;lr;%s=%s>",
+                 s->rr_host, s->port, DIALOG_PARAM, token);
         msg_header_insert(m, (msg_pub_t *)sip, (msg_header_t *)sip_record_route_make(home, buf));
     }
     return m;
@@ -668,15 +711,34 @@ static void on_noanswer(su_root_magic_t *magic, su_timer_t *timer, void *arg)
 
 /* ---- in-dialog requests ---- */
 
+/* Refuses an in-dialog request that is not of a dialog sipbx carries: counted, logged once
+ * a minute per source, answered (an ACK is dropped: it has no answer) and never relayed. */
+static void refuse_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int status,
+                             const char *phrase)
+{
+    char source[96], transport[8];
+    sip_source(irq, source, sizeof source, transport, sizeof transport);
+    atomic_fetch_add_explicit(&s->forged_in_dialog, 1, memory_order_relaxed);
+    if (sip_log_due(s, "in-dialog", source))
+        log_warn("proxy: refused %s %s from %s: %s (more from there within a minute are not "
+                 "logged)",
+                 sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source, phrase);
+    if (sip->sip_request->rq_method == sip_method_ack)
+        nta_incoming_destroy(irq);
+    else
+        sip_reply(s, irq, status, phrase, TAG_END());
+}
+
 static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
     int is_ack = sip->sip_request->rq_method == sip_method_ack;
     if (!sip->sip_route || !proxy_is_us(s, sip->sip_route->r_url)) {
         /* We record-route every dialog we carry: a request without our Route is not one. */
-        if (is_ack)
-            nta_incoming_destroy(irq);
-        else
-            sip_reply(s, irq, SIP_481_NO_TRANSACTION, TAG_END());
+        refuse_in_dialog(s, irq, sip, 481, "Call/Transaction Does Not Exist");
+        return;
+    }
+    if (!dialog_route_signed(s, sip)) {
+        refuse_in_dialog(s, irq, sip, 403, "Not a dialog of this server");
         return;
     }
     calls_in_dialog(s, sip);
@@ -720,8 +782,22 @@ static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *s
 
 /* ---- out-of-dialog requests ---- */
 
+/* True when a new request names a next hop other than us in its Route set (a pre-loaded
+ * route through sipbx to somewhere else: loose routing to hosts we do not know). */
+static int routes_elsewhere(struct sip *s, sip_t const *sip)
+{
+    for (sip_route_t const *r = sip->sip_route; r; r = r->r_next)
+        if (!proxy_is_us(s, r->r_url))
+            return 1;
+    return 0;
+}
+
 static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
+    if (routes_elsewhere(s, sip)) {
+        sip_reply(s, irq, 403, "No routing through this server", TAG_END());
+        return;
+    }
     const struct sip_user *caller;
     if (auth_check(s, irq, sip, 1, &caller) != AUTH_OK)
         return;
@@ -810,6 +886,7 @@ void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     case sip_method_subscribe:
         sip_reply(s, irq, SIP_489_BAD_EVENT, SIPTAG_ALLOW_EVENTS_STR(""), TAG_END());
         return;
+    case sip_method_cancel: /* nta matched none of our transactions */
     case sip_method_bye:
     case sip_method_info:
     case sip_method_update:

@@ -53,6 +53,7 @@ struct sip_stats {
     unsigned long long requests[SIP_METHOD_SLOTS]; /* by sip_method_slot_names */
     unsigned long long responses[7];               /* by class: [1] 1xx .. [6] 6xx */
     unsigned long long auth_failures;              /* wrong or unknown credentials */
+    unsigned long long forged_in_dialog;           /* in-dialog requests not of our dialogs */
     unsigned long long registrations;              /* bindings now */
 };
 

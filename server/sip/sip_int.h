@@ -60,8 +60,10 @@ struct sip {
     struct trace *trace;   /* message capture, NULL when off */
     struct strmap *calls;  /* Call-ID -> struct call */
     uint64_t next_call_id;
-    struct ptxn *txns; /* proxied transactions in progress */
-    char rr_host[256]; /* host of our Record-Route and Via */
+    struct ptxn *txns;        /* proxied transactions in progress */
+    char rr_host[256];        /* host of our Record-Route and Via */
+    unsigned char rr_key[32]; /* signs our Record-Route (dialog tokens), from the DB secret */
+    struct strmap *quiet;     /* "what|source" -> last log line (int64_t *), see sip_log_due */
     su_timer_t *housekeeping;
     int sigfd;
     su_wait_t sigwait[1];
@@ -71,6 +73,7 @@ struct sip {
     _Atomic uint64_t responses[7]; /* index = status / 100 */
     _Atomic uint64_t auth_failures;
     _Atomic uint64_t registrations;
+    _Atomic uint64_t forged_in_dialog; /* in-dialog requests refused: not a dialog of ours */
 };
 
 /* The methods sipbx accepts, for Allow headers. */
@@ -89,6 +92,10 @@ void sip_count_response(struct sip *s, int status);
 
 /** Formats where the request of irq came from as "addr:port" and its transport name. */
 void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen);
+
+/** True when a log line about what from source (its address, without the port) is due:
+ *  at most one a minute per pair, so an attack costs one line a minute, not one a packet. */
+int sip_log_due(struct sip *s, const char *what, const char *source);
 
 /* ---- auth.c ---- */
 

@@ -82,6 +82,7 @@ class Daemon:
     http_port default to free ports; env is the daemon's environment (default ours)."""
 
     def __init__(self, extra_args=(), dir=None, sip_port=None, http_port=None, env=None):
+        self.restarted = dir is not None and os.path.exists(os.path.join(dir, "sipbx.db"))
         self.dir = dir or tempfile.mkdtemp(prefix="sipbx-api-")
         self.db = os.path.join(self.dir, "sipbx.db")
         self.sip_port = sip_port or free_port()
@@ -111,8 +112,10 @@ class Daemon:
                     break
                 buf += chunk
                 m = re.search(rb"password '([^']+)'", buf)
-                if m and b"REST API: " in buf:
-                    self.admin_password = m.group(1).decode()
+                # A first start prints the new admin's password last; a start on an
+                # existing database (dir given) has none to print.
+                if b"REST API: " in buf and (m or (self.restarted and b"Dashboard: " in buf)):
+                    self.admin_password = m.group(1).decode() if m else None
                     self.stdout_lines = buf.decode().splitlines()
                     return
             elif self.proc.poll() is not None:

@@ -143,7 +143,8 @@ class Flows(records.RecordsTest):
         # sipbx forwards without the credentials, with its Record-Route, one hop less
         fwd = msgs[5]["raw"]
         self.assertNotIn("Proxy-Authorization", fwd)
-        self.assertIn("Record-Route: <sip:127.0.0.1:%d;lr>" % self.d.sip_port, fwd)
+        self.assertRegex(fwd, r"Record-Route: <sip:127\.0\.0\.1:%d;lr;sbx=[0-9a-f]{24}>"
+                         % self.d.sip_port)
         self.assertIn("Max-Forwards: 69", fwd)
         # the SDP went through untouched, byte for byte
         self.assertEqual(msgs[3]["raw"].split("\r\n\r\n", 1)[1], fwd.split("\r\n\r\n", 1)[1])
