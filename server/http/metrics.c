@@ -52,6 +52,10 @@ void api_metrics_get(struct http_req *r)
            "In-dialog requests refused because they are not of a dialog sipbx record-routed "
            "(no or a forged signed Route).");
     buf_printf(&b, "sipbx_sip_forged_in_dialog_total %llu\n", ss.forged_in_dialog);
+    header(&b, "sipbx_trace_untraced_total", "counter",
+           "Captured SIP messages not stored as traces: no request of their Call-ID was "
+           "accepted (failed authentication, forged or malformed requests, probes).");
+    buf_printf(&b, "sipbx_trace_untraced_total %llu\n", ss.untraced);
     header(&b, "sipbx_http_requests_total", "counter", "HTTP requests answered, by status code.");
     for (int code = 100; code < 600; code++) {
         unsigned long long n = atomic_load_explicit(&r->h->responses[code], memory_order_relaxed);

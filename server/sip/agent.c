@@ -59,6 +59,7 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
         out->responses[i] = atomic_load_explicit(&s->responses[i], memory_order_relaxed);
     out->auth_failures = atomic_load_explicit(&s->auth_failures, memory_order_relaxed);
     out->forged_in_dialog = atomic_load_explicit(&s->forged_in_dialog, memory_order_relaxed);
+    out->untraced = trace_untraced(s->trace);
     out->registrations = atomic_load_explicit(&s->registrations, memory_order_relaxed);
 }
 
@@ -116,6 +117,11 @@ void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport
     }
     if (m)
         msg_destroy(m);
+}
+
+void sip_keep_trace(struct sip *s, const char *call_id)
+{
+    trace_accept(s->trace, call_id);
 }
 
 #define LOG_QUIET_SECONDS 60 /* one line per source and kind of refusal at most this often */
@@ -319,30 +325,25 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
                  perr == EADDRINUSE ? "port in use" : strerror(perr));
         goto fail;
     }
-    char dump[64] = "";
     if (cfg->trace) {
         char local[300];
         snprintf(local, sizeof local, "%s:%d", s->rr_host, cfg->sip_port);
-        int terr = trace_create(&s->trace, w, local, dump, sizeof dump);
+        int terr = trace_create(&s->trace, w, local);
         if (terr) {
             snprintf(err, errlen, "cannot start SIP message capture: %s", strerror(terr));
             goto fail;
         }
         store_writer_set_retention(w, cfg->trace_days, (int64_t)cfg->trace_max_mb << 20);
     }
-    /* Sofia's transport layer takes its dump file from TPORT_DUMP when the agent is made;
-     * no other thread reads the environment at this point of start-up. */
-    if (dump[0])
-        setenv("TPORT_DUMP", dump, 1);
-    else
-        unsetenv("TPORT_DUMP");
     errno = 0;
-    s->agent = nta_agent_create(
-        s->root, URL_STRING_MAKE(url), NULL, NULL, NTATAG_UA(0), NTATAG_SERVER_RPORT(1),
-        NTATAG_CLIENT_RPORT(1), NTATAG_CANCEL_487(0), NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536),
-        TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES), TAG_END());
+    /* With a dump file Sofia hands every message to tport_dump_iovec(), which sip/trace.c
+     * defines: the file itself gets only Sofia's banner. */
+    s->agent = nta_agent_create(s->root, URL_STRING_MAKE(url), NULL, NULL, NTATAG_UA(0),
+                                NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1),
+                                NTATAG_CANCEL_487(0), NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536),
+                                TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES),
+                                TAG_IF(s->trace, TPTAG_DUMP("/dev/null")), TAG_END());
     int agent_errno = errno;
-    unsetenv("TPORT_DUMP");
     if (!s->agent) {
         int e = agent_errno;
         snprintf(err, errlen, "cannot listen for SIP on %s:%d (udp and tcp): %s", cfg->sip_host,

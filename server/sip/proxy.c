@@ -59,6 +59,7 @@ struct ptxn {
     int nvisited;
     char diversion[1024]; /* Diversion header value of the current leg (RFC 5806) */
     su_timer_t *noanswer; /* the current target's no-answer forward rule */
+    char *call_id;        /* of the request (malloc'd), for the trace capture */
 };
 
 /* ---- helpers ---- */
@@ -224,6 +225,7 @@ static void ptxn_destroy(struct ptxn *t)
         msg_destroy(t->best);
     if (t->call && !t->final_sent)
         calls_failed(t->s, t->call, 500, "sipbx");
+    free(t->call_id);
     free(t);
 }
 
@@ -368,6 +370,7 @@ static void leg_failed(struct ptxn *t)
 static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
 {
     struct ptxn *t = b->t;
+    sip_keep_trace(t->s, t->call_id);
     int status = sip && sip->sip_status ? sip->sip_status->st_status : 408;
     int current = b->gen == t->gen;
 
@@ -441,6 +444,7 @@ static void on_ending_timeout(su_root_magic_t *magic, su_timer_t *timer, void *a
     struct ptxn *t = arg;
     if (t->final_sent)
         return;
+    sip_keep_trace(t->s, t->call_id);
     log_info("proxy: no final answer to our CANCEL within %d ms for %s", ENDING_MS,
              t->call ? t->call->info.call_id : "?");
     send_final(t, t->ending, NULL, t->ending == 487);
@@ -475,6 +479,7 @@ static void on_ring_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg
     struct ptxn *t = arg;
     if (t->final_sent)
         return;
+    sip_keep_trace(t->s, t->call_id);
     log_info("proxy: ring timeout for %s", t->call ? t->call->info.call_id : "?");
     end_unanswered(t, 408);
 }
@@ -493,8 +498,10 @@ static int on_server_event(struct ptxn *t, nta_incoming_t *irq, sip_t const *sip
         ptxn_maybe_done(t);
         return 0;
     }
-    if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && !t->final_sent)
+    if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && !t->final_sent) {
+        sip_keep_trace(t->s, t->call_id);
         end_unanswered(t, 487);
+    }
     return 0;
 }
 
@@ -508,11 +515,13 @@ static struct ptxn *ptxn_create(struct sip *s, nta_incoming_t *irq, sip_t const 
     t->method = sip->sip_request->rq_method;
     t->timer = su_timer_create(su_root_task(s->root), 0);
     t->noanswer = su_timer_create(su_root_task(s->root), 0);
-    if (!t->timer || !t->noanswer) {
+    t->call_id = strdup(sip->sip_call_id->i_id);
+    if (!t->timer || !t->noanswer || !t->call_id) {
         if (t->timer)
             su_timer_destroy(t->timer);
         if (t->noanswer)
             su_timer_destroy(t->noanswer);
+        free(t->call_id);
         free(t);
         return NULL;
     }
@@ -701,6 +710,7 @@ static void on_noanswer(su_root_magic_t *magic, su_timer_t *timer, void *arg)
     const struct sip_user *u = usercache_get(t->s, t->target_ext);
     if (t->final_sent || t->ending || !u)
         return;
+    sip_keep_trace(t->s, t->call_id);
     cancel_leg(t, t->gen);
     int r = forward_to(t, u, STORE_FWD_NO_ANSWER);
     if (r > 0) {
@@ -741,6 +751,7 @@ static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *s
         refuse_in_dialog(s, irq, sip, 403, "Not a dialog of this server");
         return;
     }
+    sip_keep_trace(s, sip->sip_call_id->i_id);
     calls_in_dialog(s, sip);
 
     /* Next hop: the next Route if any, else the Request-URI, reached where that phone
@@ -801,6 +812,7 @@ static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     const struct sip_user *caller;
     if (auth_check(s, irq, sip, 1, &caller) != AUTH_OK)
         return;
+    sip_keep_trace(s, sip->sip_call_id->i_id);
     const char *from_user = sip->sip_from->a_url->url_user;
     if (!from_user || strcmp(from_user, caller->extension) != 0) {
         sip_reply(s, irq, 403, "From does not match the credentials", TAG_END());

@@ -54,7 +54,8 @@ struct sip_stats {
     unsigned long long responses[7];               /* by class: [1] 1xx .. [6] 6xx */
     unsigned long long auth_failures;              /* wrong or unknown credentials */
     unsigned long long forged_in_dialog;           /* in-dialog requests not of our dialogs */
-    unsigned long long registrations;              /* bindings now */
+    unsigned long long untraced;      /* captured messages not stored: their request was refused */
+    unsigned long long registrations; /* bindings now */
 };
 
 /** Fills out with the current counters; any thread. */

@@ -93,6 +93,12 @@ void sip_count_response(struct sip *s, int status);
 /** Formats where the request of irq came from as "addr:port" and its transport name. */
 void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen);
 
+/** Stores the captured messages of call_id in the traces (see trace.c: a Call-ID that no
+ *  request was accepted for is not traced). Called for each request sipbx takes (after
+ *  authentication, or with a signed dialog Route), each response it relays and each
+ *  timer that acts on a call. */
+void sip_keep_trace(struct sip *s, const char *call_id);
+
 /** True when a log line about what from source (its address, without the port) is due:
  *  at most one a minute per pair, so an attack costs one line a minute, not one a packet. */
 int sip_log_due(struct sip *s, const char *what, const char *source);

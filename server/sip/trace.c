@@ -1,15 +1,19 @@
 /* SIP message capture for the ladder traces. Sofia's transport layer hands every message
- * it sends or receives, byte for byte, to its dump function (when TPORT_DUMP names a file);
- * we make that file a pipe and read it on a thread of our own, which frames the records,
- * cuts TCP streams into messages, finds each message's Call-ID, marks retransmissions and
- * hands the rows to the writer thread. So the stored text is exactly what was on the wire,
- * and the SIP thread only pays for one writev(2) per message.
+ * it sends or receives, byte for byte, to its dump function, tport_dump_iovec(). sipbx
+ * defines that function itself (Sofia calls it through the PLT, so the executable's
+ * definition wins; Sofia 1.12.11's own writes only the first piece of a message sent in
+ * several): it writes one binary record per message piece (time, direction, transport,
+ * peer) into a pipe that a thread of our own reads. The reader cuts TCP and TLS streams into
+ * messages, finds each message's Call-ID, marks retransmissions and hands the rows to the
+ * writer thread. So the stored text is exactly what was on the wire (decrypted for TLS), and
+ * the SIP thread only pays for one writev(2) per message.
  *
- * Sofia 1.12.11's own tport_dump_iovec() writes only the first piece of a message sent in
- * several (fwrite(..., len, 1) != len stops its loop), so sent messages lost their body and
- * the byte count framing the record swallowed the records after it. The function below
- * replaces it (Sofia calls it through the PLT, so the executable's definition wins) and
- * writes the whole message in the same record format. */
+ * Only calls are traced, not scanners: a message is stored once the SIP side has accepted
+ * its Call-ID (an authenticated request, a request of a dialog we signed, a response on a
+ * branch we started: trace_accept, written into the same pipe, so it comes after the
+ * messages that led to it). Until then the reader holds a Call-ID's messages back, at most
+ * HOLD_US and within a memory bound; what is never accepted (a 401 to a wrong password,
+ * OPTIONS probes, forged requests, junk) is counted and dropped. */
 #include "sip/trace.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -18,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,24 +42,62 @@
 #define STREAM_IDLE_US (300LL * 1000000) /* a partial TCP message is dropped after this */
 #define DUMP_IOV       64                /* message pieces written in one writev(2) */
 
-#define STOP_LINE "sipbx-trace-stop\n"
+/* Holding back messages of Call-IDs not accepted (yet). A call's first INVITE, its 407 and
+ * the ACK wait for the INVITE with credentials, which a phone sends at once; 64*T1 is the
+ * longest anything in SIP waits for an answer. */
+#define HOLD_US        RETRANS_WINDOW_US
+#define HOLD_BYTES_MAX (1u << 20) /* all held messages together */
+#define HOLD_PER_CALL  32         /* messages held for one Call-ID */
+/* An accepted Call-ID stays accepted this long after the SIP side last accepted it (it
+ * does so for each request it takes and each response it relays, and on its timers). */
+#define ACCEPT_IDLE_US (40LL * 1000000)
 
-/* The write end of the capture pipe, for tport_dump_iovec(); -1 while capture is off. Set
- * and read on the SIP thread only (trace_create and trace_destroy run there too). */
-static int dump_fd = -1;
+#define REC_MAGIC 0x54584253u /* "SBXT" */
+enum rec_kind { REC_RECV = 1, REC_SENT, REC_ACCEPT, REC_STOP };
+
+/* One record in the capture pipe, followed by len bytes: the message piece, or for
+ * REC_ACCEPT the Call-ID. Written and read by the same process, so native layout. */
+struct rec {
+    uint32_t magic;
+    uint32_t kind;
+    int64_t time_us;   /* when tport moved the bytes (wall clock, UTC) */
+    uint32_t len;      /* bytes that follow */
+    char transport[8]; /* udp, tcp, tls */
+    char peer[72];     /* "addr:port" or "[v6]:port" */
+};
+
+/* The write end of this thread's capture pipe, for tport_dump_iovec(); -1 while capture is
+ * off. Per thread: every SIP worker thread captures into its own pipe. */
+static _Thread_local int dump_fd = -1;
+
+/* A message held back until its Call-ID is accepted. */
+struct held {
+    struct held *next;
+    struct store_trace row; /* row.raw points at the bytes after this struct */
+};
+
+struct hold {
+    struct held *head, **tail;
+    int64_t first_us; /* when the first message was held */
+    int count;
+};
 
 struct trace {
     int rfd, wfd;
     pthread_t thread;
     int started;
-    int stop; /* the stop line was read */
+    int stop; /* the stop record was read */
     struct store_writer *w;
     char local[80];
-    struct strmap *seen;    /* md5 of direction + peer + bytes -> time seen (int64_t *) */
-    struct strmap *streams; /* direction + TCP peer -> struct stream (bytes not framed yet) */
-    int64_t last_prune;
-    char buf[2 * MAX_MESSAGE + 512];
-    size_t len;
+    struct strmap *seen;     /* md5 of direction + peer + bytes -> time seen (int64_t *) */
+    struct strmap *streams;  /* direction + TCP peer -> struct stream (bytes not framed yet) */
+    struct strmap *accepted; /* Call-ID -> last accepted (int64_t *) */
+    struct strmap *held;     /* Call-ID -> struct hold */
+    size_t held_bytes;
+    _Atomic uint64_t untraced;
+    int64_t last_prune, last_hold_prune;
+    char *buf; /* records read and not consumed yet */
+    size_t len, cap;
 };
 
 /* What a TCP connection (one direction) delivered that does not make a message yet. */
@@ -71,50 +114,25 @@ static void stream_free(void *p)
     free(sm);
 }
 
-/* The header tport writes before each message:
- * "recv 123 bytes from udp/[127.0.0.1]:5060 at 12:34:56.123456:\n" (or "sent ... to"). */
+static void hold_free(void *p)
+{
+    struct hold *h = p;
+    if (!h)
+        return;
+    for (struct held *m = h->head, *next; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+    free(h);
+}
+
+/* What tport_dump_iovec() knows of one message piece. */
 struct stamp {
     int out;
-    size_t bytes;
     char transport[8];
-    char peer[80];
-    int64_t tod_us; /* time of day, microseconds (UTC) */
+    char peer[72];
+    int64_t time_us;
 };
-
-static int parse_stamp(const char *line, struct stamp *st)
-{
-    char what[8], dir[8], proto[8], addr[64];
-    unsigned long n;
-    unsigned port, h, m, sec;
-    unsigned long us;
-    if (sscanf(line, "%7s %lu bytes %7s %7[^/]/[%63[^]]]:%u at %u:%u:%u.%lu:", what, &n, dir, proto,
-               addr, &port, &h, &m, &sec, &us) != 10)
-        return -1;
-    if (strcmp(what, "recv") != 0 && strcmp(what, "sent") != 0)
-        return -1;
-    st->out = what[0] == 's';
-    st->bytes = n;
-    snprintf(st->transport, sizeof st->transport, "%s", proto);
-    for (char *p = st->transport; *p; p++)
-        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    if (strchr(addr, ':'))
-        snprintf(st->peer, sizeof st->peer, "[%s]:%u", addr, port);
-    else
-        snprintf(st->peer, sizeof st->peer, "%s:%u", addr, port);
-    st->tod_us = ((int64_t)h * 3600 + m * 60 + sec) * 1000000 + (int64_t)us;
-    return 0;
-}
-
-/* The wall-clock time of a stamp: today's date with the stamp's time of day, or
- * yesterday's when the stamp is from just before midnight. */
-static int64_t stamp_time(int64_t tod_us)
-{
-    const int64_t day = 86400LL * 1000000;
-    int64_t now = util_now_us();
-    int64_t midnight = now - now % day;
-    int64_t t = midnight + tod_us;
-    return t > now + 60LL * 1000000 ? t - day : t;
-}
 
 /* Copies the value of the Call-ID header (or its compact form i:) into out. */
 static int find_call_id(const char *msg, size_t len, char *out, size_t outlen)
@@ -148,10 +166,31 @@ static int drop_idle_stream(const char *key, void *val, void *ctx)
     return STRMAP_KEEP;
 }
 
+static int drop_stale_hold(const char *key, void *val, void *ctx)
+{
+    (void)key;
+    struct trace *t = ctx;
+    struct hold *h = val;
+    if (util_now_us() - h->first_us <= HOLD_US)
+        return STRMAP_KEEP;
+    for (struct held *m = h->head; m; m = m->next)
+        t->held_bytes -= m->row.raw_len;
+    atomic_fetch_add_explicit(&t->untraced, (uint64_t)h->count, memory_order_relaxed);
+    hold_free(h);
+    return STRMAP_DROP;
+}
+
 /* Forgets, once per retransmission window, the messages seen longer ago than it and the
- * partial TCP messages nothing was added to for STREAM_IDLE_US. */
+ * partial TCP messages nothing was added to for STREAM_IDLE_US; every second, the held
+ * messages nobody accepted in time and the accepted Call-IDs idle for ACCEPT_IDLE_US. */
 static void prune(struct trace *t, int64_t now)
 {
+    if (now - t->last_hold_prune >= 1000000) {
+        strmap_foreach(t->held, drop_stale_hold, t);
+        int64_t cutoff = now - ACCEPT_IDLE_US;
+        strmap_foreach(t->accepted, drop_old, &cutoff);
+        t->last_hold_prune = now;
+    }
     if (now - t->last_prune <= RETRANS_WINDOW_US)
         return;
     int64_t cutoff = now - RETRANS_WINDOW_US;
@@ -163,19 +202,18 @@ static void prune(struct trace *t, int64_t now)
 
 /* True when the same bytes went the same way to or from the same peer within the
  * retransmission window: a retransmission (ours or the peer's). */
-static int is_retransmission(struct trace *t, const struct stamp *st, const char *msg, size_t n,
-                             int64_t now)
+static int is_retransmission(struct trace *t, const struct store_trace *row)
 {
     char key[40];
     su_md5_t md5;
     su_md5_init(&md5);
-    su_md5_update(&md5, st->out ? "o" : "i", 1);
-    su_md5_strupdate(&md5, st->peer);
-    su_md5_update(&md5, msg, n);
+    su_md5_strupdate(&md5, row->direction);
+    su_md5_strupdate(&md5, row->remote);
+    su_md5_update(&md5, row->raw, row->raw_len);
     su_md5_hexdigest(&md5, key);
     key[32] = '\0';
     int64_t *seen = strmap_get(t->seen, key);
-    if (seen && now - *seen <= RETRANS_WINDOW_US)
+    if (seen && row->time_us - *seen <= RETRANS_WINDOW_US)
         return 1;
     if (!seen) {
         seen = malloc(sizeof *seen);
@@ -184,7 +222,7 @@ static int is_retransmission(struct trace *t, const struct stamp *st, const char
             return 0;
         }
     }
-    *seen = now;
+    *seen = row->time_us;
     return 0;
 }
 
@@ -202,13 +240,55 @@ static void announce(struct trace *t, const char *call_id)
     cJSON_Delete(o);
 }
 
+/* Queues one message of an accepted Call-ID to the writer. */
+static void store(struct trace *t, struct store_trace *row)
+{
+    row->retransmission = is_retransmission(t, row);
+    if (store_writer_trace(t->w, row) == 0)
+        announce(t, row->call_id);
+}
+
+/* Holds a message of a Call-ID not accepted yet; drops it (counted) beyond the bounds. */
+static void hold(struct trace *t, const struct store_trace *row)
+{
+    struct hold *h = strmap_get(t->held, row->call_id);
+    if ((h && h->count >= HOLD_PER_CALL) || t->held_bytes + row->raw_len > HOLD_BYTES_MAX) {
+        atomic_fetch_add_explicit(&t->untraced, 1, memory_order_relaxed);
+        return;
+    }
+    struct held *m = malloc(sizeof *m + row->raw_len);
+    if (!h && (h = calloc(1, sizeof *h)) != NULL) {
+        h->tail = &h->head;
+        h->first_us = util_now_us();
+        if (strmap_put(t->held, row->call_id, h, NULL) != 0) {
+            free(h);
+            h = NULL;
+        }
+    }
+    if (!m || !h) {
+        free(m);
+        atomic_fetch_add_explicit(&t->untraced, 1, memory_order_relaxed);
+        return;
+    }
+    m->next = NULL;
+    m->row = *row;
+    m->row.raw = (char *)(m + 1);
+    memcpy(m->row.raw, row->raw, row->raw_len);
+    *h->tail = m;
+    h->tail = &m->next;
+    h->count++;
+    t->held_bytes += row->raw_len;
+}
+
 static void emit(struct trace *t, const struct stamp *st, const char *msg, size_t n)
 {
     struct store_trace row;
     memset(&row, 0, sizeof row);
-    if (find_call_id(msg, n, row.call_id, sizeof row.call_id) != 0)
-        return; /* not SIP we could attribute (keep-alive CRLF, garbage) */
-    row.time_us = stamp_time(st->tod_us);
+    if (find_call_id(msg, n, row.call_id, sizeof row.call_id) != 0) {
+        atomic_fetch_add_explicit(&t->untraced, 1, memory_order_relaxed);
+        return; /* not SIP we could attribute (garbage) */
+    }
+    row.time_us = st->time_us;
     snprintf(row.direction, sizeof row.direction, "%s", st->out ? "out" : "in");
     snprintf(row.transport, sizeof row.transport, "%s", st->transport);
     snprintf(row.local, sizeof row.local, "%s", t->local);
@@ -218,11 +298,37 @@ static void emit(struct trace *t, const struct stamp *st, const char *msg, size_
     while (fl && (msg[fl - 1] == '\r'))
         fl--;
     snprintf(row.first_line, sizeof row.first_line, "%.*s", (int)fl, msg);
-    row.retransmission = is_retransmission(t, st, msg, n, row.time_us);
     row.raw = (char *)msg;
     row.raw_len = n;
-    if (store_writer_trace(t->w, &row) == 0)
-        announce(t, row.call_id);
+    int64_t *acc = strmap_get(t->accepted, row.call_id);
+    if (acc)
+        store(t, &row);
+    else
+        hold(t, &row);
+}
+
+/* The SIP side accepted call_id: its held messages are stored, in order, and later ones
+ * go straight through. */
+static void accept_call(struct trace *t, const char *call_id)
+{
+    int64_t *acc = strmap_get(t->accepted, call_id);
+    if (!acc) {
+        acc = malloc(sizeof *acc);
+        if (!acc || strmap_put(t->accepted, call_id, acc, NULL) != 0) {
+            free(acc);
+            acc = NULL;
+        }
+    }
+    if (acc)
+        *acc = util_now_us();
+    struct hold *h = strmap_remove(t->held, call_id);
+    if (!h)
+        return;
+    for (struct held *m = h->head; m; m = m->next) {
+        t->held_bytes -= m->row.raw_len;
+        store(t, &m->row);
+    }
+    hold_free(h);
 }
 
 /* The length of the first whole message in buf (after the CRLFs skipped, returned in
@@ -274,6 +380,7 @@ static void stream_feed(struct trace *t, const struct stamp *st, const char *dat
     if (m < 0 || sm->b.failed) {
         log_warn("trace: %s on %s, %zu bytes dropped",
                  sm->b.failed ? "out of memory" : "unframeable bytes", key, sm->b.len - used);
+        atomic_fetch_add_explicit(&t->untraced, 1, memory_order_relaxed);
         used = sm->b.len;
     }
     if (used == sm->b.len) {
@@ -285,45 +392,46 @@ static void stream_feed(struct trace *t, const struct stamp *st, const char *dat
     sm->b.len -= used;
 }
 
-/* A record: a datagram is one message; a stream record is framed first. */
-static void deliver(struct trace *t, const struct stamp *st, const char *data, size_t n)
+/* One record: a datagram is one message; a stream record is framed first. */
+static void deliver(struct trace *t, const struct rec *r, const char *data)
 {
     prune(t, util_now_us());
-    if (strcmp(st->transport, "tcp") == 0 || strcmp(st->transport, "tls") == 0)
-        stream_feed(t, st, data, n);
+    if (r->kind == REC_ACCEPT) {
+        char call_id[256];
+        snprintf(call_id, sizeof call_id, "%.*s", (int)r->len, data);
+        accept_call(t, call_id);
+        return;
+    }
+    struct stamp st = {.out = r->kind == REC_SENT, .time_us = r->time_us};
+    memcpy(st.transport, r->transport, sizeof st.transport);
+    memcpy(st.peer, r->peer, sizeof st.peer);
+    st.transport[sizeof st.transport - 1] = st.peer[sizeof st.peer - 1] = '\0';
+    if (strcmp(st.transport, "tcp") == 0 || strcmp(st.transport, "tls") == 0)
+        stream_feed(t, &st, data, r->len);
     else
-        emit(t, st, data, n);
+        emit(t, &st, data, r->len);
 }
 
-/* Consumes complete records from the buffer; returns the bytes used. */
+/* Consumes the complete records in the buffer; returns the bytes used. */
 static size_t consume(struct trace *t)
 {
     size_t used = 0;
-    for (;;) {
-        char *p = t->buf + used;
-        size_t avail = t->len - used;
-        char *nl = memchr(p, '\n', avail);
-        if (!nl)
-            break;
-        *nl = '\0';
-        if (strcmp(p, "sipbx-trace-stop") == 0) {
+    while (t->len - used >= sizeof(struct rec)) {
+        struct rec r;
+        memcpy(&r, t->buf + used, sizeof r);
+        if (r.magic != REC_MAGIC || r.len > MAX_MESSAGE) {
+            /* Only this process writes the pipe, one record per write: cannot happen. */
+            log_error("trace: capture records out of step, %zu bytes dropped", t->len - used);
+            return t->len;
+        }
+        if (t->len - used < sizeof r + r.len)
+            break; /* wait for the rest */
+        if (r.kind == REC_STOP) {
             t->stop = 1;
             return t->len;
         }
-        struct stamp st;
-        if (parse_stamp(p, &st) != 0 || st.bytes > MAX_MESSAGE) {
-            used += (size_t)(nl - p) + 1; /* a banner line or noise: skip it */
-            continue;
-        }
-        size_t head = (size_t)(nl - p) + 1;
-        if (avail < head + st.bytes + 2) {
-            *nl = '\n';
-            break; /* wait for the rest */
-        }
-        deliver(t, &st, p + head, st.bytes);
-        used += head + st.bytes;
-        if (t->buf[used] == '\v' && t->buf[used + 1] == '\n')
-            used += 2;
+        deliver(t, &r, t->buf + used + sizeof r);
+        used += sizeof r + r.len;
     }
     return used;
 }
@@ -332,14 +440,11 @@ static void *reader_main(void *arg)
 {
     struct trace *t = arg;
     for (;;) {
-        if (t->len == sizeof t->buf) {
-            t->len = 0; /* cannot happen with bounded messages; resynchronise if it does */
-        }
-        ssize_t n = read(t->rfd, t->buf + t->len, sizeof t->buf - t->len);
+        ssize_t n = read(t->rfd, t->buf + t->len, t->cap - t->len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            break; /* every writer closed: the agent is gone */
+            break; /* every writer closed */
         t->len += (size_t)n;
         size_t used = consume(t);
         memmove(t->buf, t->buf + used, t->len - used);
@@ -350,37 +455,42 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-int trace_create(struct trace **out, struct store_writer *w, const char *local, char *dump_path,
-                 size_t pathlen)
+static void trace_free(struct trace *t)
+{
+    strmap_destroy(t->seen, free);
+    strmap_destroy(t->streams, stream_free);
+    strmap_destroy(t->accepted, free);
+    strmap_destroy(t->held, hold_free);
+    free(t->buf);
+    free(t);
+}
+
+int trace_create(struct trace **out, struct store_writer *w, const char *local)
 {
     struct trace *t = calloc(1, sizeof *t);
     if (!t)
         return ENOMEM;
     int fds[2];
     errno = 0;
+    /* Room for two whole records: the reader always has space for the rest of one. */
+    t->cap = 2 * (sizeof(struct rec) + MAX_MESSAGE);
     if (strmap_create(&t->seen) != 0 || strmap_create(&t->streams) != 0 ||
-        pipe2(fds, O_CLOEXEC) != 0) {
+        strmap_create(&t->accepted) != 0 || strmap_create(&t->held) != 0 ||
+        !(t->buf = malloc(t->cap)) || pipe2(fds, O_CLOEXEC) != 0) {
         int e = errno ? errno : ENOMEM;
-        strmap_destroy(t->seen, free);
-        strmap_destroy(t->streams, stream_free);
-        free(t);
+        trace_free(t);
         return e;
     }
     fcntl(fds[1], F_SETPIPE_SZ, PIPE_BYTES); /* best effort: the default is 64 KiB */
     t->rfd = fds[0];
+    t->wfd = fds[1];
     t->w = w;
     snprintf(t->local, sizeof t->local, "%s", local);
-    /* Sofia opens the dump by name; the write end stays open here until trace_destroy so
-     * the reader sees end-of-file only when both Sofia and we have closed it. */
-    snprintf(dump_path, pathlen, "/proc/self/fd/%d", fds[1]);
-    t->wfd = fds[1];
     t->started = pthread_create(&t->thread, NULL, reader_main, t) == 0;
     if (!t->started) {
         close(fds[0]);
         close(fds[1]);
-        strmap_destroy(t->seen, free);
-        strmap_destroy(t->streams, stream_free);
-        free(t);
+        trace_free(t);
         return EAGAIN;
     }
     dump_fd = t->wfd;
@@ -388,21 +498,73 @@ int trace_create(struct trace **out, struct store_writer *w, const char *local, 
     return 0;
 }
 
+/* Writes one record with its payload pieces in one writev(2). The SIP thread is the only
+ * writer of its pipe: a write cut short (a signal) goes on where it stopped, so records
+ * never interleave. */
+static void put_record(int fd, struct rec *r, struct iovec *v, size_t nv)
+{
+    v[0].iov_base = r;
+    v[0].iov_len = sizeof *r;
+    struct iovec *p = v;
+    while (nv > 0) {
+        ssize_t w = writev(fd, p, (int)nv);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        while (nv > 0 && (size_t)w >= p->iov_len) {
+            w -= (ssize_t)p->iov_len;
+            p++;
+            nv--;
+        }
+        if (nv > 0) {
+            p->iov_base = (char *)p->iov_base + w;
+            p->iov_len -= (size_t)w;
+        }
+    }
+}
+
+static void put_simple(int fd, enum rec_kind kind, const char *payload)
+{
+    struct rec r;
+    memset(&r, 0, sizeof r);
+    r.magic = REC_MAGIC;
+    r.kind = kind;
+    r.time_us = util_now_us();
+    size_t n = payload ? strlen(payload) : 0;
+    r.len = (uint32_t)(n < 255 ? n : 255);
+    struct iovec v[2] = {{0}, {(void *)payload, r.len}};
+    put_record(fd, &r, v, r.len ? 2 : 1);
+}
+
+void trace_accept(struct trace *t, const char *call_id)
+{
+    if (t && call_id && dump_fd >= 0)
+        put_simple(dump_fd, REC_ACCEPT, call_id);
+}
+
+uint64_t trace_untraced(const struct trace *t)
+{
+    return t ? atomic_load_explicit(&t->untraced, memory_order_relaxed) : 0;
+}
+
 void trace_destroy(struct trace *t)
 {
     if (!t)
         return;
-    /* Sofia has written its last record (the agent is gone): what follows our stop line
+    /* Sofia has written its last record (the agent is gone): what follows our stop record
      * in the pipe is nothing, so the reader drains everything before it stops. */
     dump_fd = -1;
-    if (write(t->wfd, STOP_LINE, sizeof STOP_LINE - 1) < 0)
-        log_warn("trace: cannot stop the capture thread cleanly: %s", strerror(errno));
+    put_simple(t->wfd, REC_STOP, NULL);
     pthread_join(t->thread, NULL);
     close(t->rfd);
     close(t->wfd);
-    strmap_destroy(t->seen, free);
-    strmap_destroy(t->streams, stream_free);
-    free(t);
+    uint64_t dropped = trace_untraced(t);
+    if (dropped)
+        log_info("trace: %llu message(s) of unaccepted requests were not stored",
+                 (unsigned long long)dropped);
+    trace_free(t);
 }
 
 /* Declared in Sofia's private tport_internal.h; see the top of this file for why sipbx
@@ -411,29 +573,33 @@ void tport_dump_iovec(tport_t const *self, msg_t *msg, size_t n, su_iovec_t cons
                       size_t iovused, char const *what, char const *how);
 
 /** Replaces Sofia's dump of the n bytes in iov[] that self sent or received ("sent"/"to"
- *  or "recv"/"from"): one record in Sofia's format, the whole message, one writev(2). */
+ *  or "recv"/"from"): one record with the whole piece, one writev(2). */
 void tport_dump_iovec(tport_t const *self, msg_t *msg, size_t n, su_iovec_t const iov[],
                       size_t iovused, char const *what, char const *how)
 {
-    if (dump_fd < 0 || !self || !msg)
+    (void)how;
+    if (dump_fd < 0 || !self || !msg || n > MAX_MESSAGE)
         return;
+    struct rec r;
+    memset(&r, 0, sizeof r);
+    r.magic = REC_MAGIC;
+    r.kind = what[0] == 's' ? REC_SENT : REC_RECV;
+    r.time_us = util_now_us();
+    r.len = (uint32_t)n;
     su_sockaddr_t const *su = msg_addr(msg);
-    char addr[64] = "?", stamp[160];
+    char addr[64] = "?";
     if (su->su_family == AF_INET || su->su_family == AF_INET6)
         inet_ntop(su->su_family, SU_ADDR(su), addr, sizeof addr);
-    int64_t tod = util_now_us() % (86400LL * 1000000);
+    snprintf(r.peer, sizeof r.peer, su->su_family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
+             ntohs(su->su_port));
     tp_name_t const *tpn = tport_name(self);
-    int sl = snprintf(stamp, sizeof stamp, "%s %zu bytes %s %s/[%s]:%u at %02d:%02d:%02d.%06d:\n",
-                      what, n, how, tpn && tpn->tpn_proto ? tpn->tpn_proto : "udp", addr,
-                      ntohs(su->su_port), (int)(tod / 3600000000LL), (int)(tod / 60000000 % 60),
-                      (int)(tod / 1000000 % 60), (int)(tod % 1000000));
-    if (sl < 0 || (size_t)sl >= sizeof stamp)
-        return;
-    struct iovec v[DUMP_IOV + 2];
-    size_t nv = 0, left = n, total = 0;
+    snprintf(r.transport, sizeof r.transport, "%s", tpn && tpn->tpn_proto ? tpn->tpn_proto : "udp");
+    for (char *p = r.transport; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+
+    struct iovec v[DUMP_IOV + 1];
+    size_t nv = 1, left = n, total = 0;
     char *copy = NULL;
-    v[nv].iov_base = stamp;
-    v[nv++].iov_len = (size_t)sl;
     for (size_t i = 0; i < iovused; i++)
         total += iov[i].siv_len;
     if (total < n)
@@ -457,27 +623,6 @@ void tport_dump_iovec(tport_t const *self, msg_t *msg, size_t n, su_iovec_t cons
         v[nv++].iov_len = len;
         left -= len;
     }
-    v[nv].iov_base = (void *)"\v\n";
-    v[nv++].iov_len = 2;
-    /* The SIP thread is the only writer: a write cut short (a signal) goes on where it
-     * stopped, so records never interleave. */
-    struct iovec *p = v;
-    while (nv > 0) {
-        ssize_t w = writev(dump_fd, p, (int)nv);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        while (nv > 0 && (size_t)w >= p->iov_len) {
-            w -= (ssize_t)p->iov_len;
-            p++;
-            nv--;
-        }
-        if (nv > 0) {
-            p->iov_base = (char *)p->iov_base + w;
-            p->iov_len -= (size_t)w;
-        }
-    }
+    put_record(dump_fd, &r, v, nv);
     free(copy);
 }

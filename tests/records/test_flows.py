@@ -7,6 +7,7 @@ BYEs, and retransmissions flagged as such.
 """
 
 import calendar
+import hashlib
 import re
 import socket
 import time
@@ -238,20 +239,44 @@ class Flows(records.RecordsTest):
 
     def test_tcp_reads_cut_into_messages(self):
         """Two requests in one TCP segment, and one split over two segments (after a CRLF
-        keep-alive): each is stored whole and alone, byte for byte as sent."""
-        def options(call_id, port):
-            return ("OPTIONS sip:%s SIP/2.0\r\n"
-                    "Via: SIP/2.0/TCP 127.0.0.1:%d;branch=z9hG4bK%s\r\n"
-                    "From: <sip:probe@%s>;tag=t%s\r\nTo: <sip:%s>\r\nCall-ID: %s\r\n"
-                    "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\n"
-                    "Content-Length: 11\r\n\r\nhello\r\nsip!"
-                    % (records.DOMAIN, port, call_id.split("@")[0], records.DOMAIN,
-                       call_id.split("@")[0], records.DOMAIN, call_id))
+        keep-alive): each is stored whole and alone, byte for byte as sent. They are
+        REGISTERs with credentials (one nonce, nonce-counts 1 to 3): only requests sipbx
+        accepts are traced."""
         sock = socket.create_connection(("127.0.0.1", self.d.sip_port), timeout=5)
+
+        def register(call_id, port, auth=None):
+            return ("REGISTER sip:%s SIP/2.0\r\n"
+                    "Via: SIP/2.0/TCP 127.0.0.1:%d;branch=z9hG4bK%s\r\n"
+                    "From: <sip:100@%s>;tag=t%s\r\nTo: <sip:100@%s>\r\nCall-ID: %s\r\n"
+                    "CSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n"
+                    "Contact: <sip:100@127.0.0.1:%d;transport=tcp>\r\nExpires: 60\r\n%s"
+                    "Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello\r\nsip!"
+                    % (records.DOMAIN, port, call_id.split("@")[0], records.DOMAIN,
+                       call_id.split("@")[0], records.DOMAIN, call_id, port,
+                       "Authorization: %s\r\n" % auth if auth else ""))
+
+        def read_response():
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(65536)
+            return data.decode()
         try:
             port = sock.getsockname()[1]
+            sock.sendall(register(new_call_id("tcp-nonce").replace("%u", "x"), port).encode())
+            chal = dict(re.findall(r'(\w+)="([^"]*)"', read_response().split(
+                "WWW-Authenticate:", 1)[1].split("\r\n", 1)[0]))
             ids = [new_call_id("tcp-framing").replace("%u", str(i)) for i in range(3)]
-            texts = [options(i, port) for i in ids]
+            texts = []
+            for nc, call_id in enumerate(ids, 1):
+                ha1 = hashlib.md5(("100:%s:%s" % (chal["realm"], records.PASSWORDS["100"]))
+                                  .encode()).hexdigest()
+                ha2 = hashlib.md5(("REGISTER:sip:%s" % records.DOMAIN).encode()).hexdigest()
+                resp = hashlib.md5(("%s:%s:%08x:c0ffee:auth:%s" % (ha1, chal["nonce"], nc, ha2))
+                                   .encode()).hexdigest()
+                auth = ('Digest username="100", realm="%s", nonce="%s", uri="sip:%s", '
+                        'response="%s", algorithm=MD5, cnonce="c0ffee", qop=auth, nc=%08x'
+                        % (chal["realm"], chal["nonce"], records.DOMAIN, resp, nc))
+                texts.append(register(call_id, port, auth))
             sock.sendall((texts[0] + texts[1]).encode())
             time.sleep(0.3)
             half = len(texts[2]) // 2
@@ -263,7 +288,7 @@ class Flows(records.RecordsTest):
                 self.check_trace(tr, call_id)
                 msgs = tr["messages"]
                 self.assertEqual([(m["direction"], m.get("method") or m["status"])
-                                  for m in msgs], [("in", "OPTIONS"), ("out", 200)])
+                                  for m in msgs], [("in", "REGISTER"), ("out", 200)])
                 self.assertEqual(msgs[0]["raw"], text)
                 self.assertEqual(msgs[0]["transport"], "tcp")
                 self.assertEqual(msgs[0]["src"], "127.0.0.1:%d" % port)
