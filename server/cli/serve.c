@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,26 @@ static int first_admin(struct store *st, char *out, size_t outlen)
         return -1;
     snprintf(out, outlen, "%s", pw);
     return 0;
+}
+
+/* Every SIP and HTTP connection is a file descriptor: the usual soft limit of 1024 would let
+ * a few hundred idle connections starve the daemon of descriptors (accept failing in a
+ * loop, the database unopenable). Raise it towards the hard limit; the SIP connection guard
+ * and the HTTP per-address limits keep the numbers in check. */
+#define NOFILE_WANTED 65536
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= NOFILE_WANTED)
+        return;
+    rlim_t want =
+        rl.rlim_max == RLIM_INFINITY || rl.rlim_max > NOFILE_WANTED ? NOFILE_WANTED : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the open file limit to %llu", (unsigned long long)want);
+    }
 }
 
 /* Stopping the HTTP server waits for requests in progress, and some of them (a kick, a
@@ -124,7 +145,8 @@ static int load_config(int argc, char **argv, struct config *cfg)
                                           "web-root",    "min-expires",
                                           "max-expires", "default-expires",
                                           "nonce-ttl",   "max-call-seconds",
-                                          "log-level",   NULL};
+                                          "log-level",   "tcp-per-source",
+                                          NULL};
     struct cli_args a;
     char err[512];
     if (cli_parse(argc, argv, allowed, &a) != 0)
@@ -168,6 +190,7 @@ int cli_serve(int argc, char **argv)
     /* A file size limit (ulimit -f) makes a write fail with EFBIG like a full disk; the
      * writer retries it. Without this the signal would kill the daemon. */
     signal(SIGXFSZ, SIG_IGN);
+    raise_nofile();
 
     struct config cfg;
     if (load_config(argc, argv, &cfg) != 0)

@@ -38,6 +38,7 @@ static const struct key keys[] = {
     {"trace", K_BOOL, OFF(trace), 0, 1},
     {"trace_days", K_INT, OFF(trace_days), 0, 3650},
     {"trace_max_mb", K_INT, OFF(trace_max_mb), 0, 1000000},
+    {"tcp_per_source", K_INT, OFF(tcp_per_source), 1, 65535},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -59,6 +60,7 @@ void config_defaults(struct config *c)
     c->trace = 1;
     c->trace_days = 7;
     c->trace_max_mb = 256;
+    c->tcp_per_source = 64;
 }
 
 /* Maps "--ring-timeout", "ring-timeout" or "ring_timeout" to its table entry. */

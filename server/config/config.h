@@ -25,6 +25,7 @@ struct config {
     int trace;                     /* capture SIP messages for ladder traces (1 = on) */
     int trace_days;                /* keep traces this many days (0 = no age limit) */
     int trace_max_mb;              /* keep at most this many MiB of trace text (0 = no limit) */
+    int tcp_per_source;            /* SIP TCP/TLS connections not yet trusted, per source address */
     int domain_given;              /* 1 when --domain or the file named it */
 };
 

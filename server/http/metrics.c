@@ -56,6 +56,10 @@ void api_metrics_get(struct http_req *r)
            "Captured SIP messages not stored as traces: no request of their Call-ID was "
            "accepted (failed authentication, forged or malformed requests, probes).");
     buf_printf(&b, "sipbx_trace_untraced_total %llu\n", ss.untraced);
+    header(&b, "sipbx_sip_connections_closed_total", "counter",
+           "SIP TCP/TLS connections closed by the connection guard (nothing complete in 10 s, "
+           "no accepted request in 32 s, or too many from one address).");
+    buf_printf(&b, "sipbx_sip_connections_closed_total %llu\n", ss.conns_closed);
     header(&b, "sipbx_http_requests_total", "counter", "HTTP requests answered, by status code.");
     for (int code = 100; code < 600; code++) {
         unsigned long long n = atomic_load_explicit(&r->h->responses[code], memory_order_relaxed);

@@ -60,6 +60,7 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
     out->auth_failures = atomic_load_explicit(&s->auth_failures, memory_order_relaxed);
     out->forged_in_dialog = atomic_load_explicit(&s->forged_in_dialog, memory_order_relaxed);
     out->untraced = trace_untraced(s->trace);
+    out->conns_closed = atomic_load_explicit(&s->conns_closed, memory_order_relaxed);
     out->registrations = atomic_load_explicit(&s->registrations, memory_order_relaxed);
 }
 
@@ -122,6 +123,12 @@ void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport
 void sip_keep_trace(struct sip *s, const char *call_id)
 {
     trace_accept(s->trace, call_id);
+}
+
+void sip_accepted(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    trace_accept(s->trace, sip->sip_call_id->i_id);
+    conns_request(s, irq, 1);
 }
 
 #define LOG_QUIET_SECONDS 60 /* one line per source and kind of refusal at most this often */
@@ -196,6 +203,7 @@ static int on_request(struct sip *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t 
     sip_method_t method = sip->sip_request->rq_method;
     atomic_fetch_add_explicit(&s->requests[method_slot(sip->sip_request->rq_method_name)], 1,
                               memory_order_relaxed);
+    conns_request(s, irq, 0);
     size_t i = 0;
     while (i < sizeof routes / sizeof routes[0] && routes[i].method != method)
         i++;
@@ -215,6 +223,7 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     (void)arg;
     int64_t now = util_now();
     calls_expire(s, util_mono());
+    conns_sweep(s);
     reg_expire(s, now);
     digest_prune(s->digest, now);
     int64_t mono = util_mono();
@@ -308,6 +317,7 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     static const char rr_label[] = "sipbx record-route v1";
     util_hmac_sha256(secret, SIP_SECRET_LEN, rr_label, sizeof rr_label - 1, s->rr_key);
     if (strmap_create(&s->calls) != 0 || strmap_create(&s->quiet) != 0 ||
+        conns_create(&s->conns) != 0 ||
         digest_create(&s->digest, secret, domain, cfg->nonce_ttl) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
@@ -335,6 +345,7 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
         }
         store_writer_set_retention(w, cfg->trace_days, (int64_t)cfg->trace_max_mb << 20);
     }
+    conns_bind(s); /* before the agent: its transports accept on this thread */
     errno = 0;
     /* With a dump file Sofia hands every message to tport_dump_iovec(), which sip/trace.c
      * defines: the file itself gets only Sofia's banner. */
@@ -438,6 +449,7 @@ void sip_destroy(struct sip *s)
         strmap_destroy(s->users, free);
     if (s->quiet)
         strmap_destroy(s->quiet, free);
+    conns_destroy(s->conns);
     digest_destroy(s->digest);
     if (s->root)
         su_root_destroy(s->root);

@@ -751,7 +751,7 @@ static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *s
         refuse_in_dialog(s, irq, sip, 403, "Not a dialog of this server");
         return;
     }
-    sip_keep_trace(s, sip->sip_call_id->i_id);
+    sip_accepted(s, irq, sip);
     calls_in_dialog(s, sip);
 
     /* Next hop: the next Route if any, else the Request-URI, reached where that phone
@@ -812,7 +812,7 @@ static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     const struct sip_user *caller;
     if (auth_check(s, irq, sip, 1, &caller) != AUTH_OK)
         return;
-    sip_keep_trace(s, sip->sip_call_id->i_id);
+    sip_accepted(s, irq, sip);
     const char *from_user = sip->sip_from->a_url->url_user;
     if (!from_user || strcmp(from_user, caller->extension) != 0) {
         sip_reply(s, irq, 403, "From does not match the credentials", TAG_END());

@@ -307,7 +307,7 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     const struct sip_user *user;
     if (auth_check(s, irq, sip, 0, &user) != AUTH_OK)
         return;
-    sip_keep_trace(s, sip->sip_call_id->i_id);
+    sip_accepted(s, irq, sip);
     const char *aor_user = sip->sip_to->a_url->url_user;
     if (strcmp(aor_user, user->extension) != 0) {
         log_info("registrar: %s tried to register %s", user->extension, aor_user);

@@ -55,6 +55,7 @@ struct sip_stats {
     unsigned long long auth_failures;              /* wrong or unknown credentials */
     unsigned long long forged_in_dialog;           /* in-dialog requests not of our dialogs */
     unsigned long long untraced;      /* captured messages not stored: their request was refused */
+    unsigned long long conns_closed;  /* TCP/TLS connections closed by the connection guard */
     unsigned long long registrations; /* bindings now */
 };
 

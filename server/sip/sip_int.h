@@ -64,6 +64,7 @@ struct sip {
     char rr_host[256];        /* host of our Record-Route and Via */
     unsigned char rr_key[32]; /* signs our Record-Route (dialog tokens), from the DB secret */
     struct strmap *quiet;     /* "what|source" -> last log line (int64_t *), see sip_log_due */
+    struct conns *conns;      /* the TCP/TLS connection guard */
     su_timer_t *housekeeping;
     int sigfd;
     su_wait_t sigwait[1];
@@ -74,6 +75,7 @@ struct sip {
     _Atomic uint64_t auth_failures;
     _Atomic uint64_t registrations;
     _Atomic uint64_t forged_in_dialog; /* in-dialog requests refused: not a dialog of ours */
+    _Atomic uint64_t conns_closed;     /* TCP/TLS connections closed by the guard */
 };
 
 /* The methods sipbx accepts, for Allow headers. */
@@ -92,6 +94,10 @@ void sip_count_response(struct sip *s, int status);
 
 /** Formats where the request of irq came from as "addr:port" and its transport name. */
 void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen);
+
+/** Notes that sipbx accepted the request of irq (authenticated, or of a dialog it signed):
+ *  its Call-ID is traced (sip_keep_trace) and its connection, if any, is trusted. */
+void sip_accepted(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
 
 /** Stores the captured messages of call_id in the traces (see trace.c: a Call-ID that no
  *  request was accepted for is not traced). Called for each request sipbx takes (after
@@ -187,6 +193,19 @@ void calls_expire(struct sip *s, int64_t mono_now);
 void calls_destroy_all(struct sip *s);
 /** Publishes an event (type, JSON object rendered by the caller) when events are on. */
 void sip_publish(struct sip *s, const char *type, struct cJSON *obj);
+
+/* ---- conns.c: the TCP/TLS connection guard ---- */
+
+struct conns;
+/** Creates the guard; returns 0 or ENOMEM. */
+int conns_create(struct conns **out);
+void conns_destroy(struct conns *c);
+/** Makes s's guard the one of connections the calling thread's transports accept. */
+void conns_bind(struct sip *s);
+/** A complete request arrived on irq's connection (if any); accepted: sipbx took it. */
+void conns_request(struct sip *s, nta_incoming_t *irq, int accepted);
+/** Closes connections that have not earned their place (see conns.c); every second. */
+void conns_sweep(struct sip *s);
 
 /* ---- usercache.c ---- */
 
