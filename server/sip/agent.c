@@ -346,6 +346,10 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
         store_writer_set_retention(w, cfg->trace_days, (int64_t)cfg->trace_max_mb << 20);
     }
     conns_bind(s); /* before the agent: its transports accept on this thread */
+    if (!sip_sofia_fixed()) {
+        snprintf(err, errlen, "this Sofia-SIP has no msg_next(): cannot guard TCP streams");
+        goto fail;
+    }
     errno = 0;
     /* With a dump file Sofia hands every message to tport_dump_iovec(), which sip/trace.c
      * defines: the file itself gets only Sofia's banner. */

@@ -194,6 +194,12 @@ void calls_destroy_all(struct sip *s);
 /** Publishes an event (type, JSON object rendered by the caller) when events are on. */
 void sip_publish(struct sip *s, const char *type, struct cJSON *obj);
 
+/* ---- sofiafix.c ---- */
+
+/** True when the work-arounds of sofiafix.c are in place (Sofia's msg_next found); also
+ *  what links them into the executable. */
+int sip_sofia_fixed(void);
+
 /* ---- conns.c: the TCP/TLS connection guard ---- */
 
 struct conns;

@@ -1,0 +1,74 @@
+/* Work-arounds for bugs of Sofia-SIP 1.12.11 as Debian ships it, which sipbx must build
+ * against (its security fixes are Debian patches). Like tport_dump_iovec() in trace.c and
+ * accept() in conns.c, the functions here are defined in the executable: Sofia's transport
+ * layer calls them through the PLT, so these definitions are the ones that run, and they
+ * call Sofia's own through dlsym(RTLD_NEXT).
+ *
+ * msg_next(): on a TCP or TLS connection every message after the first is made by
+ * msg_next(), which does not carry over the size limit (NTATAG_MAXSIZE) of the message
+ * before it. Without a limit a Content-Length near 2^32 wraps Sofia's 32-bit size sum in
+ * msg_extract_payload() and it writes far outside the receive buffer: one unauthenticated
+ * TCP connection with two requests crashed the daemon (found by tests/security/
+ * test_sip_fuzz.py; test_sip_stream_overflow.py replays it). The next message gets the limit
+ * of the one before it, so the body is refused as too large and the connection closed.
+ *
+ * msg_unref(): when a message whose body arrives in chunks has the start of the next
+ * message of the stream parsed into a message of its own (msg->m_next) and then fails,
+ * Sofia destroys it without that next message: about 1.4 KiB leaked per malformed TCP
+ * stream (LeakSanitizer, test_sip_fuzz.py), a slow memory exhaustion for anyone who can open
+ * connections. When the last reference to a message goes, its next message, if any, goes
+ * with it (msg_next() takes it). */
+#include "sip/sip_int.h"
+
+#include <dlfcn.h>
+
+#include <sofia-sip/msg.h>
+#include <sofia-sip/msg_buffer.h>
+#include <sofia-sip/su_alloc.h>
+
+msg_t *msg_next(msg_t *msg);
+void msg_unref(msg_t *msg);
+
+static msg_t *(*sofia_msg_next)(msg_t *);
+static void (*sofia_msg_unref)(msg_t *);
+
+/* Sofia's own functions; resolved at the first call, before any second thread could
+ * call them (the SIP thread creates the agent, and only it parses messages). */
+static int resolve(void)
+{
+    if (!sofia_msg_next)
+        *(void **)&sofia_msg_next = dlsym(RTLD_NEXT, "msg_next");
+    if (!sofia_msg_unref)
+        *(void **)&sofia_msg_unref = dlsym(RTLD_NEXT, "msg_unref");
+    return sofia_msg_next && sofia_msg_unref ? 0 : -1;
+}
+
+msg_t *msg_next(msg_t *msg)
+{
+    if (resolve() != 0)
+        return NULL; /* cannot happen while Sofia is linked; no next message is safe */
+    msg_t *next = sofia_msg_next(msg);
+    usize_t max = msg ? msg_maxsize(msg, 0) : 0;
+    if (next && max && !msg_maxsize(next, 0))
+        msg_maxsize(next, max);
+    return next;
+}
+
+void msg_unref(msg_t *msg)
+{
+    if (!msg || resolve() != 0)
+        return;
+    /* Only a next message already made: with bytes committed past the message,
+     * msg_next() would make one (and that one the next, and so on). */
+    if (su_home_refcount(msg_home(msg)) == 1 && msg_buf_committed(msg) == 0) {
+        msg_t *next = sofia_msg_next(msg);
+        if (next)
+            msg_unref(next);
+    }
+    sofia_msg_unref(msg);
+}
+
+int sip_sofia_fixed(void)
+{
+    return resolve() == 0;
+}
