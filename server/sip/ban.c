@@ -17,15 +17,15 @@ struct src {
     int nfail, head;   /* entries in use; the oldest (once full) */
     uint64_t failures; /* since the entry was made or the last block started */
     int trusted;
-    int offences;                  /* blocks so far (forgotten max_time after the last) */
-    int64_t since, until;          /* the block, until 0 when none */
-    int64_t last_end;              /* when the last block ended, 0: never */
-    int64_t last_failure;          /* 0: none yet */
-    uint64_t dropped;              /* requests dropped during the current block */
-    int64_t digest_at;             /* when the last log line about its failures went out */
-    uint64_t digest_pending;       /* failures since then, not yet logged */
-    char reason[BAN_REASON_MAX];   /* of the current block */
-    uint64_t block_failures;       /* failures that led to the current block */
+    int offences;                /* blocks so far (forgotten max_time after the last) */
+    int64_t since, until;        /* the block, until 0 when none */
+    int64_t last_end;            /* when the last block ended, 0: never */
+    int64_t last_failure;        /* 0: none yet */
+    uint64_t dropped;            /* requests dropped during the current block */
+    int64_t digest_at;           /* when the last log line about its failures went out */
+    uint64_t digest_pending;     /* failures since then, not yet logged */
+    char reason[BAN_REASON_MAX]; /* of the current block */
+    uint64_t block_failures;     /* failures that led to the current block */
     char users[BAN_USERS_MAX][BAN_USER_MAX]; /* most recent first */
     int nusers;
 };
@@ -56,8 +56,7 @@ struct ban {
     int64_t full_warned;
 };
 
-int ban_create(struct ban **out, const struct ban_config *cfg, ban_change_f *on_change,
-               void *ctx)
+int ban_create(struct ban **out, const struct ban_config *cfg, ban_change_f *on_change, void *ctx)
 {
     struct ban *b = calloc(1, sizeof *b);
     if (!b)
@@ -184,9 +183,8 @@ static void start_block(struct ban *b, const char *source, struct src *e, int64_
     b->blocks_total++;
     char users[sizeof((struct ban_info *)0)->users];
     users_text(e, users, sizeof users);
-    log_warn("ban: blocking %s for %lld s: %s (extensions %s)%s", source, (long long)len,
-             e->reason, users[0] ? users : "-",
-             e->offences > 1 ? ", a repeat offender: block doubled" : "");
+    log_warn("ban: blocking %s for %lld s: %s (extensions %s)%s", source, (long long)len, e->reason,
+             users[0] ? users : "-", e->offences > 1 ? ", a repeat offender: block doubled" : "");
     if (b->on_change) {
         struct ban_info info;
         info_of(source, e, &info);
@@ -199,8 +197,8 @@ static void end_block(struct ban *b, const char *source, struct src *e, const ch
 {
     struct ban_info info;
     info_of(source, e, &info);
-    log_info("ban: block of %s ended (%s) after %lld s; %llu request(s) dropped meanwhile",
-             source, how, (long long)(now - e->since), (unsigned long long)e->dropped);
+    log_info("ban: block of %s ended (%s) after %lld s; %llu request(s) dropped meanwhile", source,
+             how, (long long)(now - e->since), (unsigned long long)e->dropped);
     e->until = 0;
     e->last_end = now;
     b->blocked--;
@@ -350,7 +348,7 @@ int ban_restore(struct ban *b, const struct ban_info *info, int64_t now)
         return EINVAL;
     util_addr_format(&a, canon, sizeof canon);
     if (info->until <= now || info->since > info->until || ban_trusted(b, &a))
-        return 0;
+        return ENOENT;
     struct src *e = src_get(b, canon, now);
     if (!e)
         return ENOMEM;

@@ -14,17 +14,17 @@
 
 struct ban;
 
-#define BAN_USER_MAX   33  /* an extension (longer user names are cut) */
-#define BAN_REASON_MAX 96  /* why a source is blocked, in words */
-#define BAN_USERS_MAX  8   /* extensions remembered per source */
+#define BAN_USER_MAX   33    /* an extension (longer user names are cut) */
+#define BAN_REASON_MAX 96    /* why a source is blocked, in words */
+#define BAN_USERS_MAX  8     /* extensions remembered per source */
 #define BAN_SOURCES    65536 /* addresses tracked at once (blocked ones are never dropped) */
 #define BAN_TARGETS    4096  /* extensions tracked at once */
 
 struct ban_config {
-    int failures;     /* failed digests from one address that start a block; 0: never block */
-    int window;       /* ... counted over this many seconds */
-    int block_time;   /* seconds of a first block */
-    int max_time;     /* cap of a doubled block; also how long a past block is remembered */
+    int failures;   /* failed digests from one address that start a block; 0: never block */
+    int window;     /* ... counted over this many seconds */
+    int block_time; /* seconds of a first block */
+    int max_time;   /* cap of a doubled block; also how long a past block is remembered */
     const struct util_net *trusted; /* never blocked */
     size_t ntrusted;
 };
@@ -61,8 +61,7 @@ typedef void ban_change_f(void *ctx, const struct ban_info *info, int active);
 
 /** Creates the table with cfg (copied, trusted networks too); on_change may be NULL.
  *  Returns 0 or ENOMEM. */
-int ban_create(struct ban **out, const struct ban_config *cfg, ban_change_f *on_change,
-               void *ctx);
+int ban_create(struct ban **out, const struct ban_config *cfg, ban_change_f *on_change, void *ctx);
 /** Frees everything (no callbacks). */
 void ban_destroy(struct ban *b);
 
@@ -84,8 +83,9 @@ enum ban_verdict ban_failure(struct ban *b, const char *source, const char *user
  *  started at since: a CLI lift of an older block does not lift a newer one). by says who,
  *  for the log ("an admin (REST)", "the CLI"). Returns 0 or ENOENT. */
 int ban_lift(struct ban *b, const char *source, int64_t since, const char *by, int64_t now);
-/** Takes back a block stored by an earlier run (start-up); an expired one, one of a
- *  trusted address or one that does not parse is skipped. Returns 0, EINVAL or ENOMEM. */
+/** Takes back a block stored by an earlier run (start-up). Returns 0; ENOENT for one that
+ *  is over or of a trusted address (skipped); EINVAL when the address does not parse;
+ *  ENOMEM. */
 int ban_restore(struct ban *b, const struct ban_info *info, int64_t now);
 /** Once a second: ends blocks whose time is up, logs the digest of failures per source (at
  *  most a line a minute each), warns about an extension attacked from several sources and
