@@ -28,8 +28,7 @@ static int print_block(const struct store_block *b, void *ctx)
     format_time(since, sizeof since, b->since);
     format_time(until, sizeof until, b->until);
     printf("%-39s %-20s %-20s %8lld %5d  %s (extensions %s)\n", b->source, since, until,
-           (long long)b->failures, b->offences, b->reason,
-           b->extensions[0] ? b->extensions : "-");
+           (long long)b->failures, b->offences, b->reason, b->extensions[0] ? b->extensions : "-");
     return 0;
 }
 
