@@ -14,6 +14,7 @@ a few lines, not one per guess.
 
 import random
 import re
+import socket
 import time
 import unittest
 
@@ -159,6 +160,30 @@ class Guessing(sectest.DaemonTest):
                    self.api("GET", "/api/v1/security/targets").json["items"]}
         self.assertIn("9007", targets)
         self.assertEqual(targets["9007"]["last_source"], src)
+
+    def test_tcp_dropped_and_shut(self):
+        """Blocked over UDP, the address gets nothing over TCP either: its REGISTER goes
+        unanswered and the connection is shut."""
+        src = "127.0.0.7"
+        self.addCleanup(self.lift, src)
+        answers, _ = guess_run(self.d.sip_port, "100", GUESSES, host=src)
+        self.assertEqual(len(answers), 10)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", self.d.sip_port))
+            port = s.getsockname()[1]
+            msg = ("REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+                   "Via: SIP/2.0/TCP %s:%d;branch=z9hG4bKtcp%d\r\n"
+                   "Max-Forwards: 70\r\nFrom: <sip:100@127.0.0.1>;tag=t\r\n"
+                   "To: <sip:100@127.0.0.1>\r\nCall-ID: tcp-%d@test\r\nCSeq: 1 REGISTER\r\n"
+                   "Contact: <sip:100@%s:%d;transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+                   % (src, port, port, port, src, port))
+            s.sendall(msg.encode())
+            s.settimeout(3)
+            self.assertEqual(s.recv(4096), b"", "a blocked address must get no answer, and EOF")
+        finally:
+            s.close()
 
     def test_nonce_retired(self):
         """After 3 wrong answers to one nonce the right password on that nonce is refused

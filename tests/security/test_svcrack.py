@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-import sectest
+import sectest  # first: it puts tests/api on the path
+import apitest
 from sectest import log_lines, metrics
 
 PASSWORD = "Kx7-long-enough-pw"
@@ -38,8 +39,11 @@ class Svcrack(sectest.DaemonTest):
         dictionary = os.path.join(work, "dict.txt")
         with open(dictionary, "w") as f:
             f.write("\n".join(words) + "\n")
+        # A port of its own: svcrack's default, 5060 (or the next free one), is where other
+        # tests' phones may be, and their traffic would confuse it.
         out = subprocess.run(["svcrack", "-u", "100", "-d", dictionary, "-p",
-                              str(self.d.sip_port), "127.0.0.1"],
+                              str(self.d.sip_port), "-P", str(apitest.free_port()),
+                              "-b", "127.0.0.1", "127.0.0.1"],
                              capture_output=True, text=True, timeout=180, cwd=work)
         text = out.stdout + out.stderr
         print("  svcrack: " + " / ".join(line.strip() for line in text.splitlines()
