@@ -18,9 +18,9 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {"serve", cli_serve},   {"user", cli_user},       {"token", cli_token},
-    {"backup", cli_backup}, {"restore", cli_restore}, {"version", cmd_version},
-    {"help", cmd_help},
+    {"serve", cli_serve},     {"user", cli_user},     {"token", cli_token},
+    {"block", cli_block},     {"backup", cli_backup}, {"restore", cli_restore},
+    {"version", cmd_version}, {"help", cmd_help},
 };
 
 static int cmd_help(int argc, char **argv)
@@ -32,6 +32,9 @@ static int cmd_help(int argc, char **argv)
            "              [--http ADDR:PORT] [--ring-timeout SECONDS] [--web-root DIR]\n"
            "              [--min-expires S] [--max-expires S] [--default-expires S]\n"
            "              [--nonce-ttl S] [--log-level error|warn|info|debug]\n"
+           "              [--sip-ban-failures N] [--sip-ban-window S] [--sip-ban-time S]\n"
+           "              [--sip-ban-max-time S] [--nonce-max-failures N]\n"
+           "              [--sip-trusted-networks 'CIDR, ...'|none]\n"
            "  sipbx user add EXT --password PW [--display NAME] [--db FILE]\n"
            "  sipbx user list [--db FILE]\n"
            "  sipbx user del EXT [--db FILE]\n"
@@ -39,6 +42,8 @@ static int cmd_help(int argc, char **argv)
            "  sipbx token create NAME [--db FILE]   prints a new API token once\n"
            "  sipbx token list [--db FILE]\n"
            "  sipbx token revoke ID [--db FILE]\n"
+           "  sipbx block list [--db FILE]       addresses blocked for failed SIP digests\n"
+           "  sipbx block del SOURCE [--db FILE] lift a block (the running daemon too)\n"
            "  sipbx backup FILE [--db FILE]     (a consistent copy while sipbx runs)\n"
            "  sipbx restore FILE [--db FILE]    (sipbx must be stopped)\n"
            "  sipbx version\n"

@@ -21,6 +21,9 @@ int cli_restore(int argc, char **argv);
 int cli_user(int argc, char **argv);
 /** `sipbx token create|list|revoke ...`. Returns the process exit status. */
 int cli_token(int argc, char **argv);
+/** `sipbx block list|del SOURCE`: addresses blocked for failed SIP digest checks. Returns
+ *  the process exit status. */
+int cli_block(int argc, char **argv);
 
 /* A parsed command line: --name value / --name=value options and positional words. */
 #define CLI_MAX_ARGS 32

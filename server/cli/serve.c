@@ -139,13 +139,26 @@ static void show_host(const char *host, char *out, size_t outlen)
 
 static int load_config(int argc, char **argv, struct config *cfg)
 {
-    static const char *const allowed[] = {"config",      "db",
-                                          "domain",      "sip",
-                                          "http",        "ring-timeout",
-                                          "web-root",    "min-expires",
-                                          "max-expires", "default-expires",
-                                          "nonce-ttl",   "max-call-seconds",
-                                          "log-level",   "tcp-per-source",
+    static const char *const allowed[] = {"config",
+                                          "db",
+                                          "domain",
+                                          "sip",
+                                          "http",
+                                          "ring-timeout",
+                                          "web-root",
+                                          "min-expires",
+                                          "max-expires",
+                                          "default-expires",
+                                          "nonce-ttl",
+                                          "max-call-seconds",
+                                          "log-level",
+                                          "nonce-max-failures",
+                                          "sip-ban-failures",
+                                          "sip-ban-window",
+                                          "sip-ban-time",
+                                          "sip-ban-max-time",
+                                          "sip-trusted-networks",
+                                          "tcp-per-source",
                                           NULL};
     struct cli_args a;
     char err[512];
@@ -172,6 +185,11 @@ static int load_config(int argc, char **argv, struct config *cfg)
     if (cfg->min_expires > cfg->max_expires) {
         fprintf(stderr, "sipbx: min_expires (%d) is larger than max_expires (%d)\n",
                 cfg->min_expires, cfg->max_expires);
+        return -1;
+    }
+    if (cfg->ban_time > cfg->ban_max_time) {
+        fprintf(stderr, "sipbx: sip_ban_time (%d) is larger than sip_ban_max_time (%d)\n",
+                cfg->ban_time, cfg->ban_max_time);
         return -1;
     }
     return 0;

@@ -1,5 +1,6 @@
 /* Settings table: every key is described once, with its type, bounds and where it lives. */
 #include "config/config.h"
+#include "util/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -12,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STR, K_INT, K_BOOL, K_ADDR_SIP, K_ADDR_HTTP, K_LOGLEVEL };
+enum kind { K_STR, K_INT, K_BOOL, K_ADDR_SIP, K_ADDR_HTTP, K_LOGLEVEL, K_NETS };
 
 struct key {
     const char *name; /* file key; the flag is the same with '-' for '_' */
@@ -39,6 +40,12 @@ static const struct key keys[] = {
     {"trace_days", K_INT, OFF(trace_days), 0, 3650},
     {"trace_max_mb", K_INT, OFF(trace_max_mb), 0, 1000000},
     {"tcp_per_source", K_INT, OFF(tcp_per_source), 1, 65535},
+    {"nonce_max_failures", K_INT, OFF(nonce_max_failures), 1, 100},
+    {"sip_ban_failures", K_INT, OFF(ban_failures), 0, 100},
+    {"sip_ban_window", K_INT, OFF(ban_window), 1, 86400},
+    {"sip_ban_time", K_INT, OFF(ban_time), 1, 30 * 86400},
+    {"sip_ban_max_time", K_INT, OFF(ban_max_time), 1, 365 * 86400},
+    {"sip_trusted_networks", K_NETS, OFF(trusted_networks), 0, 0},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -61,6 +68,13 @@ void config_defaults(struct config *c)
     c->trace_days = 7;
     c->trace_max_mb = 256;
     c->tcp_per_source = 64;
+    c->nonce_max_failures = 3;
+    c->ban_failures = 10;
+    c->ban_window = 60;
+    c->ban_time = 600;
+    c->ban_max_time = 86400;
+    /* Like fail2ban's ignoreip: the host itself (a local SBC or script) is never blocked. */
+    snprintf(c->trusted_networks, sizeof c->trusted_networks, "127.0.0.0/8, ::1");
 }
 
 /* Maps "--ring-timeout", "ring-timeout" or "ring_timeout" to its table entry. */
@@ -146,6 +160,21 @@ int config_set(struct config *c, const char *name, const char *value, char *err,
             snprintf(err, errlen, "%s: '%s' is not ADDR:PORT", k->name, value);
             return -1;
         }
+        return 0;
+    }
+    case K_NETS: {
+        struct util_net nets[CONFIG_NETS_MAX];
+        size_t n;
+        char why[200];
+        if (strlen(value) >= CONFIG_STR_MAX) {
+            snprintf(err, errlen, "%s: value too long", k->name);
+            return -1;
+        }
+        if (util_net_parse_list(value, nets, CONFIG_NETS_MAX, &n, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s: %s", k->name, why);
+            return -1;
+        }
+        snprintf(base + k->off, CONFIG_STR_MAX, "%s", value);
         return 0;
     }
     case K_BOOL: {

@@ -5,7 +5,8 @@
 
 #include <stddef.h>
 
-#define CONFIG_STR_MAX 256
+#define CONFIG_STR_MAX  256
+#define CONFIG_NETS_MAX 64 /* networks in sip_trusted_networks */
 
 struct config {
     char db_path[CONFIG_STR_MAX];  /* SQLite file */
@@ -26,7 +27,13 @@ struct config {
     int trace_days;                /* keep traces this many days (0 = no age limit) */
     int trace_max_mb;              /* keep at most this many MiB of trace text (0 = no limit) */
     int tcp_per_source;            /* SIP TCP/TLS connections not yet trusted, per source address */
-    int domain_given;              /* 1 when --domain or the file named it */
+    int nonce_max_failures;        /* wrong answers to one nonce before it is retired */
+    int ban_failures;              /* failed digests from one address that start a block (0: off) */
+    int ban_window;                /* ... within this many seconds */
+    int ban_time;                  /* seconds of a first block; each repeat doubles it */
+    int ban_max_time;              /* the longest a block gets */
+    char trusted_networks[CONFIG_STR_MAX]; /* CIDR list never blocked ("" or "none": none) */
+    int domain_given;                      /* 1 when --domain or the file named it */
 };
 
 /** Fills c with the embedded defaults. */

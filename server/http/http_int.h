@@ -216,5 +216,8 @@ void api_calls_get(struct http_req *r);
 void api_events_get(struct http_req *r);
 void api_settings_get(struct http_req *r);
 void api_metrics_get(struct http_req *r);
+void api_security_blocks_list(struct http_req *r);
+void api_security_blocks_delete(struct http_req *r);
+void api_security_targets_list(struct http_req *r);
 
 #endif

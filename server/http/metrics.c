@@ -60,6 +60,21 @@ void api_metrics_get(struct http_req *r)
            "SIP TCP/TLS connections closed by the connection guard (nothing complete in 10 s, "
            "no accepted request in 32 s, or too many from one address).");
     buf_printf(&b, "sipbx_sip_connections_closed_total %llu\n", ss.conns_closed);
+    header(&b, "sipbx_sip_blocked_sources", "gauge",
+           "Addresses blocked now for failed SIP digest checks.");
+    buf_printf(&b, "sipbx_sip_blocked_sources %llu\n", ss.blocked_sources);
+    header(&b, "sipbx_sip_blocks_total", "counter",
+           "Blocks started for failed SIP digest checks (since start-up).");
+    buf_printf(&b, "sipbx_sip_blocks_total %llu\n", ss.blocks);
+    header(&b, "sipbx_sip_blocked_requests_total", "counter",
+           "SIP requests dropped unanswered because their address is blocked.");
+    buf_printf(&b, "sipbx_sip_blocked_requests_total %llu\n", ss.blocked_requests);
+    header(&b, "sipbx_sip_attacked_extensions", "gauge",
+           "Extensions with at least sip_ban_failures failed digest checks in the window.");
+    buf_printf(&b, "sipbx_sip_attacked_extensions %llu\n", ss.attacked_extensions);
+    header(&b, "sipbx_sip_nonces_retired_total", "counter",
+           "Digest nonces retired after too many wrong answers.");
+    buf_printf(&b, "sipbx_sip_nonces_retired_total %llu\n", ss.nonces_retired);
     header(&b, "sipbx_http_requests_total", "counter", "HTTP requests answered, by status code.");
     for (int code = 100; code < 600; code++) {
         unsigned long long n = atomic_load_explicit(&r->h->responses[code], memory_order_relaxed);

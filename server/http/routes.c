@@ -47,6 +47,9 @@ static const struct route {
     {"GET", "/api/v1/cdrs.csv", api_cdrs_csv, 0},
     {"GET", "/api/v1/cdrs/summary", api_cdrs_summary, 0},
     {"GET", "/api/v1/traces/**", api_traces_get, 0},
+    {"GET", "/api/v1/security/blocks", api_security_blocks_list, 0},
+    {"DELETE", "/api/v1/security/blocks/*", api_security_blocks_delete, 0},
+    {"GET", "/api/v1/security/targets", api_security_targets_list, 0},
     {"GET", "/metrics", api_metrics_get, 0},
     {NULL, NULL, not_found, ROUTE_PUBLIC}, /* anything else; GET outside /api/: a file */
 };

@@ -1,5 +1,7 @@
-/* The nta agent: transports, the default leg that receives every request, the dispatch
- * table by method, the housekeeping timer, signal handling and cross-thread calls. */
+/* The nta agent: transports, the message callback that receives every new request (and
+ * drops those of blocked addresses before any transaction exists), the dispatch table by
+ * method, the housekeeping timer, signal handling and cross-thread calls. */
+#include "sip/ban.h"
 #include "sip/digest.h"
 #include "sip/sip_int.h"
 #include "sip/trace.h"
@@ -22,7 +24,10 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_log.h>
 #include <sofia-sip/su_tagarg.h>
+#include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/nta_tag.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
 #define SERVER_HEADER "sipbx/" SIPBX_VERSION
@@ -32,6 +37,9 @@
  * for its bookkeeping) rides out about four times longer a stall; as root it is granted
  * past net.core.rmem_max, otherwise up to that limit. */
 #define UDP_BUFFER_BYTES (1u << 20)
+/* How often the writer looks for user changes and blocks lifted with the CLI (a query of
+ * two counters): the CLI's lift reaches the running daemon within this. */
+#define WRITER_TICK_MS 200
 
 const char *const sip_method_slot_names[SIP_METHOD_SLOTS] = {
     "REGISTER", "INVITE", "ACK",  "BYE",    "CANCEL", "OPTIONS", "MESSAGE", "SUBSCRIBE",
@@ -62,6 +70,11 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
     out->untraced = trace_untraced(s->trace);
     out->conns_closed = atomic_load_explicit(&s->conns_closed, memory_order_relaxed);
     out->registrations = atomic_load_explicit(&s->registrations, memory_order_relaxed);
+    out->blocked_sources = atomic_load_explicit(&s->blocked_sources, memory_order_relaxed);
+    out->blocks = atomic_load_explicit(&s->blocks, memory_order_relaxed);
+    out->blocked_requests = atomic_load_explicit(&s->blocked_requests, memory_order_relaxed);
+    out->attacked_extensions = atomic_load_explicit(&s->attacked_extensions, memory_order_relaxed);
+    out->nonces_retired = atomic_load_explicit(&s->nonces_retired, memory_order_relaxed);
 }
 
 struct kick_arg {
@@ -92,6 +105,30 @@ void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phras
     ta_end(ta);
     if (status >= 200)
         nta_incoming_destroy(irq);
+}
+
+/* The source address of msg in canonical text form; 0, or -1 when it has none. */
+static int msg_source(msg_t *msg, char *out, size_t outlen)
+{
+    su_addrinfo_t *ai = msg ? msg_addrinfo(msg) : NULL;
+    if (!ai || !ai->ai_addr ||
+        (ai->ai_addr->sa_family != AF_INET && ai->ai_addr->sa_family != AF_INET6)) {
+        snprintf(out, outlen, "?");
+        return -1;
+    }
+    struct util_addr a;
+    util_addr_from_sockaddr(ai->ai_addr, &a);
+    util_addr_format(&a, out, outlen);
+    return 0;
+}
+
+int sip_source_addr(nta_incoming_t *irq, char *out, size_t outlen)
+{
+    msg_t *m = nta_incoming_getrequest(irq);
+    int rc = msg_source(m, out, outlen);
+    if (m)
+        msg_destroy(m);
+    return rc;
 }
 
 void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen)
@@ -197,9 +234,8 @@ static const struct {
     {sip_method_options, handle_options_or_route},
 };
 
-static int on_request(struct sip *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t const *sip)
+static void on_request(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
-    (void)leg;
     sip_method_t method = sip->sip_request->rq_method;
     atomic_fetch_add_explicit(&s->requests[method_slot(sip->sip_request->rq_method_name)], 1,
                               memory_order_relaxed);
@@ -212,6 +248,40 @@ static int on_request(struct sip *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t 
     else
         proxy_handle(s, irq, sip);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
+}
+
+/* Every message nta has no transaction for: new requests, and stray responses (dropped, as
+ * nta itself does when there is no callback). A request from a blocked address is dropped
+ * here, before a server transaction or anything else is made for it: no reply (a scanner on
+ * UDP gets nothing to reflect at a forged source, and a guess nothing to learn from), no
+ * digest evaluated, and a TCP connection it came on is shut. Other requests get their
+ * server transaction here and go to the dispatch table. */
+static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
+{
+    if (!sip || !sip->sip_request) {
+        msg_destroy(msg);
+        return 0;
+    }
+    char source[UTIL_ADDR_STRLEN];
+    if (msg_source(msg, source, sizeof source) == 0 && ban_blocked(s->ban, source, util_now())) {
+        atomic_fetch_add_explicit(&s->blocked_requests, 1, memory_order_relaxed);
+        tport_t *tp = nta_incoming_transport(agent, NULL, msg);
+        if (tp && tport_is_stream(tp))
+            tport_shutdown(tp, 1); /* send FIN, as nta does to a stream it gives up on */
+        if (tp)
+            tport_unref(tp);
+        msg_destroy(msg);
+        return 0;
+    }
+    /* The transaction takes msg; our own reference keeps sip valid while the request is
+     * handled, since a final reply can free the transaction (and its reference) at once. */
+    msg_ref(msg);
+    nta_incoming_t *irq = nta_incoming_create(agent, NULL, msg, sip, TAG_END());
+    if (irq)
+        on_request(s, irq, sip);
+    else if (sip->sip_request->rq_method != sip_method_ack)
+        nta_msg_treply(agent, msg_ref(msg), SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    msg_destroy(msg);
     return 0;
 }
 
@@ -228,6 +298,8 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     digest_prune(s->digest, now);
     int64_t mono = util_mono();
     strmap_foreach(s->quiet, drop_quiet, &mono);
+    ban_tick(s->ban, now);
+    blocks_publish_stats(s);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
 }
 
@@ -318,11 +390,13 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     util_hmac_sha256(secret, SIP_SECRET_LEN, rr_label, sizeof rr_label - 1, s->rr_key);
     if (strmap_create(&s->calls) != 0 || strmap_create(&s->quiet) != 0 ||
         conns_create(&s->conns) != 0 ||
-        digest_create(&s->digest, secret, domain, cfg->nonce_ttl) != 0 ||
+        digest_create(&s->digest, secret, domain, cfg->nonce_ttl, cfg->nonce_max_failures) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
         goto fail;
     }
+    if (blocks_create(s, st, err, errlen) != 0)
+        goto fail;
 
     char url[CONFIG_STR_MAX + 32];
     if (strchr(cfg->sip_host, ':'))
@@ -353,7 +427,7 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     errno = 0;
     /* With a dump file Sofia hands every message to tport_dump_iovec(), which sip/trace.c
      * defines: the file itself gets only Sofia's banner. */
-    s->agent = nta_agent_create(s->root, URL_STRING_MAKE(url), NULL, NULL, NTATAG_UA(0),
+    s->agent = nta_agent_create(s->root, URL_STRING_MAKE(url), on_message, s, NTATAG_UA(0),
                                 NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1),
                                 NTATAG_CANCEL_487(0), NTATAG_UDP_MTU(65535), NTATAG_MAXSIZE(65536),
                                 TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES),
@@ -363,11 +437,6 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
         int e = agent_errno;
         snprintf(err, errlen, "cannot listen for SIP on %s:%d (udp and tcp): %s", cfg->sip_host,
                  cfg->sip_port, e ? strerror(e) : "address unusable");
-        goto fail;
-    }
-    s->leg = nta_leg_tcreate(s->agent, on_request, s, NTATAG_NO_DIALOG(1), TAG_END());
-    if (!s->leg) {
-        snprintf(err, errlen, "cannot create the SIP default leg");
         goto fail;
     }
     sip_contact_t const *m = nta_agent_contact(s->agent);
@@ -396,9 +465,17 @@ fail:
     return -1;
 }
 
+/* What the writer thread checks for the SIP side on every tick: changed users (REST, CLI)
+ * and blocks lifted with the CLI. */
+static void writer_tick(struct store *st, void *arg)
+{
+    usercache_tick(st, arg);
+    blocks_tick(st, arg);
+}
+
 void sip_run(struct sip *s)
 {
-    store_writer_set_tick(s->writer, usercache_tick, s, 500);
+    store_writer_set_tick(s->writer, writer_tick, s, WRITER_TICK_MS);
     su_root_run(s->root);
     proxy_shutdown(s);
     /* No user reloads into a loop that no longer runs. */
@@ -443,8 +520,6 @@ void sip_destroy(struct sip *s)
      * the capture thread, which drains what the agent wrote until it was gone. */
     proxy_shutdown(s);
     calls_destroy_all(s);
-    if (s->leg)
-        nta_leg_destroy(s->leg);
     if (s->agent)
         nta_agent_destroy(s->agent);
     trace_destroy(s->trace);
@@ -455,6 +530,7 @@ void sip_destroy(struct sip *s)
         strmap_destroy(s->quiet, free);
     conns_destroy(s->conns);
     digest_destroy(s->digest);
+    ban_destroy(s->ban);
     if (s->root)
         su_root_destroy(s->root);
     su_home_deinit(s->home);

@@ -1,5 +1,6 @@
 /* Digest authentication of SIP requests: picks our credentials out of the request, checks
- * them with digest.c against the user cache and answers the challenge or refusal. */
+ * them with digest.c against the user cache, counts a failed check against the address it
+ * came from (blocks.c) and answers the challenge or refusal. */
 #include "sip/digest.h"
 #include "sip/sip_int.h"
 
@@ -105,11 +106,12 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
         log_info("auth: digest uri \"%s\" of '%s' does not match the Request-URI of a %s "
                  "request",
                  ar->ar_uri, c.username, sip->sip_request->rq_method_name);
-    if (r == DIGEST_WRONG) {
-        /* Before su_home_deinit(): c.username points into the home. */
+    if (r == DIGEST_WRONG || r == DIGEST_RETIRED) {
+        /* Before su_home_deinit(): c.username points into the home. Known and unknown
+         * users count alike; the log gets a digest of them per address (ban.c), not a line
+         * per guess. */
         atomic_fetch_add_explicit(&s->auth_failures, 1, memory_order_relaxed);
-        log_info("auth: wrong credentials for '%s' from a %s request", c.username,
-                 sip->sip_request->rq_method_name);
+        blocks_failure(s, irq, c.username);
     }
     su_home_deinit(home);
 
@@ -130,6 +132,7 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
         challenge(s, irq, proxy, 1);
         return AUTH_ANSWERED;
     case DIGEST_WRONG:
+    case DIGEST_RETIRED: /* a fresh nonce, as to a wrong password: nothing to tell apart */
         challenge(s, irq, proxy, 0);
         return AUTH_ANSWERED;
     case DIGEST_MALFORMED:

@@ -1,6 +1,8 @@
 /* Digest authentication: nonce = hex(time) hex(random) hex(HMAC-MD5(secret, time|random|realm)).
  * Nonces need no server state to check; accepted nonce-counts are remembered until the
- * nonce expires, which is what refuses a replayed request. */
+ * nonce expires, which is what refuses a replayed request, and so are wrong answers, which
+ * retire a nonce after max_wrong of them: a guessing script that keeps answering one
+ * challenge gets a handful of guesses out of it, not thousands. */
 #include "sip/digest.h"
 #include "util/util.h"
 
@@ -16,17 +18,20 @@ struct digest {
     unsigned char secret[DIGEST_SECRET_LEN];
     char realm[256];
     int ttl;
+    int max_wrong;
     struct strmap *seen; /* nonce -> struct seen */
     int64_t last_prune;
+    uint64_t retired;
 };
 
 struct seen {
-    uint32_t max_nc;
-    int64_t expires;
+    uint32_t max_nc; /* 0: no answer accepted yet */
+    int wrong;       /* wrong answers so far */
+    int64_t expires; /* the record may go after this */
 };
 
 int digest_create(struct digest **out, const unsigned char secret[DIGEST_SECRET_LEN],
-                  const char *realm, int ttl)
+                  const char *realm, int ttl, int max_wrong)
 {
     struct digest *d = calloc(1, sizeof *d);
     if (!d || strmap_create(&d->seen) != 0) {
@@ -36,6 +41,7 @@ int digest_create(struct digest **out, const unsigned char secret[DIGEST_SECRET_
     memcpy(d->secret, secret, DIGEST_SECRET_LEN);
     snprintf(d->realm, sizeof d->realm, "%s", realm);
     d->ttl = ttl;
+    d->max_wrong = max_wrong > 0 ? max_wrong : 1;
     *out = d;
     return 0;
 }
@@ -139,6 +145,24 @@ static void expected_response(const struct digest_creds *c, const char *method, 
     md5_hex(&ctx, out);
 }
 
+/* A new record for nonce, kept until expires; NULL when out of memory or when
+ * DIGEST_TRACK_MAX records exist already (prunes first, once, to make room). */
+static struct seen *track(struct digest *d, const char *nonce, int64_t now, int64_t expires)
+{
+    if (strmap_count(d->seen) >= DIGEST_TRACK_MAX) {
+        digest_prune(d, now);
+        if (strmap_count(d->seen) >= DIGEST_TRACK_MAX)
+            return NULL;
+    }
+    struct seen *s = calloc(1, sizeof *s);
+    if (!s || strmap_put(d->seen, nonce, s, NULL) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->expires = expires;
+    return s;
+}
+
 static int is_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -186,6 +210,9 @@ enum digest_result digest_verify(struct digest *d, const struct digest_creds *c,
     int32_t age = (int32_t)((uint32_t)now - (uint32_t)strtoul(tbuf, NULL, 16));
     if (age < -5)
         return DIGEST_BAD_NONCE;
+    struct seen *s = strmap_get(d->seen, c->nonce);
+    if (s && s->wrong >= d->max_wrong)
+        return DIGEST_RETIRED;
 
     /* Compute the digest before looking at staleness or the user, so every path that
      * reaches a password check costs the same. */
@@ -198,25 +225,33 @@ enum digest_result digest_verify(struct digest *d, const struct digest_creds *c,
     got[32] = '\0';
     int match = util_ct_compare(want, got, 32) == 0 && ha1 != NULL;
 
-    if (age > d->ttl)
-        return match ? DIGEST_STALE : DIGEST_WRONG;
-    if (!match)
+    if (!match) {
+        /* Stale nonces too: an expired nonce answered with the right password says
+         * stale=true, so it would otherwise be an oracle for as long as one likes. */
+        if (!s)
+            s = track(d, c->nonce, now, now + d->ttl);
+        if (s) {
+            s->wrong++;
+            /* Kept at least ttl after its last wrong answer, so a retired nonce stays so. */
+            if (s->expires < now + d->ttl)
+                s->expires = now + d->ttl;
+            if (s->wrong == d->max_wrong)
+                d->retired++;
+        }
+        if (now - d->last_prune >= 60)
+            digest_prune(d, now);
         return DIGEST_WRONG;
+    }
+    if (age > d->ttl)
+        return DIGEST_STALE;
 
     /* Without qop there is no count: such a nonce is good for one request only. */
     if (!c->qop)
         nc = 1;
-    struct seen *s = strmap_get(d->seen, c->nonce);
     if (s && nc <= s->max_nc)
         return DIGEST_REPLAY;
-    if (!s) {
-        s = malloc(sizeof *s);
-        if (!s || strmap_put(d->seen, c->nonce, s, NULL) != 0) {
-            free(s);
-            return DIGEST_REPLAY; /* cannot track it: refuse rather than allow replays */
-        }
-        s->expires = now - age + d->ttl;
-    }
+    if (!s && !(s = track(d, c->nonce, now, now - age + d->ttl)))
+        return DIGEST_REPLAY; /* cannot track it: refuse rather than allow replays */
     s->max_nc = nc;
     if (now - d->last_prune >= 60)
         digest_prune(d, now);
@@ -243,4 +278,9 @@ void digest_prune(struct digest *d, int64_t now)
 size_t digest_tracked(const struct digest *d)
 {
     return strmap_count(d->seen);
+}
+
+uint64_t digest_retired_total(const struct digest *d)
+{
+    return d->retired;
 }

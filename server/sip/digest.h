@@ -1,6 +1,6 @@
 /* Private to the sip module: HTTP digest authentication (RFC 2617, RFC 3261 22.4) with
- * stateless HMAC-signed nonces and nonce-count replay tracking. No Sofia objects here, so
- * the unit tests can drive it directly. */
+ * stateless HMAC-signed nonces, nonce-count replay tracking and nonces retired after a few
+ * wrong answers. No Sofia objects here, so the unit tests can drive it directly. */
 #ifndef SIPBX_SIP_DIGEST_H
 #define SIPBX_SIP_DIGEST_H
 
@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 #define DIGEST_SECRET_LEN 32
-#define DIGEST_NONCE_LEN  56 /* 8 hex time + 16 hex random + 32 hex MAC */
+#define DIGEST_NONCE_LEN  56    /* 8 hex time + 16 hex random + 32 hex MAC */
+#define DIGEST_TRACK_MAX  65536 /* nonces with replay or wrong-answer records at once */
 
 struct digest;
 
@@ -32,12 +33,14 @@ enum digest_result {
     DIGEST_STALE,     /* ours but expired: re-challenge with stale=true */
     DIGEST_REPLAY,    /* nonce-count not larger than one already accepted */
     DIGEST_WRONG,     /* response does not match: wrong password or unknown user */
+    DIGEST_RETIRED,   /* the nonce had max_wrong wrong answers: not checked, a failure */
 };
 
-/** Creates a verifier for realm with a server secret; nonces live ttl seconds.
- *  Returns 0 or ENOMEM. */
+/** Creates a verifier for realm with a server secret; nonces live ttl seconds and are
+ *  retired after max_wrong wrong answers (so one nonce does not carry a password-guessing
+ *  run). Returns 0 or ENOMEM. */
 int digest_create(struct digest **out, const unsigned char secret[DIGEST_SECRET_LEN],
-                  const char *realm, int ttl);
+                  const char *realm, int ttl, int max_wrong);
 /** Frees the verifier and its replay table. */
 void digest_destroy(struct digest *d);
 /** The realm given at creation. */
@@ -47,13 +50,18 @@ void digest_nonce(struct digest *d, int64_t now, char out[DIGEST_NONCE_LEN + 1])
 /** Checks credentials of a request with method against ha1 (hex MD5 of user:realm:password).
  *  ha1 NULL means an unknown user: the work is done all the same against a throw-away digest
  *  and the answer is DIGEST_WRONG, so timing and replies match a wrong password. On
- *  DIGEST_OK the nonce-count is recorded so a replay is refused. */
+ *  DIGEST_OK the nonce-count is recorded so a replay is refused. A wrong answer is counted
+ *  against its nonce (known and unknown users alike); once a nonce has max_wrong of them
+ *  every further answer to it is DIGEST_RETIRED without being checked, the right password
+ *  included. */
 enum digest_result digest_verify(struct digest *d, const struct digest_creds *c, const char *method,
                                  const char *ha1, int64_t now);
 /** Drops replay records of nonces that expired before now. */
 void digest_prune(struct digest *d, int64_t now);
-/** Number of nonces with replay records (for tests and metrics). */
+/** Number of nonces with replay or wrong-answer records (for tests and metrics). */
 size_t digest_tracked(const struct digest *d);
+/** Nonces retired so far (for the metrics). */
+uint64_t digest_retired_total(const struct digest *d);
 /** Writes hex MD5(user ":" realm ":" password) into out. */
 void digest_ha1(char out[33], const char *user, const char *realm, const char *password);
 

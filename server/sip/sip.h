@@ -57,6 +57,11 @@ struct sip_stats {
     unsigned long long untraced;      /* captured messages not stored: their request was refused */
     unsigned long long conns_closed;  /* TCP/TLS connections closed by the connection guard */
     unsigned long long registrations; /* bindings now */
+    unsigned long long blocked_sources;     /* addresses blocked now */
+    unsigned long long blocks;              /* blocks started since start-up */
+    unsigned long long blocked_requests;    /* requests dropped from blocked addresses */
+    unsigned long long attacked_extensions; /* extensions with many failures in the window */
+    unsigned long long nonces_retired;      /* nonces retired after wrong answers */
 };
 
 /** Fills out with the current counters; any thread. */
@@ -109,6 +114,38 @@ int sip_calls(struct sip *s, struct sip_call_info **out);
 
 /** Renders one call as a JSON object (a new cJSON the caller deletes). */
 struct cJSON *sip_call_json(const struct sip_call_info *c);
+
+/** An address blocked for failed digest checks, as the REST API and the CLI show it. */
+struct sip_block {
+    char source[46];      /* the IPv4 or IPv6 address (all its ports are blocked) */
+    char reason[96];      /* e.g. "10 failed digest checks in 60 s" */
+    uint64_t failures;    /* failed digest checks that led to the block */
+    uint64_t dropped;     /* requests dropped since it started */
+    int offences;         /* 1 for a first block, 2 for a repeat (twice as long), ... */
+    int64_t since;        /* seconds since the epoch (UTC) */
+    int64_t until;        /* ... when it ends by itself */
+    char extensions[264]; /* the extensions it tried, comma-separated, most recent first */
+};
+
+/** An extension that failed digest checks were sent for within the current window. */
+struct sip_target {
+    char extension[33]; /* as the requests named it (it need not exist) */
+    uint64_t failures;  /* in the window */
+    int sources;        /* distinct addresses they came from (counted up to 16) */
+    char last_source[46];
+    int64_t last_failure;
+};
+
+/** Copies the current blocks, newest first, into a new array (*out, free() it), by
+ *  sip_execute (whose blocking contract applies). Returns the count, or -1 when the
+ *  request could not be queued or out of memory. */
+int sip_blocks(struct sip *s, struct sip_block **out);
+/** Lifts the block of source (an IPv4 or IPv6 address, any spelling), by sip_execute.
+ *  Returns 0, ENOENT when it is not blocked, EINVAL when it is not an address, or -1. */
+int sip_block_lift(struct sip *s, const char *source);
+/** Copies the extensions with failed digest checks in the current window, most failures
+ *  first, into a new array (*out, free() it), by sip_execute. Returns the count or -1. */
+int sip_targets(struct sip *s, struct sip_target **out);
 
 /** The port the SIP transports are bound to (useful when 0 was asked for). */
 int sip_port(const struct sip *s);

@@ -26,6 +26,7 @@
 #include <sofia-sip/sip.h>
 
 struct digest;
+struct ban;
 struct reg;
 struct events;
 struct ptxn;
@@ -50,10 +51,11 @@ struct sip {
     su_home_t home[1];
     su_root_t *root;
     nta_agent_t *agent;
-    nta_leg_t *leg;
     int port;
     struct digest *digest;
-    struct strmap *users; /* extension -> struct sip_user */
+    struct ban *ban;        /* addresses blocked for failed digests */
+    int64_t blocks_version; /* of the CLI's lifts; owned by the writer thread's tick */
+    struct strmap *users;   /* extension -> struct sip_user */
     struct reg *reg;
     struct store_writer *writer;
     struct events *events; /* may be NULL */
@@ -76,6 +78,11 @@ struct sip {
     _Atomic uint64_t registrations;
     _Atomic uint64_t forged_in_dialog; /* in-dialog requests refused: not a dialog of ours */
     _Atomic uint64_t conns_closed;     /* TCP/TLS connections closed by the guard */
+    _Atomic uint64_t blocked_sources;
+    _Atomic uint64_t blocks;
+    _Atomic uint64_t blocked_requests;
+    _Atomic uint64_t attacked_extensions;
+    _Atomic uint64_t nonces_retired;
 };
 
 /* The methods sipbx accepts, for Allow headers. */
@@ -94,6 +101,9 @@ void sip_count_response(struct sip *s, int status);
 
 /** Formats where the request of irq came from as "addr:port" and its transport name. */
 void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen);
+/** Writes the address (no port) the request of irq came from, in the canonical form the
+ *  ban table uses (IPv4-mapped IPv6 as IPv4); returns 0, or -1 (out "?") when unknown. */
+int sip_source_addr(nta_incoming_t *irq, char *out, size_t outlen);
 
 /** Notes that sipbx accepted the request of irq (authenticated, or of a dialog it signed):
  *  its Call-ID is traced (sip_keep_trace) and its connection, if any, is trusted. */
@@ -121,6 +131,19 @@ enum auth_outcome {
  *  the password was right but the nonce old or reused) or 403 for a disabled account. */
 enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int proxy,
                              const struct sip_user **user);
+
+/* ---- blocks.c: the SIP side of the ban table (sip/ban.h) ---- */
+
+/** Creates s->ban from the settings and takes back the blocks stored by the last run
+ *  (start-up; the one time it reads them). Returns 0, or -1 with a reason in err. */
+int blocks_create(struct sip *s, struct store *st, char *err, size_t errlen);
+/** Records a failed digest check of the request irq for user (known or not) and, when it
+ *  starts a block, persists it (through the writer). */
+void blocks_failure(struct sip *s, nta_incoming_t *irq, const char *user);
+/** Copies the ban table's counters into the atomics the metrics read. */
+void blocks_publish_stats(struct sip *s);
+/** Writer-thread tick: when blocks were lifted with the CLI, hands them to the SIP thread. */
+void blocks_tick(struct store *st, void *sip);
 
 /* ---- registrar.c ---- */
 

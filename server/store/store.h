@@ -222,6 +222,38 @@ int store_trace_list(struct store *st, const char *call_id,
  *  remain. Returns the number deleted, or -1. */
 int64_t store_trace_prune(struct store *st, int64_t oldest_us, int64_t max_bytes);
 
+/* ---- SIP blocks (blocks.c): addresses blocked for failed digest checks ---- */
+
+struct store_block {
+    char source[46]; /* IPv4 or IPv6 address, canonical text form */
+    char reason[96];
+    int64_t failures;
+    int offences;
+    char extensions[264];
+    int64_t since, until;
+    int lifted; /* marked lifted by the CLI, not yet taken up by the daemon */
+};
+
+enum { STORE_BLOCKS_ACTIVE = 0, STORE_BLOCKS_LIFTED = 1, STORE_BLOCKS_ALL = 2 };
+
+/** Inserts or replaces the block of b->source (lifted cleared); returns 0 or EIO. */
+int store_block_save(struct store *st, const struct store_block *b);
+/** Deletes the block of source that started at since (a newer one of the same address
+ *  stays); returns 0 or EIO. */
+int store_block_remove(struct store *st, const char *source, int64_t since);
+/** Calls cb for the blocks in force at now (STORE_BLOCKS_ACTIVE), those marked lifted
+ *  (STORE_BLOCKS_LIFTED) or all rows (STORE_BLOCKS_ALL), newest first. Returns 0, EIO, or
+ *  what a non-zero cb returned. */
+int store_block_list(struct store *st, int which, int64_t now,
+                     int (*cb)(const struct store_block *b, void *ctx), void *ctx);
+/** Marks the block of source in force at now lifted (the CLI); the running daemon lifts it
+ *  and deletes the row. Returns 0, ENOENT (no such block) or EIO. */
+int store_block_lift(struct store *st, const char *source, int64_t now);
+/** Rows of source marked lifted and not yet taken up by a daemon, or -1 on error. */
+int store_block_pending(struct store *st, const char *source);
+/** A counter that changes whenever a block is marked lifted, by any process. */
+int64_t store_blocks_version(struct store *st);
+
 /* ---- admins ---- */
 
 /** Number of admin accounts, or -1 on error. */
@@ -303,6 +335,10 @@ int store_writer_trace(struct store_writer *w, const struct store_trace *t);
 /** Sets trace retention, applied by the writer once a minute (days <= 0 or max_bytes <= 0
  *  turn that bound off). */
 void store_writer_set_retention(struct store_writer *w, int days, int64_t max_bytes);
+/** Queues a block to save (store_block_save); returns 0 or ENOMEM. */
+int store_writer_block_save(struct store_writer *w, const struct store_block *b);
+/** Queues the removal of the block of source that started at since; 0 or ENOMEM. */
+int store_writer_block_remove(struct store_writer *w, const char *source, int64_t since);
 /** Queues removal of one binding, or all of ext when contact is NULL. Returns 0 or ENOMEM. */
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
 /** Queues an event (type, one line of JSON) that the writer hands to the announce function

@@ -23,6 +23,7 @@ struct wop {
         struct store_cdr cdr;
         struct store_trace trace;
         struct store_reg reg;
+        struct store_block block; /* save; remove uses source and since */
         struct {
             char ext[STORE_EXT_MAX];
             char contact[512];
@@ -431,6 +432,37 @@ int store_writer_reg_save(struct store_writer *w, const struct store_reg *r)
         return ENOMEM;
     op->apply = apply_reg_save;
     op->u.reg = *r;
+    return enqueue(w, op);
+}
+
+static int apply_block_save(struct store *st, const struct wop *op)
+{
+    return store_block_save(st, &op->u.block);
+}
+
+static int apply_block_remove(struct store *st, const struct wop *op)
+{
+    return store_block_remove(st, op->u.block.source, op->u.block.since);
+}
+
+int store_writer_block_save(struct store_writer *w, const struct store_block *b)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    if (!op)
+        return ENOMEM;
+    op->apply = apply_block_save;
+    op->u.block = *b;
+    return enqueue(w, op);
+}
+
+int store_writer_block_remove(struct store_writer *w, const char *source, int64_t since)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    if (!op)
+        return ENOMEM;
+    op->apply = apply_block_remove;
+    snprintf(op->u.block.source, sizeof op->u.block.source, "%s", source);
+    op->u.block.since = since;
     return enqueue(w, op);
 }
 

@@ -99,4 +99,33 @@ enum { STRMAP_KEEP = 0, STRMAP_DROP = 1 };
  *  (its value is not freed: fn owns that decision). */
 void strmap_foreach(struct strmap *m, int (*fn)(const char *key, void *val, void *ctx), void *ctx);
 
+/* ---- IP addresses and networks (net.c) ---- */
+
+/** An IPv4 or IPv6 address; IPv4-mapped IPv6 addresses are kept as IPv4. */
+struct util_addr {
+    int family; /* AF_INET or AF_INET6 (0: none) */
+    unsigned char bytes[16];
+};
+/** An address block: addr with the first prefix bits significant. */
+struct util_net {
+    struct util_addr addr;
+    int prefix;
+};
+/** The longest text util_addr_format writes, NUL included. */
+#define UTIL_ADDR_STRLEN 46
+
+/** Parses an IPv4 or IPv6 address ("[v6]" too); returns 0 or EINVAL. */
+int util_addr_parse(const char *s, struct util_addr *out);
+/** The address of a struct sockaddr_in or sockaddr_in6 (passed as void *). */
+void util_addr_from_sockaddr(const void *sa, struct util_addr *out);
+/** Writes the canonical text form ("192.0.2.1", "2001:db8::1"): one text per address. */
+void util_addr_format(const struct util_addr *a, char *out, size_t outlen);
+/** True when a is inside network n. */
+int util_net_contains(const struct util_net *n, const struct util_addr *a);
+/** Parses a list of addresses and CIDR networks separated by commas or spaces
+ *  ("127.0.0.0/8, ::1, 2001:db8::/32"; "none" or "" is the empty list) into out (at most
+ *  max). Returns 0 with *count set, or EINVAL / E2BIG with one readable line in err. */
+int util_net_parse_list(const char *list, struct util_net *out, size_t max, size_t *count,
+                        char *err, size_t errlen);
+
 #endif

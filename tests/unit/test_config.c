@@ -169,11 +169,37 @@ static void test_set_rejects(void **state)
     expect_refused(&c, "--sip", "nohost", "sip");
     expect_refused(&c, "--http", "1.2.3.4:99999", "http");
     expect_refused(&c, "--no-such-flag", "1", "no-such-flag");
+    expect_refused(&c, "--sip-ban-failures", "101", "sip_ban_failures");
+    expect_refused(&c, "sip_ban_window", "0", "sip_ban_window");
+    expect_refused(&c, "nonce_max_failures", "0", "nonce_max_failures");
+    expect_refused(&c, "--sip-trusted-networks", "10.0.0.0/33", "10.0.0.0/33");
+    expect_refused(&c, "sip_trusted_networks", "pbx.example.org", "pbx.example.org");
 
     char long_value[CONFIG_STR_MAX + 10];
     memset(long_value, 'd', sizeof long_value - 1);
     long_value[sizeof long_value - 1] = '\0';
     expect_refused(&c, "db", long_value, "db");
+}
+
+/* The SIP security settings: defaults, and a trusted list as the file or a flag gives it. */
+static void test_ban_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[256];
+    config_defaults(&c);
+    assert_int_equal(c.ban_failures, 10);
+    assert_int_equal(c.ban_window, 60);
+    assert_int_equal(c.ban_time, 600);
+    assert_int_equal(c.ban_max_time, 86400);
+    assert_int_equal(c.nonce_max_failures, 3);
+    assert_string_equal(c.trusted_networks, "127.0.0.0/8, ::1");
+    assert_int_equal(
+        config_set(&c, "--sip-trusted-networks", "192.0.2.0/24 2001:db8::/32", err, sizeof err), 0);
+    assert_string_equal(c.trusted_networks, "192.0.2.0/24 2001:db8::/32");
+    assert_int_equal(config_set(&c, "sip_trusted_networks", "none", err, sizeof err), 0);
+    assert_int_equal(config_set(&c, "sip_ban_failures", "0", err, sizeof err), 0);
+    assert_int_equal(c.ban_failures, 0);
 }
 
 static void test_parse_addr(void **state)
@@ -298,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_set_by_key_and_flag),
         cmocka_unit_test(test_set_rejects),
+        cmocka_unit_test(test_ban_settings),
         cmocka_unit_test(test_parse_addr),
         cmocka_unit_test_setup_teardown(test_load_file, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_load_file_errors, tmp_setup, tmp_teardown),

@@ -81,7 +81,7 @@ static void sign(struct fixture *f, const char *password, const char *nc)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    if (!f || digest_create(&f->d, secret, REALM, TTL) != 0) {
+    if (!f || digest_create(&f->d, secret, REALM, TTL, 3) != 0) {
         free(f);
         return -1;
     }
@@ -163,7 +163,7 @@ static void test_wrong_password(void **state)
     struct fixture *f = *state;
     sign(f, "not-the-password", "00000001");
     assert_int_equal(verify(f, T0), DIGEST_WRONG);
-    assert_int_equal(digest_tracked(f->d), 0);
+    assert_int_equal(digest_tracked(f->d), 1); /* the wrong answer counts against the nonce */
     /* Other method or uri than the one signed: also wrong. */
     sign(f, PASS, "00000001");
     assert_int_equal(digest_verify(f->d, &f->c, "INVITE", f->ha1, T0), DIGEST_WRONG);
@@ -182,7 +182,46 @@ static void test_unknown_user(void **state)
              f->nonce, ha2);
     md5_of(buf, f->response);
     assert_int_equal(digest_verify(f->d, &f->c, "REGISTER", NULL, T0), DIGEST_WRONG);
-    assert_int_equal(digest_tracked(f->d), 0);
+    assert_int_equal(digest_tracked(f->d), 1);
+}
+
+/* A nonce answered wrongly max_wrong (3) times is retired: any further answer, the right
+ * password included, is DIGEST_RETIRED without a check. Unknown users count alike. */
+static void test_retired(void **state)
+{
+    struct fixture *f = *state;
+    sign(f, "guess-1", "00000001");
+    assert_int_equal(verify(f, T0), DIGEST_WRONG);
+    assert_int_equal(digest_verify(f->d, &f->c, "REGISTER", NULL, T0), DIGEST_WRONG);
+    /* after two wrong answers the right one still gets in */
+    sign(f, PASS, "00000001");
+    assert_int_equal(verify(f, T0), DIGEST_OK);
+    sign(f, "guess-3", "00000002");
+    assert_int_equal(verify(f, T0 + 1), DIGEST_WRONG);
+    assert_int_equal(digest_retired_total(f->d), 1);
+    sign(f, PASS, "00000003");
+    assert_int_equal(verify(f, T0 + 1), DIGEST_RETIRED);
+    assert_int_equal(digest_verify(f->d, &f->c, "REGISTER", NULL, T0 + 1), DIGEST_RETIRED);
+    assert_int_equal(digest_retired_total(f->d), 1);
+
+    /* another nonce is not affected */
+    digest_nonce(f->d, T0 + 1, f->nonce);
+    sign(f, PASS, "00000001");
+    assert_int_equal(verify(f, T0 + 1), DIGEST_OK);
+
+    /* a stale nonce is retired as well (it would otherwise say stale=true to the right
+     * password for ever), and stays retired for a ttl after its last wrong answer */
+    digest_nonce(f->d, T0, f->nonce);
+    for (int i = 0; i < 3; i++) {
+        sign(f, "guess", "00000001");
+        assert_int_equal(verify(f, T0 + TTL + 10), DIGEST_WRONG);
+    }
+    sign(f, PASS, "00000001");
+    assert_int_equal(verify(f, T0 + TTL + 10), DIGEST_RETIRED);
+    digest_prune(f->d, T0 + 2 * TTL + 10);
+    assert_int_equal(verify(f, T0 + 2 * TTL + 10), DIGEST_RETIRED);
+    digest_prune(f->d, T0 + 2 * TTL + 11);
+    assert_int_equal(verify(f, T0 + 2 * TTL + 11), DIGEST_STALE);
 }
 
 static void test_bad_nonce(void **state)
@@ -207,12 +246,12 @@ static void test_bad_nonce(void **state)
     unsigned char secret2[DIGEST_SECRET_LEN];
     memcpy(secret2, secret, sizeof secret2);
     secret2[0] ^= 1;
-    assert_int_equal(digest_create(&other, secret2, REALM, TTL), 0);
+    assert_int_equal(digest_create(&other, secret2, REALM, TTL, 3), 0);
     digest_nonce(other, T0, f->nonce);
     digest_destroy(other);
     sign(f, PASS, "00000001");
     assert_int_equal(verify(f, T0), DIGEST_BAD_NONCE);
-    assert_int_equal(digest_create(&other, secret, "other.example.com", TTL), 0);
+    assert_int_equal(digest_create(&other, secret, "other.example.com", TTL, 3), 0);
     digest_nonce(other, T0, f->nonce);
     digest_destroy(other);
     sign(f, PASS, "00000001");
@@ -389,6 +428,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrong_password, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_nonce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay, setup, teardown),

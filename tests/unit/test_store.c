@@ -289,9 +289,9 @@ static void test_failed_upgrade_changes_nothing(void **state)
     snprintf(path, sizeof path, "%s/old.db", f->dir);
     int before = store_latest_version() - 1;
     make_old_db(path, before);
-    /* A table in the way of the last migration (left by hand, say): its first statements
-     * succeed, a later one fails. */
-    raw_exec(path, "CREATE TABLE trace_messages (x INTEGER)");
+    /* A row in the way of the last migration (left by hand, say): its first statement
+     * (the sip_blocks table) succeeds, a later one (its change counter) fails. */
+    raw_exec(path, "INSERT INTO change_counters (name, value) VALUES ('sip_blocks', 7)");
     int64_t objects = raw_int(path, "SELECT count(*) FROM sqlite_master");
 
     struct store *st = NULL;
@@ -305,11 +305,12 @@ static void test_failed_upgrade_changes_nothing(void **state)
     /* Everything as the older version left it: schema number, tables, data. */
     assert_int_equal(raw_int(path, "PRAGMA user_version"), before);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"), objects);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'cdrs'"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'sip_blocks'"),
+                     0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM users WHERE extension = '100'"), 1);
 
     /* With the obstacle gone the same upgrade goes through. */
-    raw_exec(path, "DROP TABLE trace_messages");
+    raw_exec(path, "DELETE FROM change_counters WHERE name = 'sip_blocks'");
     if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
         fail_msg("upgrade after the fix: %s", err);
     assert_int_equal(store_schema_version(st), store_latest_version());
@@ -509,6 +510,70 @@ static void test_users_list(void **state)
     c.stop_after = 2;
     assert_int_equal(store_user_list(f->st, NULL, 0, collect_user, &c), 99);
     assert_int_equal(c.n, 2);
+}
+
+/* ---- SIP blocks ---- */
+
+static int count_block(const struct store_block *b, void *ctx)
+{
+    (void)b;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int blocks_of(struct store *st, int which, int64_t now)
+{
+    int n = 0;
+    assert_int_equal(store_block_list(st, which, now, count_block, &n), 0);
+    return n;
+}
+
+/* Saved blocks list while in force; the CLI's lift marks a row (moving the counter the
+ * daemon watches) and the daemon's remove deletes only the block that started at since. */
+static void test_blocks(void **state)
+{
+    struct fixture *f = *state;
+    struct store_block b = {.source = "192.0.2.7",
+                            .reason = "10 failed digest checks in 60 s",
+                            .failures = 10,
+                            .offences = 1,
+                            .extensions = "100,101",
+                            .since = 1000,
+                            .until = 1600};
+    assert_int_equal(store_block_save(f->st, &b), 0);
+    b.since = 1100;
+    b.until = 1200;
+    snprintf(b.source, sizeof b.source, "2001:db8::1");
+    assert_int_equal(store_block_save(f->st, &b), 0);
+    assert_int_equal(blocks_of(f->st, STORE_BLOCKS_ACTIVE, 1150), 2);
+    assert_int_equal(blocks_of(f->st, STORE_BLOCKS_ACTIVE, 1200), 1); /* the v6 one is over */
+    assert_int_equal(blocks_of(f->st, STORE_BLOCKS_ALL, 1200), 2);
+
+    int64_t v0 = store_blocks_version(f->st);
+    assert_true(v0 >= 0);
+    assert_int_equal(store_block_lift(f->st, "192.0.2.8", 1150), ENOENT);
+    assert_int_equal(store_block_lift(f->st, "2001:db8::1", 1200), ENOENT); /* over */
+    assert_int_equal(store_blocks_version(f->st), v0);
+    assert_int_equal(store_block_pending(f->st, "192.0.2.7"), 0);
+    assert_int_equal(store_block_lift(f->st, "192.0.2.7", 1150), 0);
+    assert_true(store_blocks_version(f->st) != v0);
+    assert_int_equal(store_block_pending(f->st, "192.0.2.7"), 1);
+    assert_int_equal(store_block_lift(f->st, "192.0.2.7", 1150), ENOENT); /* marked already */
+    assert_int_equal(blocks_of(f->st, STORE_BLOCKS_ACTIVE, 1150), 1);
+    assert_int_equal(blocks_of(f->st, STORE_BLOCKS_LIFTED, 1150), 1);
+
+    /* a newer block of the address replaces the row and clears the mark; removing the
+     * old one then leaves it */
+    snprintf(b.source, sizeof b.source, "192.0.2.7");
+    b.since = 1300;
+    b.until = 2500;
+    b.offences = 2;
+    assert_int_equal(store_block_save(f->st, &b), 0);
+    assert_int_equal(store_block_pending(f->st, "192.0.2.7"), 0);
+    assert_int_equal(store_block_remove(f->st, "192.0.2.7", 1000), 0);
+    assert_int_equal(blocks_of(f->st, STORE_BLOCKS_ACTIVE, 1400), 1);
+    assert_int_equal(store_block_remove(f->st, "192.0.2.7", 1300), 0);
+    assert_int_equal(blocks_of(f->st, STORE_BLOCKS_ACTIVE, 1400), 0);
 }
 
 static void test_users_version(void **state)
@@ -988,6 +1053,7 @@ int main(void)
         T(test_users_crud),
         T(test_users_list),
         T(test_users_version),
+        T(test_blocks),
         T(test_regs_save_list),
         T(test_regs_upsert),
         T(test_regs_remove_purge),

@@ -4,6 +4,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -32,7 +34,8 @@ async function go(hash) {
 }
 
 before(async () => {
-  sx = await new Sipbx().start();
+  // Loopback is trusted by default; only 127.0.0.1 here, so a guesser on 127.0.0.5 is blocked.
+  sx = await new Sipbx().start(['--sip-trusted-networks', '127.0.0.1/32']);
   ({ ctx: browser, close: closeBrowser } = await launchBrowser(chromium));
   page = browser.pages()[0] || await browser.newPage();
   watch(page);
@@ -441,6 +444,59 @@ test('tokens: create (shown once) and revoke; settings', async () => {
   await page.waitForSelector('table.tokens td:has-text("monitoring")', { state: 'detached' });
   r = await fetch(`${sx.base}/api/v1/users`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(r.status, 401);
+});
+
+/** Guesses n wrong passwords for ext from source (a loopback address) over UDP, answering
+ *  each fresh challenge, as a password-guessing script would: sipbx blocks source after 10. */
+async function guessPasswords(ext, source, n) {
+  const sock = dgram.createSocket('udp4');
+  await new Promise((r) => sock.bind(0, source, r));
+  const port = sock.address().port;
+  const md5 = (s) => crypto.createHash('md5').update(s).digest('hex');
+  const callId = `guess-${crypto.randomBytes(6).toString('hex')}@${source}`;
+  const send = (cseq, auth) => new Promise((resolve) => {
+    const msg = [`REGISTER sip:${HOST} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${source}:${port};rport;branch=z9hG4bK${crypto.randomBytes(8).toString('hex')}`,
+      'Max-Forwards: 70', `From: <sip:${ext}@${HOST}>;tag=g1`, `To: <sip:${ext}@${HOST}>`,
+      `Call-ID: ${callId}`, `CSeq: ${cseq} REGISTER`, `Contact: <sip:${ext}@${source}:${port}>`,
+      ...(auth ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''].join('\r\n');
+    const timer = setTimeout(() => { sock.removeAllListeners('message'); resolve(null); }, 1000);
+    sock.on('message', (buf) => {
+      const text = buf.toString();
+      if (!text.includes(`CSeq: ${cseq} `)) return;
+      clearTimeout(timer);
+      sock.removeAllListeners('message');
+      resolve(text);
+    });
+    sock.send(msg, sx.sipPort, HOST);
+  });
+  let answer = await send(1);
+  for (let i = 0; i < n && answer; i++) {
+    const nonce = /nonce="([0-9a-f]+)"/.exec(answer)[1];
+    const uri = `sip:${HOST}`;
+    const resp = md5(`${md5(`${ext}:${HOST}:guess${i}`)}:${nonce}:${md5(`REGISTER:${uri}`)}`);
+    answer = await send(i + 2, `Digest username="${ext}", realm="${HOST}", nonce="${nonce}", uri="${uri}", response="${resp}", algorithm=MD5`);
+  }
+  sock.close();
+  return answer;
+}
+
+test('settings: a blocked address is listed and lifted', async () => {
+  assert.equal(await guessPasswords('100', '127.0.0.5', 12), null, 'the guesser must end up unanswered');
+  await go('/calls'); // the page may be on the settings already: come to it afresh
+  await go('/settings');
+  await page.waitForSelector('table.blocks tr[data-source="127.0.0.5"]');
+  const row = page.locator('table.blocks tr[data-source="127.0.0.5"]');
+  const text = await row.textContent();
+  assert.ok(text.includes('10 failed digest checks in 60 s'), text);
+  assert.ok(text.includes('100'), text);
+  await shot(page, '19-settings-blocks');
+  await row.locator('button:has-text("Lift")').click();
+  await page.click('dialog button[value="ok"]');
+  await page.waitForSelector('table.blocks tr[data-source="127.0.0.5"]', { state: 'detached' });
+  const r = await sx.api('GET', '/security/blocks');
+  assert.deepEqual(r.json.items, []);
+  assert.ok(await guessPasswords('100', '127.0.0.5', 1), 'answered again after the lift');
 });
 
 test('a ladder follows its own trace stream, and closes it when the page is left', async () => {

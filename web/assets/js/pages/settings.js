@@ -1,5 +1,6 @@
-// Tokens and settings: API tokens (create: shown once; revoke), and the server's settings
-// (domain, ports, ring timeout) as the daemon runs with them.
+// Tokens and settings: API tokens (create: shown once; revoke), the addresses blocked for
+// failed SIP digest checks (lift), and the server's settings (domain, ports, ring timeout)
+// as the daemon runs with them.
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, showFormError, clearFormErrors, fieldError } from '../dom.js';
@@ -8,6 +9,7 @@ import { getSettings } from '../app.js';
 export function render(main, { signal }) {
   const settingsBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
   const tokensBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  const blocksBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
   const newTokenBox = h('div');
   const name = h('input', { id: 'tok-name', name: 'name', required: true, maxlength: 64, autocomplete: 'off', placeholder: 'e.g. monitoring' });
   const create = h('button', { type: 'submit', class: 'btn primary' }, 'Create token');
@@ -21,6 +23,9 @@ export function render(main, { signal }) {
     h('section', { class: 'card' }, h('h2', null, 'API tokens'),
       h('p', { class: 'muted' }, 'Scripts and monitoring authenticate with ', h('code', null, 'Authorization: Bearer TOKEN'), '. A token is shown once, when it is created.'),
       form, newTokenBox, tokensBox),
+    h('section', { class: 'card' }, h('h2', null, 'Blocked addresses'),
+      h('p', { class: 'muted' }, 'Addresses that failed SIP digest checks too often. Their requests are dropped until the block ends or is lifted.'),
+      blocksBox),
     h('section', { class: 'card' }, h('h2', null, 'Server'), settingsBox)));
 
   form.addEventListener('submit', async (ev) => {
@@ -81,6 +86,32 @@ export function render(main, { signal }) {
     } catch (e) { showError(settingsBox, e, loadSettings); }
   }
 
+  async function loadBlocks() {
+    try {
+      const { items } = await api('GET', '/security/blocks', { signal });
+      if (!items.length) { fill(blocksBox, h('p', { class: 'empty' }, 'No address is blocked.')); return; }
+      fill(blocksBox, h('div', { class: 'table-wrap' }, h('table', { class: 'table blocks' },
+        h('thead', null, h('tr', null, ['Address', 'Reason', 'Extensions tried', 'Since', 'Until', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', null, items.map((b) => {
+          const lift = h('button', { type: 'button', class: 'btn small' }, 'Lift');
+          const err = h('div', { class: 'row-error' });
+          lift.addEventListener('click', async () => {
+            if (!(await confirmDialog(`Lift the block of ${b.source}?`, 'Its requests are answered again at once; more failed checks block it again.', 'Lift'))) return;
+            fill(err);
+            try { await api('DELETE', `/security/blocks/${encodeURIComponent(b.source)}`); toast('Block lifted'); loadBlocks(); } catch (e) { fill(err, errorBox(e)); }
+          });
+          return h('tr', { dataset: { source: b.source } },
+            h('td', { class: 'nowrap' }, h('code', null, b.source)),
+            h('td', null, b.offences > 1 ? `${b.reason} (block ${b.offences}, doubled)` : b.reason),
+            h('td', null, b.extensions.join(', ') || '—'),
+            h('td', { class: 'nowrap' }, fmtTime(b.since)),
+            h('td', { class: 'nowrap' }, fmtTime(b.until)),
+            h('td', null, lift, err));
+        })))));
+    } catch (e) { showError(blocksBox, e, loadBlocks); }
+  }
+
   loadTokens();
+  loadBlocks();
   loadSettings();
 }
