@@ -2,10 +2,11 @@
 writes to its standard error. One place for every runner (tests/sip, tests/api,
 tests/records, tests/security), so an ASan, UBSan, LSan or TSan report fails each of them.
 
-Suppression files live in tests/: tsan.supp (ThreadSanitizer; every entry says why it is a
-false positive) and, should Sofia's own allocations ever make LeakSanitizer noisy, lsan.supp
-(libsofia-sip-ua frames only). Options already in the environment are kept and win over
-these defaults.
+Suppression files are picked up from tests/ when they exist; none is needed today. Should
+Sofia's own allocations ever make LeakSanitizer noisy, lsan.supp (libsofia-sip-ua frames
+only); should ThreadSanitizer report what is shown to be a false positive (synchronisation
+inside Sofia-SIP or libmicrohttpd that it cannot see), tsan.supp, with a comment per entry
+saying why. Options already in the environment are kept and win over these defaults.
 """
 
 import os
