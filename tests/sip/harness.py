@@ -11,7 +11,7 @@ and security tests and the benchmark. Python standard library only.
 
 import datetime
 import glob
-import importlib
+import importlib.util
 import os
 import random
 import re
@@ -615,9 +615,15 @@ def test(name, serve_args=()):
 
 
 def load_tests():
-    """Imports every test_*.py beside this file, in name order; returns TESTS."""
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
+    """Loads every test_*.py beside this file, in name order, each by its path as the module
+    sip_test_<area> (tests/api has a test_auth.py too, and either directory may be on the
+    path first); returns TESTS."""
     for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
-        importlib.import_module(os.path.splitext(os.path.basename(path))[0])
+        name = "sip_" + os.path.splitext(os.path.basename(path))[0]
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     return TESTS

@@ -38,6 +38,8 @@ from checks import *  # noqa: F401,F403  (run.X for the names this module used t
 from harness import *  # noqa: F401,F403
 from harness import TESTS, Ctx, load_tests, log
 
+load_tests()  # run.TESTS is full on import, as it always was
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -47,7 +49,6 @@ def main():
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     ap.add_argument("test", nargs="?")
     a = ap.parse_args()
-    load_tests()
     if a.list:
         print("\n".join(TESTS))
         return 0
