@@ -8,7 +8,7 @@ Only the Python standard library is used.
 """
 
 import argparse
-import hashlib
+import hashlib  # noqa: F401  (tests reach some modules through this one: apitest.hashlib)
 import http.client
 import json
 import os
@@ -16,7 +16,7 @@ import random
 import re
 import select
 import shutil
-import signal
+import signal  # noqa: F401  (apitest.signal, as test_events.py uses it)
 import socket
 import sqlite3
 import string
@@ -26,26 +26,12 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sipbxtest import digest, process, sanitizers  # noqa: E402  (after the path is set)
+from sipbxtest.net import free_port  # noqa: E402,F401  (apitest.free_port, as before)
+
 SIPBX = None  # path of the binary, set by main()
 SIPP = None  # path of sipp when given (--sipp), else None
-
-
-def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1 (SIP binds both)."""
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            u.close()
-            t.close()
-        return port
-    raise RuntimeError("no free port")
 
 
 class Response:
@@ -79,7 +65,8 @@ class Daemon:
 
     dir is the directory of the database and the logs: a new temporary one when None,
     otherwise an existing one (a daemon started again on the same database). sip_port and
-    http_port default to free ports; env is the daemon's environment (default ours)."""
+    http_port default to free ports; env is the daemon's environment (default ours with the
+    sanitizer options of sipbxtest.sanitizers)."""
 
     def __init__(self, extra_args=(), dir=None, sip_port=None, http_port=None, env=None):
         self.restarted = dir is not None and os.path.exists(os.path.join(dir, "sipbx.db"))
@@ -96,7 +83,8 @@ class Daemon:
         n = len([f for f in os.listdir(self.dir) if f.startswith("stderr")])
         self.stderr_path = os.path.join(self.dir, "stderr-%d.txt" % n)
         self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     env=env if env is not None else sanitizers.env())
         self._read_banner()
         self._wait_ready()
 
@@ -148,25 +136,19 @@ class Daemon:
     def stop(self, check=True, keep=False):
         """SIGTERM, then (with check) the exit status must be 0 and the log free of
         sanitizer reports. The directory is removed unless keep."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                if check:
-                    raise AssertionError("sipbx did not stop on SIGTERM: " + self.log())
+        rc, killed = process.stop(self.proc, timeout=30)
         self._close()
         log = self.log()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         if check:
-            if self.proc.returncode != 0:
-                raise AssertionError("sipbx exited with %d: %s" % (self.proc.returncode, log))
-            for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
-                if bad in log:
-                    raise AssertionError("sanitizer report in the log:\n" + log)
+            if killed:
+                raise AssertionError("sipbx did not stop on SIGTERM: " + log)
+            if rc != 0:
+                raise AssertionError("sipbx exited with %d: %s" % (rc, log))
+            bad = sanitizers.report(log)
+            if bad:
+                raise AssertionError("sanitizer report (%s) in the log:\n%s" % (bad, log))
 
     # ---- HTTP ----
 
@@ -241,15 +223,6 @@ def _rand(n=10):
     return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
 
 
-def _md5(s):
-    return hashlib.md5(s.encode()).hexdigest()
-
-
-def _parse_auth(value):
-    return dict((m.group(1).lower(), m.group(2) if m.group(2) is not None else m.group(3))
-                for m in re.finditer(r'(\w+)=(?:"([^"]*)"|([^,\s]+))', value))
-
-
 class SipPhone:
     """A UDP SIP client that can REGISTER with digest credentials."""
 
@@ -300,21 +273,10 @@ class SipPhone:
         status, text = self._send(ext, expires)
         if status != 401:
             return status
-        m = re.search(r"^WWW-Authenticate:\s*Digest\s+(.*)$", text, re.M | re.I)
-        ch = _parse_auth(m.group(1))
-        uri = "sip:127.0.0.1"
-        ha1 = _md5("%s:%s:%s" % (ext, ch["realm"], password))
-        ha2 = _md5("REGISTER:" + uri)
-        cnonce, nc = _rand(), "00000001"
-        if "qop" in ch:
-            resp = _md5("%s:%s:%s:%s:auth:%s" % (ha1, ch["nonce"], nc, cnonce, ha2))
-            auth = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
-                    'algorithm=MD5, qop=auth, nc=%s, cnonce="%s"'
-                    % (ext, ch["realm"], ch["nonce"], uri, resp, nc, cnonce))
-        else:
-            resp = _md5("%s:%s:%s" % (ha1, ch["nonce"], ha2))
-            auth = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
-                    'algorithm=MD5' % (ext, ch["realm"], ch["nonce"], uri, resp))
+        m = re.search(r"^WWW-Authenticate:\s*(Digest\s+.*)$", text, re.M | re.I)
+        ch = digest.challenge(m.group(1))
+        auth = digest.authorization(ext, password, ch, "sip:127.0.0.1", cnonce=_rand(),
+                                    qop="qop" in ch)
         status, _ = self._send(ext, expires, auth)
         return status
 

@@ -1,6 +1,7 @@
 """Helpers for tests that need live traffic (tests/api and tests/records): a reader of the
-server-sent event stream (/api/v1/events), SIPp runs, a phone registered from the port a
-SIPp UAS then answers on, and a call between two SIPp phones through the daemon.
+server-sent event stream (/api/v1/events), a phone registered from the port a SIPp UAS then
+answers on, and a call between two SIPp phones through the daemon. SIPp runs are
+sipbxtest.sipp.Sipp (tests/lib), importable from here as before.
 
 A call: the callee registers over raw UDP (register_from) from a port that a SIPp UAS
 (sipp/uas.xml: rings 1.5 s, answers, waits for BYE) then listens on; a SIPp UAC
@@ -11,15 +12,16 @@ standard library only; SIPp is looked up on PATH (tests skip when it is missing)
 import http.client
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import unittest
 
 from apitest import SipPhone, free_port
+from sipbxtest.net import udp_bound  # noqa: F401  (calltest.udp_bound, as before)
+from sipbxtest.process import read_text  # noqa: F401  (calltest.read_text, as before)
+from sipbxtest.sipp import SIPP, Sipp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SIPP = shutil.which("sipp")
 
 
 class EventStream:
@@ -85,20 +87,6 @@ class EventStream:
         self.conn.close()
 
 
-def udp_bound(port):
-    """True when some socket on this host is bound to UDP port (read from /proc, so that
-    probing never takes the port from the process that is about to bind it)."""
-    for path in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(path) as f:
-                for line in f.readlines()[1:]:
-                    if int(line.split()[1].rsplit(":", 1)[1], 16) == port:
-                        return True
-        except OSError:
-            continue
-    return False
-
-
 def register_from(daemon, ext, password, port, expires=3600, user_agent="sipbx-api-test"):
     """REGISTERs ext with Contact 127.0.0.1:port, sent from that port (sipbx reaches a
     phone where its REGISTER came from), so a SIPp UAS on the port gets the calls."""
@@ -109,90 +97,6 @@ def register_from(daemon, ext, password, port, expires=3600, user_agent="sipbx-a
         p.close()
     if status != 200:
         raise AssertionError("REGISTER of %s from port %d: %d" % (ext, port, status))
-
-
-def read_text(path):
-    """The file's text, or "" when it does not exist."""
-    if not os.path.exists(path):
-        return ""
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-class Sipp:
-    """One SIPp process of a scenario (a path) on 127.0.0.1:port (a free one when None),
-    with its logs in workdir: the messages (-trace_msg), the call log (-trace_logs) and the
-    errors."""
-
-    def __init__(self, workdir, scenario, port=None, args=(), remote=None, keys=None, calls=1,
-                 transport="u1", name=None):
-        if not SIPP:
-            raise unittest.SkipTest("sipp not found")
-        self.scenario = os.path.basename(scenario)
-        self.port = port or free_port()
-        self.stem = os.path.join(workdir, "%s-%d" % (name or os.path.splitext(self.scenario)[0],
-                                                     self.port))
-        cmd = [SIPP, "-sf", scenario, "-i", "127.0.0.1", "-p", str(self.port),
-               "-t", transport, "-m", str(calls), "-nostdin", "-timeout", "60s",
-               "-timeout_error", "-trace_msg", "-message_file", self.stem + ".msg",
-               "-trace_err", "-error_file", self.stem + ".err",
-               "-trace_logs", "-log_file", self.stem + ".log"]
-        for k, v in (keys or {}).items():
-            cmd += ["-key", k, v]
-        cmd += list(args)
-        if remote:
-            cmd.append(remote)
-        self.out = open(self.stem + ".out", "wb")
-        self.started = time.time()
-        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT,
-                                     cwd=workdir)
-
-    def wait_bound(self, timeout=10):
-        """Returns self once SIPp listens on its UDP port (a UAS is ready for the INVITE)."""
-        deadline = time.time() + timeout
-        while not udp_bound(self.port):
-            if self.proc.poll() is not None:
-                self.wait()  # fails with the logs
-                raise AssertionError("sipp %s ended before it listened" % self.scenario)
-            if time.time() > deadline:
-                self.kill()
-                raise AssertionError("sipp %s does not listen on %d\n%s" % (
-                    self.scenario, self.port, self.logs()))
-            time.sleep(0.02)
-        return self
-
-    def wait(self, timeout=90, check=True):
-        """Waits for SIPp to end (killing it after timeout); with check it must have
-        succeeded. Returns the exit status ("timeout" when killed)."""
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = "timeout"
-        self.out.close()
-        if check and rc != 0:
-            raise AssertionError("sipp %s on port %d: exit %s\n%s" % (
-                self.scenario, self.port, rc, self.logs()))
-        return rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if not self.out.closed:
-            self.out.close()
-
-    def logs(self):
-        parts = []
-        for ext in (".out", ".err", ".msg"):
-            text = read_text(self.stem + ext)
-            if text:
-                parts.append("--- %s%s:\n%s" % (os.path.basename(self.stem), ext, text[-4000:]))
-        return "\n".join(parts)
-
-    def log_lines(self):
-        return read_text(self.stem + ".log").splitlines()
 
 
 class Call:

@@ -32,14 +32,11 @@ the SQLite modules (apt-get install kamailio kamailio-sqlite-modules).
 
 import argparse
 import csv
-import hashlib
 import os
 import re
 import resource
 import shlex
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,8 +47,10 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-HOST = "127.0.0.1"
-DOMAIN = "127.0.0.1"
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from sipbxtest import digest, process  # noqa: E402  (after the path is set)
+from sipbxtest.net import DOMAIN, HOST, free_port, sip_ping, udp_bound  # noqa: E402
+
 KAMAILIO_SCHEMA = "/usr/share/kamailio/db_sqlite"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -66,24 +65,6 @@ class BenchError(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # machine and processes
-
-def free_port():
-    """A loopback port free for both UDP and TCP right now."""
-    for _ in range(200):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            u.bind((HOST, 0))
-            port = u.getsockname()[1]
-            t.bind((HOST, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            u.close()
-            t.close()
-    raise BenchError("no free loopback port")
-
 
 def loadavg():
     with open("/proc/loadavg") as f:
@@ -196,38 +177,13 @@ def children_cpu():
 
 
 def stop_process(proc, name, timeout=20):
-    """SIGTERM, then SIGKILL; returns the exit status."""
-    if proc is None or proc.poll() is not None:
-        return proc.returncode if proc else 0
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log("  %s did not stop within %d s: killing it" % (name, timeout))
-        proc.kill()
-        return proc.wait(10)
-
-
-def options_ping(port, timeout=0.3):
-    """True when something answers a SIP OPTIONS on the UDP port."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((HOST, 0))
-        lp = s.getsockname()[1]
-        msg = ("OPTIONS sip:%s:%d SIP/2.0\r\n"
-               "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-bench-%d\r\n"
-               "From: <sip:bench@%s>;tag=b1\r\nTo: <sip:%s>\r\n"
-               "Call-ID: bench-ping-%d-%f\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-               "Content-Length: 0\r\n\r\n" % (HOST, port, HOST, lp, lp, DOMAIN, DOMAIN, lp,
-                                              time.time()))
-        s.sendto(msg.encode(), (HOST, port))
-        s.settimeout(timeout)
-        data, _ = s.recvfrom(65535)
-        return data.startswith(b"SIP/2.0 ")
-    except OSError:
-        return False
-    finally:
-        s.close()
+    """SIGTERM, then SIGKILL after timeout seconds; returns the exit status."""
+    if proc is None:
+        return 0
+    rc, killed = process.stop(proc, timeout)
+    if killed:
+        log("  %s did not stop within %d s: killed it" % (name, timeout))
+    return rc
 
 
 def wait_ready(proc, port, name, logpath, timeout=20):
@@ -236,7 +192,7 @@ def wait_ready(proc, port, name, logpath, timeout=20):
         if proc.poll() is not None:
             raise BenchError("%s exited with status %s; see %s:\n%s" %
                              (name, proc.returncode, logpath, tail(logpath)))
-        if options_ping(port):
+        if sip_ping(port) is not None:
             return
         time.sleep(0.2)
     raise BenchError("%s does not answer on UDP port %d" % (name, port))
@@ -251,7 +207,7 @@ def tail(path, n=15):
 
 
 def ha1(user, password):
-    return hashlib.md5(("%s:%s:%s" % (user, DOMAIN, password)).encode()).hexdigest()
+    return digest.ha1(user, DOMAIN, password)
 
 
 def db_count(path, sql):
@@ -657,9 +613,15 @@ def start_callee(args, server, workdir, callee, password):
     logf = open(os.path.join(workdir, "uas.log"), "wb")
     uas = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                            start_new_session=True)
-    time.sleep(0.5)
-    if uas.poll() is not None:
-        raise BenchError("the answering sipp exited: %s" % tail(os.path.join(workdir, "uas.log")))
+    deadline = time.monotonic() + 10
+    while not udp_bound(port):  # ready for the first INVITE once it listens
+        if uas.poll() is not None:
+            raise BenchError("the answering sipp exited: %s" % tail(os.path.join(workdir,
+                                                                             "uas.log")))
+        if time.monotonic() > deadline:
+            stop_process(uas, "sipp uas", 5)
+            raise BenchError("the answering sipp does not listen on %d" % port)
+        time.sleep(0.02)
     uas.logf = logf
     uas.cmd = cmd
     return uas

@@ -22,18 +22,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "api"))
 import apitest  # noqa: E402  (after the path is set)
 from calltest import Sipp, register_from  # noqa: E402
+from sipbxtest.net import DOMAIN, HOST  # noqa: E402
+from sipbxtest.sanitizers import env as sanitizer_env  # noqa: E402,F401  (for CLI runs)
 
-HOST = "127.0.0.1"
-DOMAIN = "127.0.0.1"
 PASSWORDS = {"100": "secret100", "101": "secret101", "102": "secret102", "103": "secret103"}
 TSHARK = shutil.which("tshark")
-
-
-def sanitizer_env():
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
-    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-    return env
 
 
 class Daemon(apitest.Daemon):
@@ -43,7 +36,7 @@ class Daemon(apitest.Daemon):
 
     def __init__(self, extra_args=(), dir=None, sip_port=None, http_port=None):
         self.restarted = dir is not None and os.path.exists(os.path.join(dir, "sipbx.db"))
-        super().__init__(extra_args, dir, sip_port, http_port, env=sanitizer_env())
+        super().__init__(extra_args, dir, sip_port, http_port)
 
     def _read_banner(self):
         if not self.restarted:

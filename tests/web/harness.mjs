@@ -27,7 +27,7 @@ export const XSS = '<img src=x onerror=alert(1)>';
 export const PW = { 100: 'secret100', 101: 'secret101', 102: 'secret102' };
 
 const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
-  'SUMMARY: AddressSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer'];
+  'SUMMARY: AddressSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer', 'WARNING: ThreadSanitizer'];
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
