@@ -11,7 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { Sipbx, Sipp, freePort, launchBrowser, optionsBurst, sleep, registerPhone, startCall, traceCount,
+import { Sipbx, Sipp, freePort, launchBrowser, registerBurst, sleep, registerPhone, startCall, traceCount,
   settledTrace, finish, ARTIFACTS, HOST, PW, XSS } from './harness.mjs';
 
 let sx, browser, closeBrowser, page;
@@ -528,7 +528,7 @@ test('a ladder follows its own trace stream, and closes it when the page is left
 });
 
 test('a ladder of 200 messages draws without a stall', async () => {
-  const cid = await optionsBurst(sx, 100);
+  const cid = await registerBurst(sx, '100', PW[100], 99); // 2 + 2 * 99 messages
   assert.equal(await settledTrace(sx, cid, 200), 200);
   const t0 = Date.now();
   await go(`/ladder/${encodeURIComponent(cid)}`);

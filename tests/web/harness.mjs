@@ -251,26 +251,43 @@ export async function finish(sx, prefix = '', logs = {}) {
 
 /** Sends n OPTIONS to sipbx with one Call-ID from one UDP socket (each answered 200): a
  *  trace of 2n messages for the ladder's big-trace check. Returns the Call-ID. */
-export async function optionsBurst(sx, n) {
+/** Sends 2 + 2*(n) messages of one Call-ID that sipbx traces: a REGISTER (answered 401)
+ *  and n refreshes with credentials (one nonce, nonce-counts 1..n), each answered 200.
+ *  Only requests sipbx accepts are traced, so unauthenticated OPTIONS would not do. */
+export async function registerBurst(sx, ext, password, n) {
   const sock = dgram.createSocket('udp4');
   await new Promise((r) => sock.bind(0, HOST, r));
   const port = sock.address().port;
   const callId = `burst-${crypto.randomBytes(6).toString('hex')}@${HOST}`;
   const tag = crypto.randomBytes(4).toString('hex');
+  const md5 = (x) => crypto.createHash('md5').update(x).digest('hex');
   let got = 0;
+  let last = '';
   let wake = null;
-  sock.on('message', (m) => { if (/^SIP\/2\.0 \d{3}/.test(m.toString())) { got++; if (wake) wake(); } });
-  for (let i = 1; i <= n; i++) {
-    const msg = [`OPTIONS sip:${HOST}:${sx.sipPort} SIP/2.0`,
+  sock.on('message', (m) => { last = m.toString(); if (/^SIP\/2\.0 \d{3}/.test(last)) { got++; if (wake) wake(); } });
+  const send = async (cseq, auth) => {
+    const msg = [`REGISTER sip:${HOST} SIP/2.0`,
       `Via: SIP/2.0/UDP ${HOST}:${port};branch=z9hG4bK${crypto.randomBytes(8).toString('hex')};rport`,
-      `From: <sip:web-test@${HOST}>;tag=${tag}`, `To: <sip:${HOST}>`, `Call-ID: ${callId}`,
-      `CSeq: ${i} OPTIONS`, 'Max-Forwards: 70', 'User-Agent: web-test-burst', 'Content-Length: 0', '', ''].join('\r\n');
+      `From: <sip:${ext}@${HOST}>;tag=${tag}`, `To: <sip:${ext}@${HOST}>`, `Call-ID: ${callId}`,
+      `CSeq: ${cseq} REGISTER`, `Contact: <sip:${ext}@${HOST}:${port}>`, 'Expires: 60',
+      'Max-Forwards: 70', 'User-Agent: web-test-burst', ...(auth ? [`Authorization: ${auth}`] : []),
+      'Content-Length: 0', '', ''].join('\r\n');
     await new Promise((r) => sock.send(msg, sx.sipPort, HOST, r));
     const deadline = Date.now() + 3000;
-    while (got < i && Date.now() < deadline) await new Promise((r) => { wake = r; setTimeout(r, 50); });
+    while (got < cseq && Date.now() < deadline) await new Promise((r) => { wake = r; setTimeout(r, 50); });
+  };
+  await send(1, null);
+  const chal = Object.fromEntries([...last.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+  const ha1 = md5(`${ext}:${chal.realm}:${password}`);
+  const ha2 = md5(`REGISTER:sip:${HOST}`);
+  for (let i = 1; i <= n; i++) {
+    const nc = i.toString(16).padStart(8, '0');
+    const resp = md5(`${ha1}:${chal.nonce}:${nc}:c0ffee:auth:${ha2}`);
+    await send(i + 1, `Digest username="${ext}", realm="${chal.realm}", nonce="${chal.nonce}", ` +
+      `uri="sip:${HOST}", response="${resp}", algorithm=MD5, cnonce="c0ffee", qop=auth, nc=${nc}`);
   }
   sock.close();
-  if (got < n) throw new Error(`OPTIONS burst: ${got} of ${n} answered`);
+  if (got < n + 1) throw new Error(`REGISTER burst: ${got} of ${n + 1} answered`);
   return callId;
 }
 
