@@ -28,6 +28,14 @@
 struct throttle;
 struct events;
 
+/* Log-in outcomes counted for /metrics. */
+enum http_login_result {
+    HTTP_LOGIN_OK,
+    HTTP_LOGIN_FAILED,
+    HTTP_LOGIN_THROTTLED,
+    HTTP_LOGIN_RESULTS
+};
+
 struct http {
     struct MHD_Daemon *mhd;
     int port;
@@ -47,7 +55,8 @@ struct http {
     struct throttle *throttle;       /* failed log-ins by address */
     char dummy_hash[256];            /* verified against for unknown admins, to even out timing */
     _Atomic uint64_t responses[600]; /* answered requests by status code */
-    char web_root[4096];             /* the dashboard's files (resolved), or "" for none */
+    _Atomic uint64_t logins[HTTP_LOGIN_RESULTS]; /* POST /session, by outcome */
+    char web_root[4096]; /* the dashboard's files (resolved), or "" for none */
 };
 
 enum http_auth_kind { HTTP_AUTH_NONE, HTTP_AUTH_TOKEN, HTTP_AUTH_SESSION };
@@ -175,12 +184,18 @@ int http_authenticate(struct http_req *r);
 int http_throttle_create(struct throttle **out);
 /** Frees the throttle table. */
 void http_throttle_destroy(struct throttle *t);
-/** Seconds addr must still wait before trying to log in again, or 0 when it may. */
-int http_throttle_blocked(struct throttle *t, const char *addr);
-/** Records a failed log-in from addr; returns how many milliseconds to hold the answer. */
+/** Reserves a log-in attempt from addr before its password is checked. Returns 0 when it
+ *  may go ahead (end the reservation with exactly one of http_throttle_failed,
+ *  _succeeded or _release), else the seconds addr must wait: it is locked out, or as many
+ *  attempts as may still fail are being checked now. */
+int http_throttle_reserve(struct throttle *t, const char *addr);
+/** Ends addr's reservation as a failed log-in; returns how many milliseconds to hold the
+ *  answer. */
 int http_throttle_failed(struct throttle *t, const char *addr);
-/** Forgets the failures of addr after a good log-in. */
+/** Ends addr's reservation as a good log-in, which forgets its failures. */
 void http_throttle_succeeded(struct throttle *t, const char *addr);
+/** Ends addr's reservation without a verdict (the password could not be checked). */
+void http_throttle_release(struct throttle *t, const char *addr);
 
 /* ---- users.c ---- */
 

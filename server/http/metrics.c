@@ -54,6 +54,12 @@ void api_metrics_get(struct http_req *r)
         if (n)
             buf_printf(&b, "sipbx_http_requests_total{code=\"%d\"} %llu\n", code, n);
     }
+    static const char *const login_results[HTTP_LOGIN_RESULTS] = {"ok", "failed", "throttled"};
+    header(&b, "sipbx_http_logins_total", "counter",
+           "Admin log-ins: ok, failed (wrong password checked) or throttled (429, not checked).");
+    for (int i = 0; i < HTTP_LOGIN_RESULTS; i++)
+        buf_printf(&b, "sipbx_http_logins_total{result=\"%s\"} %llu\n", login_results[i],
+                   (unsigned long long)atomic_load(&r->h->logins[i]));
     header(&b, "sipbx_http_event_streams", "gauge",
            "Server-sent event streams open now (dashboards, ladders, scripts).");
     buf_printf(&b, "sipbx_http_event_streams %d\n", atomic_load(&r->h->streams));
