@@ -114,6 +114,10 @@ void http_json(struct http_req *r, int status, cJSON *body);
 /** Sets an error reply {"error":{"code":code,"message":...}}. */
 void http_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/** Sets the 503 reply for a call to the SIP side that failed: it did not answer within
+ *  SIP_EXECUTE_TIMEOUT_MS (errno ETIMEDOUT; logged, at most once every 10 s) or was out of
+ *  memory. */
+void http_sip_error(struct http_req *r);
 /** Sets a 500 reply for a failed store call (whose details the store already logged). */
 void http_store_error(struct http_req *r);
 /** Sets an empty reply, e.g. 204. */

@@ -2,9 +2,11 @@
  * query parameters, pagination). Every error reply has the one shape
  * {"error":{"code":"...","message":"..."}} and is made here. */
 #include "http/http_int.h"
+#include "sip/sip.h"
 #include "util/util.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +76,23 @@ void http_error(struct http_req *r, int status, const char *code, const char *fm
     cJSON_AddStringToObject(err, "code", code);
     cJSON_AddStringToObject(err, "message", msg);
     http_json(r, status, root);
+}
+
+void http_sip_error(struct http_req *r)
+{
+    if (errno != ETIMEDOUT) {
+        http_error(r, 503, "unavailable", "the SIP side cannot be reached: out of memory");
+        return;
+    }
+    /* A stalled SIP thread makes every such request fail: one line now and then is enough. */
+    static _Atomic int64_t last_logged;
+    int64_t now = util_mono(), last = atomic_load(&last_logged);
+    if (now - last >= 10 && atomic_compare_exchange_strong(&last_logged, &last, now))
+        log_warn("http: %s %s: the SIP side did not answer within %d ms", r->method, r->path,
+                 SIP_EXECUTE_TIMEOUT_MS);
+    http_header(r, "Retry-After", "5");
+    http_error(r, 503, "unavailable", "the SIP side did not answer within %d ms",
+               SIP_EXECUTE_TIMEOUT_MS);
 }
 
 void http_store_error(struct http_req *r)
