@@ -6,14 +6,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <time.h>
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static cJSON *session_json(const struct http_req *r)
 {
@@ -81,7 +73,7 @@ void api_session_create(struct http_req *r)
         log_warn("http: failed log-in as '%s' from %s", user, r->client);
         atomic_fetch_add(&r->h->logins[HTTP_LOGIN_FAILED], 1);
         cJSON_Delete(body);
-        sleep_ms(http_throttle_failed(r->h->throttle, r->client));
+        r->delay_ms = http_throttle_failed(r->h->throttle, r->client);
         http_error(r, 401, "invalid_credentials", "wrong username or password");
         return;
     }

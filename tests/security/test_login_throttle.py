@@ -17,6 +17,7 @@ from apitest import DaemonTest, parse_metrics  # noqa: E402
 
 PARALLEL = 40
 FAILURES = 5  # THROTTLE_FAILURES, as docs/api.md says
+PER_SOURCE = 32  # HTTP_PER_SOURCE_MAX: connections one address may have open at once
 
 
 def login(port, password, source="127.0.0.1", timeout=30):
@@ -53,12 +54,18 @@ class LoginBurst(DaemonTest):
         statuses = [s for s, _ in results]
         checked = statuses.count(401)
         refused = statuses.count(429)
-        print("statuses: %d x 401, %d x 429, others %r" % (
-            checked, refused, [s for s in statuses if s not in (401, 429)]))
+        # Connections beyond the 32 one address may hold at once are refused before any
+        # request is read.
+        cut = statuses.count("ConnectionResetError") + statuses.count("RemoteDisconnected")
+        print("statuses: %d x 401, %d x 429, %d connections refused, others %r" % (
+            checked, refused, cut,
+            [s for s in statuses if s not in (401, 429, "ConnectionResetError",
+                                              "RemoteDisconnected")]))
         self.assertLessEqual(checked, FAILURES, statuses)
         self.assertGreaterEqual(checked, 1, statuses)
         # every other attempt was refused by the throttle (none failed in another way)
-        self.assertEqual(checked + refused, PARALLEL, statuses)
+        self.assertLessEqual(cut, PARALLEL - PER_SOURCE + 2, statuses)
+        self.assertEqual(checked + refused + cut, PARALLEL, statuses)
         for s, retry in results:
             if s == 429:
                 self.assertRegex(retry or "", r"^[1-9][0-9]*$")
