@@ -486,6 +486,7 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    h->wake_fd = -1;
     snprintf(h->db_path, sizeof h->db_path, "%s", db_path);
     snprintf(h->domain, sizeof h->domain, "%s", domain);
     h->cfg = *cfg;
@@ -613,7 +614,7 @@ void http_destroy(struct http *h)
     for (int i = 0; i < h->npool; i++)
         store_close(h->pool[i]);
     http_throttle_destroy(h->throttle);
-    if (h->wake_fd > 0)
+    if (h->wake_fd >= 0)
         close(h->wake_fd);
     pthread_mutex_destroy(&h->wait_lock);
     pthread_mutex_destroy(&h->pool_lock);
