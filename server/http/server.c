@@ -156,7 +156,7 @@ static enum MHD_Result reply_too_large(struct http *h, struct MHD_Connection *c,
 
 /* ---- parking connections ---- */
 
-/* Wakes the watch thread (any thread; also from an event publisher, holding its lock). */
+/* Wakes the watch thread; any thread. */
 static void wake_watch(void *arg)
 {
     struct http *h = arg;
@@ -164,6 +164,16 @@ static void wake_watch(void *arg)
     if (write(h->wake_fd, &one, sizeof one) < 0) {
         /* the counter is full: the thread is awake anyway */
     }
+}
+
+/* An event was published (on the publisher's thread, under the ring's lock): the watch
+ * thread resumes the streams it is news to. Nothing to do while no stream is open, which
+ * spares the SIP thread a system call per event. */
+static void on_event(void *arg)
+{
+    struct http *h = arg;
+    if (atomic_load(&h->streams) > 0)
+        wake_watch(h);
 }
 
 static void park_locked(struct http *h, struct http_wait *w)
@@ -534,9 +544,9 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
         goto fail;
     }
     if (ev)
-        events_set_listener(ev, wake_watch, h);
+        events_set_listener(ev, on_event, h);
     if (traces)
-        events_set_listener(traces, wake_watch, h);
+        events_set_listener(traces, on_event, h);
 
     int fd = listen_on(cfg->http_host, cfg->http_port, &h->port);
     if (fd < 0) {
