@@ -169,7 +169,7 @@ class Slow(DaemonTest):
 
     def test_3_slow_body(self):
         """Complete headers and a body that trickles: the deadline covers the body too."""
-        before = self.metrics()["sipbx_http_connections_timed_out_total"]
+        before = self.metrics().get("sipbx_http_connections_timed_out_total", 0)
         attacker = Slowloris(self.d.http_port, ["127.0.0.4"], 20, body=True)
         self.addCleanup(attacker.stop)
         attacker.start()
