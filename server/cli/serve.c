@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ADMIN_USER  "admin"
 #define EVENTS_KEPT 1024 /* events a subscriber that reconnects can still catch up on */
@@ -109,7 +110,10 @@ static void *stop_http(void *arg)
 {
     struct http_stop *hs = arg;
     http_destroy(hs->http);
-    sip_execute(hs->sip, end_loop, hs);
+    /* sip_execute gives up on a loop that is busy for long (or out of memory); end_loop
+     * then did not run, and the main thread would run the loop forever without it. */
+    while (sip_execute(hs->sip, end_loop, hs) < 0)
+        usleep(100 * 1000);
     return NULL;
 }
 

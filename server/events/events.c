@@ -20,6 +20,8 @@ struct events {
     size_t cap;
     uint64_t head; /* seq of the newest event */
     int closed;
+    void (*listener)(void *ctx); /* told of each publish (events_set_listener) */
+    void *listener_ctx;
 };
 
 int events_create(struct events **out, size_t capacity)
@@ -81,6 +83,16 @@ void events_publish(struct events *ev, const char *type, const char *json)
     s->type = t;
     s->json = j;
     pthread_cond_broadcast(&ev->cond);
+    if (ev->listener)
+        ev->listener(ev->listener_ctx);
+    pthread_mutex_unlock(&ev->lock);
+}
+
+void events_set_listener(struct events *ev, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&ev->lock);
+    ev->listener = fn;
+    ev->listener_ctx = ctx;
     pthread_mutex_unlock(&ev->lock);
 }
 

@@ -25,6 +25,10 @@ uint64_t events_head(struct events *ev);
  *  *missed receives how many events were overwritten before this subscriber read them. */
 int events_next(struct events *ev, uint64_t *cursor, int timeout_ms, char **type, char **json,
                 uint64_t *missed);
+/** Calls fn(ctx) after each publish, on the publishing thread and with the stream's lock
+ *  held: fn must be quick and must not call into ev (it is meant to wake a thread that
+ *  then reads). NULL stops the calls; once this returns, no call is under way. */
+void events_set_listener(struct events *ev, void (*fn)(void *ctx), void *ctx);
 /** Number of events published so far. */
 uint64_t events_count(struct events *ev);
 

@@ -13,10 +13,14 @@
 /* Failed log-ins: each one is answered after THROTTLE_DELAY_MS times the failures so far
  * (at most THROTTLE_FAILURES times); THROTTLE_FAILURES failures within THROTTLE_WINDOW
  * seconds lock the address out for THROTTLE_LOCK seconds (429 with Retry-After, even with
- * the right password). A good log-in clears the count. docs/api.md tells these numbers. */
+ * the right password). A good log-in clears the count. An attempt is reserved before its
+ * password is checked, so that parallel attempts cannot get more passwords checked than
+ * the failures still allowed; one that finds them all reserved waits THROTTLE_BUSY
+ * seconds. docs/api.md tells these numbers. */
 #define THROTTLE_FAILURES  5
 #define THROTTLE_WINDOW    600
 #define THROTTLE_LOCK      300
+#define THROTTLE_BUSY      2
 #define THROTTLE_DELAY_MS  250
 #define THROTTLE_MAX_ADDRS 4096 /* addresses tracked at once */
 
@@ -27,6 +31,7 @@ struct throttle {
 
 struct attempts {
     int failures;
+    int pending;          /* attempts reserved whose password is being checked */
     int64_t window_start; /* monotonic seconds of the first failure counted */
     int64_t locked_until;
 };
@@ -151,61 +156,89 @@ void http_throttle_destroy(struct throttle *t)
     free(t);
 }
 
-int http_throttle_blocked(struct throttle *t, const char *addr)
-{
-    int64_t now = util_mono();
-    int wait = 0;
-    pthread_mutex_lock(&t->lock);
-    const struct attempts *a = strmap_get(t->addrs, addr);
-    if (a && a->locked_until > now)
-        wait = (int)(a->locked_until - now);
-    pthread_mutex_unlock(&t->lock);
-    return wait;
-}
-
 static int drop_stale(const char *key, void *val, void *ctx)
 {
     (void)key;
     struct attempts *a = val;
     int64_t now = *(const int64_t *)ctx;
-    if (a->locked_until <= now && now - a->window_start > THROTTLE_WINDOW) {
+    if (a->pending == 0 && a->locked_until <= now && now - a->window_start > THROTTLE_WINDOW) {
         free(a);
         return STRMAP_DROP;
     }
     return STRMAP_KEEP;
 }
 
+/* The entry of addr, made when missing; NULL when the table is full of addresses that
+ * failed recently (or out of memory). Called with the lock held. */
+static struct attempts *entry(struct throttle *t, const char *addr, int64_t now)
+{
+    struct attempts *a = strmap_get(t->addrs, addr);
+    if (a)
+        return a;
+    if (strmap_count(t->addrs) >= THROTTLE_MAX_ADDRS)
+        strmap_foreach(t->addrs, drop_stale, &now);
+    if (strmap_count(t->addrs) >= THROTTLE_MAX_ADDRS || !(a = calloc(1, sizeof *a)))
+        return NULL;
+    if (strmap_put(t->addrs, addr, a, NULL) != 0) {
+        free(a);
+        return NULL;
+    }
+    a->window_start = now;
+    return a;
+}
+
+int http_throttle_reserve(struct throttle *t, const char *addr)
+{
+    int64_t now = util_mono();
+    int wait = 0;
+    pthread_mutex_lock(&t->lock);
+    struct attempts *a = entry(t, addr, now);
+    if (a) {
+        if (a->locked_until > now) {
+            wait = (int)(a->locked_until - now);
+        } else {
+            if (a->pending == 0 && now - a->window_start > THROTTLE_WINDOW) {
+                a->failures = 0;
+                a->window_start = now;
+            } else if (a->locked_until && a->failures >= THROTTLE_FAILURES) {
+                a->failures = THROTTLE_FAILURES - 1; /* after a lock-out: one try at a time */
+            }
+            if (a->failures + a->pending >= THROTTLE_FAILURES)
+                wait = THROTTLE_BUSY;
+            else
+                a->pending++;
+        }
+    }
+    /* Without an entry (a full table) the attempt goes ahead and is only slowed. */
+    pthread_mutex_unlock(&t->lock);
+    return wait;
+}
+
+/* Ends the reservation of addr; the entry, or NULL when it had none. */
+static struct attempts *unreserve(struct throttle *t, const char *addr)
+{
+    struct attempts *a = strmap_get(t->addrs, addr);
+    if (a && a->pending > 0)
+        a->pending--;
+    return a;
+}
+
 int http_throttle_failed(struct throttle *t, const char *addr)
 {
     int64_t now = util_mono();
-    int failures = THROTTLE_FAILURES;
+    int failures = THROTTLE_FAILURES, locked = 0;
     pthread_mutex_lock(&t->lock);
-    struct attempts *a = strmap_get(t->addrs, addr);
-    if (!a) {
-        if (strmap_count(t->addrs) >= THROTTLE_MAX_ADDRS)
-            strmap_foreach(t->addrs, drop_stale, &now);
-        /* When still full (many addresses failing at once) the newcomer is only slowed. */
-        if (strmap_count(t->addrs) < THROTTLE_MAX_ADDRS && (a = calloc(1, sizeof *a)) != NULL &&
-            strmap_put(t->addrs, addr, a, NULL) != 0) {
-            free(a);
-            a = NULL;
-        }
-        if (a)
-            a->window_start = now;
-    }
+    struct attempts *a = unreserve(t, addr);
     if (a) {
-        if (now - a->window_start > THROTTLE_WINDOW) {
-            a->failures = 0;
-            a->window_start = now;
-        }
         failures = ++a->failures;
         if (failures >= THROTTLE_FAILURES) {
+            locked = a->locked_until <= now;
             a->locked_until = now + THROTTLE_LOCK;
             failures = THROTTLE_FAILURES;
         }
     }
     pthread_mutex_unlock(&t->lock);
-    if (a && failures >= THROTTLE_FAILURES)
+    if (locked)
         log_warn("http: %d failed log-ins from %s: refusing it for %d s", THROTTLE_FAILURES, addr,
                  THROTTLE_LOCK);
     return failures * THROTTLE_DELAY_MS;
@@ -214,6 +247,19 @@ int http_throttle_failed(struct throttle *t, const char *addr)
 void http_throttle_succeeded(struct throttle *t, const char *addr)
 {
     pthread_mutex_lock(&t->lock);
-    free(strmap_remove(t->addrs, addr));
+    struct attempts *a = unreserve(t, addr);
+    if (a) {
+        a->failures = 0;
+        a->window_start = util_mono();
+        if (a->pending == 0)
+            free(strmap_remove(t->addrs, addr));
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+void http_throttle_release(struct throttle *t, const char *addr)
+{
+    pthread_mutex_lock(&t->lock);
+    unreserve(t, addr);
     pthread_mutex_unlock(&t->lock);
 }

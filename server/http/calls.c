@@ -3,6 +3,7 @@
 #include "http/http_int.h"
 #include "sip/sip.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,10 @@ static int involves(const struct sip_call_info *c, const char *ext)
 /* The live calls (*out, free() it) and their count, or -1 after a 503 reply. */
 static int snapshot(struct http_req *r, struct sip_call_info **out)
 {
+    errno = 0;
     int n = sip_calls(r->h->sip, out);
     if (n < 0)
-        http_error(r, 503, "unavailable", "the SIP side cannot be reached");
+        http_sip_error(r);
     return n;
 }
 

@@ -1,8 +1,8 @@
 /* /api/v1/events: the SIP side's event stream (calls and registrations) as server-sent
  * events; with ?trace=CALL_ID instead the trace.changed events of that one Call-ID (a
- * ladder that grows while the call goes on). Each stream holds one connection thread,
- * which waits on the stream in short steps so that shutdown, a keepalive or a revoked
- * credential is noticed in time. */
+ * ladder that grows while the call goes on). A stream holds no thread: with nothing to
+ * send its connection is parked (http_suspend) until an event comes, the client closes,
+ * the server stops, or a keepalive or a check of its credential is due. */
 #include "events/events.h"
 #include "http/http_int.h"
 #include "util/util.h"
@@ -16,9 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#define STREAM_WAIT_MS      500   /* longest wait for an event before looking around */
 #define STREAM_KEEPALIVE_MS 15000 /* a comment line after this long without output */
-#define STREAM_REAUTH_S     15    /* how often the stream's credential is checked again */
+#define STREAM_REAUTH_MS    15000 /* how often the stream's credential is checked again */
 #define STREAM_BLOCK        (16 * 1024)
 #define STREAM_RETRY_MS     3000 /* the reconnection delay suggested to clients */
 #define TRACE_CALL_ID_MAX   255  /* the longest Call-ID the capture stores */
@@ -32,7 +31,8 @@ struct stream {
     struct buf out;           /* text being sent */
     size_t out_off;           /* how much of it is sent */
     int64_t last_write_ms;    /* monotonic */
-    int64_t next_auth_check;  /* monotonic seconds */
+    int64_t next_auth_ms;     /* monotonic */
+    struct http_wait wait;    /* parked while there is nothing to send */
     enum http_auth_kind auth; /* the credential the stream was opened with */
     int64_t token_id;         /* HTTP_AUTH_TOKEN */
     char sid[STORE_SESSION_ID_LEN]; /* HTTP_AUTH_SESSION: the cookie value */
@@ -91,62 +91,76 @@ static int trace_of(const char *json, const char *call_id)
     return mine;
 }
 
-/* Waits for the next piece of output (events, or a keepalive) and puts it in s->out.
- * Returns 0, or -1 when the stream is to end (shutdown, closed stream, revoked
- * credential). */
+/* Puts the next piece of output (events, or a keepalive) in s->out, without waiting.
+ * Returns 1 when there is some, 0 when there is nothing to send now, -1 when the stream is
+ * to end (shutdown, closed stream, revoked credential). */
 static int fill(struct stream *s)
 {
     s->out.len = s->out_off = 0;
-    for (;;) {
-        if (atomic_load(&s->h->stopping) || client_gone(s))
+    if (atomic_load(&s->h->stopping) || client_gone(s))
+        return -1;
+    if (now_ms() >= s->next_auth_ms) {
+        if (!still_authorized(s)) {
+            log_info("http: an event stream ended: its credential was revoked or expired");
             return -1;
-        if (util_mono() >= s->next_auth_check) {
-            if (!still_authorized(s)) {
-                log_info("http: an event stream ended: its credential was revoked or expired");
-                return -1;
-            }
-            s->next_auth_check = util_mono() + STREAM_REAUTH_S;
         }
+        s->next_auth_ms = now_ms() + STREAM_REAUTH_MS;
+    }
+    for (;;) {
         char *type = NULL, *json = NULL;
         uint64_t missed = 0;
-        int rc = events_next(s->src, &s->cursor, STREAM_WAIT_MS, &type, &json, &missed);
+        int rc = events_next(s->src, &s->cursor, 0, &type, &json, &missed);
         if (rc < 0)
             return -1;
-        if (rc > 0) {
-            /* A trace stream passes only its Call-ID's events, and without ids (nothing to
-             * resume: a client that reconnects fetches the trace again); missed events may
-             * have been its, so they are reported on either stream. */
-            if (missed)
-                buf_printf(&s->out, "event: overflow\ndata: {\"missed\":%llu}\n\n",
-                           (unsigned long long)missed);
-            if (!s->call_id)
-                buf_printf(&s->out, "event: %s\nid: %llu\ndata: %s\n\n", type,
-                           (unsigned long long)(s->h->event_id_base + s->cursor), json);
-            else if (trace_of(json, s->call_id))
-                buf_printf(&s->out, "event: %s\ndata: %s\n\n", type, json);
-            free(type);
-            free(json);
-            if (s->out.failed)
-                return -1;
-            if (s->out.len)
-                return 0;
-            continue;
-        }
-        if (now_ms() - s->last_write_ms >= STREAM_KEEPALIVE_MS) {
-            buf_str(&s->out, ": keepalive\n\n");
-            return s->out.failed ? -1 : 0;
-        }
+        if (rc == 0)
+            break;
+        /* A trace stream passes only its Call-ID's events, and without ids (nothing to
+         * resume: a client that reconnects fetches the trace again); missed events may
+         * have been its, so they are reported on either stream. */
+        if (missed)
+            buf_printf(&s->out, "event: overflow\ndata: {\"missed\":%llu}\n\n",
+                       (unsigned long long)missed);
+        if (!s->call_id)
+            buf_printf(&s->out, "event: %s\nid: %llu\ndata: %s\n\n", type,
+                       (unsigned long long)(s->h->event_id_base + s->cursor), json);
+        else if (trace_of(json, s->call_id))
+            buf_printf(&s->out, "event: %s\ndata: %s\n\n", type, json);
+        free(type);
+        free(json);
+        if (s->out.failed)
+            return -1;
+        if (s->out.len >= STREAM_BLOCK)
+            break; /* enough for one block; the rest comes next */
     }
+    if (s->out.len == 0 && now_ms() - s->last_write_ms >= STREAM_KEEPALIVE_MS)
+        buf_str(&s->out, ": keepalive\n\n");
+    if (s->out.failed)
+        return -1;
+    return s->out.len > 0;
 }
 
-/* microhttpd's content reader: blocks (this connection has a thread of its own) until
- * there is something to send. */
+/* microhttpd's content reader: sends what there is, else parks the connection and returns
+ * 0 (nothing yet); microhttpd calls again once it is resumed. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct stream *s = cls;
-    if (s->out_off == s->out.len && fill(s) != 0)
-        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (s->out_off == s->out.len) {
+        int rc = fill(s);
+        if (rc < 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (rc == 0) {
+            /* Parked until an event, the client closing, or the next keepalive or
+             * credential check is due. */
+            int64_t wake = s->last_write_ms + STREAM_KEEPALIVE_MS;
+            if (wake > s->next_auth_ms)
+                wake = s->next_auth_ms;
+            s->wait.watch = s->src;
+            s->wait.seen = s->cursor;
+            s->wait.wake_at_ms = wake;
+            return http_suspend(s->h, &s->wait) == 0 ? 0 : MHD_CONTENT_READER_END_OF_STREAM;
+        }
+    }
     size_t n = s->out.len - s->out_off;
     if (n > max)
         n = max;
@@ -237,11 +251,15 @@ void api_events_get(struct http_req *r)
     }
     s->h = h;
     s->conn = r->conn;
+    s->wait.conn = r->conn;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->wait.fd = ci ? ci->connect_fd : -1;
     s->src = src;
     s->call_id = trace ? strdup(trace) : NULL;
     s->cursor = cursor;
     s->last_write_ms = now_ms();
-    s->next_auth_check = util_mono() + STREAM_REAUTH_S;
+    s->next_auth_ms = now_ms() + STREAM_REAUTH_MS;
     s->auth = r->auth;
     s->token_id = r->token.id;
     snprintf(s->sid, sizeof s->sid, "%s", r->session_id);

@@ -1,7 +1,7 @@
 /* The REST API (/api/v1) and the Prometheus endpoint (/metrics), served by libmicrohttpd
- * on threads of its own. HTTP threads read and write the database through their own
- * connections, reach the SIP side only through sip.h's thread-safe calls (sip_kick,
- * sip_calls, sip_get_stats, sip_execute) and read its event stream. */
+ * on threads of its own, with limits per source and a deadline per request. HTTP threads read and
+ * write the database through their own connections, reach the SIP side only through sip.h's
+ * thread-safe calls (sip_kick, sip_calls, sip_get_stats, sip_execute) and read its event stream. */
 #ifndef SIPBX_HTTP_H
 #define SIPBX_HTTP_H
 
@@ -31,9 +31,9 @@ int http_port(const struct http *h);
 /** The directory the dashboard is served from, or NULL when none was found. */
 const char *http_web_root(const struct http *h);
 
-/** Stops accepting, ends the event streams (within half a second), waits for requests in
- *  progress (some of which may wait on the SIP thread, so its loop must still run) and
- *  frees everything. NULL is ignored. */
+/** Stops accepting, ends the event streams, waits for the requests on handler threads
+ *  (some of which may wait on the SIP thread, at most its deadline, so its loop should
+ *  still run) and frees everything. NULL is ignored. */
 void http_destroy(struct http *h);
 
 #endif

@@ -25,8 +25,50 @@
 
 #define HTTP_STREAMS_MAX 16 /* event streams open at once; more get 503 */
 
+/* Threads and connections (server.c; docs/architecture.md, "HTTP threads"). */
+#define HTTP_IO_THREADS       2     /* libmicrohttpd threads: every connection's I/O */
+#define HTTP_JOB_THREADS      4     /* run the handlers that may wait */
+#define HTTP_JOBS_QUEUED      64    /* waiting handlers queued at most; beyond: 503 */
+#define HTTP_CONNECTIONS_MAX  512   /* open connections at most (fewer with fewer fds) */
+#define HTTP_PER_SOURCE_MAX   32    /* open connections from one address (IPv6: /64) */
+#define HTTP_REQUEST_DEADLINE 10000 /* ms from accept to a complete request (headers+body) */
+#define HTTP_IDLE_TIMEOUT     15    /* s a connection may stay silent (libmicrohttpd's) */
+#define HTTP_KEEPALIVE_DEADLINE                                                                    \
+    16000 /* ms from an answer to the next request on its connection                               \
+           */
+
 struct throttle;
 struct events;
+struct http_conns;
+struct http_jobs;
+
+/* A connection parked while its answer waits: for a handler thread, until a time (a slowed
+ * log-in answer) or for events (an idle event stream). No thread waits with it: the watch
+ * thread (server.c) resumes it when its time or its events come, or the handler thread
+ * when the answer is ready. */
+struct http_wait {
+    struct MHD_Connection *conn;
+    int64_t wake_at_ms;   /* resume at this monotonic time (ms), or 0 */
+    struct events *watch; /* resume once it holds an event after seen, or NULL */
+    uint64_t seen;
+    int fd;                        /* resume when the client closes this socket, or -1 */
+    int suspended;                 /* server.c: while parked */
+    struct http_wait *prev, *next; /* server.c: in the list of parked ones */
+};
+
+/* A handler to run on a handler thread (jobs.c), embedded in what it works on. */
+struct http_job {
+    void (*run)(struct http_job *job);
+    struct http_job *next;
+};
+
+/* Log-in outcomes counted for /metrics. */
+enum http_login_result {
+    HTTP_LOGIN_OK,
+    HTTP_LOGIN_FAILED,
+    HTTP_LOGIN_THROTTLED,
+    HTTP_LOGIN_RESULTS
+};
 
 struct http {
     struct MHD_Daemon *mhd;
@@ -39,15 +81,23 @@ struct http {
     struct events *events;       /* served at /api/v1/events, or NULL */
     struct events *trace_events; /* trace.changed, served at /api/v1/events?trace=, or NULL */
     atomic_int streams;          /* event streams open now */
-    atomic_int stopping;         /* set by http_destroy: event streams end */
-    uint64_t event_id_base;      /* added to event sequence numbers (see events.c) */
+    atomic_int stopping;         /* set by http_destroy: event streams end, nothing parks */
+    struct http_conns *conns;    /* connection limits and deadlines */
+    struct http_jobs *jobs;      /* handler threads */
+    pthread_mutex_t wait_lock;   /* the parked connections */
+    struct http_wait *waits;     /* parked now */
+    int wake_fd;                 /* eventfd that wakes the watch thread */
+    pthread_t watch;             /* resumes parked connections, sweeps deadlines */
+    int watch_started;
+    uint64_t event_id_base; /* added to event sequence numbers (see events.c) */
     pthread_mutex_t pool_lock;
     struct store *pool[HTTP_POOL_MAX]; /* idle connections; a request borrows one */
     int npool;
     struct throttle *throttle;       /* failed log-ins by address */
     char dummy_hash[256];            /* verified against for unknown admins, to even out timing */
     _Atomic uint64_t responses[600]; /* answered requests by status code */
-    char web_root[4096];             /* the dashboard's files (resolved), or "" for none */
+    _Atomic uint64_t logins[HTTP_LOGIN_RESULTS]; /* POST /session, by outcome */
+    char web_root[4096]; /* the dashboard's files (resolved), or "" for none */
 };
 
 enum http_auth_kind { HTTP_AUTH_NONE, HTTP_AUTH_TOKEN, HTTP_AUTH_SESSION };
@@ -71,8 +121,9 @@ struct http_req {
     char session_id[STORE_SESSION_ID_LEN]; /* when auth is HTTP_AUTH_SESSION */
     struct store_session session;
 
-    int status;  /* 0 until a reply is set */
-    char *reply; /* malloc'd, owned by the request until queued */
+    int delay_ms; /* hold the reply this long (a failed log-in), without holding a thread */
+    int status;   /* 0 until a reply is set */
+    char *reply;  /* malloc'd, owned by the request until queued */
     size_t reply_len;
     const char *content_type;
     struct MHD_Response *stream; /* a streamed reply (http_stream), owned until queued */
@@ -85,9 +136,13 @@ struct http_req {
 
 /* ---- routes.c ---- */
 
-/** Finds the route of r's method and path and runs it (authenticating first unless the
- *  route is public); unknown paths get 404 and known paths with another method 405. */
-void http_route(struct http_req *r);
+typedef void (*http_handler)(struct http_req *r);
+
+/** Finds the route of r's method and path and authenticates r for it (unless the route is
+ *  public). Returns the handler to run, with *waits set when it may wait (on the SIP
+ *  thread, the writer, the write lock, a password hash), which makes it run on a handler
+ *  thread; or NULL when r is answered already (404, 405, 401, 403, a dashboard file). */
+http_handler http_route_find(struct http_req *r, int *waits);
 
 /* ---- static.c: the dashboard's files ---- */
 
@@ -105,6 +160,10 @@ void http_json(struct http_req *r, int status, cJSON *body);
 /** Sets an error reply {"error":{"code":code,"message":...}}. */
 void http_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/** Sets the 503 reply for a call to the SIP side that failed: it did not answer within
+ *  SIP_EXECUTE_TIMEOUT_MS (errno ETIMEDOUT; logged, at most once every 10 s) or was out of
+ *  memory. */
+void http_sip_error(struct http_req *r);
 /** Sets a 500 reply for a failed store call (whose details the store already logged). */
 void http_store_error(struct http_req *r);
 /** Sets an empty reply, e.g. 204. */
@@ -158,6 +217,61 @@ void http_cursor_encode(char *out, size_t outlen, const char *s);
 /** Decodes a cursor made by http_cursor_encode; returns 0 or -1 when malformed. */
 int http_cursor_decode(char *out, size_t outlen, const char *cursor);
 
+/* ---- server.c: parking connections ---- */
+
+/** Parks w->conn (call it only from that connection's access handler or content reader)
+ *  until http_resume, or w's time, or w's events. Returns 0, or -1 (nothing parked) once
+ *  the server is stopping. */
+int http_suspend(struct http *h, struct http_wait *w);
+/** Resumes w's connection delay_ms from now (0: at once); any thread. Nothing when it is
+ *  not parked. */
+void http_resume(struct http *h, struct http_wait *w, int delay_ms);
+
+/* ---- conns.c: connection limits ---- */
+
+/** Limits of at most max_open connections, per_source from one source, and a request
+ *  complete within deadline_ms of its connection's accept (keepalive_ms of the previous
+ *  answer on the connection); returns 0 or ENOMEM. */
+int http_conns_create(struct http_conns **out, int max_open, int per_source, int deadline_ms,
+                      int keepalive_ms);
+/** Frees it, once the daemon has closed every connection. */
+void http_conns_destroy(struct http_conns *c);
+/** libmicrohttpd's accept policy (cls: the http_conns): refuses a source over its limit;
+ *  when all max_open are taken, cuts the connection that has waited longest for its
+ *  request to make room, or refuses when every one has sent its request. */
+enum MHD_Result http_conns_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+/** libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION (cls: the http_conns): tracks each
+ *  connection from its start, its deadline running. */
+void http_conns_notify(void *cls, struct MHD_Connection *mc, void **socket_context,
+                       enum MHD_ConnectionNotificationCode toe);
+/** The request on mc is complete: its deadline stops. */
+void http_conns_request_read(struct http_conns *c, struct MHD_Connection *mc);
+/** The answer on mc is sent: the deadline of its next request starts. */
+void http_conns_request_done(struct http_conns *c, struct MHD_Connection *mc);
+/** Cuts the connections past their deadline and writes the log lines due (at most one
+ *  per source and minute). The watch thread calls it a few times a second. */
+void http_conns_sweep(struct http_conns *c);
+
+struct http_conns_stats {
+    int open, max_open, per_source;
+    uint64_t refused_source; /* refused: the source had per_source open */
+    uint64_t refused_full;   /* refused: max_open open, each with its request in */
+    uint64_t timed_out;      /* cut: request not complete by its deadline */
+    uint64_t evicted;        /* cut early, to make room: request not complete */
+};
+/** The counters and gauges for /metrics. */
+void http_conns_stats(struct http_conns *c, struct http_conns_stats *out);
+
+/* ---- jobs.c: handler threads ---- */
+
+/** Starts nthreads handler threads with a queue of at most max_queued; 0 or an errno. */
+int http_jobs_create(struct http_jobs **out, int nthreads, int max_queued);
+/** Queues job to run on a handler thread; 0, or EBUSY when the queue is full (or the
+ *  threads are stopping). */
+int http_jobs_submit(struct http_jobs *j, struct http_job *job);
+/** Runs what is queued, stops the threads and frees it. */
+void http_jobs_destroy(struct http_jobs *j);
+
 /* ---- server.c: database connections for request threads ---- */
 
 /** A database connection: an idle one of the pool or a new one; NULL (logged) when the
@@ -175,12 +289,18 @@ int http_authenticate(struct http_req *r);
 int http_throttle_create(struct throttle **out);
 /** Frees the throttle table. */
 void http_throttle_destroy(struct throttle *t);
-/** Seconds addr must still wait before trying to log in again, or 0 when it may. */
-int http_throttle_blocked(struct throttle *t, const char *addr);
-/** Records a failed log-in from addr; returns how many milliseconds to hold the answer. */
+/** Reserves a log-in attempt from addr before its password is checked. Returns 0 when it
+ *  may go ahead (end the reservation with exactly one of http_throttle_failed,
+ *  _succeeded or _release), else the seconds addr must wait: it is locked out, or as many
+ *  attempts as may still fail are being checked now. */
+int http_throttle_reserve(struct throttle *t, const char *addr);
+/** Ends addr's reservation as a failed log-in; returns how many milliseconds to hold the
+ *  answer. */
 int http_throttle_failed(struct throttle *t, const char *addr);
-/** Forgets the failures of addr after a good log-in. */
+/** Ends addr's reservation as a good log-in, which forgets its failures. */
 void http_throttle_succeeded(struct throttle *t, const char *addr);
+/** Ends addr's reservation without a verdict (the password could not be checked). */
+void http_throttle_release(struct throttle *t, const char *addr);
 
 /* ---- users.c ---- */
 

@@ -81,6 +81,33 @@ void api_metrics_get(struct http_req *r)
         if (n)
             buf_printf(&b, "sipbx_http_requests_total{code=\"%d\"} %llu\n", code, n);
     }
+    static const char *const login_results[HTTP_LOGIN_RESULTS] = {"ok", "failed", "throttled"};
+    header(&b, "sipbx_http_logins_total", "counter",
+           "Admin log-ins: ok, failed (wrong password checked) or throttled (429, not checked).");
+    for (int i = 0; i < HTTP_LOGIN_RESULTS; i++)
+        buf_printf(&b, "sipbx_http_logins_total{result=\"%s\"} %llu\n", login_results[i],
+                   (unsigned long long)atomic_load(&r->h->logins[i]));
+    struct http_conns_stats cs;
+    http_conns_stats(r->h->conns, &cs);
+    header(&b, "sipbx_http_connections", "gauge", "HTTP connections open now.");
+    buf_printf(&b, "sipbx_http_connections %d\n", cs.open);
+    header(&b, "sipbx_http_connections_max", "gauge",
+           "HTTP connections the server holds at most (half the descriptor limit, at most 512).");
+    buf_printf(&b, "sipbx_http_connections_max %d\n", cs.max_open);
+    header(&b, "sipbx_http_connections_refused_total", "counter",
+           "HTTP connections refused at once: their source had as many open as one may "
+           "(source_limit), or the server was full of connections whose requests were in (full).");
+    buf_printf(&b, "sipbx_http_connections_refused_total{reason=\"source_limit\"} %llu\n",
+               (unsigned long long)cs.refused_source);
+    buf_printf(&b, "sipbx_http_connections_refused_total{reason=\"full\"} %llu\n",
+               (unsigned long long)cs.refused_full);
+    header(&b, "sipbx_http_connections_timed_out_total", "counter",
+           "HTTP connections cut because their request was not complete by its deadline.");
+    buf_printf(&b, "sipbx_http_connections_timed_out_total %llu\n",
+               (unsigned long long)cs.timed_out);
+    header(&b, "sipbx_http_connections_evicted_total", "counter",
+           "HTTP connections cut early, request not complete, to make room for a new one.");
+    buf_printf(&b, "sipbx_http_connections_evicted_total %llu\n", (unsigned long long)cs.evicted);
     header(&b, "sipbx_http_event_streams", "gauge",
            "Server-sent event streams open now (dashboards, ladders, scripts).");
     buf_printf(&b, "sipbx_http_event_streams %d\n", atomic_load(&r->h->streams));

@@ -95,9 +95,10 @@ void api_registrations_delete(struct http_req *r)
         http_store_error(r);
         return;
     }
+    errno = 0;
     int n = sip_kick(r->h->sip, r->param);
     if (n < 0) {
-        http_error(r, 503, "unavailable", "the SIP side is not running");
+        http_sip_error(r);
         return;
     }
     log_info("http: %d registration(s) of %s removed by an admin", n, r->param);

@@ -2,9 +2,11 @@
  * query parameters, pagination). Every error reply has the one shape
  * {"error":{"code":"...","message":"..."}} and is made here. */
 #include "http/http_int.h"
+#include "sip/sip.h"
 #include "util/util.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +78,23 @@ void http_error(struct http_req *r, int status, const char *code, const char *fm
     http_json(r, status, root);
 }
 
+void http_sip_error(struct http_req *r)
+{
+    if (errno != ETIMEDOUT) {
+        http_error(r, 503, "unavailable", "the SIP side cannot be reached: out of memory");
+        return;
+    }
+    /* A stalled SIP thread makes every such request fail: one line now and then is enough. */
+    static _Atomic int64_t last_logged;
+    int64_t now = util_mono(), last = atomic_load(&last_logged);
+    if (now - last >= 10 && atomic_compare_exchange_strong(&last_logged, &last, now))
+        log_warn("http: %s %s: the SIP side did not answer within %d ms", r->method, r->path,
+                 SIP_EXECUTE_TIMEOUT_MS);
+    http_header(r, "Retry-After", "5");
+    http_error(r, 503, "unavailable", "the SIP side did not answer within %d ms",
+               SIP_EXECUTE_TIMEOUT_MS);
+}
+
 void http_store_error(struct http_req *r)
 {
     log_error("http: %s %s: database error: %s", r->method, r->path,
@@ -119,6 +138,65 @@ static int is_json(const char *ctype)
            (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
+#define NUL_PATH_DEPTH 8 /* object keys kept to name the field of a \u0000 */
+
+/* Looks for strings that hold the escape \u0000 in the (already parsed, so well-formed)
+ * JSON text p of n bytes: cJSON keeps strings NUL-terminated, so such a string would be
+ * cut there ("a\u0000b" read as "a"). Returns 1 and writes the dotted path of the field
+ * ("busy.target"; "" for a field name that holds one) into path, or 0 when there is none. */
+static int find_nul_escape(const char *p, size_t n, char *path, size_t pathlen)
+{
+    /* Per open container: whether it is an object, and its current key (the string
+     * before the last ':'). */
+    struct {
+        int object;
+        const char *key;
+        size_t keylen;
+    } stack[NUL_PATH_DEPTH];
+    int depth = 0, expect_key = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '{' || c == '[') {
+            if (depth < NUL_PATH_DEPTH) {
+                stack[depth].object = c == '{';
+                stack[depth].key = NULL;
+                stack[depth].keylen = 0;
+            }
+            depth++;
+            expect_key = c == '{';
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',') {
+            expect_key = depth > 0 && depth <= NUL_PATH_DEPTH && stack[depth - 1].object;
+        } else if (c == '"') {
+            size_t start = ++i;
+            int nul = 0;
+            for (; i < n && p[i] != '"'; i++)
+                if (p[i] == '\\') {
+                    nul |= i + 5 < n && memcmp(p + i + 1, "u0000", 5) == 0;
+                    i++; /* the escaped character (a quote does not end the string) */
+                }
+            int is_key = expect_key;
+            expect_key = 0;
+            if (is_key && depth > 0 && depth <= NUL_PATH_DEPTH) {
+                stack[depth - 1].key = p + start;
+                stack[depth - 1].keylen = i - start;
+            }
+            if (!nul)
+                continue;
+            size_t len = 0;
+            path[0] = '\0';
+            for (int d = 0; !is_key && d < depth && d < NUL_PATH_DEPTH; d++)
+                if (stack[d].object && stack[d].key && len + stack[d].keylen + 2 < pathlen) {
+                    len += (size_t)snprintf(path + len, pathlen - len, "%s%.*s", len ? "." : "",
+                                            (int)stack[d].keylen, stack[d].key);
+                }
+            return 1;
+        }
+    }
+    return 0;
+}
+
 cJSON *http_body_object(struct http_req *r, const char *const *allowed)
 {
     /* Demanding application/json also keeps plain HTML forms of other sites out: a browser
@@ -138,13 +216,27 @@ cJSON *http_body_object(struct http_req *r, const char *const *allowed)
         /* Only white space may follow the value. */
         while (end && end < r->body + r->body_len && isspace((unsigned char)*end))
             end++;
-        if (end && end < r->body + r->body_len && *end != '\0') {
+        if (end && end < r->body + r->body_len) {
             cJSON_Delete(obj);
             obj = NULL;
         }
     }
+    /* A NUL byte is no JSON white space or text; cJSON would stop reading a string at it. */
+    if (obj && memchr(r->body, '\0', r->body_len)) {
+        cJSON_Delete(obj);
+        obj = NULL;
+    }
     if (!obj) {
         http_error(r, 400, "invalid_json", "the request body is not valid JSON");
+        return NULL;
+    }
+    char path[128];
+    if (find_nul_escape(r->body, r->body_len, path, sizeof path)) {
+        cJSON_Delete(obj);
+        if (path[0])
+            http_error(r, 422, "invalid_field", "%s: must not contain \\u0000 (NUL)", path);
+        else
+            http_error(r, 422, "invalid_field", "a field name must not contain \\u0000 (NUL)");
         return NULL;
     }
     if (!cJSON_IsObject(obj)) {

@@ -12,6 +12,9 @@ static void not_found(struct http_req *r)
 
 enum route_flags {
     ROUTE_PUBLIC = 1, /* no token or session needed */
+    /* May wait (on the SIP thread, the writer, SQLite's write lock or a password hash):
+     * runs on a handler thread, never on a thread that serves connections. */
+    ROUTE_WAITS = 2,
 };
 
 /* A pattern is a literal path where "*" stands for one non-empty segment and a final "**"
@@ -25,32 +28,32 @@ static const struct route {
 } routes[] = {
     {"GET", "/api/v1/health", api_health_get, ROUTE_PUBLIC},
     {"GET", "/api/v1/session", api_session_get, 0},
-    {"POST", "/api/v1/session", api_session_create, ROUTE_PUBLIC},
-    {"DELETE", "/api/v1/session", api_session_delete, 0},
+    {"POST", "/api/v1/session", api_session_create, ROUTE_PUBLIC | ROUTE_WAITS},
+    {"DELETE", "/api/v1/session", api_session_delete, ROUTE_WAITS},
     {"GET", "/api/v1/users", api_users_list, 0},
-    {"POST", "/api/v1/users", api_users_create, 0},
+    {"POST", "/api/v1/users", api_users_create, ROUTE_WAITS},
     {"GET", "/api/v1/users/*", api_users_get, 0},
-    {"PATCH", "/api/v1/users/*", api_users_patch, 0},
-    {"DELETE", "/api/v1/users/*", api_users_delete, 0},
+    {"PATCH", "/api/v1/users/*", api_users_patch, ROUTE_WAITS},
+    {"DELETE", "/api/v1/users/*", api_users_delete, ROUTE_WAITS},
     {"GET", "/api/v1/users/*/forwarding", api_forwarding_get, 0},
-    {"PUT", "/api/v1/users/*/forwarding", api_forwarding_put, 0},
+    {"PUT", "/api/v1/users/*/forwarding", api_forwarding_put, ROUTE_WAITS},
     {"GET", "/api/v1/registrations", api_registrations_list, 0},
-    {"DELETE", "/api/v1/registrations/*", api_registrations_delete, 0},
+    {"DELETE", "/api/v1/registrations/*", api_registrations_delete, ROUTE_WAITS},
     {"GET", "/api/v1/tokens", api_tokens_list, 0},
-    {"POST", "/api/v1/tokens", api_tokens_create, 0},
-    {"DELETE", "/api/v1/tokens/*", api_tokens_delete, 0},
-    {"GET", "/api/v1/calls", api_calls_list, 0},
-    {"GET", "/api/v1/calls/*", api_calls_get, 0},
+    {"POST", "/api/v1/tokens", api_tokens_create, ROUTE_WAITS},
+    {"DELETE", "/api/v1/tokens/*", api_tokens_delete, ROUTE_WAITS},
+    {"GET", "/api/v1/calls", api_calls_list, ROUTE_WAITS},
+    {"GET", "/api/v1/calls/*", api_calls_get, ROUTE_WAITS},
     {"GET", "/api/v1/events", api_events_get, 0},
     {"GET", "/api/v1/settings", api_settings_get, 0},
     {"GET", "/api/v1/cdrs", api_cdrs_list, 0},
     {"GET", "/api/v1/cdrs.csv", api_cdrs_csv, 0},
     {"GET", "/api/v1/cdrs/summary", api_cdrs_summary, 0},
     {"GET", "/api/v1/traces/**", api_traces_get, 0},
-    {"GET", "/api/v1/security/blocks", api_security_blocks_list, 0},
-    {"DELETE", "/api/v1/security/blocks/*", api_security_blocks_delete, 0},
-    {"GET", "/api/v1/security/targets", api_security_targets_list, 0},
-    {"GET", "/metrics", api_metrics_get, 0},
+    {"GET", "/api/v1/security/blocks", api_security_blocks_list, ROUTE_WAITS},
+    {"DELETE", "/api/v1/security/blocks/*", api_security_blocks_delete, ROUTE_WAITS},
+    {"GET", "/api/v1/security/targets", api_security_targets_list, ROUTE_WAITS},
+    {"GET", "/metrics", api_metrics_get, ROUTE_WAITS},
     {NULL, NULL, not_found, ROUTE_PUBLIC}, /* anything else; GET outside /api/: a file */
 };
 
@@ -82,10 +85,11 @@ static int same_method(const char *route, const char *asked)
     return strcmp(route, asked) == 0 || (strcmp(route, "GET") == 0 && strcmp(asked, "HEAD") == 0);
 }
 
-void http_route(struct http_req *r)
+http_handler http_route_find(struct http_req *r, int *waits)
 {
     const struct route *rt = routes, *found = NULL;
     char allow[128] = "";
+    *waits = 0;
     for (; rt->pattern; rt++) {
         if (!match(rt->pattern, r->path, r->param, sizeof r->param))
             continue;
@@ -100,17 +104,18 @@ void http_route(struct http_req *r)
         http_header(r, "Allow", allow);
         http_error(r, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", r->method,
                    r->path, allow);
-        return;
+        return NULL;
     }
     if (!found) {
         r->param[0] = '\0';
         found = rt; /* the 404 entry */
         if (same_method("GET", r->method)) {
             http_static_get(r); /* the dashboard's files (404 under /api/) */
-            return;
+            return NULL;
         }
     }
     if (!(found->flags & ROUTE_PUBLIC) && http_authenticate(r) != 0)
-        return;
-    found->handle(r);
+        return NULL;
+    *waits = (found->flags & ROUTE_WAITS) != 0;
+    return found->handle;
 }

@@ -31,9 +31,10 @@ static cJSON *list_of(const char *csv)
 void api_security_blocks_list(struct http_req *r)
 {
     struct sip_block *blocks = NULL;
+    errno = 0;
     int n = sip_blocks(r->h->sip, &blocks);
     if (n < 0) {
-        http_error(r, 503, "unavailable", "the SIP side is not running");
+        http_sip_error(r);
         return;
     }
     int64_t now = util_now();
@@ -58,6 +59,7 @@ void api_security_blocks_list(struct http_req *r)
 
 void api_security_blocks_delete(struct http_req *r)
 {
+    errno = 0;
     int rc = sip_block_lift(r->h->sip, r->param);
     if (rc == EINVAL) {
         http_error(r, 400, "invalid_parameter", "source: '%s' is not an IPv4 or IPv6 address",
@@ -69,7 +71,7 @@ void api_security_blocks_delete(struct http_req *r)
         return;
     }
     if (rc != 0) {
-        http_error(r, 503, "unavailable", "the SIP side is not running");
+        http_sip_error(r);
         return;
     }
     http_empty(r, 204);
@@ -78,9 +80,10 @@ void api_security_blocks_delete(struct http_req *r)
 void api_security_targets_list(struct http_req *r)
 {
     struct sip_target *t = NULL;
+    errno = 0;
     int n = sip_targets(r->h->sip, &t);
     if (n < 0) {
-        http_error(r, 503, "unavailable", "the SIP side is not running");
+        http_sip_error(r);
         return;
     }
     cJSON *items = cJSON_CreateArray();

@@ -1,6 +1,8 @@
-/* The libmicrohttpd daemon: binding the listen socket, collecting request bodies, a pool
- * of database connections for the request threads, and queueing each request's one
- * reply. */
+/* The libmicrohttpd daemon: binding the listen socket, collecting request bodies, running
+ * each request's handler (at once, or on a handler thread when it may wait), parking the
+ * connections whose answer waits, and queueing each request's one reply. A pool of
+ * database connections serves all threads. docs/architecture.md, "HTTP threads", says why
+ * it is built this way. */
 #include "http/http_int.h"
 #include "config/config.h"
 #include "events/events.h"
@@ -12,23 +14,42 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#define CONNECTION_LIMIT   64
-#define CONNECTION_TIMEOUT 30 /* seconds an idle keep-alive connection is kept */
+#define LISTEN_BACKLOG 511 /* connections the kernel holds while all slots are taken */
+#define SWEEP_MS       250 /* how often deadlines are checked */
+#define FD_SHARE       2   /* HTTP connections get at most 1/FD_SHARE of the fd limit */
+#define MHD_SLACK      16  /* over the limit: cut connections that are not closed yet */
 
-/* What the server keeps for one request between the calls of the access handler. */
-struct upload {
+/* One request on its way through the server (microhttpd's con_cls): its body as it comes,
+ * then the request, then its reply, possibly made on a handler thread or held back. */
+struct call {
     char *body;
     size_t len;
     int too_large;
+    enum { CALL_READING, CALL_RUNNING, CALL_ANSWERED } state;
+    struct http_req req;
+    http_handler handle;
+    struct http_job job;   /* for a handler thread */
+    struct http_wait wait; /* parked while RUNNING, or ANSWERED and held back */
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct store *http_pool_get(struct http *h)
 {
@@ -133,75 +154,286 @@ static enum MHD_Result reply_too_large(struct http *h, struct MHD_Connection *c,
     return ret;
 }
 
+/* ---- parking connections ---- */
+
+/* Wakes the watch thread; any thread. */
+static void wake_watch(void *arg)
+{
+    struct http *h = arg;
+    uint64_t one = 1;
+    if (write(h->wake_fd, &one, sizeof one) < 0) {
+        /* the counter is full: the thread is awake anyway */
+    }
+}
+
+/* An event was published (on the publisher's thread, under the ring's lock): the watch
+ * thread resumes the streams it is news to. Nothing to do while no stream is open, which
+ * spares the SIP thread a system call per event. */
+static void on_event(void *arg)
+{
+    struct http *h = arg;
+    if (atomic_load(&h->streams) > 0)
+        wake_watch(h);
+}
+
+static void park_locked(struct http *h, struct http_wait *w)
+{
+    w->suspended = 1;
+    w->prev = NULL;
+    w->next = h->waits;
+    if (h->waits)
+        h->waits->prev = w;
+    h->waits = w;
+    MHD_suspend_connection(w->conn);
+}
+
+static void unpark_locked(struct http *h, struct http_wait *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        h->waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->suspended = 0;
+    MHD_resume_connection(w->conn);
+}
+
+int http_suspend(struct http *h, struct http_wait *w)
+{
+    pthread_mutex_lock(&h->wait_lock);
+    int stopping = atomic_load(&h->stopping);
+    if (!stopping)
+        park_locked(h, w);
+    pthread_mutex_unlock(&h->wait_lock);
+    if (stopping)
+        return -1;
+    if (w->wake_at_ms || w->watch)
+        wake_watch(h); /* to wait for it from now on */
+    return 0;
+}
+
+void http_resume(struct http *h, struct http_wait *w, int delay_ms)
+{
+    pthread_mutex_lock(&h->wait_lock);
+    if (w->suspended) {
+        if (delay_ms <= 0 || atomic_load(&h->stopping)) {
+            unpark_locked(h, w);
+        } else {
+            w->wake_at_ms = mono_ms() + delay_ms;
+            wake_watch(h);
+        }
+    }
+    pthread_mutex_unlock(&h->wait_lock);
+}
+
+/* The watch thread: resumes parked connections whose time or events have come, or whose
+ * client has closed (all of them, but those on a handler thread, once the server stops),
+ * and sweeps the connection deadlines. It ends when the server stops and nothing is parked
+ * any more. */
+static void *watch_main(void *arg)
+{
+    struct http *h = arg;
+    int64_t next_sweep = 0;
+    /* the wake-up descriptor, then the sockets of parked event streams */
+    struct pollfd fds[1 + HTTP_STREAMS_MAX + 16];
+    for (;;) {
+        int64_t now = mono_ms(), next = now + SWEEP_MS;
+        nfds_t n = 1;
+        fds[0] = (struct pollfd){.fd = h->wake_fd, .events = POLLIN};
+        pthread_mutex_lock(&h->wait_lock);
+        int stopping = atomic_load(&h->stopping);
+        for (struct http_wait *w = h->waits, *nx; w; w = nx) {
+            nx = w->next;
+            int timed = w->wake_at_ms != 0;
+            if ((stopping && (timed || w->watch)) || (timed && now >= w->wake_at_ms) ||
+                (w->watch && events_head(w->watch) > w->seen)) {
+                unpark_locked(h, w);
+                continue;
+            }
+            if (timed && w->wake_at_ms < next)
+                next = w->wake_at_ms;
+            if (w->fd >= 0 && n < sizeof fds / sizeof fds[0])
+                fds[n++] = (struct pollfd){.fd = w->fd, .events = POLLRDHUP};
+        }
+        int done = stopping && !h->waits;
+        pthread_mutex_unlock(&h->wait_lock);
+        if (done)
+            break;
+        if (now >= next_sweep) {
+            http_conns_sweep(h->conns);
+            next_sweep = now + SWEEP_MS;
+        }
+        if (next > next_sweep)
+            next = next_sweep;
+        int64_t wait = next - mono_ms();
+        if (poll(fds, n, stopping ? 50 : (int)(wait > 0 ? wait : 0)) <= 0)
+            continue;
+        uint64_t count;
+        if ((fds[0].revents & POLLIN) && read(h->wake_fd, &count, sizeof count) < 0) {
+            /* nothing to read after all */
+        }
+        /* A client that closed its parked stream: resumed, the stream sees it and ends
+         * (libmicrohttpd does not watch a parked connection). */
+        pthread_mutex_lock(&h->wait_lock);
+        for (nfds_t i = 1; i < n; i++) {
+            if (!fds[i].revents)
+                continue;
+            for (struct http_wait *w = h->waits; w; w = w->next)
+                if (w->fd == fds[i].fd) {
+                    unpark_locked(h, w);
+                    break;
+                }
+        }
+        pthread_mutex_unlock(&h->wait_lock);
+    }
+    return NULL;
+}
+
+/* ---- the request path ---- */
+
+/* Queues the reply of k and lets go of its database connection. */
+static enum MHD_Result answer(struct http *h, struct call *k)
+{
+    k->state = CALL_ANSWERED;
+    enum MHD_Result ret = send_reply(&k->req);
+    free(k->req.reply);
+    k->req.reply = NULL;
+    if (k->req.st) {
+        http_pool_put(h, k->req.st);
+        k->req.st = NULL;
+    }
+    return ret;
+}
+
+/* On a handler thread: runs the handler, then resumes the connection to send the reply
+ * (later, when the handler asked to hold it back). */
+static void run_job(struct http_job *job)
+{
+    struct call *k = (struct call *)(void *)((char *)job - offsetof(struct call, job));
+    k->handle(&k->req);
+    k->state = CALL_ANSWERED;
+    http_resume(k->req.h, &k->wait, k->req.delay_ms);
+}
+
+/* Parks k's connection and queues its handler to a handler thread. Returns 0, or -1 after
+ * setting a 503 reply (queue full, or the server is stopping). */
+static int dispatch(struct http *h, struct call *k)
+{
+    k->state = CALL_RUNNING;
+    k->job.run = run_job;
+    k->wait.conn = k->req.conn;
+    k->wait.wake_at_ms = 0;
+    k->wait.watch = NULL;
+    k->wait.fd = -1;
+    /* Parked under the lock the handler thread needs to resume it: it cannot finish
+     * before the connection is parked. */
+    pthread_mutex_lock(&h->wait_lock);
+    int rc = atomic_load(&h->stopping) ? EBUSY : http_jobs_submit(h->jobs, &k->job);
+    if (rc == 0)
+        park_locked(h, &k->wait);
+    pthread_mutex_unlock(&h->wait_lock);
+    if (rc == 0)
+        return 0;
+    k->state = CALL_READING;
+    http_header(&k->req, "Retry-After", "1");
+    http_error(&k->req, 503, "unavailable", "the server is busy: try again in a second");
+    return -1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct http *h = cls;
-    struct upload *up = *con_cls;
+    struct call *k = *con_cls;
 
-    if (!up) {
+    if (!k) {
         /* First call: only the headers are known. An announced oversize body is refused
          * now rather than read. */
-        up = calloc(1, sizeof *up);
-        if (!up)
+        k = calloc(1, sizeof *k);
+        if (!k)
             return MHD_NO;
-        *con_cls = up;
+        *con_cls = k;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
-            up->too_large = 1;
+            k->too_large = 1;
+            http_conns_request_read(h->conns, c);
             return reply_too_large(h, c, method, url);
         }
         return MHD_YES;
     }
+    if (k->state == CALL_ANSWERED) /* resumed: the reply is ready */
+        return answer(h, k);
+    if (k->state == CALL_RUNNING) /* (not resumed before its handler is done) */
+        return MHD_YES;
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (up->too_large || up->len + n > HTTP_BODY_MAX) {
-            up->too_large = 1; /* read and drop the rest; answer at the end */
+        if (k->too_large || k->len + n > HTTP_BODY_MAX) {
+            k->too_large = 1; /* read and drop the rest; answer at the end */
             return MHD_YES;
         }
-        char *nb = realloc(up->body, up->len + n);
+        char *nb = realloc(k->body, k->len + n);
         if (!nb)
             return MHD_NO;
-        memcpy(nb + up->len, upload_data, n);
-        up->body = nb;
-        up->len += n;
+        memcpy(nb + k->len, upload_data, n);
+        k->body = nb;
+        k->len += n;
         return MHD_YES;
     }
-    if (up->too_large)
+    http_conns_request_read(h->conns, c); /* all of it is in: its deadline is met */
+    if (k->too_large)
         return reply_too_large(h, c, method, url);
 
-    struct http_req r;
-    req_init(&r, h, c, method, url);
-    r.body = up->body;
-    r.body_len = up->len;
-    r.st = http_pool_get(h);
-    if (!r.st)
-        http_error(&r, 503, "unavailable", "the database cannot be opened");
-    else
-        http_route(&r);
-    enum MHD_Result ret = send_reply(&r);
-    free(r.reply);
-    if (r.st)
-        http_pool_put(h, r.st);
-    return ret;
+    struct http_req *r = &k->req;
+    req_init(r, h, c, method, url);
+    r->body = k->body;
+    r->body_len = k->len;
+    r->st = http_pool_get(h);
+    if (!r->st) {
+        http_error(r, 503, "unavailable", "the database cannot be opened");
+    } else {
+        int waits = 0;
+        k->handle = http_route_find(r, &waits);
+        if (k->handle && waits) {
+            if (dispatch(h, k) == 0)
+                return MHD_YES; /* resumed when the handler thread is done */
+        } else if (k->handle) {
+            k->handle(r);
+        }
+    }
+    if (r->delay_ms > 0) {
+        k->state = CALL_ANSWERED;
+        k->wait.conn = c;
+        k->wait.watch = NULL;
+        k->wait.fd = -1;
+        k->wait.wake_at_ms = mono_ms() + r->delay_ms;
+        if (http_suspend(h, &k->wait) == 0)
+            return MHD_YES; /* answered when the time has come */
+    }
+    return answer(h, k);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
     (void)toe;
-    struct upload *up = *con_cls;
-    if (up) {
-        free(up->body);
-        free(up);
+    struct http *h = cls;
+    struct call *k = *con_cls;
+    if (k) {
+        free(k->req.reply);
+        if (k->req.stream)
+            MHD_destroy_response(k->req.stream);
+        if (k->req.st)
+            http_pool_put(h, k->req.st);
+        free(k->body);
+        free(k);
         *con_cls = NULL;
     }
+    http_conns_request_done(h->conns, c);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -234,7 +466,7 @@ static int listen_on(const char *host, int port, int *bound_port)
         e = errno;
     } else {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
             e = errno;
             close(fd);
             fd = -1;
@@ -264,6 +496,7 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    h->wake_fd = -1;
     snprintf(h->db_path, sizeof h->db_path, "%s", db_path);
     snprintf(h->domain, sizeof h->domain, "%s", domain);
     h->cfg = *cfg;
@@ -275,6 +508,7 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
      * a client kept from an earlier run is never taken for one of this run. */
     h->event_id_base = (uint64_t)util_now() * 1000000u;
     pthread_mutex_init(&h->pool_lock, NULL);
+    pthread_mutex_init(&h->wait_lock, NULL);
     char pw[33];
     util_password_generate(pw, 32);
     if (http_throttle_create(&h->throttle) != 0 ||
@@ -285,29 +519,63 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
 
     http_static_init(h, cfg->web_root);
 
+    /* Connections take a descriptor each; half the process's limit at most goes to them,
+     * so that an attacker who opens more sockets than the daemon may have leaves the
+     * database, SIP and the rest theirs. */
+    struct rlimit rl;
+    int max_open = HTTP_CONNECTIONS_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / FD_SHARE < (rlim_t)max_open)
+        max_open = (int)(rl.rlim_cur / FD_SHARE);
+    if (max_open < 16)
+        max_open = 16;
+    int per_source = HTTP_PER_SOURCE_MAX < max_open / 2 ? HTTP_PER_SOURCE_MAX : max_open / 2;
+    h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int e = h->wake_fd < 0 ? errno : 0;
+    if (!e)
+        e = http_conns_create(&h->conns, max_open, per_source, HTTP_REQUEST_DEADLINE,
+                              HTTP_KEEPALIVE_DEADLINE);
+    if (!e)
+        e = http_jobs_create(&h->jobs, HTTP_JOB_THREADS, HTTP_JOBS_QUEUED);
+    if (!e && (e = pthread_create(&h->watch, NULL, watch_main, h)) == 0)
+        h->watch_started = 1;
+    if (e) {
+        snprintf(err, errlen, "cannot set up the HTTP server: %s", strerror(e));
+        goto fail;
+    }
+    if (ev)
+        events_set_listener(ev, on_event, h);
+    if (traces)
+        events_set_listener(traces, on_event, h);
+
     int fd = listen_on(cfg->http_host, cfg->http_port, &h->port);
     if (fd < 0) {
-        int e = errno;
+        e = errno;
         snprintf(err, errlen, "cannot listen for HTTP on %s:%d: %s", cfg->http_host, cfg->http_port,
                  e == EADDRINUSE ? "port in use" : strerror(e));
         goto fail;
     }
-    /* A thread per connection: a request may wait (on the SIP thread, or a slowed log-in)
-     * without holding up the others, and an event stream holds its thread while it is
-     * open. CONNECTION_LIMIT bounds the threads; HTTP_STREAMS_MAX of them at most go to
-     * event streams, so a few dashboards cannot starve ordinary requests. */
+    /* A few threads serve every connection (epoll) and never wait: handlers that may wait
+     * run on the handler threads, and connections whose answer waits (for a handler, a
+     * slowed log-in, the next event of a stream) are parked, holding no thread. The
+     * accept policy and the connection notifications (conns.c) enforce the limits per
+     * source and in all, and the watch thread the request deadline. libmicrohttpd's own
+     * limit, a little higher, only backs ours up while cut connections are being closed. */
     h->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_END);
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+        http_conns_accept, h->conns, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_IO_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(max_open + MHD_SLACK), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)HTTP_IDLE_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, http_conns_notify, h->conns, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_END);
     if (!h->mhd) {
         close(fd);
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->http_host,
                  cfg->http_port);
         goto fail;
     }
+    log_debug("http: at most %d connections, %d per source", max_open, per_source);
     *out = h;
     return 0;
 fail:
@@ -329,14 +597,36 @@ void http_destroy(struct http *h)
 {
     if (!h)
         return;
-    /* Event streams notice this within their wait (events.c) and end, so that the
-     * connection threads they hold can be joined. */
+    /* New connections wait no more; then nothing parks any more, event streams and held
+     * answers are resumed (and end), the handler threads finish what is queued (some of it
+     * may wait on the SIP thread, whose loop still runs), and the watch thread ends once
+     * nothing is parked: libmicrohttpd must not be stopped with a connection parked. */
+    if (h->mhd) {
+        int lfd = MHD_quiesce_daemon(h->mhd);
+        if (lfd >= 0)
+            close(lfd);
+    }
+    pthread_mutex_lock(&h->wait_lock);
     atomic_store(&h->stopping, 1);
+    pthread_mutex_unlock(&h->wait_lock);
+    if (h->events)
+        events_set_listener(h->events, NULL, NULL);
+    if (h->trace_events)
+        events_set_listener(h->trace_events, NULL, NULL);
+    http_jobs_destroy(h->jobs);
+    if (h->watch_started) {
+        wake_watch(h);
+        pthread_join(h->watch, NULL);
+    }
     if (h->mhd)
-        MHD_stop_daemon(h->mhd); /* joins the connection threads, closes the socket */
+        MHD_stop_daemon(h->mhd); /* closes every connection and joins its threads */
+    http_conns_destroy(h->conns);
     for (int i = 0; i < h->npool; i++)
         store_close(h->pool[i]);
     http_throttle_destroy(h->throttle);
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
+    pthread_mutex_destroy(&h->wait_lock);
     pthread_mutex_destroy(&h->pool_lock);
     free(h);
 }

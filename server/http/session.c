@@ -6,14 +6,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <time.h>
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static cJSON *session_json(const struct http_req *r)
 {
@@ -36,18 +28,20 @@ void api_session_get(struct http_req *r)
     http_json(r, 200, session_json(r));
 }
 
+/* The 429 of a log-in that may not be tried now. */
+static void throttled(struct http_req *r, int wait)
+{
+    char secs[16];
+    snprintf(secs, sizeof secs, "%d", wait);
+    http_header(r, "Retry-After", secs);
+    http_error(r, 429, "too_many_attempts",
+               "too many failed log-ins from %s: try again in %d seconds", r->client, wait);
+    atomic_fetch_add(&r->h->logins[HTTP_LOGIN_THROTTLED], 1);
+}
+
 void api_session_create(struct http_req *r)
 {
     static const char *const fields[] = {"username", "password", NULL};
-    int wait = http_throttle_blocked(r->h->throttle, r->client);
-    if (wait > 0) {
-        char secs[16];
-        snprintf(secs, sizeof secs, "%d", wait);
-        http_header(r, "Retry-After", secs);
-        http_error(r, 429, "too_many_attempts",
-                   "too many failed log-ins from %s: try again in %d seconds", r->client, wait);
-        return;
-    }
     cJSON *body = http_body_object(r, fields);
     if (!body)
         return;
@@ -57,9 +51,18 @@ void api_session_create(struct http_req *r)
         cJSON_Delete(body);
         return;
     }
+    /* Reserved before the hash is computed: parallel attempts get no more passwords
+     * checked than the failures the address still has. */
+    int wait = http_throttle_reserve(r->h->throttle, r->client);
+    if (wait > 0) {
+        cJSON_Delete(body);
+        throttled(r, wait);
+        return;
+    }
     char hash[256];
     int rc = store_admin_hash(r->st, user, hash, sizeof hash);
     if (rc != 0 && rc != ENOENT) {
+        http_throttle_release(r->h->throttle, r->client);
         cJSON_Delete(body);
         http_store_error(r);
         return;
@@ -68,8 +71,9 @@ void api_session_create(struct http_req *r)
     int ok = util_password_verify(pw, rc == 0 ? hash : r->h->dummy_hash) && rc == 0;
     if (!ok) {
         log_warn("http: failed log-in as '%s' from %s", user, r->client);
+        atomic_fetch_add(&r->h->logins[HTTP_LOGIN_FAILED], 1);
         cJSON_Delete(body);
-        sleep_ms(http_throttle_failed(r->h->throttle, r->client));
+        r->delay_ms = http_throttle_failed(r->h->throttle, r->client);
         http_error(r, 401, "invalid_credentials", "wrong username or password");
         return;
     }
@@ -90,6 +94,7 @@ void api_session_create(struct http_req *r)
              HTTP_SESSION_COOKIE, r->session_id, HTTP_SESSION_MAX);
     http_header(r, "Set-Cookie", cookie);
     log_info("http: %s logged in from %s", r->session.username, r->client);
+    atomic_fetch_add(&r->h->logins[HTTP_LOGIN_OK], 1);
     http_json(r, 200, session_json(r));
 }
 

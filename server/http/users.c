@@ -32,23 +32,18 @@ static cJSON *user_json(const struct store_user *u)
     return o;
 }
 
-static int on_sip_thread(void *arg)
-{
-    (void)arg;
-    return 0;
-}
-
 /* Hands a change of the users table to the SIP side and waits until it is in effect, so a
  * user created over REST can register as soon as the answer arrives. The writer's tick
- * sends the SIP thread the new table as a message; a call run on the SIP thread after the
- * tick is handled after that message (one queue, in order), so by its return the new
- * table is in place. */
+ * sends the SIP thread the new table as a message; the barrier returns once the SIP thread
+ * has handled the messages sent before it, that one included. A side that does not confirm
+ * in time gets the change when it runs again: it is stored, so the request succeeds. */
 void http_users_changed(struct http *h)
 {
-    if (store_writer_poke_wait(h->writer, USERS_SYNC_MS) == 0)
-        sip_execute(h->sip, on_sip_thread, NULL);
-    else
-        log_warn("http: the SIP side did not confirm a user change within %d ms", USERS_SYNC_MS);
+    if (store_writer_poke_wait(h->writer, USERS_SYNC_MS) != 0)
+        log_warn("http: the writer did not pass a user change on within %d ms", USERS_SYNC_MS);
+    else if (sip_barrier(h->sip) != 0)
+        log_warn("http: the SIP side did not confirm a user change within %d ms",
+                 SIP_EXECUTE_TIMEOUT_MS);
 }
 
 /* The {ext} of the path, or NULL after a 404 (an invalid one cannot exist). */
@@ -323,7 +318,8 @@ void api_users_patch(struct http_req *r)
     http_users_changed(r->h);
     /* A disabled account keeps no registrations: calls must not reach it. */
     if (pc.was_enabled && !pc.u.enabled && sip_kick(r->h->sip, ext) < 0)
-        log_warn("http: cannot remove the registrations of %s: the SIP side is not running", ext);
+        log_warn("http: cannot remove the registrations of %s now: the SIP side did not answer",
+                 ext);
     log_info("http: user %s changed", ext);
     http_json(r, 200, user_json(&pc.u));
 out:
@@ -348,7 +344,8 @@ void api_users_delete(struct http_req *r)
     }
     http_users_changed(r->h);
     if (sip_kick(r->h->sip, ext) < 0)
-        log_warn("http: cannot remove the registrations of %s: the SIP side is not running", ext);
+        log_warn("http: cannot remove the registrations of %s now: the SIP side did not answer",
+                 ext);
     log_info("http: user %s deleted", ext);
     http_empty(r, 204);
 }

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -487,12 +489,131 @@ void sip_stop(struct sip *s)
     su_root_break(s->root);
 }
 
+/* One sip_execute request, shared by the caller and the message that carries it to the SIP
+ * thread; whichever lets go of it last frees it. su_task_execute would do the carrying, but
+ * it waits with no limit, and a caller that gave up early could not take its request back:
+ * fn would later run with an arg that no longer exists. */
+struct exec_req {
+    pthread_mutex_t lock;
+    pthread_cond_t done_cond;
+    int refs; /* the caller and the message */
+    enum { EXEC_QUEUED, EXEC_RUNNING, EXEC_DONE, EXEC_WITHDRAWN } state;
+    int (*fn)(void *arg);
+    void *arg;
+    int ret;
+};
+
+static void exec_unref(struct exec_req *x)
+{
+    pthread_mutex_lock(&x->lock);
+    int last = --x->refs == 0;
+    pthread_mutex_unlock(&x->lock);
+    if (last) {
+        pthread_mutex_destroy(&x->lock);
+        pthread_cond_destroy(&x->done_cond);
+        free(x);
+    }
+}
+
+/* On the SIP thread: runs the request unless its caller has withdrawn it. */
+static void exec_on_sip_thread(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
+{
+    (void)magic;
+    (void)msg;
+    struct exec_req *x = *(struct exec_req **)arg;
+    pthread_mutex_lock(&x->lock);
+    int run = x->state == EXEC_QUEUED;
+    if (run)
+        x->state = EXEC_RUNNING;
+    pthread_mutex_unlock(&x->lock);
+    if (!run)
+        return;
+    int ret = x->fn(x->arg);
+    pthread_mutex_lock(&x->lock);
+    x->ret = ret;
+    x->state = EXEC_DONE;
+    pthread_cond_signal(&x->done_cond);
+    pthread_mutex_unlock(&x->lock);
+}
+
+/* The message is gone (handled, or dropped with a root that never ran it again). */
+static void exec_msg_gone(su_msg_arg_t *arg)
+{
+    exec_unref(*(struct exec_req **)arg);
+}
+
 int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg)
 {
-    int ret = -1;
-    if (su_task_execute(su_root_task(s->root), fn, arg, &ret) != 0)
+    /* su_root_has_thread() answers 2 on the thread that owns the root, 1 on any other. */
+    if (su_root_has_thread(s->root) == 2)
+        return fn(arg);
+    struct exec_req *x = calloc(1, sizeof *x);
+    if (!x) {
+        errno = ENOMEM;
         return -1;
+    }
+    pthread_mutex_init(&x->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&x->done_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    x->refs = 2;
+    x->state = EXEC_QUEUED;
+    x->fn = fn;
+    x->arg = arg;
+    su_msg_r msg = SU_MSG_R_INIT;
+    if (su_msg_new(msg, sizeof x) != 0) {
+        x->refs = 1;
+        exec_unref(x);
+        errno = ENOMEM;
+        return -1;
+    }
+    *(struct exec_req **)su_msg_data(msg) = x;
+    su_msg_deinitializer(msg, exec_msg_gone); /* from here on the message holds its ref */
+    if (su_msg_send_to(msg, su_root_task(s->root), exec_on_sip_thread) != 0) {
+        su_msg_destroy(msg);
+        exec_unref(x);
+        errno = ENOMEM;
+        return -1;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += SIP_EXECUTE_TIMEOUT_MS / 1000;
+    until.tv_nsec += (long)(SIP_EXECUTE_TIMEOUT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&x->lock);
+    while (x->state == EXEC_QUEUED &&
+           pthread_cond_timedwait(&x->done_cond, &x->lock, &until) != ETIMEDOUT)
+        ;
+    if (x->state == EXEC_QUEUED)
+        x->state = EXEC_WITHDRAWN; /* fn will not run: the SIP thread skips it */
+    /* Once fn runs, it is waited for: arg may live on our stack, and fn is short. */
+    while (x->state == EXEC_RUNNING)
+        pthread_cond_wait(&x->done_cond, &x->lock);
+    int done = x->state == EXEC_DONE, ret = x->ret;
+    pthread_mutex_unlock(&x->lock);
+    exec_unref(x);
+    if (!done) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
     return ret;
+}
+
+static int no_op(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+int sip_barrier(struct sip *s)
+{
+    /* The SIP thread handles its messages in the order they were sent. */
+    return sip_execute(s, no_op, NULL);
 }
 
 void sip_set_events(struct sip *s, struct events *ev)

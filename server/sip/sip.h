@@ -1,6 +1,7 @@
 /* The SIP side: the Sofia nta agent and its transports, the registrar, digest
  * authentication and (later) the proxy. Everything here runs on the SIP thread, the one
- * that calls sip_run(); other threads reach it only through sip_execute(). */
+ * that calls sip_run(); other threads reach it only through sip_execute() (which gives up
+ * after a deadline rather than wait on a stalled loop). */
 #ifndef SIPBX_SIP_H
 #define SIPBX_SIP_H
 
@@ -34,15 +35,22 @@ void sip_stop(struct sip *s);
 /** Frees the agent and all state. Call after sip_run returned and the writer is gone. */
 void sip_destroy(struct sip *s);
 
+/** How long sip_execute waits for the SIP thread to take a request (milliseconds). */
+#define SIP_EXECUTE_TIMEOUT_MS 2000
+
 /** Runs fn(arg) on the SIP thread and waits for it; returns fn's value. For HTTP threads
- *  that need live state. The request is queued to the SIP loop and the caller blocks, with
- *  no time limit, until the loop has run it: while the loop is not running (before
- *  sip_run, or between runs) the caller waits, and once the loop has ended for good it
- *  would wait forever. So whoever may call this from another thread must be stopped
- *  before the last sip_run returns (serve.c stops HTTP while the loop still runs). Called
- *  on the SIP thread itself, fn runs at once. -1 only when the request cannot be queued
- *  (out of memory), so fn must not return -1 for success. */
+ *  that need live state. The request is queued to the SIP loop; when the loop has not
+ *  taken it within SIP_EXECUTE_TIMEOUT_MS (stalled, or not running), the request is
+ *  withdrawn, fn will not run, and the answer is -1 with errno ETIMEDOUT. Once fn has
+ *  started it is waited for (arg may live on the caller's stack), so fn must only copy or
+ *  drop in-memory state. -1 with errno ENOMEM when the request cannot be queued. Called on
+ *  the SIP thread itself, fn runs at once. fn must not return -1 for success. */
 int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg);
+
+/** Returns once the SIP thread has handled every message queued to it before the call
+ *  (e.g. the user table the writer has just sent it): 0, or -1 with errno set as
+ *  sip_execute's when the SIP thread did not get there in time. */
+int sip_barrier(struct sip *s);
 
 /** Methods counted one by one in the metrics; the last slot counts all others. */
 #define SIP_METHOD_SLOTS 15
@@ -67,9 +75,8 @@ struct sip_stats {
 /** Fills out with the current counters; any thread. */
 void sip_get_stats(struct sip *s, struct sip_stats *out);
 
-/** Removes every registration of ext (an admin's "kick"), by sip_execute (whose blocking
- *  contract applies). Returns the number of bindings removed, or -1 when the request
- *  could not be queued. */
+/** Removes every registration of ext (an admin's "kick"), by sip_execute (whose deadline
+ *  applies). Returns the number of bindings removed, or -1 (errno as sip_execute's). */
 int sip_kick(struct sip *s, const char *ext);
 
 /** Publishes call and registration changes to ev (server-sent events); before sip_run. */
@@ -108,8 +115,8 @@ struct sip_call_info {
 int sip_host_is_ours(struct sip *s, const char *host);
 
 /** Copies the live calls, oldest first, into a new array (*out, free() it), by
- *  sip_execute (whose blocking contract applies). Returns the count, or -1 when the
- *  request could not be queued or out of memory. */
+ *  sip_execute (whose deadline applies). Returns the count, or -1 when the SIP side did
+ *  not answer in time (errno ETIMEDOUT) or out of memory. */
 int sip_calls(struct sip *s, struct sip_call_info **out);
 
 /** Renders one call as a JSON object (a new cJSON the caller deletes). */
