@@ -68,6 +68,8 @@ class Daemon:
     http_port default to free ports; env is the daemon's environment (default ours with the
     sanitizer options of sipbxtest.sanitizers)."""
 
+    preexec = None  # run in the child before sipbx starts (e.g. to set its limits)
+
     def __init__(self, extra_args=(), dir=None, sip_port=None, http_port=None, env=None):
         self.restarted = dir is not None and os.path.exists(os.path.join(dir, "sipbx.db"))
         self.dir = dir or tempfile.mkdtemp(prefix="sipbx-api-")
@@ -84,7 +86,8 @@ class Daemon:
         self.stderr_path = os.path.join(self.dir, "stderr-%d.txt" % n)
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     env=env if env is not None else sanitizers.env())
+                                     env=env if env is not None else sanitizers.env(),
+                                     preexec_fn=self.preexec)
         self._read_banner()
         self._wait_ready()
 

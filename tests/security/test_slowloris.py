@@ -38,15 +38,12 @@ IO_THREADS = 2  # each may let one more in while another accepts (HTTP_IO_THREAD
 
 
 class LowFdDaemon(Daemon):
-    """A daemon started with a soft descriptor limit of DAEMON_FDS."""
+    """A daemon started with a descriptor limit of DAEMON_FDS, soft and hard (sipbx raises
+    its soft limit towards the hard one at start)."""
 
-    def __init__(self, *a, **kw):
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (DAEMON_FDS, hard))
-        try:
-            super().__init__(*a, **kw)
-        finally:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    @staticmethod
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (DAEMON_FDS, DAEMON_FDS))
 
 
 def get(port, path, source="127.0.0.1", timeout=5.0, method="GET", body=None, headers=None):
