@@ -133,7 +133,8 @@ int sip_source_addr(nta_incoming_t *irq, char *out, size_t outlen)
     return rc;
 }
 
-void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen)
+void sip_source(struct sip *s, nta_incoming_t *irq, char *addr, size_t addrlen, char *transport,
+                size_t tlen)
 {
     snprintf(addr, addrlen, "?");
     snprintf(transport, tlen, "?");
@@ -155,6 +156,11 @@ void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport
         }
         snprintf(transport, tlen, "%s", ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
     }
+    /* TLS is TCP to the socket layer: the transport knows which it is. */
+    tport_t *tp = nta_incoming_transport(s->agent, irq, NULL);
+    if (tp && tport_has_tls(tp))
+        snprintf(transport, tlen, "tls");
+    tport_unref(tp);
     if (m)
         msg_destroy(m);
 }

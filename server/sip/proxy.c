@@ -32,6 +32,11 @@ struct branch {
     int gen;    /* the leg it belongs to: forwarding starts a new one */
     int status; /* last status received, 0 before any */
     int cancelled;
+    int cancel_due;         /* cancelled before any provisional answer: CANCEL on the first */
+    nta_outgoing_t *cancel; /* our CANCEL of this branch */
+    char reason[96];        /* Reason header value of that CANCEL (RFC 3326), or "" */
+    char branch[64];        /* "branch=..." of our Via, which the CANCEL shares */
+    char next_hop[160];     /* where the request went ("" : by its Request-URI) */
     char contact[512];
     char target[256]; /* the extension (or URI) this device belongs to */
 };
@@ -68,8 +73,10 @@ int proxy_is_us(struct sip *s, url_t const *url)
 {
     if (!url || !url->url_host)
         return 0;
-    int port = url->url_port && *url->url_port ? atoi(url->url_port) : 5060;
-    if (port != s->port)
+    int port = url->url_port && *url->url_port ? atoi(url->url_port)
+               : url->url_type == url_sips     ? 5061
+                                               : 5060;
+    if (port != s->port && (!s->tls_port || port != s->tls_port))
         return 0;
     return strcasecmp(url->url_host, s->domain) == 0 ||
            strcasecmp(url->url_host, s->rr_host) == 0 ||
@@ -157,9 +164,25 @@ static int dialog_route_signed(struct sip *s, sip_t const *sip)
     return 0;
 }
 
+/* Our Record-Route for the leg that uses transport (udp, tcp or tls): the address and port
+ * of that transport, the transport named unless it is UDP, and the dialog token. */
+static void rr_value(struct sip *s, const char *transport, const char *token, char *out,
+                     size_t outlen)
+{
+    int udp = strcmp(transport, "udp") == 0;
+    int port = strcmp(transport, "tls") == 0 && s->tls_port ? s->tls_port : s->port;
+    snprintf(out, outlen,
+             strchr(s->rr_host, ':') ? "<sip:[%s]:%d%s%s;lr;%s=%s>" : "<sip:%s:%d%s%s;lr;%s=%s>",
+             s->rr_host, port, udp ? "" : ";transport=", udp ? "" : transport, DIALOG_PARAM, token);
+}
+
 /* Copies the request for forwarding: Max-Forwards decremented, our Route and our
- * credentials removed, Record-Route (signed) added when asked. NULL on failure. */
-static msg_t *prepare_copy(struct sip *s, nta_incoming_t *irq, int record_route)
+ * credentials removed. With out_transport (the transport of the leg it goes out on), our
+ * signed Record-Route is added: one entry when both legs use the same transport, else one
+ * per leg (RFC 5658 double record-routing, RFC 3261 16.6 step 4), the one facing the next
+ * hop on top, so each side's route set starts with an address it can reach. NULL on
+ * failure. */
+static msg_t *prepare_copy(struct sip *s, nta_incoming_t *irq, const char *out_transport)
 {
     msg_t *orig = nta_incoming_getrequest(irq);
     if (!orig)
@@ -183,15 +206,36 @@ static msg_t *prepare_copy(struct sip *s, nta_incoming_t *irq, int record_route)
     snprintf(buf, sizeof buf, "%lu", mf > 0 ? mf - 1 : 0);
     msg_header_insert(m, (msg_pub_t *)sip, (msg_header_t *)sip_max_forwards_make(home, buf));
 
-    if (record_route) {
-        char token[2 * DIALOG_TOKEN_BYTES + 1];
+    if (out_transport) {
+        char token[2 * DIALOG_TOKEN_BYTES + 1], source[96], in_transport[8];
         dialog_token(s, sip->sip_call_id->i_id, sip->sip_from->a_tag, token);
-        snprintf(buf, sizeof buf,
-                 strchr(s->rr_host, ':') ? "<sip:[%s]:%d;lr;%s=%s>" : "<sip:%s:%d;lr;%s=%s>",
-                 s->rr_host, s->port, DIALOG_PARAM, token);
+        sip_source(s, irq, source, sizeof source, in_transport, sizeof in_transport);
+        if (strcmp(in_transport, out_transport) != 0) {
+            rr_value(s, in_transport, token, buf, sizeof buf);
+            msg_header_insert(m, (msg_pub_t *)sip,
+                              (msg_header_t *)sip_record_route_make(home, buf));
+        }
+        rr_value(s, out_transport, token, buf, sizeof buf);
         msg_header_insert(m, (msg_pub_t *)sip, (msg_header_t *)sip_record_route_make(home, buf));
     }
     return m;
+}
+
+/* The transport a request to uri via next_hop (NULL: uri itself) goes out on. */
+static void out_transport(const char *uri, const char *next_hop, char *out, size_t outlen)
+{
+    const char *u = next_hop ? next_hop : uri;
+    const char *p = strstr(u, ";transport=");
+    if (p) {
+        p += strlen(";transport=");
+        size_t n = strcspn(p, ";>?&");
+        snprintf(out, outlen, "%.*s", (int)n, p);
+        for (char *c = out; *c; c++)
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+        if (strcmp(out, "udp") == 0 || strcmp(out, "tcp") == 0 || strcmp(out, "tls") == 0)
+            return;
+    }
+    snprintf(out, outlen, "%s", strncasecmp(u, "sips:", 5) == 0 ? "tls" : "udp");
 }
 
 /* ---- transactions ---- */
@@ -218,6 +262,8 @@ static void ptxn_destroy(struct ptxn *t)
             nta_outgoing_bind(b->orq, NULL, NULL);
             nta_outgoing_destroy(b->orq);
         }
+        if (b->cancel)
+            nta_outgoing_destroy(b->cancel);
         free(b);
         b = next;
     }
@@ -238,22 +284,77 @@ static void ptxn_maybe_done(struct ptxn *t)
         ptxn_destroy(t);
 }
 
-/* CANCELs the pending INVITE branches of leg gen, or of every leg when gen < 0. */
-static void cancel_leg(struct ptxn *t, int gen)
+/* Reason header values of the CANCELs sipbx sends (RFC 3326): why a phone stops ringing,
+ * so that it does not log a missed call when another device took it. */
+#define REASON_ELSEWHERE "SIP;cause=200;text=\"Call completed elsewhere\""
+#define REASON_TIMEOUT   "SIP;cause=408;text=\"Ring timeout\""
+#define REASON_FORWARDED "SIP;cause=408;text=\"No answer, forwarded\""
+#define REASON_SHUTDOWN  "SIP;cause=500;text=\"Server shutting down\""
+
+static int on_cancel_answer(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
+{
+    (void)b;
+    (void)orq;
+    (void)sip;
+    return 0; /* the INVITE's own final answer (487) is what counts */
+}
+
+/* Sends our CANCEL of b's INVITE (RFC 3261 9.1): the INVITE's Request-URI, From, To,
+ * Call-ID, Route and CSeq number, our Via with the INVITE's branch, to where the INVITE
+ * went. Built here rather than with nta_outgoing_tcancel(), which marks the INVITE
+ * transaction completed at once and, on TCP and TLS, terminates it: the phone's 487 then
+ * matched nothing and went unacknowledged. */
+static void send_cancel(struct branch *b)
+{
+    struct sip *s = b->t->s;
+    msg_t *inv = nta_outgoing_getrequest(b->orq);
+    sip_t const *is = inv ? sip_object(inv) : NULL;
+    msg_t *m = is && is->sip_request && is->sip_cseq ? nta_msg_create(s->agent, 0) : NULL;
+    sip_t *cs = m ? sip_object(m) : NULL;
+    su_home_t *home = m ? msg_home(m) : NULL;
+    sip_request_t *rq = cs ? sip_request_create(home, SIP_METHOD_CANCEL,
+                                                (url_string_t const *)is->sip_request->rq_url, NULL)
+                           : NULL;
+    sip_cseq_t *cseq = cs ? sip_cseq_create(home, is->sip_cseq->cs_seq, SIP_METHOD_CANCEL) : NULL;
+    if (rq && cseq &&
+        sip_add_tl(m, cs, SIPTAG_REQUEST(rq), SIPTAG_FROM(is->sip_from), SIPTAG_TO(is->sip_to),
+                   SIPTAG_CALL_ID(is->sip_call_id), SIPTAG_CSEQ(cseq), SIPTAG_ROUTE(is->sip_route),
+                   SIPTAG_MAX_FORWARDS_STR("70"),
+                   TAG_IF(b->reason[0], SIPTAG_REASON_STR(b->reason)), TAG_END()) == 0)
+        b->cancel = nta_outgoing_mcreate(s->agent, on_cancel_answer, b,
+                                         b->next_hop[0] ? URL_STRING_MAKE(b->next_hop) : NULL, m,
+                                         NTATAG_BRANCH_KEY(b->branch), TAG_END());
+    if (!b->cancel) {
+        log_warn("proxy: cannot send CANCEL to %s", b->contact);
+        if (m)
+            msg_destroy(m); /* nta does not take the message on failure */
+    }
+    if (inv)
+        msg_destroy(inv);
+}
+
+/* CANCELs the pending INVITE branches of leg gen, or of every leg when gen < 0, giving
+ * reason (or none). A branch that has had no provisional answer yet is cancelled when it
+ * gets one (RFC 3261 9.1), or not at all when its final answer comes first. */
+static void cancel_leg(struct ptxn *t, int gen, const char *reason)
 {
     for (struct branch *b = t->branches; b; b = b->next) {
         if (gen >= 0 && b->gen != gen)
             continue;
         if (b->orq && b->status < 200 && !b->cancelled && t->method == sip_method_invite) {
             b->cancelled = 1;
-            nta_outgoing_tcancel(b->orq, NULL, NULL, TAG_END());
+            snprintf(b->reason, sizeof b->reason, "%s", reason ? reason : "");
+            if (b->status >= 100)
+                send_cancel(b);
+            else
+                b->cancel_due = 1;
         }
     }
 }
 
-static void cancel_branches(struct ptxn *t)
+static void cancel_branches(struct ptxn *t, const char *reason)
 {
-    cancel_leg(t, -1);
+    cancel_leg(t, -1, reason);
 }
 
 /* Relays a response received on branch b upstream (without our Via). */
@@ -376,6 +477,10 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
 
     if (status < 200) {
         b->status = status;
+        if (b->cancel_due) {
+            b->cancel_due = 0;
+            send_cancel(b);
+        }
         if (status == 100 || t->final_sent || !t->irq || !current)
             return 0;
         relay(t, orq, status);
@@ -400,7 +505,7 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
             relay(t, orq, status);
         if (!t->final_sent) {
             t->final_sent = status;
-            cancel_branches(t);
+            cancel_branches(t, REASON_ELSEWHERE);
             if (t->noanswer)
                 su_timer_reset(t->noanswer);
             if (t->call) {
@@ -426,8 +531,12 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
             t->best = nta_outgoing_getresponse(orq);
             t->best_status = status;
         }
-        if (status >= 600 && !t->ending)
-            cancel_leg(t, t->gen);
+        if (status >= 600 && !t->ending) {
+            char reason[96];
+            snprintf(reason, sizeof reason, "SIP;cause=%d;text=\"%s\"", status,
+                     sip_status_phrase(status) ? sip_status_phrase(status) : "Declined");
+            cancel_leg(t, t->gen, reason);
+        }
         if (t->gen_pending == 0 && !t->ending)
             leg_failed(t);
     }
@@ -456,14 +565,14 @@ static void on_ending_timeout(su_root_magic_t *magic, su_timer_t *timer, void *a
  * (B's 487 is ACKed, then A gets its answer). Meanwhile a 2xx that crossed the CANCEL still
  * goes up (RFC 3261 16.7 step 5, 16.10); a phone that never answers the CANCEL is waited for
  * ENDING_MS at most. */
-static void end_unanswered(struct ptxn *t, int status)
+static void end_unanswered(struct ptxn *t, int status, const char *reason)
 {
     if (t->final_sent || t->ending)
         return;
     t->ending = status;
     su_timer_reset(t->noanswer);
     su_timer_reset(t->timer);
-    cancel_branches(t);
+    cancel_branches(t, reason);
     if (t->pending == 0) {
         send_final(t, status, NULL, status == 487);
         ptxn_maybe_done(t);
@@ -481,7 +590,7 @@ static void on_ring_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg
         return;
     sip_keep_trace(t->s, t->call_id);
     log_info("proxy: ring timeout for %s", t->call ? t->call->info.call_id : "?");
-    end_unanswered(t, 408);
+    end_unanswered(t, 408, REASON_TIMEOUT);
 }
 
 /* CANCEL (nta has answered it with 200 already) and the end of the server transaction. */
@@ -493,14 +602,18 @@ static int on_server_event(struct ptxn *t, nta_incoming_t *irq, sip_t const *sip
         t->irq = NULL;
         if (!t->final_sent) {
             t->final_sent = 500;
-            cancel_branches(t);
+            cancel_branches(t, NULL);
         }
         ptxn_maybe_done(t);
         return 0;
     }
     if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && !t->final_sent) {
         sip_keep_trace(t->s, t->call_id);
-        end_unanswered(t, 487);
+        /* The caller's reason, if it gave one, goes on to the phones (RFC 3326). */
+        char reason[96] = "";
+        if (sip->sip_reason)
+            sip_header_field_e(reason, sizeof reason, (sip_header_t const *)sip->sip_reason, 0);
+        end_unanswered(t, 487, reason[0] ? reason : NULL);
     }
     return 0;
 }
@@ -545,7 +658,9 @@ static int add_branch(struct ptxn *t, const char *contact, const char *next_hop,
     b->gen = t->gen;
     snprintf(b->contact, sizeof b->contact, "%s", contact);
     snprintf(b->target, sizeof b->target, "%s", t->target_ext[0] ? t->target_ext : contact);
-    msg_t *m = prepare_copy(s, t->irq, record_route);
+    char transport[8];
+    out_transport(contact, next_hop, transport, sizeof transport);
+    msg_t *m = prepare_copy(s, t->irq, record_route ? transport : NULL);
     if (!m) {
         free(b);
         return -1;
@@ -566,6 +681,8 @@ static int add_branch(struct ptxn *t, const char *contact, const char *next_hop,
     char key[17], branch[64];
     branch_key(sip, key);
     snprintf(branch, sizeof branch, "branch=" BRANCH_PREFIX "%s.%d", key, t->nbranches);
+    snprintf(b->branch, sizeof b->branch, "%s", branch);
+    snprintf(b->next_hop, sizeof b->next_hop, "%s", next_hop ? next_hop : "");
     b->orq = rq ? nta_outgoing_mcreate(s->agent, on_response, b,
                                        next_hop ? URL_STRING_MAKE(next_hop) : NULL, m,
                                        SIPTAG_REQUEST(rq), NTATAG_BRANCH_KEY(branch), TAG_END())
@@ -711,7 +828,7 @@ static void on_noanswer(su_root_magic_t *magic, su_timer_t *timer, void *arg)
     if (t->final_sent || t->ending || !u)
         return;
     sip_keep_trace(t->s, t->call_id);
-    cancel_leg(t, t->gen);
+    cancel_leg(t, t->gen, REASON_FORWARDED);
     int r = forward_to(t, u, STORE_FWD_NO_ANSWER);
     if (r > 0) {
         send_final(t, r, NULL, 0);
@@ -727,7 +844,7 @@ static void refuse_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *si
                              const char *phrase)
 {
     char source[96], transport[8];
-    sip_source(irq, source, sizeof source, transport, sizeof transport);
+    sip_source(s, irq, source, sizeof source, transport, sizeof transport);
     atomic_fetch_add_explicit(&s->forged_in_dialog, 1, memory_order_relaxed);
     if (sip_log_due(s, "in-dialog", source))
         log_warn("proxy: refused %s %s from %s: %s (more from there within a minute are not "
@@ -762,7 +879,7 @@ static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *s
         reg_next_hop(s, sip->sip_request->rq_url, hop, sizeof hop);
 
     if (is_ack) {
-        msg_t *m = prepare_copy(s, irq, 0);
+        msg_t *m = prepare_copy(s, irq, NULL);
         char key[17], branch[64];
         branch_key(sip, key);
         snprintf(branch, sizeof branch, "branch=" BRANCH_PREFIX "%s.0", key);
@@ -840,7 +957,7 @@ static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     }
     if (is_invite) {
         char source[96], transport[8];
-        sip_source(irq, source, sizeof source, transport, sizeof transport);
+        sip_source(s, irq, source, sizeof source, transport, sizeof transport);
         t->call = calls_start(s, sip, caller, ruri->url_user, source);
         if (t->call)
             t->call->invite = t;
@@ -896,7 +1013,8 @@ void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
         route_new(s, irq, sip);
         return;
     case sip_method_subscribe:
-        sip_reply(s, irq, SIP_489_BAD_EVENT, SIPTAG_ALLOW_EVENTS_STR(""), TAG_END());
+        /* No event package yet: no Allow-Events (an empty one is not valid, RFC 6665). */
+        sip_reply(s, irq, SIP_489_BAD_EVENT, TAG_END());
         return;
     case sip_method_cancel: /* nta matched none of our transactions */
     case sip_method_bye:

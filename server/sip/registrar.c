@@ -355,7 +355,7 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     struct store_reg proto;
     memset(&proto, 0, sizeof proto);
     snprintf(proto.extension, sizeof proto.extension, "%s", user->extension);
-    sip_source(irq, proto.source, sizeof proto.source, proto.transport, sizeof proto.transport);
+    sip_source(s, irq, proto.source, sizeof proto.source, proto.transport, sizeof proto.transport);
     if (sip->sip_user_agent && sip->sip_user_agent->g_string)
         snprintf(proto.user_agent, sizeof proto.user_agent, "%s", sip->sip_user_agent->g_string);
     snprintf(proto.call_id, sizeof proto.call_id, "%s", sip->sip_call_id->i_id);

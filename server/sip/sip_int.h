@@ -51,7 +51,8 @@ struct sip {
     su_home_t home[1];
     su_root_t *root;
     nta_agent_t *agent;
-    int port;
+    int port;     /* of the UDP and TCP transports */
+    int tls_port; /* of the TLS transport, 0 without one */
     struct digest *digest;
     struct ban *ban;        /* addresses blocked for failed digests */
     int64_t blocks_version; /* of the CLI's lifts; owned by the writer thread's tick */
@@ -99,8 +100,10 @@ void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phras
 /** Counts a response sent or relayed, by class, for the metrics. */
 void sip_count_response(struct sip *s, int status);
 
-/** Formats where the request of irq came from as "addr:port" and its transport name. */
-void sip_source(nta_incoming_t *irq, char *addr, size_t addrlen, char *transport, size_t tlen);
+/** Formats where the request of irq came from as "addr:port" and its transport name (udp,
+ *  tcp or tls). */
+void sip_source(struct sip *s, nta_incoming_t *irq, char *addr, size_t addrlen, char *transport,
+                size_t tlen);
 /** Writes the address (no port) the request of irq came from, in the canonical form the
  *  ban table uses (IPv4-mapped IPv6 as IPv4); returns 0, or -1 (out "?") when unknown. */
 int sip_source_addr(nta_incoming_t *irq, char *out, size_t outlen);

@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api"))
 import apitest  # noqa: E402
-from sipattack import HOST, Endpoint, Phone, rand, request  # noqa: E402
+from sipbxtest.phone import HOST, Endpoint, Phone, rand, request  # noqa: E402
 
 METHODS = ("INVITE", "BYE", "MESSAGE", "REFER", "NOTIFY", "INFO", "UPDATE")
 

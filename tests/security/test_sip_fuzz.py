@@ -19,7 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api"))
 import apitest  # noqa: E402
-from sipattack import SDP, Endpoint, Phone, rand, request  # noqa: E402
+from sipbxtest.phone import SDP, Endpoint, Phone, rand, request  # noqa: E402
 
 MESSAGES = int(os.environ.get("FUZZ_MESSAGES", "4000"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261202"))

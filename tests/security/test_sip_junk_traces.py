@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api"))
 import apitest  # noqa: E402
-from sipattack import Endpoint, Phone, rand, request  # noqa: E402
+from sipbxtest.phone import Endpoint, Phone, rand, request  # noqa: E402
 
 JUNK_PER_KIND = 150
 

@@ -472,6 +472,11 @@ def t_presence(ctx):
     listener = quiet(ctx, bport)
     c = SipClient(ctx.port)
     try:
+        r = c.request("SUBSCRIBE", "100", to_user="101", ruri="sip:101@%s" % DOMAIN,
+                      extra=["Event: presence", "Expires: 600"])
+        check(r.status == 489, "SUBSCRIBE: want 489, got\n%s" % r)
+        check(r.get("Allow-Events") is None or r.get("Allow-Events").strip(),
+              "489 with an empty Allow-Events:\n%s" % r)
         for method in ("BYE", "INFO", "UPDATE", "PRACK", "NOTIFY"):
             r = c.request(method, "100", to_user="101", ruri="sip:101@%s" % DOMAIN,
                           extra=["Event: presence"] if method == "NOTIFY" else ())

@@ -1,5 +1,5 @@
-"""Raw SIP for the attack tests: an honest phone (registers, calls, answers) and the pieces an
-attacker crafts requests from. Standard library only; UDP or TCP on loopback.
+"""Raw SIP phones for the tests: an honest phone (registers, calls, answers) and the pieces an
+attacker crafts requests from. Standard library only; UDP, TCP or TLS on loopback.
 
 A Phone keeps every message it received, so a test can assert what reached it (and, for an
 "evil" listener, that nothing did).
@@ -9,6 +9,7 @@ import hashlib
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 
@@ -89,7 +90,9 @@ class Msg:
 class Endpoint:
     """A socket on loopback that sends SIP and collects whatever arrives, in a thread."""
 
-    def __init__(self, server_port, transport="udp", host=HOST, port=0):
+    def __init__(self, server_port, transport="udp", host=HOST, port=0, cafile=None):
+        """transport udp, tcp or tls (a TLS connection to server_port; cafile: the server's
+        certificate to verify it with, else it is not verified)."""
         self.server = (HOST, server_port)
         self.transport = transport
         self.host = host
@@ -100,6 +103,11 @@ class Endpoint:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.sock.bind((host, port))
             self.sock.connect(self.server)
+            if transport == "tls":
+                ctx = ssl.create_default_context(cafile=cafile) if cafile else \
+                    ssl._create_unverified_context()
+                ctx.check_hostname = False
+                self.sock = ctx.wrap_socket(self.sock)
         self.port = self.sock.getsockname()[1]
         self.received = []
         self.cond = threading.Condition()
