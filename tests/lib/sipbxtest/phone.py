@@ -47,6 +47,7 @@ class Msg:
     def __init__(self, raw, source=None):
         self.raw = raw
         self.source = source
+        self.at = time.monotonic()  # when it arrived
         head, _, self.body = raw.partition("\r\n\r\n")
         lines = head.split("\r\n")
         self.first = lines[0]
