@@ -78,7 +78,9 @@ static const char *disposition(const struct call *c)
         return "BUSY";
     if (st == 487 && strcmp(c->info.hangup_by, "caller") == 0)
         return "CANCELLED";
-    if (st == 408 || st == 480 || st == 487)
+    /* 480: no device of the callee could be reached (not registered, or none answered the
+     * transaction at all): the call failed, nobody let it ring out. */
+    if (st == 408 || st == 487)
         return "NO ANSWER";
     return "FAILED";
 }

@@ -206,7 +206,7 @@ class Flows(records.RecordsTest):
         call_id, a, b = self.run_call("unregistered", None, "uac_unavailable.xml", ext="103")
         self.check_flow(call_id, (a, b), 7, [
             *AUTHENTICATED, ("out", 480, A), ("in", "ACK", A),
-        ], dialled="103", answer=None, disposition="NO ANSWER", status=480,
+        ], dialled="103", answer=None, disposition="FAILED", status=480,
             phrase="Temporarily Unavailable", hangup_by="sipbx")
 
     def test_retransmitted_200_is_flagged(self):

@@ -197,7 +197,7 @@ def t_not_registered(ctx):
     check(not heard, "the de-registered device got:\n%s" % "\n".join(heard))
     inv = caller_authenticated(ctx, a)
     caller_saw(a, "2 INVITE", [100, 480], "not registered")
-    cdr_is(ctx, inv.get("Call-ID"), disposition="NO ANSWER", status=480, hangup_by="sipbx")
+    cdr_is(ctx, inv.get("Call-ID"), disposition="FAILED", status=480, hangup_by="sipbx")
 
 
 @test("fork")
