@@ -2,6 +2,7 @@
  * call table is its own); a call leaves the list when it ends. */
 #include "http/http_int.h"
 #include "sip/sip.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -66,4 +67,26 @@ void api_calls_get(struct http_req *r)
     else
         http_json(r, 200, sip_call_json(&calls[found]));
     free(calls);
+}
+
+void api_calls_delete(struct http_req *r)
+{
+    int64_t id = http_parse_id(r->param);
+    if (id == 0) {
+        http_error(r, 404, "not_found", "no call %s in progress", r->param);
+        return;
+    }
+    errno = 0;
+    int rc = sip_hangup(r->h->sip, (uint64_t)id);
+    if (rc < 0) {
+        http_sip_error(r);
+        return;
+    }
+    if (rc == ENOENT) {
+        http_error(r, 404, "not_found", "no call %s in progress", r->param);
+        return;
+    }
+    log_info("http: call %lld ended by %s from %s", (long long)id,
+             r->auth == HTTP_AUTH_SESSION ? r->session.username : r->token.name, r->client);
+    http_empty(r, 204);
 }

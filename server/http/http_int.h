@@ -333,6 +333,7 @@ void api_cdrs_summary(struct http_req *r);
 void api_traces_get(struct http_req *r);
 void api_calls_list(struct http_req *r);
 void api_calls_get(struct http_req *r);
+void api_calls_delete(struct http_req *r);
 void api_events_get(struct http_req *r);
 void api_settings_get(struct http_req *r);
 void api_metrics_get(struct http_req *r);

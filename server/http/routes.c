@@ -44,6 +44,7 @@ static const struct route {
     {"DELETE", "/api/v1/tokens/*", api_tokens_delete, ROUTE_WAITS},
     {"GET", "/api/v1/calls", api_calls_list, ROUTE_WAITS},
     {"GET", "/api/v1/calls/*", api_calls_get, ROUTE_WAITS},
+    {"DELETE", "/api/v1/calls/*", api_calls_delete, ROUTE_WAITS},
     {"GET", "/api/v1/events", api_events_get, 0},
     {"GET", "/api/v1/settings", api_settings_get, 0},
     {"GET", "/api/v1/cdrs", api_cdrs_list, 0},

@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include <cjson/cJSON.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 
-static const char *const hangup_names[] = {"caller", "callee", "sipbx"};
+static const char *const hangup_names[] = {"caller", "callee", "sipbx", "admin"};
 
 /* RFC 4028 section 10: without a refresh the phone that is not the refresher sends BYE
  * min(32 s, interval / 3) before the session expires. A call still here that long after
@@ -76,7 +78,8 @@ static const char *disposition(const struct call *c)
         return "ANSWERED";
     if (st == 486 || st == 600 || st == 603)
         return "BUSY";
-    if (st == 487 && strcmp(c->info.hangup_by, "caller") == 0)
+    if (st == 487 &&
+        (strcmp(c->info.hangup_by, "caller") == 0 || strcmp(c->info.hangup_by, "admin") == 0))
         return "CANCELLED";
     /* 480: no device of the callee could be reached (not registered, or none answered the
      * transaction at all): the call failed, nobody let it ring out. */
@@ -129,13 +132,49 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
         log_error("cdr: out of memory, record of call %s lost", i->call_id);
 }
 
+static void legs_free(struct call_legs *l)
+{
+    free(l->a_from);
+    free(l->a_target);
+    free(l->a_hop);
+    free(l->a_route);
+    free(l->b_to);
+    free(l->b_target);
+    free(l->b_hop);
+    free(l->b_route);
+}
+
+static void call_free(struct call *c)
+{
+    if (c)
+        legs_free(&c->legs);
+    free(c);
+}
+
+/* A header's value as text (a new string), or NULL. */
+static char *header_text(sip_header_t const *h)
+{
+    char buf[1024];
+    if (!h || sip_header_field_e(buf, sizeof buf, h, 0) <= 0)
+        return NULL;
+    return strdup(buf);
+}
+
+static char *url_text(url_t const *u)
+{
+    char buf[1024];
+    if (!u || url_e(buf, sizeof buf, u) <= 0)
+        return NULL;
+    return strdup(buf);
+}
+
 static void set_state(struct call *c, const char *state)
 {
     snprintf(c->info.state, sizeof c->info.state, "%s", state);
 }
 
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
-                         const char *callee, const char *source)
+                         const char *callee, const char *source, const char *transport)
 {
     struct call *c = calloc(1, sizeof *c);
     if (!c)
@@ -174,14 +213,20 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
                  sip->sip_user_agent->g_string);
     if (sip->sip_from->a_tag)
         snprintf(c->from_tag, sizeof c->from_tag, "%s", sip->sip_from->a_tag);
+    c->legs.a_from = header_text((sip_header_t const *)sip->sip_from);
+    c->legs.a_target = sip->sip_contact ? url_text(sip->sip_contact->m_url) : NULL;
+    char hop[160];
+    snprintf(hop, sizeof hop, "sip:%s;transport=%s", source, transport);
+    c->legs.a_hop = strdup(hop);
+    c->legs.a_cseq = sip->sip_cseq->cs_seq;
     c->info.started_us = util_now_us();
     c->max_end = util_mono() + s->cfg->max_call_seconds;
     void *old = NULL;
     if (strmap_put(s->calls, c->info.call_id, c, &old) != 0) {
-        free(c);
+        call_free(c);
         return NULL;
     }
-    free(old); /* an INVITE reusing a Call-ID of an old entry replaces it */
+    call_free(old); /* an INVITE reusing a Call-ID of an old entry replaces it */
     publish_call(s, "call.new", c);
     return c;
 }
@@ -225,11 +270,45 @@ static void session_refreshed(struct call *c, sip_t const *resp)
         c->max_end = util_mono() + (int64_t)c->session + session_grace(c->session);
 }
 
+/* The route sets towards each side beyond sipbx, from the Record-Route of the 2xx: the
+ * entries below ours lead to the caller (in order), those above ours to the callee (in
+ * reverse order). With the phones registered here directly there are none. */
+static void legs_routes(struct sip *s, struct call_legs *l, sip_record_route_t const *rr)
+{
+    enum { MAX_HOPS = 8 };
+    char before[MAX_HOPS][256], after[1024] = "";
+    int nbefore = 0, ours = 0;
+    for (; rr; rr = rr->r_next) {
+        char one[256];
+        if (proxy_is_us(s, rr->r_url)) {
+            ours = 1;
+        } else if (url_e(one, sizeof one, rr->r_url) > 0) {
+            if (ours) {
+                size_t n = strlen(after);
+                snprintf(after + n, sizeof after - n, "%s<%s>", n ? ", " : "", one);
+            } else if (nbefore < MAX_HOPS) {
+                snprintf(before[nbefore++], sizeof before[0], "%s", one);
+            }
+        }
+    }
+    char rev[1024] = "";
+    for (int i = nbefore - 1; i >= 0; i--) {
+        size_t n = strlen(rev);
+        snprintf(rev + n, sizeof rev - n, "%s<%s>", n ? ", " : "", before[i]);
+    }
+    l->a_route = after[0] ? strdup(after) : NULL;
+    l->b_route = rev[0] ? strdup(rev) : NULL;
+}
+
 void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by,
-                    sip_t const *resp)
+                    const char *next_hop, sip_t const *resp)
 {
     if (c->info.answered_us)
         return; /* a second 2xx (another fork, or a retransmission) */
+    c->legs.b_to = header_text((sip_header_t const *)resp->sip_to);
+    c->legs.b_target = resp->sip_contact ? url_text(resp->sip_contact->m_url) : NULL;
+    c->legs.b_hop = next_hop ? strdup(next_hop) : NULL;
+    legs_routes(s, &c->legs, resp->sip_record_route);
     session_refreshed(c, resp);
     c->info.answered_us = util_now_us();
     c->info.final_status = 200;
@@ -251,7 +330,7 @@ static void end_call(struct sip *s, struct call *c, const char *by)
     publish_call(s, "call.ended", c);
     if (strmap_get(s->calls, c->info.call_id) == c)
         strmap_remove(s->calls, c->info.call_id);
-    free(c);
+    call_free(c);
 }
 
 void calls_failed(struct sip *s, struct call *c, int status, const char *by)
@@ -284,8 +363,11 @@ void calls_in_dialog(struct sip *s, sip_t const *sip)
     if (!c || !c->info.answered_us)
         return;
     sip_method_t m = sip->sip_request->rq_method;
+    int from_caller = sip->sip_from->a_tag && strcmp(sip->sip_from->a_tag, c->from_tag) == 0;
+    uint32_t *seen = from_caller ? &c->legs.a_cseq : &c->legs.b_cseq;
+    if (m != sip_method_ack && sip->sip_cseq->cs_seq > *seen)
+        *seen = sip->sip_cseq->cs_seq;
     if (m == sip_method_bye) {
-        int from_caller = sip->sip_from->a_tag && strcmp(sip->sip_from->a_tag, c->from_tag) == 0;
         end_call(s, c, hangup_names[from_caller ? 0 : 1]);
     } else if (m == sip_method_invite && sip->sip_payload && sip->sip_payload->pl_len) {
         int hold = sdp_is_hold(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
@@ -346,7 +428,7 @@ static int expire_one(const char *key, void *val, void *arg)
     snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", hangup_names[2]);
     write_cdr(ec->s, c, 0, 0);
     publish_call(ec->s, "call.ended", c);
-    free(c);
+    call_free(c);
     return STRMAP_DROP;
 }
 
@@ -368,7 +450,7 @@ static int close_at_shutdown(const char *key, void *val, void *arg)
         snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", hangup_names[2]);
         write_cdr(s, c, 0, 1);
     }
-    free(c);
+    call_free(c);
     return STRMAP_DROP;
 }
 
@@ -377,7 +459,7 @@ void calls_destroy_all(struct sip *s)
     if (!s->calls)
         return;
     strmap_foreach(s->calls, close_at_shutdown, s);
-    strmap_destroy(s->calls, free);
+    strmap_destroy(s->calls, NULL);
     s->calls = NULL;
 }
 
@@ -423,4 +505,104 @@ int sip_calls(struct sip *s, struct sip_call_info **out)
     qsort(cc.arr, (size_t)n, sizeof *cc.arr, by_id);
     *out = cc.arr;
     return n;
+}
+
+/* ---- an administrator's hang-up ---- */
+
+static int on_bye_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *sip)
+{
+    (void)magic;
+    int status = sip && sip->sip_status ? sip->sip_status->st_status : 408;
+    if (status >= 200) {
+        if (status >= 300)
+            log_info("call: BYE of an ended call answered %d", status);
+        nta_outgoing_destroy(orq);
+    }
+    return 0;
+}
+
+/* Sends a BYE of the dialog call_id to one side: target (its Contact), reached via hop
+ * (or the target) and route (or none), from/to as that side expects them, with cseq. */
+static void send_bye(struct sip *s, const char *call_id, const char *target, const char *hop,
+                     const char *route, const char *from, const char *to, uint32_t cseq)
+{
+    if (!target || !from || !to) {
+        log_warn("call %s: cannot send BYE: the dialog is not fully known", call_id);
+        return;
+    }
+    msg_t *m = nta_msg_create(s->agent, 0);
+    sip_t *sip = m ? sip_object(m) : NULL;
+    su_home_t *home = m ? msg_home(m) : NULL;
+    sip_request_t *rq =
+        sip ? sip_request_create(home, SIP_METHOD_BYE, URL_STRING_MAKE(target), NULL) : NULL;
+    sip_cseq_t *cs = sip ? sip_cseq_create(home, cseq, SIP_METHOD_BYE) : NULL;
+    nta_outgoing_t *orq = NULL;
+    if (rq && cs &&
+        sip_add_tl(m, sip, SIPTAG_REQUEST(rq), SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to),
+                   SIPTAG_CALL_ID_STR(call_id), SIPTAG_CSEQ(cs),
+                   TAG_IF(route, SIPTAG_ROUTE_STR(route)), SIPTAG_MAX_FORWARDS_STR("70"),
+                   SIPTAG_REASON_STR("SIP;cause=200;text=\"Ended by the administrator\""),
+                   TAG_END()) == 0)
+        orq =
+            nta_outgoing_mcreate(s->agent, on_bye_answer, NULL,
+                                 route ? NULL : URL_STRING_MAKE(hop ? hop : target), m, TAG_END());
+    if (!orq) {
+        log_warn("call %s: cannot send BYE to %s", call_id, target);
+        if (m)
+            msg_destroy(m);
+    }
+}
+
+struct hangup_arg {
+    struct sip *s;
+    uint64_t id;
+};
+
+static int find_by_id(const char *key, void *val, void *arg)
+{
+    (void)key;
+    struct {
+        uint64_t id;
+        struct call *found;
+    } *f = arg;
+    if (((struct call *)val)->info.id == f->id)
+        f->found = val;
+    return STRMAP_KEEP;
+}
+
+static int hangup_on_sip_thread(void *arg)
+{
+    struct hangup_arg *h = arg;
+    struct sip *s = h->s;
+    struct {
+        uint64_t id;
+        struct call *found;
+    } f = {h->id, NULL};
+    strmap_foreach(s->calls, find_by_id, &f);
+    struct call *c = f.found;
+    if (!c)
+        return ENOENT;
+    sip_keep_trace(s, c->info.call_id);
+    if (c->invite) {
+        proxy_end_by_admin(c->invite);
+        return 0;
+    }
+    if (!c->info.answered_us)
+        return ENOENT;
+    struct call_legs *l = &c->legs;
+    log_info("call %s between %s and %s ended by an administrator", c->info.call_id, c->info.caller,
+             c->info.callee);
+    /* To the caller as if from the callee, and to the callee as if from the caller. */
+    send_bye(s, c->info.call_id, l->a_target, l->a_hop, l->a_route, l->b_to, l->a_from,
+             l->b_cseq ? l->b_cseq + 1 : 1);
+    send_bye(s, c->info.call_id, l->b_target, l->b_hop, l->b_route, l->a_from, l->b_to,
+             l->a_cseq + 1);
+    end_call(s, c, hangup_names[3]);
+    return 0;
+}
+
+int sip_hangup(struct sip *s, uint64_t id)
+{
+    struct hangup_arg h = {s, id};
+    return sip_execute(s, hangup_on_sip_thread, &h);
 }

@@ -65,6 +65,7 @@ struct ptxn {
     char diversion[1024]; /* Diversion header value of the current leg (RFC 5806) */
     su_timer_t *noanswer; /* the current target's no-answer forward rule */
     char *call_id;        /* of the request (malloc'd), for the trace capture */
+    int by_admin;         /* ended by an administrator (DELETE /api/v1/calls/{id}) */
 };
 
 /* ---- helpers ---- */
@@ -289,7 +290,7 @@ static void ptxn_maybe_done(struct ptxn *t)
 #define REASON_ELSEWHERE "SIP;cause=200;text=\"Call completed elsewhere\""
 #define REASON_TIMEOUT   "SIP;cause=408;text=\"Ring timeout\""
 #define REASON_FORWARDED "SIP;cause=408;text=\"No answer, forwarded\""
-#define REASON_SHUTDOWN  "SIP;cause=500;text=\"Server shutting down\""
+#define REASON_ADMIN     "SIP;cause=487;text=\"Ended by the administrator\""
 
 static int on_cancel_answer(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
 {
@@ -401,7 +402,9 @@ static void send_final(struct ptxn *t, int status, const char *phrase, int by_ca
     if (t->call) {
         /* No branch started: sipbx answered itself (404, 480, ...), no callee was involved. */
         calls_failed(t->s, t->call, status,
-                     t->nbranches ? failure_party(status, by_cancel) : "sipbx");
+                     t->by_admin    ? "admin"
+                     : t->nbranches ? failure_party(status, by_cancel)
+                                    : "sipbx");
         t->call = NULL;
     }
     /* nta keeps its own transaction state for retransmissions and the ACK. */
@@ -509,7 +512,8 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
             if (t->noanswer)
                 su_timer_reset(t->noanswer);
             if (t->call) {
-                calls_answered(t->s, t->call, b->contact, b->target, sip);
+                calls_answered(t->s, t->call, b->contact, b->target,
+                               b->next_hop[0] ? b->next_hop : NULL, sip);
                 t->call = NULL;
             } else if (t->method == sip_method_invite || t->method == sip_method_update) {
                 calls_refreshed(t->s, sip);
@@ -591,6 +595,16 @@ static void on_ring_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg
     sip_keep_trace(t->s, t->call_id);
     log_info("proxy: ring timeout for %s", t->call ? t->call->info.call_id : "?");
     end_unanswered(t, 408, REASON_TIMEOUT);
+}
+
+void proxy_end_by_admin(struct ptxn *t)
+{
+    if (t->final_sent || t->ending)
+        return;
+    sip_keep_trace(t->s, t->call_id);
+    log_info("proxy: %s ended by an administrator while ringing", t->call_id);
+    t->by_admin = 1;
+    end_unanswered(t, 487, REASON_ADMIN);
 }
 
 /* CANCEL (nta has answered it with 200 already) and the end of the server transaction. */
@@ -958,7 +972,7 @@ static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     if (is_invite) {
         char source[96], transport[8];
         sip_source(s, irq, source, sizeof source, transport, sizeof transport);
-        t->call = calls_start(s, sip, caller, ruri->url_user, source);
+        t->call = calls_start(s, sip, caller, ruri->url_user, source, transport);
         if (t->call)
             t->call->invite = t;
         const struct sip_user *callee = usercache_get(s, ruri->url_user);

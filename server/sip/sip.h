@@ -101,7 +101,7 @@ struct sip_call_info {
     int64_t answered_us;      /* 2xx relayed, or 0 */
     int64_t ended_us;         /* BYE, final failure or cancel, or 0 */
     int final_status;         /* final SIP status of the INVITE, 0 while pending */
-    char hangup_by[8];        /* caller, callee, sipbx, or "" */
+    char hangup_by[8];        /* caller, callee, sipbx, admin, or "" */
     int nforwards;            /* entries used in forwards */
     struct {
         char from[33];   /* the user whose rule forwarded the call */
@@ -118,6 +118,13 @@ int sip_host_is_ours(struct sip *s, const char *host);
  *  sip_execute (whose deadline applies). Returns the count, or -1 when the SIP side did
  *  not answer in time (errno ETIMEDOUT) or out of memory. */
 int sip_calls(struct sip *s, struct sip_call_info **out);
+
+/** Ends live call id on both legs on an administrator's order, by sip_execute (whose
+ *  blocking contract applies): while it rings the devices get CANCEL and the caller 487;
+ *  once answered both phones get BYE from sipbx. The record says hangup_by "admin".
+ *  Returns 0, ENOENT when there is no such call (or it has ended), or -1 when the SIP side
+ *  did not take the request (errno ETIMEDOUT). */
+int sip_hangup(struct sip *s, uint64_t id);
 
 /** Renders one call as a JSON object (a new cJSON the caller deletes). */
 struct cJSON *sip_call_json(const struct sip_call_info *c);

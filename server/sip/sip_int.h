@@ -181,8 +181,27 @@ void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
 int proxy_is_us(struct sip *s, url_t const *url);
 /** Ends every transaction in progress (shutdown). */
 void proxy_shutdown(struct sip *s);
+/** Ends the pending initial INVITE t on an administrator's order: its branches are
+ *  CANCELled (with a Reason), the caller gets 487, the record says "admin". */
+void proxy_end_by_admin(struct ptxn *t);
 
 /* ---- calls.c: the live call table ---- */
+
+/* What sipbx needs to end an answered call itself (an administrator's hang-up): for each
+ * side (a: the caller, b: the callee that answered) the remote target, how to reach it and
+ * the route set beyond sipbx, the dialog's From and To, and the highest CSeq each side has
+ * used. Strings are malloc'd; NULL when not known. */
+struct call_legs {
+    char *a_from;   /* the caller's From header value, with its tag */
+    char *a_target; /* the caller's Contact URI */
+    char *a_hop;    /* sip:ADDR:PORT;transport=X, where the caller's INVITE came from */
+    char *a_route;  /* Route set towards the caller beyond sipbx (Record-Route entries) */
+    char *b_to;     /* the To of the 2xx, with the callee's tag */
+    char *b_target; /* the Contact of the 2xx */
+    char *b_hop;    /* where the INVITE went (NULL: by b_target) */
+    char *b_route;  /* Route set towards the callee beyond sipbx */
+    uint32_t a_cseq, b_cseq;
+};
 
 struct call {
     struct sip_call_info info;
@@ -191,19 +210,22 @@ struct call {
     char answered_by[256]; /* extension (or URI) whose device answered */
     int64_t max_end;       /* monotonic second after which a silent call is dropped */
     unsigned long session; /* RFC 4028 session interval agreed in the last 2xx, 0: none */
+    struct call_legs legs;
 };
 
-/** Opens a call for an authenticated INVITE from caller to callee. NULL on no memory. */
+/** Opens a call for an authenticated INVITE from caller to callee, which came from source
+ *  ("addr:port") over transport. NULL on no memory. */
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
-                         const char *callee, const char *source);
+                         const char *callee, const char *source, const char *transport);
 /** A 180/183 was relayed (contact: the ringing device). */
 void calls_ringing(struct sip *s, struct call *c, const char *contact);
 /** The call was forwarded from user from to target for reason (RFC 5806 reason). */
 void calls_forwarded(struct sip *s, struct call *c, const char *from, const char *to,
                      const char *reason);
-/** A 2xx (resp) was relayed from contact, a device of answered_by (extension or URI). */
+/** A 2xx (resp) was relayed from contact, a device of answered_by (extension or URI),
+ *  reached via next_hop (NULL: its contact). */
 void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by,
-                    sip_t const *resp);
+                    const char *next_hop, sip_t const *resp);
 /** A 2xx to an in-dialog INVITE or UPDATE was relayed: a session refresh (RFC 4028). */
 void calls_refreshed(struct sip *s, sip_t const *resp);
 /** The INVITE ended without an answer (status sent to the caller); the call is removed. */
