@@ -227,7 +227,7 @@ int cli_serve(int argc, char **argv)
     struct announced announced;
     char err[512], domain[CONFIG_STR_MAX], admin_pw[32], host[CONFIG_STR_MAX + 2];
     unsigned char secret[SIP_SECRET_LEN];
-    int rc = 1;
+    int rc = 1, sip_initialised = 0;
 
     /* One daemon per database: a second one (or a restore) is refused, not interleaved.
      * The lock is held until the process exits. */
@@ -256,6 +256,11 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
+    if (sip_init() != 0) {
+        fprintf(stderr, "sipbx: cannot initialise the SIP library\n");
+        goto out;
+    }
+    sip_initialised = 1;
     if (sip_create(&sip, &cfg, domain, secret, st, w, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
@@ -305,6 +310,8 @@ out:
     /* The SIP side goes first: it closes the records of calls still up and drains the
      * message capture into the writer, which then commits everything queued. */
     sip_destroy(sip);
+    if (sip_initialised)
+        sip_deinit();
     store_writer_destroy(w);
     events_destroy(ev);  /* the SIP side publishes into it until sip_destroy */
     events_destroy(tev); /* the writer publishes into it until store_writer_destroy */

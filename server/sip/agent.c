@@ -388,7 +388,7 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     snprintf(s->rr_host, sizeof s->rr_host, "%s", wildcard ? domain : cfg->sip_host);
     su_log_redirect(NULL, sofia_log, NULL);
 
-    if (su_init() != 0 || !(s->root = su_root_create(s))) {
+    if (!(s->root = su_root_create(s))) {
         snprintf(err, errlen, "cannot create the SIP event loop");
         goto fail;
     }
@@ -396,8 +396,8 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
      * stay continuable across restarts. */
     static const char rr_label[] = "sipbx record-route v1";
     util_hmac_sha256(secret, SIP_SECRET_LEN, rr_label, sizeof rr_label - 1, s->rr_key);
-    if (strmap_create(&s->calls) != 0 || strmap_create(&s->quiet) != 0 ||
-        conns_create(&s->conns) != 0 ||
+    if (strmap_create(&s->calls) != 0 || strmap_create(&s->in_calls) != 0 ||
+        strmap_create(&s->quiet) != 0 || conns_create(&s->conns) != 0 ||
         digest_create(&s->digest, secret, domain, cfg->nonce_ttl, cfg->nonce_max_failures) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
@@ -655,6 +655,8 @@ void sip_destroy(struct sip *s)
         strmap_destroy(s->users, free);
     if (s->quiet)
         strmap_destroy(s->quiet, free);
+    if (s->in_calls)
+        strmap_destroy(s->in_calls, free);
     conns_destroy(s->conns);
     digest_destroy(s->digest);
     ban_destroy(s->ban);
@@ -662,5 +664,14 @@ void sip_destroy(struct sip *s)
         su_root_destroy(s->root);
     su_home_deinit(s->home);
     free(s);
+}
+
+int sip_init(void)
+{
+    return su_init() == 0 ? 0 : -1;
+}
+
+void sip_deinit(void)
+{
     su_deinit();
 }

@@ -144,10 +144,15 @@ static void legs_free(struct call_legs *l)
     free(l->b_route);
 }
 
-static void call_free(struct call *c)
+static void busy_call(struct sip *s, const struct call *c, int d);
+
+/* Frees c, which has left (or never made it into) the call table. */
+static void call_free(struct sip *s, struct call *c)
 {
-    if (c)
-        legs_free(&c->legs);
+    if (!c)
+        return;
+    busy_call(s, c, -1);
+    legs_free(&c->legs);
     free(c);
 }
 
@@ -179,7 +184,7 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
     struct call *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->info.id = ++s->next_call_id;
+    c->info.id = atomic_fetch_add_explicit(&s->next_call_id, 1, memory_order_relaxed) + 1;
     snprintf(c->info.call_id, sizeof c->info.call_id, "%s", sip->sip_call_id->i_id);
     set_state(c, "trying");
     snprintf(c->info.caller, sizeof c->info.caller, "%s", caller->extension);
@@ -223,10 +228,10 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
     c->max_end = util_mono() + s->cfg->max_call_seconds;
     void *old = NULL;
     if (strmap_put(s->calls, c->info.call_id, c, &old) != 0) {
-        call_free(c);
+        call_free(s, c);
         return NULL;
     }
-    call_free(old); /* an INVITE reusing a Call-ID of an old entry replaces it */
+    call_free(s, old); /* an INVITE reusing a Call-ID of an old entry replaces it */
     publish_call(s, "call.new", c);
     return c;
 }
@@ -316,6 +321,7 @@ void calls_answered(struct sip *s, struct call *c, const char *contact, const ch
     set_state(c, "answered");
     snprintf(c->info.callee_contact, sizeof c->info.callee_contact, "%s", contact);
     snprintf(c->answered_by, sizeof c->answered_by, "%s", answered_by);
+    busy_call(s, c, 1);
     write_cdr(s, c, 1, 0);
     publish_call(s, "call.answered", c);
 }
@@ -330,7 +336,7 @@ static void end_call(struct sip *s, struct call *c, const char *by)
     publish_call(s, "call.ended", c);
     if (strmap_get(s->calls, c->info.call_id) == c)
         strmap_remove(s->calls, c->info.call_id);
-    call_free(c);
+    call_free(s, c);
 }
 
 void calls_failed(struct sip *s, struct call *c, int status, const char *by)
@@ -379,29 +385,39 @@ void calls_in_dialog(struct sip *s, sip_t const *sip)
     }
 }
 
-struct busy_ctx {
-    const char *ext;
-    int n;
-};
-
-static int count_busy(const char *key, void *val, void *arg)
+/* Adds d to the answered calls of ext. */
+static void busy_add(struct sip *s, const char *ext, int d)
 {
-    (void)key;
-    struct call *c = val;
-    struct busy_ctx *bc = arg;
-    /* The user whose device answered, not the one dialled: after a forward the dialled
-     * user is free and the forward target is the one in the call. */
-    if (c->info.answered_us &&
-        (strcmp(c->info.caller, bc->ext) == 0 || strcmp(c->answered_by, bc->ext) == 0))
-        bc->n++;
-    return STRMAP_KEEP;
+    if (!ext || !*ext)
+        return;
+    int *n = strmap_get(s->in_calls, ext);
+    if (!n) {
+        if (d <= 0 || !(n = calloc(1, sizeof *n)) || strmap_put(s->in_calls, ext, n, NULL)) {
+            free(n);
+            return;
+        }
+    }
+    *n += d;
+    if (*n <= 0)
+        free(strmap_remove(s->in_calls, ext));
+}
+
+/* An answered call starts (d 1) or ends (d -1) for its caller and the user whose device
+ * answered: not the one dialled, since after a forward the dialled user is free and the
+ * forward target is the one in the call. Someone calling themselves counts once. */
+static void busy_call(struct sip *s, const struct call *c, int d)
+{
+    if (!c->info.answered_us)
+        return;
+    busy_add(s, c->info.caller, d);
+    if (strcmp(c->answered_by, c->info.caller) != 0)
+        busy_add(s, c->answered_by, d);
 }
 
 int calls_busy(struct sip *s, const char *ext)
 {
-    struct busy_ctx bc = {ext, 0};
-    strmap_foreach(s->calls, count_busy, &bc);
-    return bc.n;
+    int *n = s->in_calls ? strmap_get(s->in_calls, ext) : NULL;
+    return n ? *n : 0;
 }
 
 struct expire_ctx {
@@ -428,7 +444,7 @@ static int expire_one(const char *key, void *val, void *arg)
     snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", hangup_names[2]);
     write_cdr(ec->s, c, 0, 0);
     publish_call(ec->s, "call.ended", c);
-    call_free(c);
+    call_free(ec->s, c);
     return STRMAP_DROP;
 }
 
@@ -450,7 +466,7 @@ static int close_at_shutdown(const char *key, void *val, void *arg)
         snprintf(c->info.hangup_by, sizeof c->info.hangup_by, "%s", hangup_names[2]);
         write_cdr(s, c, 0, 1);
     }
-    call_free(c);
+    call_free(s, c);
     return STRMAP_DROP;
 }
 

@@ -1,9 +1,11 @@
 /* The SIP side: the Sofia nta agent and its transports, the registrar, digest
- * authentication and (later) the proxy. Everything here runs on the SIP thread, the one
- * that calls sip_run(); other threads reach it only through sip_execute() (which gives up
- * after a deadline rather than wait on a stalled loop). */
+ * authentication, the proxy and the live call table. Everything here runs on the SIP thread, the
+ * one that calls sip_run(); other threads reach it only through sip_execute() (which gives up after
+ * a deadline rather than wait on a stalled loop). */
 #ifndef SIPBX_SIP_H
 #define SIPBX_SIP_H
+
+#include "store/store.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +18,12 @@ struct cJSON;
 struct sip;
 
 #define SIP_SECRET_LEN 32
+
+/** Initialises the SIP library for the process (Sofia's su_init); once, before any
+ *  sip_create. Returns 0 or -1. */
+int sip_init(void);
+/** Undoes sip_init, after the last sip_destroy. */
+void sip_deinit(void);
 
 /** Creates the SIP side on the calling thread (which must later call sip_run): binds UDP
  *  and TCP on cfg's SIP address, loads users and unexpired registrations from st, and
@@ -87,26 +95,26 @@ void sip_set_events(struct sip *s, struct events *ev);
 
 /** A live call as the REST API and the event stream show it. */
 struct sip_call_info {
-    uint64_t id;              /* sipbx's own number for the call */
-    char call_id[256];        /* the caller's Call-ID */
-    char state[16];           /* trying, ringing, forwarded, answered, held, ended */
-    char caller[33];          /* extension of the caller */
-    char caller_name[128];    /* display name the caller sent (data, not markup) */
-    char callee[33];          /* dialled extension */
-    char caller_contact[512]; /* where the caller's phone is */
-    char callee_contact[512]; /* the callee's device that answered (or is ringing) */
-    char user_agent[256];     /* the caller's User-Agent */
-    int64_t started_us;       /* INVITE in, microseconds since the epoch (UTC) */
-    int64_t ringing_us;       /* first 180/183 relayed, or 0 */
-    int64_t answered_us;      /* 2xx relayed, or 0 */
-    int64_t ended_us;         /* BYE, final failure or cancel, or 0 */
-    int final_status;         /* final SIP status of the INVITE, 0 while pending */
-    char hangup_by[8];        /* caller, callee, sipbx, admin, or "" */
-    int nforwards;            /* entries used in forwards */
+    uint64_t id;                /* sipbx's own number for the call */
+    char call_id[256];          /* the caller's Call-ID */
+    char state[16];             /* trying, ringing, forwarded, answered, held, ended */
+    char caller[STORE_EXT_MAX]; /* extension of the caller */
+    char caller_name[128];      /* display name the caller sent (data, not markup) */
+    char callee[STORE_EXT_MAX]; /* dialled extension */
+    char caller_contact[512];   /* where the caller's phone is */
+    char callee_contact[512];   /* the callee's device that answered (or is ringing) */
+    char user_agent[256];       /* the caller's User-Agent */
+    int64_t started_us;         /* INVITE in, microseconds since the epoch (UTC) */
+    int64_t ringing_us;         /* first 180/183 relayed, or 0 */
+    int64_t answered_us;        /* 2xx relayed, or 0 */
+    int64_t ended_us;           /* BYE, final failure or cancel, or 0 */
+    int final_status;           /* final SIP status of the INVITE, 0 while pending */
+    char hangup_by[8];          /* caller, callee, sipbx, admin, or "" */
+    int nforwards;              /* entries used in forwards */
     struct {
-        char from[33];   /* the user whose rule forwarded the call */
-        char to[256];    /* the target: an extension or a SIP URI */
-        char reason[16]; /* unconditional, user-busy, no-answer, unavailable (RFC 5806) */
+        char from[STORE_EXT_MAX]; /* the user whose rule forwarded the call */
+        char to[256];             /* the target: an extension or a SIP URI */
+        char reason[16];          /* unconditional, user-busy, no-answer, unavailable (RFC 5806) */
     } forwards[SIP_MAX_FORWARDS];
 };
 

@@ -59,15 +59,16 @@ struct sip {
     struct strmap *users;   /* extension -> struct sip_user */
     struct reg *reg;
     struct store_writer *writer;
-    struct events *events; /* may be NULL */
-    struct trace *trace;   /* message capture, NULL when off */
-    struct strmap *calls;  /* Call-ID -> struct call */
-    uint64_t next_call_id;
-    struct ptxn *txns;        /* proxied transactions in progress */
-    char rr_host[256];        /* host of our Record-Route and Via */
-    unsigned char rr_key[32]; /* signs our Record-Route (dialog tokens), from the DB secret */
-    struct strmap *quiet;     /* "what|source" -> last log line (int64_t *), see sip_log_due */
-    struct conns *conns;      /* the TCP/TLS connection guard */
+    struct events *events;         /* may be NULL */
+    struct trace *trace;           /* message capture, NULL when off */
+    struct strmap *calls;          /* Call-ID -> struct call */
+    _Atomic uint64_t next_call_id; /* shared by every SIP worker: call ids are unique */
+    struct strmap *in_calls;       /* extension -> answered calls it takes part in (int *) */
+    struct ptxn *txns;             /* proxied transactions in progress */
+    char rr_host[256];             /* host of our Record-Route and Via */
+    unsigned char rr_key[32];      /* signs our Record-Route (dialog tokens), from the DB secret */
+    struct strmap *quiet;          /* "what|source" -> last log line (int64_t *), see sip_log_due */
+    struct conns *conns;           /* the TCP/TLS connection guard */
     su_timer_t *housekeeping;
     int sigfd;
     su_wait_t sigwait[1];
@@ -232,7 +233,8 @@ void calls_refreshed(struct sip *s, sip_t const *resp);
 void calls_failed(struct sip *s, struct call *c, int status, const char *by);
 /** An in-dialog request passes: BYE ends the call, a re-INVITE may hold or resume it. */
 void calls_in_dialog(struct sip *s, sip_t const *sip);
-/** Number of answered (or held) calls where ext takes part. */
+/** Number of answered (or held) calls where ext takes part (as the caller or the user
+ *  whose device answered); kept as calls are answered and end, not counted each time. */
 int calls_busy(struct sip *s, const char *ext);
 /** Drops answered calls whose session expired without a refresh (RFC 4028), or, without
  *  a session timer, that outlived the maximum call length (no BYE seen). */

@@ -55,7 +55,8 @@ static int setup(void **state)
     cfg.sip_port = 0;
     cfg.trace = 0;
     unsigned char secret[SIP_SECRET_LEN] = {1};
-    if (store_open(&f->st, path, STORE_CREATE | STORE_MIGRATE, err, sizeof err) != 0 ||
+    if (sip_init() != 0 ||
+        store_open(&f->st, path, STORE_CREATE | STORE_MIGRATE, err, sizeof err) != 0 ||
         store_writer_create(&f->w, path, err, sizeof err) != 0 ||
         sip_create(&f->sip, &cfg, "127.0.0.1", secret, f->st, f->w, err, sizeof err) != 0) {
         fprintf(stderr, "setup: %s\n", err);
@@ -70,6 +71,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     sip_destroy(f->sip);
+    sip_deinit();
     store_writer_destroy(f->w);
     store_close(f->st);
     DIR *d = opendir(f->dir);
