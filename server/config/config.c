@@ -13,7 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STR, K_INT, K_BOOL, K_ADDR_SIP, K_ADDR_HTTP, K_LOGLEVEL, K_NETS };
+/* K_ADDR_SIP_TLS, K_ADDR_HTTPS: "ADDR:PORT" or "off" (port 0). */
+enum kind {
+    K_STR,
+    K_INT,
+    K_BOOL,
+    K_ADDR_SIP,
+    K_ADDR_HTTP,
+    K_LOGLEVEL,
+    K_NETS,
+    K_ADDR_SIP_TLS,
+    K_ADDR_HTTPS
+};
 
 struct key {
     const char *name; /* file key; the flag is the same with '-' for '_' */
@@ -46,6 +57,15 @@ static const struct key keys[] = {
     {"sip_ban_time", K_INT, OFF(ban_time), 1, 30 * 86400},
     {"sip_ban_max_time", K_INT, OFF(ban_max_time), 1, 365 * 86400},
     {"sip_trusted_networks", K_NETS, OFF(trusted_networks), 0, 0},
+    /* SIP over TLS: `tls` in the file, `sip_tls` too, which is what --sip-tls maps to */
+    {"tls", K_ADDR_SIP_TLS, 0, 0, 0},
+    {"sip_tls", K_ADDR_SIP_TLS, 0, 0, 0},
+    {"https", K_ADDR_HTTPS, 0, 0, 0},
+    {"tls_cert", K_STR, OFF(tls_cert), 0, 0},
+    {"tls_key", K_STR, OFF(tls_key), 0, 0},
+    {"https_cert", K_STR, OFF(https_cert), 0, 0},
+    {"https_key", K_STR, OFF(https_key), 0, 0},
+    {"hsts_max_age", K_INT, OFF(hsts_max_age), 0, 2 * 365 * 86400},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -73,6 +93,9 @@ void config_defaults(struct config *c)
     c->ban_window = 60;
     c->ban_time = 600;
     c->ban_max_time = 86400;
+    /* SIP over TLS and HTTPS are off until configured (sip_tls_port, https_port 0); a year
+     * of HSTS is what browsers' preload rules ask for. */
+    c->hsts_max_age = 365 * 86400;
     /* Like fail2ban's ignoreip: the host itself (a local SBC or script) is never blocked. */
     snprintf(c->trusted_networks, sizeof c->trusted_networks, "127.0.0.0/8, ::1");
 }
@@ -160,6 +183,27 @@ int config_set(struct config *c, const char *name, const char *value, char *err,
             snprintf(err, errlen, "%s: '%s' is not ADDR:PORT", k->name, value);
             return -1;
         }
+        return 0;
+    }
+    case K_ADDR_SIP_TLS:
+    case K_ADDR_HTTPS: {
+        int is_sip = k->kind == K_ADDR_SIP_TLS;
+        char *host = is_sip ? c->sip_tls_host : c->https_host;
+        int *port = is_sip ? &c->sip_tls_port : &c->https_port;
+        if (strcmp(value, "off") == 0 || strcmp(value, "no") == 0 || value[0] == '\0') {
+            host[0] = '\0';
+            *port = 0;
+            return 0;
+        }
+        char h[CONFIG_STR_MAX];
+        int p;
+        if (config_parse_addr(value, h, sizeof h, &p) != 0 || p == 0) {
+            snprintf(err, errlen, "%s: '%s' is not ADDR:PORT (a port from 1 to 65535) or off",
+                     k->name, value);
+            return -1;
+        }
+        snprintf(host, CONFIG_STR_MAX, "%s", h);
+        *port = p;
         return 0;
     }
     case K_NETS: {

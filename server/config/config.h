@@ -15,23 +15,32 @@ struct config {
     int sip_port;
     char http_host[CONFIG_STR_MAX]; /* HTTP listen address */
     int http_port;
-    char web_root[CONFIG_STR_MAX]; /* dashboard files; "" = next to the binary or installed */
-    int ring_timeout;              /* seconds a call may ring before 408 */
-    int min_expires;               /* REGISTER below this gets 423 */
-    int max_expires;               /* REGISTER above this is capped */
-    int default_expires;           /* when the client names none */
-    int nonce_ttl;                 /* seconds a digest nonce stays fresh */
-    int max_call_seconds;          /* a call without BYE or session timer ends after this */
-    int log_level;                 /* 0 error .. 3 debug */
-    int trace;                     /* capture SIP messages for ladder traces (1 = on) */
-    int trace_days;                /* keep traces this many days (0 = no age limit) */
-    int trace_max_mb;              /* keep at most this many MiB of trace text (0 = no limit) */
-    int tcp_per_source;            /* SIP TCP/TLS connections not yet trusted, per source address */
-    int nonce_max_failures;        /* wrong answers to one nonce before it is retired */
-    int ban_failures;              /* failed digests from one address that start a block (0: off) */
-    int ban_window;                /* ... within this many seconds */
-    int ban_time;                  /* seconds of a first block; each repeat doubles it */
-    int ban_max_time;              /* the longest a block gets */
+    char sip_tls_host[CONFIG_STR_MAX]; /* SIP over TLS listen address (`tls`, `--sip-tls`) */
+    int sip_tls_port;                  /* 0: no SIP over TLS */
+    char https_host[CONFIG_STR_MAX];   /* HTTPS listen address (dashboard and API) */
+    int https_port;                    /* 0: no HTTPS */
+    char tls_cert[CONFIG_STR_MAX];     /* PEM certificate (and chain); "": the generated one */
+    char tls_key[CONFIG_STR_MAX];      /* its PEM private key; "": in tls_cert's file */
+    char https_cert[CONFIG_STR_MAX];   /* HTTPS's own certificate; "": tls_cert's */
+    char https_key[CONFIG_STR_MAX];    /* its key; "": in https_cert's file */
+    int hsts_max_age;                  /* Strict-Transport-Security max-age on HTTPS (0: none) */
+    char web_root[CONFIG_STR_MAX];     /* dashboard files; "" = next to the binary or installed */
+    int ring_timeout;                  /* seconds a call may ring before 408 */
+    int min_expires;                   /* REGISTER below this gets 423 */
+    int max_expires;                   /* REGISTER above this is capped */
+    int default_expires;               /* when the client names none */
+    int nonce_ttl;                     /* seconds a digest nonce stays fresh */
+    int max_call_seconds;              /* a call without BYE or session timer ends after this */
+    int log_level;                     /* 0 error .. 3 debug */
+    int trace;                         /* capture SIP messages for ladder traces (1 = on) */
+    int trace_days;                    /* keep traces this many days (0 = no age limit) */
+    int trace_max_mb;                  /* keep at most this many MiB of trace text (0 = no limit) */
+    int tcp_per_source;     /* SIP TCP/TLS connections not yet trusted, per source address */
+    int nonce_max_failures; /* wrong answers to one nonce before it is retired */
+    int ban_failures;       /* failed digests from one address that start a block (0: off) */
+    int ban_window;         /* ... within this many seconds */
+    int ban_time;           /* seconds of a first block; each repeat doubles it */
+    int ban_max_time;       /* the longest a block gets */
     char trusted_networks[CONFIG_STR_MAX]; /* CIDR list never blocked ("" or "none": none) */
     int domain_given;                      /* 1 when --domain or the file named it */
 };

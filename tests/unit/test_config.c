@@ -202,6 +202,75 @@ static void test_ban_settings(void **state)
     assert_int_equal(c.ban_failures, 0);
 }
 
+/* SIP over TLS, HTTPS and their certificates: off by default; ADDR:PORT or off; the file's
+ * `tls` and `sip_tls` and the flag --sip-tls are one setting. */
+static void test_tls_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[256] = "";
+    config_defaults(&c);
+    assert_int_equal(c.sip_tls_port, 0);
+    assert_string_equal(c.sip_tls_host, "");
+    assert_int_equal(c.https_port, 0);
+    assert_string_equal(c.https_host, "");
+    assert_string_equal(c.tls_cert, "");
+    assert_string_equal(c.tls_key, "");
+    assert_string_equal(c.https_cert, "");
+    assert_string_equal(c.https_key, "");
+    assert_int_equal(c.hsts_max_age, 365 * 86400);
+
+    assert_int_equal(config_set(&c, "tls", "0.0.0.0:5061", err, sizeof err), 0);
+    assert_string_equal(c.sip_tls_host, "0.0.0.0");
+    assert_int_equal(c.sip_tls_port, 5061);
+    assert_int_equal(config_set(&c, "--sip-tls", "127.0.0.1:5071", err, sizeof err), 0);
+    assert_string_equal(c.sip_tls_host, "127.0.0.1");
+    assert_int_equal(c.sip_tls_port, 5071);
+    assert_int_equal(config_set(&c, "sip_tls", "[::1]:5062", err, sizeof err), 0);
+    assert_string_equal(c.sip_tls_host, "::1");
+    assert_int_equal(c.sip_tls_port, 5062);
+    assert_true(config_known("--sip-tls"));
+    assert_true(config_known("tls"));
+    /* plain SIP and HTTP untouched */
+    assert_int_equal(c.sip_port, 5060);
+    assert_int_equal(c.http_port, 8080);
+
+    assert_int_equal(config_set(&c, "--https", ":8443", err, sizeof err), 0);
+    assert_string_equal(c.https_host, "0.0.0.0");
+    assert_int_equal(c.https_port, 8443);
+    assert_int_equal(c.sip_tls_port, 5062);
+
+    /* off, as a flag overriding the file would say it */
+    assert_int_equal(config_set(&c, "--https", "off", err, sizeof err), 0);
+    assert_int_equal(c.https_port, 0);
+    assert_string_equal(c.https_host, "");
+    assert_int_equal(config_set(&c, "tls", "off", err, sizeof err), 0);
+    assert_int_equal(c.sip_tls_port, 0);
+
+    assert_int_equal(config_set(&c, "--tls-cert", "/etc/sipbx/pbx.crt", err, sizeof err), 0);
+    assert_string_equal(c.tls_cert, "/etc/sipbx/pbx.crt");
+    assert_int_equal(config_set(&c, "tls_key", "/etc/sipbx/pbx.key", err, sizeof err), 0);
+    assert_string_equal(c.tls_key, "/etc/sipbx/pbx.key");
+    assert_int_equal(config_set(&c, "--https-cert", "/etc/sipbx/web.crt", err, sizeof err), 0);
+    assert_string_equal(c.https_cert, "/etc/sipbx/web.crt");
+    assert_int_equal(config_set(&c, "https_key", "/etc/sipbx/web.key", err, sizeof err), 0);
+    assert_string_equal(c.https_key, "/etc/sipbx/web.key");
+    assert_int_equal(config_set(&c, "--hsts-max-age", "0", err, sizeof err), 0);
+    assert_int_equal(c.hsts_max_age, 0);
+
+    expect_refused(&c, "--https", "8443", "https");
+    expect_refused(&c, "https", "127.0.0.1:0", "https");
+    expect_refused(&c, "https", "127.0.0.1:65536", "https");
+    expect_refused(&c, "--sip-tls", "on", "tls");
+    expect_refused(&c, "tls", "[::1]5061", "tls");
+    expect_refused(&c, "hsts_max_age", "-1", "hsts_max_age");
+    expect_refused(&c, "hsts_max_age", "63072001", "hsts_max_age");
+    char long_value[CONFIG_STR_MAX + 10];
+    memset(long_value, 'c', sizeof long_value - 1);
+    long_value[sizeof long_value - 1] = '\0';
+    expect_refused(&c, "tls_cert", long_value, "tls_cert");
+}
+
 static void test_parse_addr(void **state)
 {
     (void)state;
@@ -256,7 +325,11 @@ static void test_load_file(void **state)
                         "ring_timeout = 25\n"
                         "# ring_timeout = 99\n"
                         "web_root = \"/srv/sipbx web\"\n"
-                        "log_level = warn\n");
+                        "log_level = warn\n"
+                        "tls = 0.0.0.0:5061\n"
+                        "https = 0.0.0.0:8443\n"
+                        "tls_cert = /etc/sipbx/pbx.crt\n"
+                        "tls_key = /etc/sipbx/pbx.key\n");
     struct config c;
     char err[256] = "";
     config_defaults(&c);
@@ -272,6 +345,12 @@ static void test_load_file(void **state)
     assert_int_equal(c.ring_timeout, 25);
     assert_string_equal(c.web_root, "/srv/sipbx web");
     assert_int_equal(c.log_level, 1);
+    assert_string_equal(c.sip_tls_host, "0.0.0.0");
+    assert_int_equal(c.sip_tls_port, 5061);
+    assert_string_equal(c.https_host, "0.0.0.0");
+    assert_int_equal(c.https_port, 8443);
+    assert_string_equal(c.tls_cert, "/etc/sipbx/pbx.crt");
+    assert_string_equal(c.tls_key, "/etc/sipbx/pbx.key");
 
     /* Flags given after the file win. */
     assert_int_equal(config_set(&c, "--ring-timeout", "40", err, sizeof err), 0);
@@ -325,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_set_by_key_and_flag),
         cmocka_unit_test(test_set_rejects),
         cmocka_unit_test(test_ban_settings),
+        cmocka_unit_test(test_tls_settings),
         cmocka_unit_test(test_parse_addr),
         cmocka_unit_test_setup_teardown(test_load_file, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_load_file_errors, tmp_setup, tmp_teardown),
