@@ -261,7 +261,7 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     sip_initialised = 1;
-    if (sip_create(&sip, &cfg, domain, secret, st, w, err, sizeof err) != 0) {
+    if (sip_create(&sip, &cfg, domain, secret, NULL, st, w, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }

@@ -336,9 +336,10 @@ static void sofia_log(void *ctx, char const *fmt, va_list ap)
     log_debug("sofia: %s", line);
 }
 
-/* Binds and releases host:port for UDP and TCP, so a port in use is reported with its real
- * reason (nta only says that it failed). Returns 0 or an errno value. */
-static int probe_port(const char *host, int port)
+/* Binds and releases host:port for UDP and TCP (only TCP with stream_only), so a port in
+ * use is reported with its real reason (nta only says that it failed). Returns 0 or an
+ * errno value. */
+static int probe_port(const char *host, int port, int stream_only)
 {
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof hints);
@@ -346,7 +347,7 @@ static int probe_port(const char *host, int port)
     char service[16];
     snprintf(service, sizeof service, "%d", port);
     int types[2] = {SOCK_DGRAM, SOCK_STREAM};
-    for (int i = 0; i < 2; i++) {
+    for (int i = stream_only ? 1 : 0; i < 2; i++) {
         hints.ai_socktype = types[i];
         if (getaddrinfo(host, service, &hints, &ai) != 0)
             return EADDRNOTAVAIL;
@@ -368,9 +369,39 @@ static int probe_port(const char *host, int port)
     return 0;
 }
 
+/* Adds the TLS transport on cfg's `tls` address with the certificate Sofia reads from
+ * tls_dir (agent.pem, see cert/cert.h). Peers are not asked for certificates (phones have
+ * none; they authenticate with digest like on any transport). Returns 0, or -1 with one
+ * readable line in err. */
+static int add_tls(struct sip *s, const struct config *cfg, const char *tls_dir, char *err,
+                   size_t errlen)
+{
+    char url[CONFIG_STR_MAX + 32];
+    snprintf(url, sizeof url, strchr(cfg->sip_tls_host, ':') ? "sips:[%s]:%d" : "sips:%s:%d",
+             cfg->sip_tls_host, cfg->sip_tls_port);
+    int perr = probe_port(cfg->sip_tls_host, cfg->sip_tls_port, 1);
+    if (perr) {
+        snprintf(err, errlen, "cannot listen for SIP over TLS on %s:%d: %s", cfg->sip_tls_host,
+                 cfg->sip_tls_port, perr == EADDRINUSE ? "port in use" : strerror(perr));
+        return -1;
+    }
+    if (!tls_dir ||
+        nta_agent_add_tport(s->agent, URL_STRING_MAKE(url), TPTAG_CERTIFICATE(tls_dir),
+                            TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_NONE), TAG_END()) < 0) {
+        snprintf(err, errlen, "cannot listen for SIP over TLS on %s:%d%s%s", cfg->sip_tls_host,
+                 cfg->sip_tls_port, tls_dir ? " with the certificate in " : ": no certificate",
+                 tls_dir ? tls_dir : "");
+        return -1;
+    }
+    tport_t *tls = tport_by_protocol(nta_agent_tports(s->agent), "tls");
+    tp_name_t const *n = tls ? tport_name(tls) : NULL;
+    s->tls_port = n && n->tpn_port ? atoi(n->tpn_port) : cfg->sip_tls_port;
+    return 0;
+}
+
 int sip_create(struct sip **out, const struct config *cfg, const char *domain,
-               const unsigned char secret[SIP_SECRET_LEN], struct store *st, struct store_writer *w,
-               char *err, size_t errlen)
+               const unsigned char secret[SIP_SECRET_LEN], const char *tls_dir, struct store *st,
+               struct store_writer *w, char *err, size_t errlen)
 {
     struct sip *s = calloc(1, sizeof *s);
     if (!s) {
@@ -411,7 +442,7 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
         snprintf(url, sizeof url, "sip:[%s]:%d", cfg->sip_host, cfg->sip_port);
     else
         snprintf(url, sizeof url, "sip:%s:%d", cfg->sip_host, cfg->sip_port);
-    int perr = probe_port(cfg->sip_host, cfg->sip_port);
+    int perr = probe_port(cfg->sip_host, cfg->sip_port, 0);
     if (perr) {
         snprintf(err, errlen, "cannot listen for SIP on %s:%d: %s", cfg->sip_host, cfg->sip_port,
                  perr == EADDRINUSE ? "port in use" : strerror(perr));
@@ -449,6 +480,8 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     }
     sip_contact_t const *m = nta_agent_contact(s->agent);
     s->port = m && m->m_url->url_port ? atoi(m->m_url->url_port) : cfg->sip_port;
+    if (cfg->sip_tls_port && add_tls(s, cfg, tls_dir, err, errlen) != 0)
+        goto fail;
 
     s->housekeeping = su_timer_create(su_root_task(s->root), 1000);
     if (!s->housekeeping || su_timer_set_for_ever(s->housekeeping, on_housekeeping, s) != 0) {
@@ -630,6 +663,11 @@ void sip_set_events(struct sip *s, struct events *ev)
 int sip_port(const struct sip *s)
 {
     return s->port;
+}
+
+int sip_tls_port(const struct sip *s)
+{
+    return s->tls_port;
 }
 
 void sip_destroy(struct sip *s)

@@ -26,12 +26,14 @@ int sip_init(void);
 void sip_deinit(void);
 
 /** Creates the SIP side on the calling thread (which must later call sip_run): binds UDP
- *  and TCP on cfg's SIP address, loads users and unexpired registrations from st, and
- *  queues registration changes to w. domain is the SIP domain and digest realm; secret
- *  signs nonces. Returns 0, or -1 with one readable line in err (e.g. port in use). */
+ *  and TCP on cfg's SIP address, and TLS on its `tls` address when set (with the
+ *  certificate directory tls_dir that cert_sofia_dir wrote), loads users and unexpired
+ *  registrations from st, and queues registration changes to w. domain is the SIP domain
+ *  and digest realm; secret signs nonces and dialogs. Returns 0, or -1 with one readable
+ *  line in err (e.g. port in use). */
 int sip_create(struct sip **out, const struct config *cfg, const char *domain,
-               const unsigned char secret[SIP_SECRET_LEN], struct store *st, struct store_writer *w,
-               char *err, size_t errlen);
+               const unsigned char secret[SIP_SECRET_LEN], const char *tls_dir, struct store *st,
+               struct store_writer *w, char *err, size_t errlen);
 
 /** Runs the event loop until SIGINT or SIGTERM (which the caller has blocked in every
  *  thread before creating any) or sip_stop(). */
@@ -171,5 +173,7 @@ int sip_targets(struct sip *s, struct sip_target **out);
 
 /** The port the SIP transports are bound to (useful when 0 was asked for). */
 int sip_port(const struct sip *s);
+/** The port of the TLS transport, 0 without one. */
+int sip_tls_port(const struct sip *s);
 
 #endif

@@ -17,10 +17,19 @@
  * Sofia destroys it without that next message: about 1.4 KiB leaked per malformed TCP
  * stream (LeakSanitizer, test_sip_fuzz.py), a slow memory exhaustion for anyone who can open
  * connections. When the last reference to a message goes, its next message, if any, goes
- * with it (msg_next() takes it). */
+ * with it (msg_next() takes it).
+ *
+ * SSL_CTX_set_cipher_list(): Sofia's TLS transport sets "ALL:!ADH:!LOW:!EXP:!MD5:@STRENGTH"
+ * on a context of TLS_method() (any version the system allows) and offers no tag to change
+ * either. Sofia is the only user of OpenSSL's libssl in sipbx (libmicrohttpd uses GnuTLS),
+ * so sipbx's own TLS policy goes here: TLS 1.2 at least (1.3 preferred), only suites with
+ * forward secrecy and authenticated encryption (Mozilla's "intermediate" list for 1.2,
+ * OpenSSL's defaults for 1.3), the server's order, no compression, no renegotiation. */
 #include "sip/sip_int.h"
 
 #include <dlfcn.h>
+
+#include <openssl/ssl.h>
 
 #include <sofia-sip/msg.h>
 #include <sofia-sip/msg_buffer.h>
@@ -66,6 +75,24 @@ void msg_unref(msg_t *msg)
             msg_unref(next);
     }
     sofia_msg_unref(msg);
+}
+
+#define SIP_TLS_CIPHERS                                                                            \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+
+int SSL_CTX_set_cipher_list(SSL_CTX *ctx, const char *str)
+{
+    static int (*sofia_set)(SSL_CTX *, const char *);
+    (void)str; /* Sofia's list: replaced by sipbx's */
+    if (!sofia_set)
+        *(void **)&sofia_set = dlsym(RTLD_NEXT, "SSL_CTX_set_cipher_list");
+    if (!sofia_set || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
+        return 0; /* Sofia then refuses to start the transport: no weaker TLS instead */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    return sofia_set(ctx, SIP_TLS_CIPHERS);
 }
 
 int sip_sofia_fixed(void)

@@ -58,7 +58,7 @@ static int setup(void **state)
     if (sip_init() != 0 ||
         store_open(&f->st, path, STORE_CREATE | STORE_MIGRATE, err, sizeof err) != 0 ||
         store_writer_create(&f->w, path, err, sizeof err) != 0 ||
-        sip_create(&f->sip, &cfg, "127.0.0.1", secret, f->st, f->w, err, sizeof err) != 0) {
+        sip_create(&f->sip, &cfg, "127.0.0.1", secret, NULL, f->st, f->w, err, sizeof err) != 0) {
         fprintf(stderr, "setup: %s\n", err);
         return -1;
     }
