@@ -1,5 +1,5 @@
 /* `sipbx user ...`: manage SIP accounts directly in the database. A running daemon picks
- * the change up within a second (it watches the users change counter). */
+ * the change up within about 50 ms (its writer follows the user_changes log, db/006). */
 #include "cli/cli.h"
 #include "config/config.h"
 #include "sip/digest.h"

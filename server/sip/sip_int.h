@@ -42,7 +42,7 @@ struct sip_user {
     int enabled;
     int call_waiting;
     int ring_timeout;
-    struct store_forward fwd; /* call-forward rules */
+    const struct store_forward *fwd; /* call-forward rules; never NULL */
 };
 
 struct sip {
@@ -70,7 +70,11 @@ struct sip {
     su_timer_t *housekeeping;
     int sigfd;
     su_wait_t sigwait[1];
-    int64_t users_version; /* owned by the writer thread's tick */
+    /* The user_changes log (db/006) as the writer thread's tick follows it (its fields). */
+    int64_t users_applied;       /* the last sequence number sent to the SIP thread */
+    int64_t users_pruned;        /* log rows up to this one deleted */
+    int64_t users_pruned_at;     /* when, monotonic milliseconds */
+    _Atomic uint64_t users_read; /* users read from the database for the cache, in all */
     /* Counters written by the SIP thread, read by any thread (relaxed atomics). */
     _Atomic uint64_t requests[SIP_METHOD_SLOTS];
     _Atomic uint64_t responses[7]; /* index = status / 100 */
@@ -238,11 +242,23 @@ void conns_sweep(struct sip *s);
 
 /* ---- usercache.c ---- */
 
-/** Loads all users from st into s->users (start-up); returns 0 or EIO. */
+/** Loads all users from st into s->users (start-up); returns 0, ENOMEM or EIO. */
 int usercache_load(struct sip *s, struct store *st);
-/** Writer-thread tick: when the users table changed, sends a fresh copy to the SIP thread. */
+/** Writer-thread tick: reads the users changed since the last tick from the user_changes
+ *  log and sends them (a delta) to the SIP thread; prunes the log rows it has applied. */
 void usercache_tick(struct store *st, void *sip);
 /** Looks a user up by extension; NULL when unknown. */
 const struct sip_user *usercache_get(struct sip *s, const char *ext);
+
+/** The users changed between two sequence numbers of the log, read and ready to apply. */
+struct usercache_delta;
+/** Reads the users changed with a sequence number in (after, upto] from st into a new
+ *  delta (*out); returns 0 or an errno value. Any thread (the writer's, normally). */
+int usercache_delta_read(struct sip *s, struct store *st, int64_t after, int64_t upto,
+                         struct usercache_delta **out);
+/** On the SIP thread: puts the delta's users in place (deleted ones lose their bindings);
+ *  the delta is then empty and still the caller's to free. */
+void usercache_apply(struct sip *s, struct usercache_delta *d);
+void usercache_delta_free(struct usercache_delta *d);
 
 #endif
