@@ -32,7 +32,6 @@
 #include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
-#define SERVER_HEADER "sipbx/" SIPBX_VERSION
 /* Socket buffers of the UDP transport. The kernel default (about 208 KiB) holds a few hundred
  * datagrams: a burst of phones re-registering after a network outage, or the SIP thread
  * briefly off its core, overflows it and the phones retransmit. 1 MiB (the kernel doubles it
@@ -104,7 +103,7 @@ void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phras
     ta_list ta;
     ta_start(ta, tag, value);
     nta_incoming_treply(irq, status, phrase ? phrase : sip_status_phrase(status),
-                        SIPTAG_SERVER_STR(SERVER_HEADER), ta_tags(ta));
+                        SIPTAG_SERVER_STR(SIP_SERVER_HEADER), ta_tags(ta));
     ta_end(ta);
     if (status >= 200)
         nta_incoming_destroy(irq);
@@ -276,6 +275,11 @@ static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
         msg_destroy(msg);
         return 0;
     }
+    int slot = method_slot(sip->sip_request->rq_method_name);
+    if (auth_challenge_stateless(s, msg, sip)) { /* msg (and sip) are gone */
+        atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
+        return 0;
+    }
     /* The transaction takes msg; our own reference keeps sip valid while the request is
      * handled, since a final reply can free the transaction (and its reference) at once. */
     msg_ref(msg);
@@ -304,6 +308,7 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     ban_tick(s->ban, now);
     blocks_publish_stats(s);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
+    memtrim_tick(s, mono);
 }
 
 static int on_signal(struct sip *s, su_wait_t *w, struct sip *arg)

@@ -75,6 +75,9 @@ struct sip {
     int64_t users_pruned;        /* log rows up to this one deleted */
     int64_t users_pruned_at;     /* when, monotonic milliseconds */
     _Atomic uint64_t users_read; /* users read from the database for the cache, in all */
+    size_t trim_peak;            /* memtrim.c: most transactions since the last trim */
+    int64_t trim_at;             /* when the last trim was (monotonic seconds) */
+    int64_t trim_checked;        /* when the arenas were last looked at */
     /* Counters written by the SIP thread, read by any thread (relaxed atomics). */
     _Atomic uint64_t requests[SIP_METHOD_SLOTS];
     _Atomic uint64_t responses[7]; /* index = status / 100 */
@@ -88,6 +91,9 @@ struct sip {
     _Atomic uint64_t attacked_extensions;
     _Atomic uint64_t nonces_retired;
 };
+
+/* The Server header of our responses. */
+#define SIP_SERVER_HEADER "sipbx/" SIPBX_VERSION
 
 /* The methods sipbx accepts, for Allow headers. */
 #define SIP_ALLOW                                                                                  \
@@ -135,6 +141,13 @@ enum auth_outcome {
  *  the password was right but the nonce old or reused) or 403 for a disabled account. */
 enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int proxy,
                              const struct sip_user **user);
+
+/** A REGISTER over UDP without credentials for our realm is answered here, before any
+ *  transaction exists: a 401 challenge sent statelessly (a retransmission gets a fresh one,
+ *  which does no harm), so the first half of every registration leaves nothing behind
+ *  (a completed server transaction costs about 12 KB for 64*T1 = 32 s). Takes msg and
+ *  returns 1 when it answered; 0 otherwise (msg untouched: the request goes on as usual). */
+int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip);
 
 /* ---- blocks.c: the SIP side of the ban table (sip/ban.h) ---- */
 
@@ -239,6 +252,12 @@ void conns_bind(struct sip *s);
 void conns_request(struct sip *s, nta_incoming_t *irq, int accepted);
 /** Closes connections that have not earned their place (see conns.c); every second. */
 void conns_sweep(struct sip *s);
+
+/* ---- memtrim.c ---- */
+
+/** Housekeeping (every second, now in monotonic seconds): gives the memory of a burst of
+ *  transactions back to the kernel once the burst is over (malloc_trim). */
+void memtrim_tick(struct sip *s, int64_t now);
 
 /* ---- usercache.c ---- */
 

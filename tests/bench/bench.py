@@ -372,19 +372,21 @@ class Sipbx(Server):
 class Kamailio(Server):
     kind = "kamailio"
 
-    def __init__(self, binary, workdir, children, cfg, journal):
+    def __init__(self, binary, workdir, children, cfg, journal, db_mode=1):
         super().__init__(binary, workdir)
         self.children = children
         self.cfg = cfg
         self.journal = journal
-        self.name = "Kamailio (%d children)" % children
+        self.db_mode = db_mode
+        self.name = "Kamailio (%d children, db_mode %d)" % (children, db_mode)
 
     def command(self):
         return [self.binary, "-f", self.cfg, "-DD", "-E", "-m", "256", "-M", "16",
                 "-n", str(self.children), "-l", "udp:" + self.address(),
                 "-Y", self.dir, "-P", os.path.join(self.dir, "kamailio.pid"),
                 "-A", 'DBURL="sqlite://%s"' % self.db,
-                "-A", 'JOURNAL="%s=%s;"' % (self.db, self.journal)]
+                "-A", 'JOURNAL="%s=%s;"' % (self.db, self.journal),
+                "-A", "DBMODE=%d" % self.db_mode]
 
     def _start(self):
         con = sqlite3.connect(self.db)
@@ -407,6 +409,8 @@ class Kamailio(Server):
         return children_of(self.proc.pid)
 
     def registrations(self):
+        if self.db_mode == 2:
+            return -1  # written back by a timer: the table lags behind on purpose
         return db_count(self.db, "SELECT count(*) FROM location")
 
     def call_records(self):
@@ -424,7 +428,7 @@ def make_server(args, workdir):
     if not shutil.which(args.kamailio):
         raise BenchError("kamailio not found (apt-get install kamailio kamailio-sqlite-modules)")
     return Kamailio(shutil.which(args.kamailio), workdir, args.children, args.kamailio_cfg,
-                    args.kamailio_journal)
+                    args.kamailio_journal, args.db_mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,6 +619,7 @@ def bench_register(args, workdir):
     inf = os.path.join(workdir, "register_users.csv")
     write_inf(inf, [(u, auth_kw(u, p), DOMAIN) for u, p in users])
     server.start()
+    mem, best = MemSampler(server), None
     try:
         header(args, server, "registrations")
         server.add_users(users)
@@ -638,10 +643,15 @@ def bench_register(args, workdir):
         if best:
             log("   sipp command of the best step:\n     %s" % shlex.join(best.cmd))
         # every step starts again at the first user of the injection file
-        ok = persisted == min(args.users, max(s.ok for s in steps))
+        ok = persisted == -1 or persisted == min(args.users, max(s.ok for s in steps))
         if not ok:
             log("   WARNING: persisted registrations differ from users registered")
     finally:
+        peak = mem.peak()
+        mem.stop()
+        log("   MEM %s peak during the run: %s (PSS of all its processes)" % (server.name,
+                                                                            mib(peak)))
+        args.result = (best.rate if best else 0, peak)
         rc = server.stop()
         log("   %s stopped, exit status %s" % (server.name, rc))
     return 0 if best and ok else 1
@@ -687,6 +697,7 @@ def bench_call(args, workdir):
     server.start()
     uas = None
     rc = 1
+    mem, best = MemSampler(server), None
     try:
         header(args, server, "calls")
         server.add_users(users)
@@ -729,6 +740,11 @@ def bench_call(args, workdir):
             log("   Kamailio acc rows of BYE: %d" % server.bye_records())
         rc = 0 if best and not lost and completed <= records <= completed + failed else 1
     finally:
+        peak = mem.peak()
+        mem.stop()
+        log("   MEM %s peak during the run: %s (PSS of all its processes)" % (server.name,
+                                                                            mib(peak)))
+        args.result = (best.rate if best else 0, peak)
         if uas:
             stop_process(uas, "sipp uas", 10)
             uas.logf.close()
@@ -932,12 +948,50 @@ def bench_storm(args, workdir):
     return rc
 
 
+def bench_compare(args, workdir):
+    """register or call (--what-compare) for sipbx and Kamailio with usrloc db_mode 1 and 2,
+    one after the other in this one run, --rounds times; prints each highest clean rate, the
+    peak memory of each server, and the ratios sipbx/Kamailio of every round."""
+    fn = bench_register if args.compare == "register" else bench_call
+    configs = [("sipbx", dict(server="sipbx")),
+               ("kamailio-db1", dict(server="kamailio", db_mode=1)),
+               ("kamailio-db2", dict(server="kamailio", db_mode=2))]
+    rows = []
+    for rnd in range(1, args.rounds + 1):
+        res = {}
+        for name, over in configs:
+            for k, v in over.items():
+                setattr(args, k, v)
+            sub = os.path.join(workdir, "%s-%d" % (name, rnd))
+            os.makedirs(sub)
+            args.result = (0, 0)
+            fn(args, sub)
+            res[name] = args.result
+            time.sleep(args.settle)
+        rows.append(res)
+    unit = "registrations/s" if args.compare == "register" else "calls/s"
+    log("== COMPARE %s, %d round(s), Kamailio with %d children; highest clean rate and peak "
+        "memory (PSS)" % (unit, args.rounds, args.children))
+    for rnd, res in enumerate(rows, 1):
+        sb = res["sipbx"]
+        parts = []
+        for name in ("kamailio-db1", "kamailio-db2"):
+            k = res[name]
+            ratio = "%.2f" % (sb[0] / k[0]) if k[0] else "inf"
+            parts.append("%s %d (%s): ratio %s" % (name, k[0], mib(k[1]), ratio))
+        log("   round %d: sipbx %d (%s); %s" % (rnd, sb[0], mib(sb[1]), "; ".join(parts)))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("register", "call", "memory", "storm"))
+    ap.add_argument("what", choices=("register", "call", "memory", "storm", "compare"))
+    ap.add_argument("--compare", choices=("register", "call"), default="register",
+                    help="compare: which benchmark to run for all three servers")
+    ap.add_argument("--rounds", type=int, default=1, help="compare: rounds of all three")
     ap.add_argument("--server", choices=("sipbx", "kamailio"), default="sipbx")
     ap.add_argument("--trace", choices=("on", "off"), default="on",
                     help="sipbx message capture (config key trace)")
@@ -945,7 +999,10 @@ def main():
     ap.add_argument("--sipp", default=shutil.which("sipp") or "sipp")
     ap.add_argument("--kamailio", default="kamailio")
     ap.add_argument("--kamailio-cfg", default=os.path.join(HERE, "kamailio", "kamailio.cfg"))
-    ap.add_argument("--children", type=int, default=4, help="Kamailio UDP worker processes")
+    ap.add_argument("--children", type=int, default=os.cpu_count() or 2,
+                    help="Kamailio UDP worker processes (default: one per core)")
+    ap.add_argument("--db-mode", type=int, choices=(1, 2), default=1,
+                    help="Kamailio usrloc db_mode: 1 write-through, 2 write-back")
     ap.add_argument("--kamailio-journal", default="WAL",
                     help="SQLite journal mode for Kamailio's database (db_set_journal_mode)")
     ap.add_argument("--users", type=int, default=1000)
@@ -978,7 +1035,7 @@ def main():
     log("   work directory %s" % workdir)
     try:
         fn = {"register": bench_register, "call": bench_call, "memory": bench_memory,
-              "storm": bench_storm}[args.what]
+              "storm": bench_storm, "compare": bench_compare}[args.what]
         return fn(args, workdir)
     except BenchError as e:
         log("bench: %s" % e)
