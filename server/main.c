@@ -39,6 +39,7 @@ static int cmd_help(int argc, char **argv)
            "  sipbx user list [--db FILE]\n"
            "  sipbx user del EXT [--db FILE]\n"
            "  sipbx user passwd EXT --password PW [--db FILE]\n"
+           "  sipbx user import FILE.csv|FILE.json [--db FILE]\n"
            "  sipbx token create NAME [--db FILE]   prints a new API token once\n"
            "  sipbx token list [--db FILE]\n"
            "  sipbx token revoke ID [--db FILE]\n"

@@ -14,10 +14,15 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define HTTP_BODY_MAX    (64 * 1024) /* larger request bodies get 413 */
-#define HTTP_POOL_MAX    8           /* idle database connections kept for reuse */
-#define HTTP_MAX_HEADERS 6           /* extra response headers per reply */
-#define HTTP_PARAM_MAX   320         /* the {ext}/{id} part of a path (a Call-ID and ".pcap") */
+#define HTTP_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
+/* POST /api/v1/users/import may send this much (about 100,000 CSV rows); one such upload
+ * at a time, so unauthenticated uploads (the body is read before the route checks the
+ * credentials) cannot hold more than this. */
+#define HTTP_IMPORT_BODY_MAX (4 * 1024 * 1024)
+#define HTTP_IMPORT_PATH     "/api/v1/users/import"
+#define HTTP_POOL_MAX        8   /* idle database connections kept for reuse */
+#define HTTP_MAX_HEADERS     6   /* extra response headers per reply */
+#define HTTP_PARAM_MAX       320 /* the {ext}/{id} part of a path (a Call-ID and ".pcap") */
 
 #define HTTP_SESSION_COOKIE "sipbx_session"
 #define HTTP_SESSION_IDLE   3600        /* a session unused this long ends (seconds) */
@@ -82,6 +87,7 @@ struct http {
     struct events *trace_events; /* trace.changed, served at /api/v1/events?trace=, or NULL */
     atomic_int streams;          /* event streams open now */
     atomic_int stopping;         /* set by http_destroy: event streams end, nothing parks */
+    atomic_int import_upload;    /* 1 while a request to HTTP_IMPORT_PATH is read or served */
     struct http_conns *conns;    /* connection limits and deadlines */
     struct http_jobs *jobs;      /* handler threads */
     pthread_mutex_t wait_lock;   /* the parked connections */
@@ -320,6 +326,8 @@ void api_users_create(struct http_req *r);
 void api_users_get(struct http_req *r);
 void api_users_patch(struct http_req *r);
 void api_users_delete(struct http_req *r);
+/* ---- users_import.c ---- */
+void api_users_import(struct http_req *r);
 void api_forwarding_get(struct http_req *r);
 void api_forwarding_put(struct http_req *r);
 void api_registrations_list(struct http_req *r);

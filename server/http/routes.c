@@ -32,6 +32,7 @@ static const struct route {
     {"DELETE", "/api/v1/session", api_session_delete, ROUTE_WAITS},
     {"GET", "/api/v1/users", api_users_list, 0},
     {"POST", "/api/v1/users", api_users_create, ROUTE_WAITS},
+    {"POST", HTTP_IMPORT_PATH, api_users_import, ROUTE_WAITS},
     {"GET", "/api/v1/users/*", api_users_get, 0},
     {"PATCH", "/api/v1/users/*", api_users_patch, ROUTE_WAITS},
     {"DELETE", "/api/v1/users/*", api_users_delete, ROUTE_WAITS},

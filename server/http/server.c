@@ -36,7 +36,9 @@
 struct call {
     char *body;
     size_t len;
+    size_t max; /* the largest body this request may send */
     int too_large;
+    int import_upload; /* holds h->import_upload */
     enum { CALL_READING, CALL_RUNNING, CALL_ANSWERED } state;
     struct http_req req;
     http_handler handle;
@@ -143,12 +145,17 @@ static void req_init(struct http_req *r, struct http *h, struct MHD_Connection *
 }
 
 static enum MHD_Result reply_too_large(struct http *h, struct MHD_Connection *c, const char *method,
-                                       const char *url)
+                                       const char *url, size_t max)
 {
     struct http_req r;
     req_init(&r, h, c, method, url);
-    http_error(&r, 413, "body_too_large", "the request body is larger than %d bytes",
-               HTTP_BODY_MAX);
+    if (max == 0) {
+        http_header(&r, "Retry-After", "5");
+        http_error(&r, 503, "unavailable",
+                   "another user import is being received: try again in a few seconds");
+    } else {
+        http_error(&r, 413, "body_too_large", "the request body is larger than %zu bytes", max);
+    }
     enum MHD_Result ret = send_reply(&r);
     free(r.reply);
     return ret;
@@ -356,12 +363,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!k)
             return MHD_NO;
         *con_cls = k;
+        k->max = HTTP_BODY_MAX;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+        unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+        /* A bulk import may be larger, one at a time: a second one while the first is
+         * read or served waits its turn (503) rather than doubling the memory. */
+        if (strcmp(method, "POST") == 0 && strcmp(url, HTTP_IMPORT_PATH) == 0 &&
+            announced > HTTP_BODY_MAX) {
+            if (atomic_exchange(&h->import_upload, 1) == 0) {
+                k->import_upload = 1;
+                k->max = HTTP_IMPORT_BODY_MAX;
+            } else {
+                k->max = 0;
+            }
+        }
+        if (k->max == 0 || announced > k->max) {
             k->too_large = 1;
             http_conns_request_read(h->conns, c);
-            return reply_too_large(h, c, method, url);
+            return reply_too_large(h, c, method, url, k->max);
         }
         return MHD_YES;
     }
@@ -372,7 +392,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (k->too_large || k->len + n > HTTP_BODY_MAX) {
+        if (k->too_large || k->len + n > k->max) {
             k->too_large = 1; /* read and drop the rest; answer at the end */
             return MHD_YES;
         }
@@ -386,7 +406,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     http_conns_request_read(h->conns, c); /* all of it is in: its deadline is met */
     if (k->too_large)
-        return reply_too_large(h, c, method, url);
+        return reply_too_large(h, c, method, url, k->max);
 
     struct http_req *r = &k->req;
     req_init(r, h, c, method, url);
@@ -429,6 +449,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             MHD_destroy_response(k->req.stream);
         if (k->req.st)
             http_pool_put(h, k->req.st);
+        if (k->import_upload)
+            atomic_store(&h->import_upload, 0);
         free(k->body);
         free(k);
         *con_cls = NULL;

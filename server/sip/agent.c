@@ -32,16 +32,16 @@
 #include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
-#define SERVER_HEADER "sipbx/" SIPBX_VERSION
 /* Socket buffers of the UDP transport. The kernel default (about 208 KiB) holds a few hundred
  * datagrams: a burst of phones re-registering after a network outage, or the SIP thread
  * briefly off its core, overflows it and the phones retransmit. 1 MiB (the kernel doubles it
  * for its bookkeeping) rides out about four times longer a stall; as root it is granted
  * past net.core.rmem_max, otherwise up to that limit. */
 #define UDP_BUFFER_BYTES (1u << 20)
-/* How often the writer looks for user changes and blocks lifted with the CLI (a query of
- * two counters): the CLI's lift reaches the running daemon within this. */
-#define WRITER_TICK_MS 200
+/* How often the writer looks for user changes and blocks lifted with the CLI (two queries
+ * of a counter): a user added or a block lifted with the CLI reaches the running daemon
+ * within this (the goal is under 100 ms). */
+#define WRITER_TICK_MS 50
 
 const char *const sip_method_slot_names[SIP_METHOD_SLOTS] = {
     "REGISTER", "INVITE", "ACK",  "BYE",    "CANCEL", "OPTIONS", "MESSAGE", "SUBSCRIBE",
@@ -103,7 +103,7 @@ void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phras
     ta_list ta;
     ta_start(ta, tag, value);
     nta_incoming_treply(irq, status, phrase ? phrase : sip_status_phrase(status),
-                        SIPTAG_SERVER_STR(SERVER_HEADER), ta_tags(ta));
+                        SIPTAG_SERVER_STR(SIP_SERVER_HEADER), ta_tags(ta));
     ta_end(ta);
     if (status >= 200)
         nta_incoming_destroy(irq);
@@ -281,6 +281,11 @@ static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
         msg_destroy(msg);
         return 0;
     }
+    int slot = method_slot(sip->sip_request->rq_method_name);
+    if (auth_challenge_stateless(s, msg, sip)) { /* msg (and sip) are gone */
+        atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
+        return 0;
+    }
     /* The transaction takes msg; our own reference keeps sip valid while the request is
      * handled, since a final reply can free the transaction (and its reference) at once. */
     msg_ref(msg);
@@ -309,6 +314,7 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     ban_tick(s->ban, now);
     blocks_publish_stats(s);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
+    memtrim_tick(s, mono);
 }
 
 static int on_signal(struct sip *s, su_wait_t *w, struct sip *arg)

@@ -10,6 +10,9 @@
 #include <sofia-sip/auth_digest.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/url.h>
 
 static void challenge(struct sip *s, nta_incoming_t *irq, int proxy, int stale)
@@ -64,6 +67,29 @@ static int uri_matches(struct sip *s, su_home_t *home, const char *digest_uri, u
     const char *a = u->url_user ? u->url_user : "", *b = ruri->url_user ? ruri->url_user : "";
     return strcmp(a, b) == 0 && strcasecmp(u->url_host, ruri->url_host) == 0 &&
            strcmp(port_or_default(u), port_or_default(ruri)) == 0;
+}
+
+int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip)
+{
+    if (sip->sip_request->rq_method != sip_method_register || !sip->sip_to ||
+        !sip->sip_to->a_url->url_user || !sip->sip_call_id || !sip->sip_cseq ||
+        our_credentials(s, (msg_auth_t const *)sip->sip_authorization))
+        return 0;
+    /* Only over UDP: over TCP or TLS nta frees a completed transaction at once anyway. */
+    tport_t *tp = nta_incoming_transport(s->agent, NULL, msg);
+    int stream = !tp || tport_is_stream(tp);
+    tport_unref(tp);
+    if (stream)
+        return 0;
+    char nonce[DIGEST_NONCE_LEN + 1];
+    digest_nonce(s->digest, util_now(), nonce);
+    char hdr[512];
+    snprintf(hdr, sizeof hdr, "Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5, qop=\"auth\"",
+             s->domain, nonce);
+    sip_count_response(s, 401);
+    nta_msg_treply(s->agent, msg, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr),
+                   SIPTAG_SERVER_STR(SIP_SERVER_HEADER), TAG_END());
+    return 1;
 }
 
 enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int proxy,

@@ -787,7 +787,7 @@ static int ring_target(struct ptxn *t, const char *target)
     }
     if (!started)
         return 500;
-    const struct store_forward_rule *na = &u->fwd.rule[STORE_FWD_NO_ANSWER];
+    const struct store_forward_rule *na = &u->fwd->rule[STORE_FWD_NO_ANSWER];
     if (is_invite && na->enabled && na->target[0] && na->timeout > 0)
         su_timer_set_interval(t->noanswer, on_noanswer, t, (su_duration_t)na->timeout * 1000);
     return 0;
@@ -799,7 +799,7 @@ static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_k
 {
     static const char *const reasons[STORE_FWD_KINDS] = {"unconditional", "user-busy", "no-answer",
                                                          "unavailable"};
-    const struct store_forward_rule *r = &u->fwd.rule[kind];
+    const struct store_forward_rule *r = &u->fwd->rule[kind];
     if (!r->enabled || !r->target[0])
         return -1;
     if (t->hops >= SIP_MAX_FORWARDS) {

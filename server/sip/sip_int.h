@@ -42,7 +42,7 @@ struct sip_user {
     int enabled;
     int call_waiting;
     int ring_timeout;
-    struct store_forward fwd; /* call-forward rules */
+    const struct store_forward *fwd; /* call-forward rules; never NULL */
 };
 
 struct sip {
@@ -72,7 +72,14 @@ struct sip {
     su_timer_t *housekeeping;
     int sigfd;
     su_wait_t sigwait[1];
-    int64_t users_version; /* owned by the writer thread's tick */
+    /* The user_changes log (db/006) as the writer thread's tick follows it (its fields). */
+    int64_t users_applied;       /* the last sequence number sent to the SIP thread */
+    int64_t users_pruned;        /* log rows up to this one deleted */
+    int64_t users_pruned_at;     /* when, monotonic milliseconds */
+    _Atomic uint64_t users_read; /* users read from the database for the cache, in all */
+    size_t trim_peak;            /* memtrim.c: most transactions since the last trim */
+    int64_t trim_at;             /* when the last trim was (monotonic seconds) */
+    int64_t trim_checked;        /* when the arenas were last looked at */
     /* Counters written by the SIP thread, read by any thread (relaxed atomics). */
     _Atomic uint64_t requests[SIP_METHOD_SLOTS];
     _Atomic uint64_t responses[7]; /* index = status / 100 */
@@ -86,6 +93,9 @@ struct sip {
     _Atomic uint64_t attacked_extensions;
     _Atomic uint64_t nonces_retired;
 };
+
+/* The Server header of our responses. */
+#define SIP_SERVER_HEADER "sipbx/" SIPBX_VERSION
 
 /* The methods sipbx accepts, for Allow headers. */
 #define SIP_ALLOW                                                                                  \
@@ -135,6 +145,13 @@ enum auth_outcome {
  *  the password was right but the nonce old or reused) or 403 for a disabled account. */
 enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int proxy,
                              const struct sip_user **user);
+
+/** A REGISTER over UDP without credentials for our realm is answered here, before any
+ *  transaction exists: a 401 challenge sent statelessly (a retransmission gets a fresh one,
+ *  which does no harm), so the first half of every registration leaves nothing behind
+ *  (a completed server transaction costs about 12 KB for 64*T1 = 32 s). Takes msg and
+ *  returns 1 when it answered; 0 otherwise (msg untouched: the request goes on as usual). */
+int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip);
 
 /* ---- blocks.c: the SIP side of the ban table (sip/ban.h) ---- */
 
@@ -263,13 +280,31 @@ void conns_request(struct sip *s, nta_incoming_t *irq, int accepted);
 /** Closes connections that have not earned their place (see conns.c); every second. */
 void conns_sweep(struct sip *s);
 
+/* ---- memtrim.c ---- */
+
+/** Housekeeping (every second, now in monotonic seconds): gives the memory of a burst of
+ *  transactions back to the kernel once the burst is over (malloc_trim). */
+void memtrim_tick(struct sip *s, int64_t now);
+
 /* ---- usercache.c ---- */
 
-/** Loads all users from st into s->users (start-up); returns 0 or EIO. */
+/** Loads all users from st into s->users (start-up); returns 0, ENOMEM or EIO. */
 int usercache_load(struct sip *s, struct store *st);
-/** Writer-thread tick: when the users table changed, sends a fresh copy to the SIP thread. */
+/** Writer-thread tick: reads the users changed since the last tick from the user_changes
+ *  log and sends them (a delta) to the SIP thread; prunes the log rows it has applied. */
 void usercache_tick(struct store *st, void *sip);
 /** Looks a user up by extension; NULL when unknown. */
 const struct sip_user *usercache_get(struct sip *s, const char *ext);
+
+/** The users changed between two sequence numbers of the log, read and ready to apply. */
+struct usercache_delta;
+/** Reads the users changed with a sequence number in (after, upto] from st into a new
+ *  delta (*out); returns 0 or an errno value. Any thread (the writer's, normally). */
+int usercache_delta_read(struct sip *s, struct store *st, int64_t after, int64_t upto,
+                         struct usercache_delta **out);
+/** On the SIP thread: puts the delta's users in place (deleted ones lose their bindings);
+ *  the delta is then empty and still the caller's to free. */
+void usercache_apply(struct sip *s, struct usercache_delta *d);
+void usercache_delta_free(struct usercache_delta *d);
 
 #endif

@@ -1,53 +1,96 @@
-/* The SIP thread's copy of the users table. The writer thread notices changes (by the
- * users change counter, so the CLI in another process counts too) and hands over a whole
- * new copy; the SIP thread swaps it in and never reads the database itself. */
+/* The SIP thread's copy of the users and their forward rules. It reads them all once, at
+ * start-up; after that the writer thread follows the user_changes log (db/006, written by
+ * triggers, so changes made by the CLI in another process count too): it reads only the
+ * users changed since the last sequence number it applied and sends that delta to the SIP
+ * thread, which puts those users in place. A change costs the same with 10 users or
+ * 100,000, and the SIP thread never reads the database itself. */
 #include "sip/sip_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* How often, at most, the writer deletes the log rows it has applied (a write). */
+#define PRUNE_MS 1000
+
+/* The rules of a user who forwards nothing: most users, so they share this one. */
+static const struct store_forward no_rules;
+
+/* A user and, when one of them is enabled, its own copy of its rules, in one allocation
+ * (free() frees both). */
+struct user_with_rules {
+    struct sip_user user;
+    struct store_forward rules;
+};
+
+/* A new cache entry for the row u with rules fwd; NULL when out of memory. */
+static struct sip_user *user_new(const struct store_user *u, const struct store_forward *fwd,
+                                 const char *realm)
+{
+    int any = 0;
+    for (int k = 0; k < STORE_FWD_KINDS; k++)
+        any |= fwd->rule[k].enabled;
+    struct sip_user *su = calloc(1, any ? sizeof(struct user_with_rules) : sizeof(struct sip_user));
+    if (!su)
+        return NULL;
+    memcpy(su->extension, u->extension, sizeof su->extension);
+    memcpy(su->display_name, u->display_name, sizeof su->display_name);
+    memcpy(su->ha1, u->ha1, sizeof su->ha1);
+    su->ha1_valid = strcmp(u->realm, realm) == 0;
+    su->enabled = u->enabled;
+    su->call_waiting = u->call_waiting;
+    su->ring_timeout = u->ring_timeout;
+    if (any) {
+        struct user_with_rules *uw = (struct user_with_rules *)su;
+        uw->rules = *fwd;
+        su->fwd = &uw->rules;
+    } else {
+        su->fwd = &no_rules;
+    }
+    return su;
+}
+
+/* Reads the user ext and its rules from st: 0 with *out set, 0 with *out NULL when the
+ * user does not exist (any more), or an errno value. */
+static int user_read(struct store *st, const char *ext, const char *realm, struct sip_user **out)
+{
+    struct store_user u;
+    struct store_forward fwd;
+    *out = NULL;
+    int rc = store_user_get(st, ext, &u);
+    if (rc == ENOENT)
+        return 0;
+    if (rc != 0 || store_forward_get(st, ext, &fwd) != 0)
+        return EIO;
+    *out = user_new(&u, &fwd, realm);
+    return *out ? 0 : ENOMEM;
+}
+
+/* ---- start-up: everything ---- */
 
 struct load_ctx {
     struct strmap *map;
     const char *realm;
     struct store *st;
+    uint64_t read;
 };
 
 static int add_user(const struct store_user *u, void *arg)
 {
     struct load_ctx *lc = arg;
-    struct sip_user *su = calloc(1, sizeof *su);
+    struct store_forward fwd;
+    if (store_forward_get(lc->st, u->extension, &fwd) != 0)
+        return EIO;
+    struct sip_user *su = user_new(u, &fwd, lc->realm);
     if (!su)
         return ENOMEM;
-    memcpy(su->extension, u->extension, sizeof su->extension);
-    memcpy(su->display_name, u->display_name, sizeof su->display_name);
-    memcpy(su->ha1, u->ha1, sizeof su->ha1);
-    su->ha1_valid = strcmp(u->realm, lc->realm) == 0;
-    su->enabled = u->enabled;
-    su->call_waiting = u->call_waiting;
-    su->ring_timeout = u->ring_timeout;
-    if (store_forward_get(lc->st, u->extension, &su->fwd) != 0) {
-        free(su);
-        return EIO;
-    }
     if (strmap_put(lc->map, su->extension, su, NULL) != 0) {
         free(su);
         return ENOMEM;
     }
+    lc->read++;
     return 0;
-}
-
-/* Reads every user into a new map; NULL on failure (already logged by the store). */
-static struct strmap *load_all(struct store *st, const char *realm)
-{
-    struct load_ctx lc = {NULL, realm, st};
-    if (strmap_create(&lc.map) != 0)
-        return NULL;
-    if (store_user_list(st, NULL, 0, add_user, &lc) != 0) {
-        strmap_destroy(lc.map, free);
-        return NULL;
-    }
-    return lc.map;
 }
 
 static int count_stale_realm(const char *key, void *val, void *ctx)
@@ -60,13 +103,22 @@ static int count_stale_realm(const char *key, void *val, void *ctx)
 
 int usercache_load(struct sip *s, struct store *st)
 {
-    s->users_version = store_users_version(st);
-    struct strmap *m = load_all(st, s->domain);
-    if (!m)
+    /* The version first: a change made while the table is read is applied again later,
+     * which does no harm (applying a user is idempotent). */
+    s->users_applied = store_users_version(st);
+    if (s->users_applied < 0)
         return EIO;
-    s->users = m;
+    struct load_ctx lc = {NULL, s->domain, st, 0};
+    if (strmap_create(&lc.map) != 0)
+        return ENOMEM;
+    if (store_user_list(st, NULL, 0, add_user, &lc) != 0) {
+        strmap_destroy(lc.map, free);
+        return EIO;
+    }
+    s->users = lc.map;
+    atomic_fetch_add_explicit(&s->users_read, lc.read, memory_order_relaxed);
     int stale = 0;
-    strmap_foreach(m, count_stale_realm, &stale);
+    strmap_foreach(lc.map, count_stale_realm, &stale);
     if (stale)
         log_warn("%d user(s) have passwords set for another domain than '%s'; they cannot "
                  "register until their password is set again (sipbx user passwd)",
@@ -79,63 +131,143 @@ const struct sip_user *usercache_get(struct sip *s, const char *ext)
     return ext ? strmap_get(s->users, ext) : NULL;
 }
 
-/* The message payload: the new map, owned by the message until swapped in. */
-struct swap_msg {
-    struct strmap *map;
+/* ---- afterwards: what changed ---- */
+
+/* One changed user: its new entry, or NULL when it was deleted. */
+struct change {
+    char extension[STORE_EXT_MAX];
+    struct sip_user *user;
 };
 
-/* Drops bindings of users that no longer exist in the new map. */
-static int drop_missing(const char *key, void *val, void *ctx)
+/* A delta on its way from the writer thread to the SIP thread, which owns it once sent. */
+struct usercache_delta {
+    struct sip *s;
+    struct store *st; /* the writer's connection, while the delta is read */
+    size_t n, cap;
+    struct change *changes;
+};
+
+static void delta_free(struct usercache_delta *d)
 {
-    (void)val;
-    struct sip *s = ctx;
-    if (!strmap_get(s->users, key))
-        reg_remove_user(s, key);
-    return STRMAP_KEEP;
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        free(d->changes[i].user);
+    free(d->changes);
+    free(d);
 }
 
-static void swap_in(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
+static int collect_change(const char *ext, void *arg)
+{
+    struct usercache_delta *d = arg;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 16;
+        struct change *c = realloc(d->changes, cap * sizeof *c);
+        if (!c)
+            return ENOMEM;
+        d->changes = c;
+        d->cap = cap;
+    }
+    struct change *c = &d->changes[d->n];
+    snprintf(c->extension, sizeof c->extension, "%s", ext);
+    int rc = user_read(d->st, ext, d->s->domain, &c->user);
+    if (rc != 0)
+        return rc;
+    d->n++;
+    return 0;
+}
+
+void usercache_apply(struct sip *s, struct usercache_delta *d)
+{
+    size_t added = 0, removed = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        struct change *c = &d->changes[i];
+        void *old = NULL;
+        if (c->user) {
+            if (strmap_put(s->users, c->user->extension, c->user, &old) != 0) {
+                /* No memory for a new entry: the user stays unknown until it changes
+                 * again or the daemon restarts. */
+                log_error("usercache: out of memory: user %s not updated", c->extension);
+                continue;
+            }
+            c->user = NULL; /* the map has it */
+            added += old == NULL;
+            free(old);
+        } else if ((old = strmap_remove(s->users, c->extension)) != NULL) {
+            free(old);
+            reg_remove_user(s, c->extension); /* a deleted user keeps no bindings */
+            removed++;
+        }
+    }
+    log_debug("usercache: %zu user(s) changed (%zu new, %zu deleted); %zu users", d->n, added,
+              removed, strmap_count(s->users));
+}
+
+static void delta_deliver(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
 {
     (void)magic;
     (void)msg;
-    struct swap_msg *sm = (struct swap_msg *)arg;
-    struct sip *s = *(struct sip **)(sm + 1);
-    struct strmap *old = s->users;
-    s->users = sm->map;
-    sm->map = NULL;
-    strmap_foreach(old, drop_missing, s);
-    strmap_destroy(old, free);
-    log_debug("user table reloaded: %zu users", strmap_count(s->users));
+    struct usercache_delta **dp = (struct usercache_delta **)arg;
+    usercache_apply((*dp)->s, *dp);
+    delta_free(*dp);
+    *dp = NULL;
 }
 
-static void swap_deinit(su_msg_arg_t *arg)
+/* The message is gone: a delta it still holds was never delivered (the loop stopped). */
+static void delta_msg_gone(su_msg_arg_t *arg)
 {
-    struct swap_msg *sm = (struct swap_msg *)arg;
-    if (sm->map)
-        strmap_destroy(sm->map, free);
+    delta_free(*(struct usercache_delta **)arg);
+}
+
+int usercache_delta_read(struct sip *s, struct store *st, int64_t after, int64_t upto,
+                         struct usercache_delta **out)
+{
+    struct usercache_delta *d = calloc(1, sizeof *d);
+    if (!d)
+        return ENOMEM;
+    d->s = s;
+    d->st = st;
+    int rc = store_user_changes(st, after, upto, collect_change, d);
+    if (rc != 0) {
+        delta_free(d);
+        return rc;
+    }
+    d->st = NULL;
+    atomic_fetch_add_explicit(&s->users_read, d->n, memory_order_relaxed);
+    *out = d;
+    return 0;
+}
+
+void usercache_delta_free(struct usercache_delta *d)
+{
+    delta_free(d);
 }
 
 void usercache_tick(struct store *st, void *arg)
 {
     struct sip *s = arg;
+    int64_t now = util_mono_ms();
+    if (s->users_pruned < s->users_applied && now - s->users_pruned_at >= PRUNE_MS) {
+        if (store_user_changes_prune(st, s->users_applied) == 0)
+            s->users_pruned = s->users_applied;
+        s->users_pruned_at = now; /* a failed prune is tried again later, not every tick */
+    }
     int64_t v = store_users_version(st);
-    if (v < 0 || v == s->users_version)
+    if (v < 0 || v <= s->users_applied)
         return;
-    struct strmap *m = load_all(st, s->domain);
-    if (!m)
-        return; /* try again next tick */
+    struct usercache_delta *d;
+    if (usercache_delta_read(s, st, s->users_applied, v, &d) != 0)
+        return; /* the store said why; try again next tick */
     su_msg_r msg = SU_MSG_R_INIT;
-    if (su_msg_new(msg, sizeof(struct swap_msg) + sizeof(struct sip *)) != 0) {
-        strmap_destroy(m, free);
+    if (su_msg_new(msg, sizeof d) != 0) {
+        delta_free(d);
         return;
     }
-    struct swap_msg *sm = (struct swap_msg *)su_msg_data(msg);
-    sm->map = m;
-    *(struct sip **)(sm + 1) = s;
-    su_msg_deinitializer(msg, swap_deinit);
-    if (su_msg_send_to(msg, su_root_task(s->root), swap_in) != 0) {
+    *(struct usercache_delta **)su_msg_data(msg) = d;
+    su_msg_deinitializer(msg, delta_msg_gone);
+    if (su_msg_send_to(msg, su_root_task(s->root), delta_deliver) != 0) {
         su_msg_destroy(msg);
         return;
     }
-    s->users_version = v;
+    s->users_applied = v;
 }

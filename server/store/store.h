@@ -87,8 +87,16 @@ int store_user_list(struct store *st, const char *after, int limit,
                     int (*cb)(const struct store_user *u, void *ctx), void *ctx);
 /** Number of users. */
 int store_user_count(struct store *st);
-/** A counter that changes whenever the users table changes, by any process. */
+/** The sequence number of the latest change of a user or its forward rules, by any
+ *  process (the user_changes log, db/006); 0 when there was none. It only grows. */
 int64_t store_users_version(struct store *st);
+/** Calls cb once for each extension changed (added, changed, deleted, its forward rules
+ *  changed) with a sequence number in (after, upto], in no particular order. Returns 0,
+ *  EIO, or what a non-zero cb returned. */
+int store_user_changes(struct store *st, int64_t after, int64_t upto,
+                       int (*cb)(const char *ext, void *ctx), void *ctx);
+/** Deletes the change log up to and including upto (applied by the daemon); 0 or EIO. */
+int store_user_changes_prune(struct store *st, int64_t upto);
 
 /* ---- registrations ---- */
 

@@ -128,5 +128,38 @@ int store_user_count(struct store *st)
 
 int64_t store_users_version(struct store *st)
 {
-    return store_scalar(st, "SELECT value FROM change_counters WHERE name = 'users'");
+    /* The last sequence number handed out, kept by SQLite even when the rows are pruned. */
+    return store_scalar(st, "SELECT coalesce((SELECT seq FROM sqlite_sequence "
+                            "WHERE name = 'user_changes'), 0)");
+}
+
+int store_user_changes(struct store *st, int64_t after, int64_t upto,
+                       int (*cb)(const char *ext, void *ctx), void *ctx)
+{
+    sqlite3_stmt *s = store_stmt(st, "SELECT DISTINCT extension FROM user_changes "
+                                     "WHERE seq > ? AND seq <= ?");
+    if (!s)
+        return EIO;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int64(s, 2, upto);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char ext[STORE_EXT_MAX];
+        store_col_text(s, 0, ext, sizeof ext);
+        if ((ret = cb(ext, ctx)) != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = EIO;
+    sqlite3_reset(s);
+    return ret;
+}
+
+int store_user_changes_prune(struct store *st, int64_t upto)
+{
+    sqlite3_stmt *s = store_stmt(st, "DELETE FROM user_changes WHERE seq <= ?");
+    if (!s)
+        return EIO;
+    sqlite3_bind_int64(s, 1, upto);
+    return store_step_done(st, s);
 }

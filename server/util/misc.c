@@ -53,6 +53,13 @@ int64_t util_mono(void)
     return (int64_t)ts.tv_sec;
 }
 
+int64_t util_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int util_ct_compare(const void *a, const void *b, size_t len)
 {
     const volatile unsigned char *x = a, *y = b;

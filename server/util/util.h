@@ -30,6 +30,8 @@ int64_t util_now_us(void);
 int64_t util_now(void);
 /** Seconds from a monotonic clock, for timers that must not jump. */
 int64_t util_mono(void);
+/** Milliseconds from the same monotonic clock. */
+int64_t util_mono_ms(void);
 /** Compares two byte strings in time independent of where they differ; 0 when equal. */
 int util_ct_compare(const void *a, const void *b, size_t len);
 /** True when s is a valid SIP user part we accept for an extension: 1-32 characters of

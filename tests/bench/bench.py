@@ -149,6 +149,57 @@ def rss_kib(pid):
     return -1
 
 
+def pss_kib(pids):
+    """Proportional set size of pids together (KiB): shared pages (Kamailio's shared memory)
+    counted once across its processes, where summing RSS would count them in each."""
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+class MemSampler:
+    """Samples the memory of a server's processes every interval seconds in a thread:
+    peak() is the highest PSS seen since the last reset()."""
+
+    def __init__(self, server, interval=0.2):
+        self.server, self.interval = server, interval
+        self.hi = 0
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.is_set():
+            v = pss_kib(self.server.pids())
+            with self.lock:
+                self.hi = max(self.hi, v)
+            self.done.wait(self.interval)
+
+    def now(self):
+        return pss_kib(self.server.pids())
+
+    def peak(self):
+        with self.lock:
+            return max(self.hi, self.now())
+
+    def reset(self):
+        with self.lock:
+            self.hi = self.now()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
 def system_busy():
     """CPU seconds the whole machine has spent busy (all CPUs; /proc/stat)."""
     with open("/proc/stat") as f:
@@ -321,19 +372,21 @@ class Sipbx(Server):
 class Kamailio(Server):
     kind = "kamailio"
 
-    def __init__(self, binary, workdir, children, cfg, journal):
+    def __init__(self, binary, workdir, children, cfg, journal, db_mode=1):
         super().__init__(binary, workdir)
         self.children = children
         self.cfg = cfg
         self.journal = journal
-        self.name = "Kamailio (%d children)" % children
+        self.db_mode = db_mode
+        self.name = "Kamailio (%d children, db_mode %d)" % (children, db_mode)
 
     def command(self):
         return [self.binary, "-f", self.cfg, "-DD", "-E", "-m", "256", "-M", "16",
                 "-n", str(self.children), "-l", "udp:" + self.address(),
                 "-Y", self.dir, "-P", os.path.join(self.dir, "kamailio.pid"),
                 "-A", 'DBURL="sqlite://%s"' % self.db,
-                "-A", 'JOURNAL="%s=%s;"' % (self.db, self.journal)]
+                "-A", 'JOURNAL="%s=%s;"' % (self.db, self.journal),
+                "-A", "DBMODE=%d" % self.db_mode]
 
     def _start(self):
         con = sqlite3.connect(self.db)
@@ -356,6 +409,8 @@ class Kamailio(Server):
         return children_of(self.proc.pid)
 
     def registrations(self):
+        if self.db_mode == 2:
+            return -1  # written back by a timer: the table lags behind on purpose
         return db_count(self.db, "SELECT count(*) FROM location")
 
     def call_records(self):
@@ -373,7 +428,7 @@ def make_server(args, workdir):
     if not shutil.which(args.kamailio):
         raise BenchError("kamailio not found (apt-get install kamailio kamailio-sqlite-modules)")
     return Kamailio(shutil.which(args.kamailio), workdir, args.children, args.kamailio_cfg,
-                    args.kamailio_journal)
+                    args.kamailio_journal, args.db_mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,6 +619,7 @@ def bench_register(args, workdir):
     inf = os.path.join(workdir, "register_users.csv")
     write_inf(inf, [(u, auth_kw(u, p), DOMAIN) for u, p in users])
     server.start()
+    mem, best = MemSampler(server), None
     try:
         header(args, server, "registrations")
         server.add_users(users)
@@ -587,10 +643,15 @@ def bench_register(args, workdir):
         if best:
             log("   sipp command of the best step:\n     %s" % shlex.join(best.cmd))
         # every step starts again at the first user of the injection file
-        ok = persisted == min(args.users, max(s.ok for s in steps))
+        ok = persisted == -1 or persisted == min(args.users, max(s.ok for s in steps))
         if not ok:
             log("   WARNING: persisted registrations differ from users registered")
     finally:
+        peak = mem.peak()
+        mem.stop()
+        log("   MEM %s peak during the run: %s (PSS of all its processes)" % (server.name,
+                                                                            mib(peak)))
+        args.result = (best.rate if best else 0, peak)
         rc = server.stop()
         log("   %s stopped, exit status %s" % (server.name, rc))
     return 0 if best and ok else 1
@@ -636,6 +697,7 @@ def bench_call(args, workdir):
     server.start()
     uas = None
     rc = 1
+    mem, best = MemSampler(server), None
     try:
         header(args, server, "calls")
         server.add_users(users)
@@ -678,6 +740,11 @@ def bench_call(args, workdir):
             log("   Kamailio acc rows of BYE: %d" % server.bye_records())
         rc = 0 if best and not lost and completed <= records <= completed + failed else 1
     finally:
+        peak = mem.peak()
+        mem.stop()
+        log("   MEM %s peak during the run: %s (PSS of all its processes)" % (server.name,
+                                                                            mib(peak)))
+        args.result = (best.rate if best else 0, peak)
         if uas:
             stop_process(uas, "sipp uas", 10)
             uas.logf.close()
@@ -794,12 +861,137 @@ def bench_memory(args, workdir):
     return 0
 
 
+def mib(kib):
+    return "%.1f MiB" % (kib / 1024.0)
+
+
+def bench_storm(args, workdir):
+    """A re-registration storm and then calls held up: --users phones register at
+    --reg-rate (all new bindings), rest, register all again (refreshes), rest; then
+    --calls calls are set up at --call-rate and held --call-hold ms. Prints the server's
+    memory (PSS of all its processes, sampled every 200 ms: peak and at rest) per phase.
+    Works for both servers; run it for each in the same session (storm.sh does)."""
+    server = make_server(args, workdir)
+    users = [(str(args.first_ext + i), "pw%d" % (args.first_ext + i)) for i in range(args.users)]
+    caller, callee = str(args.first_ext + args.users), str(args.first_ext + args.users + 1)
+    reg_inf = os.path.join(workdir, "register_users.csv")
+    write_inf(reg_inf, [(u, auth_kw(u, p), DOMAIN) for u, p in users])
+    call_inf = os.path.join(workdir, "call_users.csv")
+    write_inf(call_inf, [(caller, auth_kw(caller, "pw" + caller), callee, DOMAIN)])
+    server.start()
+    uas, mem, rc = None, None, 1
+    try:
+        header(args, server, "storm")
+        mem = MemSampler(server)
+        log("   MEM %s started: %s" % (server.name, mib(mem.now())))
+        server.add_users(users + [(caller, "pw" + caller), (callee, "pw" + callee)])
+        log("   MEM %s with %d users: %s" % (server.name, len(users) + 2, mib(mem.now())))
+        port = free_port()
+        saved = args.duration
+        args.duration = max(1, args.users // args.reg_rate)
+        ok = True
+        for n, what in ((1, "registration storm (new bindings)"),
+                        (2, "re-registration storm (refreshes)")):
+            mem.reset()
+            st = run_step(args, server, workdir, "register.xml", reg_inf, args.reg_rate,
+                          "storm%d" % n, port=port)
+            log(describe(st, "regs"))
+            ok = ok and st.ok == args.users
+            peak = mem.peak()
+            time.sleep(args.idle)
+            log("   MEM %s %s of %d at %d/s: peak %s, %d s later %s (registrations stored: %d)"
+                % (server.name, what, args.users, args.reg_rate, mib(peak), args.idle,
+                   mib(mem.now()), server.registrations()))
+        args.duration = saved
+        uas = start_callee(args, server, workdir, callee, "pw" + callee)
+        mem.reset()
+        saved = args.duration
+        args.duration = max(1, args.calls // args.call_rate)
+        done = {}
+
+        def calls():
+            done["st"] = run_step(args, server, workdir, "uac_call.xml", call_inf,
+                                  args.call_rate, "stormcalls", ["-d", str(args.call_hold)])
+        th = threading.Thread(target=calls)
+        th.start()
+        # All calls are up after calls/rate s; the transactions that set them up are over
+        # 32 s (64*T1) later; measure "at rest" then, while the calls are still up.
+        up = args.calls / args.call_rate
+        time.sleep(up + 34)
+        peak = mem.peak()
+        live = live_calls(server) if isinstance(server, Sipbx) else "?"
+        log("   MEM %s %d calls at %d/s held %d ms: peak %s, with the calls up %.0f s after "
+            "the last was set up %s (live calls: %s)"
+            % (server.name, args.calls, args.call_rate, args.call_hold, mib(peak), 34,
+               mib(mem.now()), live))
+        th.join()
+        args.duration = saved
+        st = done["st"]
+        log(describe(st, "calls"))
+        ok = ok and st.ok == args.calls
+        time.sleep(args.idle)
+        log("   MEM %s %d s after the calls ended: %s" % (server.name, args.idle,
+                                                          mib(mem.now())))
+        if isinstance(server, Sipbx):
+            with open("/proc/%d/status" % server.proc.pid) as f:
+                hwm = [l.split(None, 1)[1].strip() for l in f if l.startswith("VmHWM")]
+            log("   MEM %s VmHWM (peak RSS of the whole run): %s" % (server.name, hwm[0]))
+        rc = 0 if ok else 1
+    finally:
+        if mem:
+            mem.stop()
+        if uas:
+            stop_process(uas, "sipp uas", 10)
+            uas.logf.close()
+        st = server.stop()
+        log("   %s stopped, exit status %s" % (server.name, st))
+    return rc
+
+
+def bench_compare(args, workdir):
+    """register or call (--what-compare) for sipbx and Kamailio with usrloc db_mode 1 and 2,
+    one after the other in this one run, --rounds times; prints each highest clean rate, the
+    peak memory of each server, and the ratios sipbx/Kamailio of every round."""
+    fn = bench_register if args.compare == "register" else bench_call
+    configs = [("sipbx", dict(server="sipbx")),
+               ("kamailio-db1", dict(server="kamailio", db_mode=1)),
+               ("kamailio-db2", dict(server="kamailio", db_mode=2))]
+    rows = []
+    for rnd in range(1, args.rounds + 1):
+        res = {}
+        for name, over in configs:
+            for k, v in over.items():
+                setattr(args, k, v)
+            sub = os.path.join(workdir, "%s-%d" % (name, rnd))
+            os.makedirs(sub)
+            args.result = (0, 0)
+            fn(args, sub)
+            res[name] = args.result
+            time.sleep(args.settle)
+        rows.append(res)
+    unit = "registrations/s" if args.compare == "register" else "calls/s"
+    log("== COMPARE %s, %d round(s), Kamailio with %d children; highest clean rate and peak "
+        "memory (PSS)" % (unit, args.rounds, args.children))
+    for rnd, res in enumerate(rows, 1):
+        sb = res["sipbx"]
+        parts = []
+        for name in ("kamailio-db1", "kamailio-db2"):
+            k = res[name]
+            ratio = "%.2f" % (sb[0] / k[0]) if k[0] else "inf"
+            parts.append("%s %d (%s): ratio %s" % (name, k[0], mib(k[1]), ratio))
+        log("   round %d: sipbx %d (%s); %s" % (rnd, sb[0], mib(sb[1]), "; ".join(parts)))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("register", "call", "memory"))
+    ap.add_argument("what", choices=("register", "call", "memory", "storm", "compare"))
+    ap.add_argument("--compare", choices=("register", "call"), default="register",
+                    help="compare: which benchmark to run for all three servers")
+    ap.add_argument("--rounds", type=int, default=1, help="compare: rounds of all three")
     ap.add_argument("--server", choices=("sipbx", "kamailio"), default="sipbx")
     ap.add_argument("--trace", choices=("on", "off"), default="on",
                     help="sipbx message capture (config key trace)")
@@ -807,7 +999,10 @@ def main():
     ap.add_argument("--sipp", default=shutil.which("sipp") or "sipp")
     ap.add_argument("--kamailio", default="kamailio")
     ap.add_argument("--kamailio-cfg", default=os.path.join(HERE, "kamailio", "kamailio.cfg"))
-    ap.add_argument("--children", type=int, default=4, help="Kamailio UDP worker processes")
+    ap.add_argument("--children", type=int, default=os.cpu_count() or 2,
+                    help="Kamailio UDP worker processes (default: one per core)")
+    ap.add_argument("--db-mode", type=int, choices=(1, 2), default=1,
+                    help="Kamailio usrloc db_mode: 1 write-through, 2 write-back")
     ap.add_argument("--kamailio-journal", default="WAL",
                     help="SQLite journal mode for Kamailio's database (db_set_journal_mode)")
     ap.add_argument("--users", type=int, default=1000)
@@ -823,6 +1018,9 @@ def main():
     ap.add_argument("--call-rate", type=int, default=50, help="memory: call rate")
     ap.add_argument("--call-seconds", type=int, default=60, help="memory: call run length")
     ap.add_argument("--call-runs", type=int, default=2, help="memory: number of call runs")
+    ap.add_argument("--calls", type=int, default=1000, help="storm: calls held up at once")
+    ap.add_argument("--call-hold", type=int, default=50000,
+                    help="storm: ms each call is held (long enough to outlast set-up)")
     ap.add_argument("--idle", type=int, default=40,
                     help="memory: seconds to wait after each phase before sampling again")
     ap.add_argument("--workdir", help="use this directory (kept) instead of a temporary one")
@@ -836,7 +1034,8 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     log("   work directory %s" % workdir)
     try:
-        fn = {"register": bench_register, "call": bench_call, "memory": bench_memory}[args.what]
+        fn = {"register": bench_register, "call": bench_call, "memory": bench_memory,
+              "storm": bench_storm, "compare": bench_compare}[args.what]
         return fn(args, workdir)
     except BenchError as e:
         log("bench: %s" % e)

@@ -282,12 +282,22 @@ static void test_upgrade_keeps_data(void **state)
                      3);
 }
 
+/* The migration of schema version, in the table. */
+static const struct migration *migration_of(int version)
+{
+    for (int i = 0; i < store_migration_count; i++)
+        if (store_migrations[i].version == version)
+            return &store_migrations[i];
+    fail_msg("no migration %d", version);
+    return NULL;
+}
+
 static void test_failed_upgrade_changes_nothing(void **state)
 {
     struct fixture *f = *state;
     char path[160], err[512] = "";
     snprintf(path, sizeof path, "%s/old.db", f->dir);
-    int before = store_latest_version() - 1;
+    int before = 4; /* the obstacle below is in the way of migration 5 */
     make_old_db(path, before);
     /* A row in the way of the last migration (left by hand, say): its first statement
      * (the sip_blocks table) succeeds, a later one (its change counter) fails. */
@@ -298,7 +308,7 @@ static void test_failed_upgrade_changes_nothing(void **state)
     assert_int_equal(store_open(&st, path, STORE_MIGRATE, err, sizeof err), -1);
     assert_null(st);
     assert_non_null(strstr(err, path));
-    if (!strstr(err, "unchanged") || !strstr(err, store_migrations[store_migration_count - 1].name))
+    if (!strstr(err, "unchanged") || !strstr(err, migration_of(5)->name))
         fail_msg("message does not name the migration and say unchanged: '%s'", err);
     assert_null(strchr(err, '\n'));
 
@@ -311,6 +321,67 @@ static void test_failed_upgrade_changes_nothing(void **state)
 
     /* With the obstacle gone the same upgrade goes through. */
     raw_exec(path, "DELETE FROM change_counters WHERE name = 'sip_blocks'");
+    if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
+        fail_msg("upgrade after the fix: %s", err);
+    assert_int_equal(store_schema_version(st), store_latest_version());
+    store_close(st);
+}
+
+/* Schema 6 replaces the users change counter by a log of changed extensions. */
+static void test_upgrade_to_user_changes(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], err[512] = "";
+    snprintf(path, sizeof path, "%s/old.db", f->dir);
+    make_old_db(path, 5);
+    raw_exec(path, "INSERT INTO forward_rules (extension, kind, enabled, target) "
+                   "VALUES ('100', 'busy', 1, '200')");
+
+    struct store *st = NULL;
+    if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
+        fail_msg("upgrade from schema 5: %s", err);
+    /* The old counter and its triggers are gone, the data is not; the log starts empty. */
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM change_counters WHERE name = 'users'"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+                                   "AND name LIKE '%_changed_%'"),
+                     0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM forward_rules"), 1);
+    assert_int_equal(store_users_version(st), 0);
+    struct store_user u;
+    assert_int_equal(store_user_get(st, "100", &u), 0);
+
+    /* A change of the old user's rule by hand is logged. */
+    raw_exec(path, "UPDATE forward_rules SET target = '300' WHERE extension = '100'");
+    assert_int_equal(store_users_version(st), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM user_changes WHERE extension = '100'"), 1);
+    store_close(st);
+}
+
+static void test_failed_upgrade_to_user_changes(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], err[512] = "";
+    snprintf(path, sizeof path, "%s/old.db", f->dir);
+    make_old_db(path, 5);
+    /* A trigger of the name migration 6 gives its last but one: the log table and the
+     * drops of the old triggers before it succeed, then the upgrade fails. */
+    raw_exec(path, "CREATE TRIGGER user_changes_rules_upd AFTER UPDATE ON forward_rules "
+                   "BEGIN SELECT 1; END");
+    int64_t objects = raw_int(path, "SELECT count(*) FROM sqlite_master");
+
+    struct store *st = NULL;
+    assert_int_equal(store_open(&st, path, STORE_MIGRATE, err, sizeof err), -1);
+    if (!strstr(err, "unchanged") || !strstr(err, migration_of(6)->name))
+        fail_msg("message does not name the migration and say unchanged: '%s'", err);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 5);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"), objects);
+    assert_int_equal(
+        raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'user_changes'"), 0);
+    assert_int_equal(
+        raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'users_changed_ins'"), 1);
+    assert_int_equal(raw_int(path, "SELECT value FROM change_counters WHERE name = 'users'"), 1);
+
+    raw_exec(path, "DROP TRIGGER user_changes_rules_upd");
     if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
         fail_msg("upgrade after the fix: %s", err);
     assert_int_equal(store_schema_version(st), store_latest_version());
@@ -619,6 +690,95 @@ static void test_users_version(void **state)
     assert_true(store_users_version(f->st) != v4);
     struct store_user got;
     assert_int_equal(store_user_get(f->st, "300", &got), 0);
+}
+
+/* ---- the user change log ---- */
+
+struct exts {
+    char e[16][STORE_EXT_MAX];
+    int n;
+};
+
+static int collect_ext(const char *ext, void *ctx)
+{
+    struct exts *c = ctx;
+    assert_true(c->n < 16);
+    snprintf(c->e[c->n++], STORE_EXT_MAX, "%s", ext);
+    return 0;
+}
+
+static int has_ext(const struct exts *c, const char *ext)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->e[i], ext) == 0)
+            return 1;
+    return 0;
+}
+
+static struct exts changes_between(struct store *st, int64_t after, int64_t upto)
+{
+    struct exts c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_user_changes(st, after, upto, collect_ext, &c), 0);
+    return c;
+}
+
+static void test_user_changes(void **state)
+{
+    struct fixture *f = *state;
+    int64_t v0 = store_users_version(f->st);
+    add_user(f->st, "100");
+    add_user(f->st, "101");
+    int64_t v1 = store_users_version(f->st);
+    struct exts c = changes_between(f->st, v0, v1);
+    assert_int_equal(c.n, 2);
+    assert_true(has_ext(&c, "100") && has_ext(&c, "101"));
+
+    /* A user changed twice and its rules once is listed once; the others not at all. */
+    struct store_user u = make_user("100");
+    u.enabled = 0;
+    assert_int_equal(store_user_update(f->st, &u), 0);
+    assert_int_equal(store_user_set_ha1(f->st, "100", "r", "0123456789abcdef0123456789abcdef"), 0);
+    struct store_forward fwd;
+    memset(&fwd, 0, sizeof fwd);
+    fwd.rule[STORE_FWD_BUSY].enabled = 1;
+    snprintf(fwd.rule[STORE_FWD_BUSY].target, sizeof fwd.rule[0].target, "101");
+    assert_int_equal(store_forward_set(f->st, "100", &fwd), 0);
+    int64_t v2 = store_users_version(f->st);
+    assert_true(v2 > v1);
+    c = changes_between(f->st, v1, v2);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.e[0], "100");
+
+    /* Only the range asked for. */
+    c = changes_between(f->st, v0, v0 + 1);
+    assert_int_equal(c.n, 1);
+
+    /* A deleted user is listed (its rules go by cascade, logged too). */
+    assert_int_equal(store_user_delete(f->st, "100"), 0);
+    int64_t v3 = store_users_version(f->st);
+    c = changes_between(f->st, v2, v3);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.e[0], "100");
+
+    /* Failed changes and other tables log nothing. */
+    assert_int_equal(store_user_delete(f->st, "100"), ENOENT);
+    assert_int_equal(store_user_update(f->st, &u), ENOENT);
+    assert_int_equal(store_setting_set(f->st, "k", "v"), 0);
+    assert_int_equal(store_users_version(f->st), v3);
+
+    /* Pruning deletes what was applied, and the numbers never go back, not even when the
+     * log is emptied. */
+    assert_int_equal(store_user_changes_prune(f->st, v2), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM user_changes"), v3 - v2);
+    assert_int_equal(store_user_changes_prune(f->st, v3), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM user_changes"), 0);
+    assert_int_equal(store_users_version(f->st), v3);
+    add_user(f->st, "102");
+    assert_int_equal(store_users_version(f->st), v3 + 1);
+    c = changes_between(f->st, v3, v3 + 1);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.e[0], "102");
 }
 
 /* ---- registrations ---- */
@@ -1048,11 +1208,14 @@ int main(void)
         T(test_open_not_a_database),
         T(test_upgrade_keeps_data),
         T(test_failed_upgrade_changes_nothing),
+        T(test_upgrade_to_user_changes),
+        T(test_failed_upgrade_to_user_changes),
         T(test_tx),
         T(test_settings),
         T(test_users_crud),
         T(test_users_list),
         T(test_users_version),
+        T(test_user_changes),
         T(test_blocks),
         T(test_regs_save_list),
         T(test_regs_upsert),
