@@ -49,10 +49,11 @@ static int setup(void **state)
     cfg.sip_port = 0;
     cfg.trace = 0;
     unsigned char secret[SIP_SECRET_LEN] = {1};
-    if (store_open(&f->st, f->path, STORE_CREATE | STORE_MIGRATE, err, sizeof err) != 0 ||
+    if (sip_init() != 0 ||
+        store_open(&f->st, f->path, STORE_CREATE | STORE_MIGRATE, err, sizeof err) != 0 ||
         store_open(&f->other, f->path, 0, err, sizeof err) != 0 ||
         store_writer_create(&f->w, f->path, err, sizeof err) != 0 ||
-        sip_create(&f->sip, &cfg, "127.0.0.1", secret, f->st, f->w, err, sizeof err) != 0) {
+        sip_create(&f->sip, &cfg, "127.0.0.1", secret, NULL, f->st, f->w, err, sizeof err) != 0) {
         fprintf(stderr, "setup: %s\n", err);
         return -1;
     }
@@ -64,6 +65,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     sip_destroy(f->sip);
+    sip_deinit();
     store_writer_destroy(f->w);
     store_close(f->other);
     store_close(f->st);
