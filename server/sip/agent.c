@@ -96,17 +96,36 @@ int sip_kick(struct sip *s, const char *ext)
     return sip_execute(s, kick_on_sip_thread, &k);
 }
 
+/* Sends a response on irq (and releases it when final). */
+static void reply_irq(struct sip *s, nta_incoming_t *irq, int status, char const *phrase,
+                      tagi_t const *tags)
+{
+    sip_count_response(s, status);
+    nta_incoming_treply(irq, status, phrase ? phrase : sip_status_phrase(status),
+                        SIPTAG_SERVER_STR(SIP_SERVER_HEADER), TAG_NEXT(tags));
+    if (status >= 200)
+        nta_incoming_destroy(irq);
+}
+
 void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phrase, tag_type_t tag,
                tag_value_t value, ...)
 {
-    sip_count_response(s, status);
     ta_list ta;
     ta_start(ta, tag, value);
-    nta_incoming_treply(irq, status, phrase ? phrase : sip_status_phrase(status),
-                        SIPTAG_SERVER_STR(SIP_SERVER_HEADER), ta_tags(ta));
+    reply_irq(s, irq, status, phrase, ta_args(ta));
     ta_end(ta);
-    if (status >= 200)
-        nta_incoming_destroy(irq);
+}
+
+void sip_req_reply(struct sip *s, const struct sip_req *r, int status, char const *phrase,
+                   tag_type_t tag, tag_value_t value, ...)
+{
+    ta_list ta;
+    ta_start(ta, tag, value);
+    if (r->irq)
+        reply_irq(s, r->irq, status, phrase, ta_args(ta));
+    else
+        regcache_reply(s, r->msg, status, phrase ? phrase : sip_status_phrase(status), ta_args(ta));
+    ta_end(ta);
 }
 
 /* The source address of msg in canonical text form; 0, or -1 when it has none. */
@@ -124,45 +143,40 @@ static int msg_source(msg_t *msg, char *out, size_t outlen)
     return 0;
 }
 
-int sip_source_addr(nta_incoming_t *irq, char *out, size_t outlen)
+int sip_source_addr(const struct sip_req *r, char *out, size_t outlen)
 {
-    msg_t *m = nta_incoming_getrequest(irq);
-    int rc = msg_source(m, out, outlen);
-    if (m)
-        msg_destroy(m);
-    return rc;
+    return msg_source(r->msg, out, outlen);
 }
 
-void sip_source(struct sip *s, nta_incoming_t *irq, char *addr, size_t addrlen, char *transport,
+const char *sip_transport_of(struct sip *s, nta_incoming_t *irq, msg_t *msg)
+{
+    tport_t *tp = nta_incoming_transport(s->agent, irq, msg);
+    const char *name = !tp                   ? "udp"
+                       : tport_has_tls(tp)   ? "tls"
+                       : tport_is_stream(tp) ? "tcp"
+                                             : "udp";
+    tport_unref(tp);
+    return name;
+}
+
+void sip_source(struct sip *s, const struct sip_req *r, char *addr, size_t addrlen, char *transport,
                 size_t tlen)
 {
     snprintf(addr, addrlen, "?");
-    snprintf(transport, tlen, "?");
-    msg_t *m = nta_incoming_getrequest(irq);
-    su_addrinfo_t *ai = m ? msg_addrinfo(m) : NULL;
+    su_addrinfo_t *ai = r->msg ? msg_addrinfo(r->msg) : NULL;
     if (ai && ai->ai_addr) {
         char host[INET6_ADDRSTRLEN] = "?";
-        int port = 0;
         if (ai->ai_addr->sa_family == AF_INET6) {
             struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ai->ai_addr;
             inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
-            port = ntohs(s6->sin6_port);
-            snprintf(addr, addrlen, "[%s]:%d", host, port);
+            snprintf(addr, addrlen, "[%s]:%d", host, ntohs(s6->sin6_port));
         } else {
             struct sockaddr_in *s4 = (struct sockaddr_in *)ai->ai_addr;
             inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
-            port = ntohs(s4->sin_port);
-            snprintf(addr, addrlen, "%s:%d", host, port);
+            snprintf(addr, addrlen, "%s:%d", host, ntohs(s4->sin_port));
         }
-        snprintf(transport, tlen, "%s", ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
     }
-    /* TLS is TCP to the socket layer: the transport knows which it is. */
-    tport_t *tp = nta_incoming_transport(s->agent, irq, NULL);
-    if (tp && tport_has_tls(tp))
-        snprintf(transport, tlen, "tls");
-    tport_unref(tp);
-    if (m)
-        msg_destroy(m);
+    snprintf(transport, tlen, "%s", sip_transport_of(s, r->irq, r->irq ? NULL : r->msg));
 }
 
 void sip_keep_trace(struct sip *s, const char *call_id)
@@ -170,10 +184,11 @@ void sip_keep_trace(struct sip *s, const char *call_id)
     trace_accept(s->trace, call_id);
 }
 
-void sip_accepted(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+void sip_accepted(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     trace_accept(s->trace, sip->sip_call_id->i_id);
-    conns_request(s, irq, 1);
+    if (r->irq)
+        conns_request(s, r->irq, 1);
 }
 
 #define LOG_QUIET_SECONDS 60 /* one line per source and kind of refusal at most this often */
@@ -214,56 +229,58 @@ static int drop_quiet(const char *key, void *val, void *ctx)
 
 /* ---- requests handled by sipbx itself ---- */
 
-static void handle_options(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+static void handle_options(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
-    (void)s;
     (void)sip;
-    sip_reply(s, irq, SIP_200_OK, SIPTAG_ALLOW_STR(SIP_ALLOW), SIPTAG_ACCEPT_STR("application/sdp"),
-              TAG_END());
+    sip_req_reply(s, r, SIP_200_OK, SIPTAG_ALLOW_STR(SIP_ALLOW),
+                  SIPTAG_ACCEPT_STR("application/sdp"), TAG_END());
 }
 
 /* OPTIONS to the server itself (no user, or a keep-alive outside a dialog to our address)
  * is ours to answer; to a user it is routed like any request. */
-static void handle_options_or_route(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+static void handle_options_or_route(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     url_t const *ruri = sip->sip_request->rq_url;
     if ((!sip->sip_to || !sip->sip_to->a_tag) && (!ruri->url_user || !*ruri->url_user))
-        handle_options(s, irq, sip);
+        handle_options(s, r, sip);
     else
-        proxy_handle(s, irq, sip);
+        proxy_handle(s, r, sip);
 }
 
 /* The dispatch table: requests for sipbx itself; everything else goes to the proxy. */
 static const struct {
     sip_method_t method;
-    void (*handle)(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
+    void (*handle)(struct sip *s, const struct sip_req *r, sip_t const *sip);
 } routes[] = {
     {sip_method_register, reg_handle},
     {sip_method_options, handle_options_or_route},
 };
 
-static void on_request(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+static void on_request(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     sip_method_t method = sip->sip_request->rq_method;
     atomic_fetch_add_explicit(&s->requests[method_slot(sip->sip_request->rq_method_name)], 1,
                               memory_order_relaxed);
-    conns_request(s, irq, 0);
+    if (r->irq)
+        conns_request(s, r->irq, 0);
     size_t i = 0;
     while (i < sizeof routes / sizeof routes[0] && routes[i].method != method)
         i++;
     if (i < sizeof routes / sizeof routes[0])
-        routes[i].handle(s, irq, sip);
+        routes[i].handle(s, r, sip);
     else
-        proxy_handle(s, irq, sip);
+        proxy_handle(s, r, sip);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
 }
 
-/* Every message nta has no transaction for: new requests, and stray responses (dropped, as
- * nta itself does when there is no callback). A request from a blocked address is dropped
- * here, before a server transaction or anything else is made for it: no reply (a scanner on
- * UDP gets nothing to reflect at a forged source, and a guess nothing to learn from), no
- * digest evaluated, and a TCP connection it came on is shut. Other requests get their
- * server transaction here and go to the dispatch table. */
+/* nta's message callback: every request that is not a retransmission or an ACK/CANCEL of
+ * a transaction nta has (and stray responses, which are dropped, as nta itself does when
+ * there is no callback). A request from a blocked address is dropped here, before a server
+ * transaction or anything else is made for it: no reply (a scanner on UDP gets nothing to
+ * reflect at a forged source, and a guess nothing to learn from), no digest evaluated, and
+ * a TCP connection it came on is shut. A REGISTER over UDP is answered without a server
+ * transaction (regcache.c: no 32 s of state per registration in a storm); other requests
+ * get their server transaction here and go to the dispatch table. */
 static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
 {
     if (!sip || !sip->sip_request) {
@@ -286,14 +303,27 @@ static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
         atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
         return 0;
     }
+    if (regcache_stateless(s, msg, sip)) {
+        if (regcache_resend(s, msg, sip)) { /* a retransmission: its answer again */
+            atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
+            msg_destroy(msg);
+            return 0;
+        }
+        struct sip_req r = {NULL, msg};
+        on_request(s, &r, sip);
+        msg_destroy(msg);
+        return 0;
+    }
     /* The transaction takes msg; our own reference keeps sip valid while the request is
      * handled, since a final reply can free the transaction (and its reference) at once. */
     msg_ref(msg);
     nta_incoming_t *irq = nta_incoming_create(agent, NULL, msg, sip, TAG_END());
-    if (irq)
-        on_request(s, irq, sip);
-    else if (sip->sip_request->rq_method != sip_method_ack)
+    if (irq) {
+        struct sip_req r = {irq, msg};
+        on_request(s, &r, sip);
+    } else if (sip->sip_request->rq_method != sip_method_ack) {
         nta_msg_treply(agent, msg_ref(msg), SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    }
     msg_destroy(msg);
     return 0;
 }
@@ -313,6 +343,7 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     strmap_foreach(s->quiet, drop_quiet, &mono);
     ban_tick(s->ban, now);
     blocks_publish_stats(s);
+    regcache_prune(s, util_mono_ms());
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
     memtrim_tick(s, mono);
 }
@@ -435,6 +466,7 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     util_hmac_sha256(secret, SIP_SECRET_LEN, rr_label, sizeof rr_label - 1, s->rr_key);
     if (strmap_create(&s->calls) != 0 || strmap_create(&s->in_calls) != 0 ||
         strmap_create(&s->quiet) != 0 || conns_create(&s->conns) != 0 ||
+        regcache_create(&s->regcache) != 0 ||
         digest_create(&s->digest, secret, domain, cfg->nonce_ttl, cfg->nonce_max_failures) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
@@ -702,6 +734,7 @@ void sip_destroy(struct sip *s)
     if (s->in_calls)
         strmap_destroy(s->in_calls, free);
     conns_destroy(s->conns);
+    regcache_destroy(s->regcache);
     digest_destroy(s->digest);
     ban_destroy(s->ban);
     if (s->root)

@@ -15,7 +15,7 @@
 #include <sofia-sip/tport.h>
 #include <sofia-sip/url.h>
 
-static void challenge(struct sip *s, nta_incoming_t *irq, int proxy, int stale)
+static void challenge(struct sip *s, const struct sip_req *r, int proxy, int stale)
 {
     char nonce[DIGEST_NONCE_LEN + 1];
     digest_nonce(s->digest, util_now(), nonce);
@@ -23,10 +23,10 @@ static void challenge(struct sip *s, nta_incoming_t *irq, int proxy, int stale)
     snprintf(hdr, sizeof hdr, "Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5, qop=\"auth\"%s",
              s->domain, nonce, stale ? ", stale=true" : "");
     if (proxy)
-        sip_reply(s, irq, SIP_407_PROXY_AUTH_REQUIRED, SIPTAG_PROXY_AUTHENTICATE_STR(hdr),
-                  TAG_END());
+        sip_req_reply(s, r, SIP_407_PROXY_AUTH_REQUIRED, SIPTAG_PROXY_AUTHENTICATE_STR(hdr),
+                      TAG_END());
     else
-        sip_reply(s, irq, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr), TAG_END());
+        sip_req_reply(s, r, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr), TAG_END());
 }
 
 /* The first Digest credentials for our realm, or NULL. */
@@ -92,14 +92,14 @@ int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip)
     return 1;
 }
 
-enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int proxy,
+enum auth_outcome auth_check(struct sip *s, const struct sip_req *r, sip_t const *sip, int proxy,
                              const struct sip_user **user)
 {
     msg_auth_t const *au =
         our_credentials(s, proxy ? (msg_auth_t const *)sip->sip_proxy_authorization
                                  : (msg_auth_t const *)sip->sip_authorization);
     if (!au) {
-        challenge(s, irq, proxy, 0);
+        challenge(s, r, proxy, 0);
         return AUTH_ANSWERED;
     }
     su_home_t home[1] = {SU_HOME_INIT(home)};
@@ -108,7 +108,7 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
     ar->ar_size = sizeof ar[0];
     if (auth_digest_response_get(home, ar, au->au_params) < 0) {
         su_home_deinit(home);
-        challenge(s, irq, proxy, 0);
+        challenge(s, r, proxy, 0);
         return AUTH_ANSWERED;
     }
     struct digest_creds c = {
@@ -124,47 +124,47 @@ enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *si
     };
     const struct sip_user *u = usercache_get(s, ar->ar_username);
     const char *ha1 = u && u->ha1_valid ? u->ha1 : NULL;
-    enum digest_result r =
+    enum digest_result dr =
         digest_verify(s->digest, &c, sip->sip_request->rq_method_name, ha1, util_now());
     /* Checked only once the credentials are right, so it tells nothing about a user. */
-    int uri_ok = r != DIGEST_OK || uri_matches(s, home, ar->ar_uri, sip->sip_request->rq_url);
+    int uri_ok = dr != DIGEST_OK || uri_matches(s, home, ar->ar_uri, sip->sip_request->rq_url);
     if (!uri_ok)
         log_info("auth: digest uri \"%s\" of '%s' does not match the Request-URI of a %s "
                  "request",
                  ar->ar_uri, c.username, sip->sip_request->rq_method_name);
-    if (r == DIGEST_WRONG || r == DIGEST_RETIRED) {
+    if (dr == DIGEST_WRONG || dr == DIGEST_RETIRED) {
         /* Before su_home_deinit(): c.username points into the home. Known and unknown
          * users count alike; the log gets a digest of them per address (ban.c), not a line
          * per guess. */
         atomic_fetch_add_explicit(&s->auth_failures, 1, memory_order_relaxed);
-        blocks_failure(s, irq, c.username);
+        blocks_failure(s, r, c.username);
     }
     su_home_deinit(home);
 
-    switch (r) {
+    switch (dr) {
     case DIGEST_OK:
         if (!uri_ok) {
-            sip_reply(s, irq, 400, "Digest uri does not match the Request-URI", TAG_END());
+            sip_req_reply(s, r, 400, "Digest uri does not match the Request-URI", TAG_END());
             return AUTH_ANSWERED;
         }
         if (!u->enabled) {
-            sip_reply(s, irq, 403, "Account disabled", TAG_END());
+            sip_req_reply(s, r, 403, "Account disabled", TAG_END());
             return AUTH_ANSWERED;
         }
         *user = u;
         return AUTH_OK;
     case DIGEST_STALE:
     case DIGEST_REPLAY:
-        challenge(s, irq, proxy, 1);
+        challenge(s, r, proxy, 1);
         return AUTH_ANSWERED;
     case DIGEST_WRONG:
     case DIGEST_RETIRED: /* a fresh nonce, as to a wrong password: nothing to tell apart */
-        challenge(s, irq, proxy, 0);
+        challenge(s, r, proxy, 0);
         return AUTH_ANSWERED;
     case DIGEST_MALFORMED:
     case DIGEST_BAD_NONCE:
     default:
-        challenge(s, irq, proxy, 0);
+        challenge(s, r, proxy, 0);
         return AUTH_ANSWERED;
     }
 }

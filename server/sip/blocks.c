@@ -94,10 +94,10 @@ int blocks_create(struct sip *s, struct store *st, char *err, size_t errlen)
     return 0;
 }
 
-void blocks_failure(struct sip *s, nta_incoming_t *irq, const char *user)
+void blocks_failure(struct sip *s, const struct sip_req *r, const char *user)
 {
     char source[UTIL_ADDR_STRLEN];
-    if (sip_source_addr(irq, source, sizeof source) != 0)
+    if (sip_source_addr(r, source, sizeof source) != 0)
         return;
     ban_failure(s->ban, source, user, util_now());
     blocks_publish_stats(s);

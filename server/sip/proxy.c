@@ -208,9 +208,9 @@ static msg_t *prepare_copy(struct sip *s, nta_incoming_t *irq, const char *out_t
     msg_header_insert(m, (msg_pub_t *)sip, (msg_header_t *)sip_max_forwards_make(home, buf));
 
     if (out_transport) {
-        char token[2 * DIALOG_TOKEN_BYTES + 1], source[96], in_transport[8];
+        char token[2 * DIALOG_TOKEN_BYTES + 1];
+        const char *in_transport = sip_transport_of(s, irq, NULL);
         dialog_token(s, sip->sip_call_id->i_id, sip->sip_from->a_tag, token);
-        sip_source(s, irq, source, sizeof source, in_transport, sizeof in_transport);
         if (strcmp(in_transport, out_transport) != 0) {
             rr_value(s, in_transport, token, buf, sizeof buf);
             msg_header_insert(m, (msg_pub_t *)sip,
@@ -854,11 +854,12 @@ static void on_noanswer(su_root_magic_t *magic, su_timer_t *timer, void *arg)
 
 /* Refuses an in-dialog request that is not of a dialog sipbx carries: counted, logged once
  * a minute per source, answered (an ACK is dropped: it has no answer) and never relayed. */
-static void refuse_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int status,
+static void refuse_in_dialog(struct sip *s, const struct sip_req *r, sip_t const *sip, int status,
                              const char *phrase)
 {
     char source[96], transport[8];
-    sip_source(s, irq, source, sizeof source, transport, sizeof transport);
+    nta_incoming_t *irq = r->irq;
+    sip_source(s, r, source, sizeof source, transport, sizeof transport);
     atomic_fetch_add_explicit(&s->forged_in_dialog, 1, memory_order_relaxed);
     if (sip_log_due(s, "in-dialog", source))
         log_warn("proxy: refused %s %s from %s: %s (more from there within a minute are not "
@@ -870,19 +871,20 @@ static void refuse_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *si
         sip_reply(s, irq, status, phrase, TAG_END());
 }
 
-static void forward_in_dialog(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+static void forward_in_dialog(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
+    nta_incoming_t *irq = r->irq;
     int is_ack = sip->sip_request->rq_method == sip_method_ack;
     if (!sip->sip_route || !proxy_is_us(s, sip->sip_route->r_url)) {
         /* We record-route every dialog we carry: a request without our Route is not one. */
-        refuse_in_dialog(s, irq, sip, 481, "Call/Transaction Does Not Exist");
+        refuse_in_dialog(s, r, sip, 481, "Call/Transaction Does Not Exist");
         return;
     }
     if (!dialog_route_signed(s, sip)) {
-        refuse_in_dialog(s, irq, sip, 403, "Not a dialog of this server");
+        refuse_in_dialog(s, r, sip, 403, "Not a dialog of this server");
         return;
     }
-    sip_accepted(s, irq, sip);
+    sip_accepted(s, r, sip);
     calls_in_dialog(s, sip);
 
     /* Next hop: the next Route if any, else the Request-URI, reached where that phone
@@ -934,16 +936,17 @@ static int routes_elsewhere(struct sip *s, sip_t const *sip)
     return 0;
 }
 
-static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+static void route_new(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
+    nta_incoming_t *irq = r->irq;
     if (routes_elsewhere(s, sip)) {
         sip_reply(s, irq, 403, "No routing through this server", TAG_END());
         return;
     }
     const struct sip_user *caller;
-    if (auth_check(s, irq, sip, 1, &caller) != AUTH_OK)
+    if (auth_check(s, r, sip, 1, &caller) != AUTH_OK)
         return;
-    sip_accepted(s, irq, sip);
+    sip_accepted(s, r, sip);
     const char *from_user = sip->sip_from->a_url->url_user;
     if (!from_user || strcmp(from_user, caller->extension) != 0) {
         sip_reply(s, irq, 403, "From does not match the credentials", TAG_END());
@@ -971,7 +974,7 @@ static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     }
     if (is_invite) {
         char source[96], transport[8];
-        sip_source(s, irq, source, sizeof source, transport, sizeof transport);
+        sip_source(s, r, source, sizeof source, transport, sizeof transport);
         t->call = calls_start(s, sip, caller, ruri->url_user, source, transport);
         if (t->call)
             t->call->invite = t;
@@ -988,8 +991,9 @@ static void route_new(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     }
 }
 
-void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+void proxy_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
+    nta_incoming_t *irq = r->irq;
     sip_method_t method = sip->sip_request->rq_method;
     int is_ack = method == sip_method_ack;
     if (!sip->sip_call_id || !sip->sip_cseq || !sip->sip_from || !sip->sip_to || !sip->sip_via) {
@@ -1016,7 +1020,7 @@ void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
         return;
     }
     if (is_ack || sip->sip_to->a_tag) {
-        forward_in_dialog(s, irq, sip);
+        forward_in_dialog(s, r, sip);
         return;
     }
     switch (method) {
@@ -1024,7 +1028,7 @@ void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     case sip_method_message:
     case sip_method_options:
     case sip_method_refer:
-        route_new(s, irq, sip);
+        route_new(s, r, sip);
         return;
     case sip_method_subscribe:
         /* No event package yet: no Allow-Events (an empty one is not valid, RFC 6665). */

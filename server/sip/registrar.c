@@ -191,7 +191,7 @@ static int contact_uri(sip_contact_t const *m, char *out, size_t outlen)
 
 /* The 200 OK: every current binding with its remaining time. Bindings whose time is up
  * but that the one-second sweep has not removed yet are no longer current. */
-static void reply_bindings(struct sip *s, nta_incoming_t *irq, const char *ext, int64_t now)
+static void reply_bindings(struct sip *s, const struct sip_req *r, const char *ext, int64_t now)
 {
     struct binding *list = strmap_get(s->reg->aors, ext);
     size_t cap = 64, len = 0;
@@ -199,7 +199,7 @@ static void reply_bindings(struct sip *s, nta_incoming_t *irq, const char *ext, 
         cap += strlen(b->r.contact) + 32;
     char *contacts = malloc(cap);
     if (!contacts) {
-        sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+        sip_req_reply(s, r, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
         return;
     }
     contacts[0] = '\0';
@@ -209,9 +209,9 @@ static void reply_bindings(struct sip *s, nta_incoming_t *irq, const char *ext, 
                 (size_t)snprintf(contacts + len, cap - len, "%s<%s>;expires=%lld", len ? ", " : "",
                                  b->r.contact, (long long)(b->r.expires_at - now));
     if (len)
-        sip_reply(s, irq, SIP_200_OK, SIPTAG_CONTACT_STR(contacts), TAG_END());
+        sip_req_reply(s, r, SIP_200_OK, SIPTAG_CONTACT_STR(contacts), TAG_END());
     else
-        sip_reply(s, irq, SIP_200_OK, TAG_END());
+        sip_req_reply(s, r, SIP_200_OK, TAG_END());
     free(contacts);
 }
 
@@ -298,20 +298,20 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
     return 0;
 }
 
-void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
+void reg_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     if (!sip->sip_to || !sip->sip_to->a_url->url_user || !sip->sip_call_id || !sip->sip_cseq) {
-        sip_reply(s, irq, 400, "Missing To user, Call-ID or CSeq", TAG_END());
+        sip_req_reply(s, r, 400, "Missing To user, Call-ID or CSeq", TAG_END());
         return;
     }
     const struct sip_user *user;
-    if (auth_check(s, irq, sip, 0, &user) != AUTH_OK)
+    if (auth_check(s, r, sip, 0, &user) != AUTH_OK)
         return;
-    sip_accepted(s, irq, sip);
+    sip_accepted(s, r, sip);
     const char *aor_user = sip->sip_to->a_url->url_user;
     if (strcmp(aor_user, user->extension) != 0) {
         log_info("registrar: %s tried to register %s", user->extension, aor_user);
-        sip_reply(s, irq, 403, "Not your address of record", TAG_END());
+        sip_req_reply(s, r, 403, "Not your address of record", TAG_END());
         return;
     }
     int64_t now = util_now();
@@ -321,12 +321,12 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
         if (m->m_url->url_type == url_any) {
             if (sip->sip_contact->m_next || m != sip->sip_contact || !sip->sip_expires ||
                 sip->sip_expires->ex_delta != 0) {
-                sip_reply(s, irq, 400, "Wildcard Contact needs Expires: 0 and no other Contact",
-                          TAG_END());
+                sip_req_reply(s, r, 400, "Wildcard Contact needs Expires: 0 and no other Contact",
+                              TAG_END());
                 return;
             }
             remove_all(s, user->extension);
-            reply_bindings(s, irq, user->extension, now);
+            reply_bindings(s, r, user->extension, now);
             return;
         }
     }
@@ -335,19 +335,19 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
      * alone. */
     for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
         if (contact_refused(s, m, user->extension, sip)) {
-            sip_reply(s, irq, 400, "Bad or out-of-order Contact", TAG_END());
+            sip_req_reply(s, r, 400, "Bad or out-of-order Contact", TAG_END());
             return;
         }
         long e = contact_expires(s, m, sip);
         if (e < 0) {
-            sip_reply(s, irq, 400, "Bad expires", TAG_END());
+            sip_req_reply(s, r, 400, "Bad expires", TAG_END());
             return;
         }
         if (e > 0 && e < s->cfg->min_expires) {
             sip_min_expires_t me[1];
             sip_min_expires_init(me);
             me->me_delta = (unsigned long)s->cfg->min_expires;
-            sip_reply(s, irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES(me), TAG_END());
+            sip_req_reply(s, r, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES(me), TAG_END());
             return;
         }
     }
@@ -355,7 +355,7 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
     struct store_reg proto;
     memset(&proto, 0, sizeof proto);
     snprintf(proto.extension, sizeof proto.extension, "%s", user->extension);
-    sip_source(s, irq, proto.source, sizeof proto.source, proto.transport, sizeof proto.transport);
+    sip_source(s, r, proto.source, sizeof proto.source, proto.transport, sizeof proto.transport);
     if (sip->sip_user_agent && sip->sip_user_agent->g_string)
         snprintf(proto.user_agent, sizeof proto.user_agent, "%s", sip->sip_user_agent->g_string);
     snprintf(proto.call_id, sizeof proto.call_id, "%s", sip->sip_call_id->i_id);
@@ -368,12 +368,12 @@ void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
             e = s->cfg->max_expires;
         int status = apply_contact(s, m, &proto, e, now);
         if (status) {
-            sip_reply(s, irq, status, status == 400 ? "Bad or out-of-order Contact" : NULL,
-                      TAG_END());
+            sip_req_reply(s, r, status, status == 400 ? "Bad or out-of-order Contact" : NULL,
+                          TAG_END());
             return;
         }
     }
-    reply_bindings(s, irq, user->extension, now);
+    reply_bindings(s, r, user->extension, now);
 }
 
 static void format_next_hop(const struct store_reg *r, char *out, size_t outlen)

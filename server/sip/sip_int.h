@@ -69,6 +69,7 @@ struct sip {
     unsigned char rr_key[32];      /* signs our Record-Route (dialog tokens), from the DB secret */
     struct strmap *quiet;          /* "what|source" -> last log line (int64_t *), see sip_log_due */
     struct conns *conns;           /* the TCP/TLS connection guard */
+    struct regcache *regcache;     /* stateless answers to REGISTER over UDP (regcache.c) */
     su_timer_t *housekeeping;
     int sigfd;
     su_wait_t sigwait[1];
@@ -103,25 +104,40 @@ struct sip {
 
 /* ---- agent.c ---- */
 
+/* A request being handled: with its server transaction (irq), or, for a REGISTER over
+ * UDP, without one (irq NULL: answered statelessly, see regcache.c). msg is the request;
+ * both stay valid while the handler runs. */
+struct sip_req {
+    nta_incoming_t *irq;
+    msg_t *msg;
+};
+
 /** Sends a response (phrase NULL: the standard one) and, for a final one, releases the
  *  server transaction. tags are extra headers. */
 void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phrase, tag_type_t tag,
                tag_value_t value, ...);
+/** The same for a request handle: on its transaction, or statelessly (and remembered for
+ *  retransmissions) when it has none. */
+void sip_req_reply(struct sip *s, const struct sip_req *r, int status, char const *phrase,
+                   tag_type_t tag, tag_value_t value, ...);
 
 /** Counts a response sent or relayed, by class, for the metrics. */
 void sip_count_response(struct sip *s, int status);
 
-/** Formats where the request of irq came from as "addr:port" and its transport name (udp,
- *  tcp or tls). */
-void sip_source(struct sip *s, nta_incoming_t *irq, char *addr, size_t addrlen, char *transport,
+/** Formats where request r came from as "addr:port" and its transport name (udp, tcp or
+ *  tls). */
+void sip_source(struct sip *s, const struct sip_req *r, char *addr, size_t addrlen, char *transport,
                 size_t tlen);
-/** Writes the address (no port) the request of irq came from, in the canonical form the
- *  ban table uses (IPv4-mapped IPv6 as IPv4); returns 0, or -1 (out "?") when unknown. */
-int sip_source_addr(nta_incoming_t *irq, char *out, size_t outlen);
+/** The transport (udp, tcp, tls) a request came on: by its transaction irq, or (irq NULL,
+ *  inside nta's message callback) by its message. */
+const char *sip_transport_of(struct sip *s, nta_incoming_t *irq, msg_t *msg);
+/** Writes the address (no port) request r came from, in the canonical form the ban table
+ *  uses (IPv4-mapped IPv6 as IPv4); returns 0, or -1 (out "?") when unknown. */
+int sip_source_addr(const struct sip_req *r, char *out, size_t outlen);
 
-/** Notes that sipbx accepted the request of irq (authenticated, or of a dialog it signed):
- *  its Call-ID is traced (sip_keep_trace) and its connection, if any, is trusted. */
-void sip_accepted(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
+/** Notes that sipbx accepted request r (authenticated, or of a dialog it signed): its
+ *  Call-ID is traced (sip_keep_trace) and its connection, if any, is trusted. */
+void sip_accepted(struct sip *s, const struct sip_req *r, sip_t const *sip);
 
 /** Stores the captured messages of call_id in the traces (see trace.c: a Call-ID that no
  *  request was accepted for is not traced). Called for each request sipbx takes (after
@@ -143,7 +159,7 @@ enum auth_outcome {
 /** Checks the request's digest credentials (Authorization when proxy is 0, else
  *  Proxy-Authorization). On failure answers 401/407 with a fresh challenge (stale=true when
  *  the password was right but the nonce old or reused) or 403 for a disabled account. */
-enum auth_outcome auth_check(struct sip *s, nta_incoming_t *irq, sip_t const *sip, int proxy,
+enum auth_outcome auth_check(struct sip *s, const struct sip_req *r, sip_t const *sip, int proxy,
                              const struct sip_user **user);
 
 /** A REGISTER over UDP without credentials for our realm is answered here, before any
@@ -160,7 +176,7 @@ int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip);
 int blocks_create(struct sip *s, struct store *st, char *err, size_t errlen);
 /** Records a failed digest check of the request irq for user (known or not) and, when it
  *  starts a block, persists it (through the writer). */
-void blocks_failure(struct sip *s, nta_incoming_t *irq, const char *user);
+void blocks_failure(struct sip *s, const struct sip_req *r, const char *user);
 /** Copies the ban table's counters into the atomics the metrics read. */
 void blocks_publish_stats(struct sip *s);
 /** Writer-thread tick: when blocks were lifted with the CLI, hands them to the SIP thread. */
@@ -172,7 +188,7 @@ void blocks_tick(struct store *st, void *sip);
 int reg_create(struct reg **out, struct sip *s, struct store *st);
 void reg_destroy(struct reg *r);
 /** Handles a REGISTER request. */
-void reg_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
+void reg_handle(struct sip *s, const struct sip_req *r, sip_t const *sip);
 /** Drops bindings whose time is up (called every second). */
 void reg_expire(struct sip *s, int64_t now);
 /** Drops every binding of ext (user deleted or kicked); returns how many there were. */
@@ -194,7 +210,7 @@ int reg_next_hop(struct sip *s, url_t const *contact, char *out, size_t outlen);
 /* ---- proxy.c ---- */
 
 /** Routes a request that is not for sipbx itself (INVITE, MESSAGE, in-dialog requests ...). */
-void proxy_handle(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
+void proxy_handle(struct sip *s, const struct sip_req *r, sip_t const *sip);
 /** True when url names this server (our domain or address, and our port). */
 int proxy_is_us(struct sip *s, url_t const *url);
 /** Ends every transaction in progress (shutdown). */
@@ -260,6 +276,24 @@ void calls_expire(struct sip *s, int64_t mono_now);
 void calls_destroy_all(struct sip *s);
 /** Publishes an event (type, JSON object rendered by the caller) when events are on. */
 void sip_publish(struct sip *s, const char *type, struct cJSON *obj);
+
+/* ---- regcache.c: REGISTER over UDP without server transactions ---- */
+
+struct regcache;
+/** Creates the cache of recent stateless answers; returns 0 or ENOMEM. */
+int regcache_create(struct regcache **out);
+void regcache_destroy(struct regcache *c);
+/** True when msg (in nta's message callback) is to be handled without a server
+ *  transaction: a REGISTER with our credentials over UDP. */
+int regcache_stateless(struct sip *s, msg_t *msg, sip_t const *sip);
+/** When msg retransmits a request answered statelessly a moment ago, sends that answer
+ *  again and returns 1; else 0. msg stays the caller's. */
+int regcache_resend(struct sip *s, msg_t *msg, sip_t const *sip);
+/** Answers request msg statelessly (status, phrase, extra headers tags) and, when final,
+ *  remembers the answer for retransmissions. msg stays the caller's. */
+void regcache_reply(struct sip *s, msg_t *msg, int status, char const *phrase, tagi_t const *tags);
+/** Forgets answers no retransmission can ask for any more; now in monotonic ms. */
+void regcache_prune(struct sip *s, int64_t now_ms);
 
 /* ---- sofiafix.c ---- */
 
