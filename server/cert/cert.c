@@ -464,10 +464,11 @@ static int generate(const char *domain, X509 **xout, EVP_PKEY **kout, char *why,
         char cn[65];
         snprintf(cn, sizeof cn, "%s", domain[0] ? domain : "sipbx");
         X509_NAME *n = X509_get_subject_name(x);
-        ok = X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-                                        0) == 1 &&
-             X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"sipbx", -1,
+        /* O before CN, the usual order (printed most specific first: "CN=...,O=sipbx") */
+        ok = X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"sipbx", -1,
                                         -1, 0) == 1 &&
+             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                        0) == 1 &&
              X509_set_issuer_name(x, n) == 1;
     }
     if (ok) {
