@@ -464,7 +464,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     struct http_listener *l = cls;
     struct call *k = calloc(1, sizeof *k);
     if (!k)
-        return NULL; /* the access handler makes one, without these notes */
+        return NULL; /* the access handler drops the connection */
     k->nul = has_encoded_nul(uri);
     /* kept only where it is needed: plain HTTP redirecting to HTTPS */
     if (!l->secure && l->h->cfg.https_port && strlen(uri) <= HTTP_URI_KEPT)
@@ -485,9 +485,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* First call: only the headers are known. What is refused whatever the body says
          * is refused now rather than read: an announced oversize body, an encoded NUL, the
          * API on plain HTTP while HTTPS is on. */
-        if (!k && !(k = calloc(1, sizeof *k)))
-            return MHD_NO;
-        *con_cls = k;
+        if (!k)
+            return MHD_NO; /* on_uri ran out of memory: no notes, no request */
         k->started = 1;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
