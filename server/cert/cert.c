@@ -464,10 +464,11 @@ static int generate(const char *domain, X509 **xout, EVP_PKEY **kout, char *why,
         char cn[65];
         snprintf(cn, sizeof cn, "%s", domain[0] ? domain : "sipbx");
         X509_NAME *n = X509_get_subject_name(x);
-        ok = X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-                                        0) == 1 &&
-             X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"sipbx", -1,
+        /* O before CN, the usual order (printed most specific first: "CN=...,O=sipbx") */
+        ok = X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"sipbx", -1,
                                         -1, 0) == 1 &&
+             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                        0) == 1 &&
              X509_set_issuer_name(x, n) == 1;
     }
     if (ok) {
@@ -827,7 +828,7 @@ const char *cert_file(const struct cert *c)
 int cert_sofia_dir(const struct cert *c, const char *data_dir, char *out, size_t outlen, char *err,
                    size_t errlen)
 {
-    char tls[PATH_MAX], dir[PATH_MAX], path[PATH_MAX], abs[PATH_MAX];
+    char tls[PATH_MAX], dir[PATH_MAX], path[PATH_MAX + 16], abs[PATH_MAX];
     if (join(tls, sizeof tls, data_dir, CERT_DIR) ||
         join(dir, sizeof dir, data_dir, CERT_SOFIA_DIR) ||
         join(path, sizeof path, dir, "cafile.pem")) {
@@ -845,8 +846,9 @@ int cert_sofia_dir(const struct cert *c, const char *data_dir, char *out, size_t
     struct buf b = {0};
     buf_str(&b, c->key_pem);
     buf_str(&b, c->pem);
-    join(path, sizeof path, dir, "agent.pem"); /* (no longer than cafile.pem's) */
-    e = b.failed ? ENOMEM : write_atomic(path, b.p, b.len);
+    e = join(path, sizeof path, dir, "agent.pem");
+    if (!e)
+        e = b.failed ? ENOMEM : write_atomic(path, b.p, b.len);
     if (b.p)
         OPENSSL_cleanse(b.p, b.cap);
     buf_free(&b);
@@ -854,10 +856,10 @@ int cert_sofia_dir(const struct cert *c, const char *data_dir, char *out, size_t
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
         return e;
     }
-    join(path, sizeof path, dir, "cafile.pem");
-    if (c->chain_pem)
+    e = join(path, sizeof path, dir, "cafile.pem");
+    if (!e && c->chain_pem)
         e = write_atomic(path, c->chain_pem, strlen(c->chain_pem));
-    else if (unlink(path) != 0 && errno != ENOENT)
+    else if (!e && unlink(path) != 0 && errno != ENOENT)
         e = errno;
     if (e) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));

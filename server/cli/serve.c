@@ -1,5 +1,6 @@
 /* `sipbx serve`: settings, database, writer thread, SIP side, event stream, REST API; runs
  * until SIGINT/SIGTERM. */
+#include "cert/cert.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "events/events.h"
@@ -8,6 +9,7 @@
 #include "store/store.h"
 #include "util/util.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -130,6 +132,45 @@ static void http_stop_with_sip(struct http *http, struct sip *sip)
     pthread_join(t, NULL);
 }
 
+/* The certificates of SIP over TLS and HTTPS: one, generated in the data directory unless
+ * tls_cert names one, for both; HTTPS's own when https_cert names one. Each is opened only
+ * when something uses it or it is configured (a bad file is then found at start, whatever
+ * is on). With SIP over TLS on, also writes the directory Sofia-SIP's TLS transport reads
+ * into sip_dir ("" otherwise). Returns 0, or -1 after printing the one-line reason. */
+static int open_certs(const struct config *cfg, const char *domain, struct cert **tls,
+                      struct cert **https, char *sip_dir, size_t sip_dir_len)
+{
+    char data_dir[PATH_MAX], err[PATH_MAX + 512];
+    cert_data_dir(cfg->db_path, data_dir, sizeof data_dir);
+    sip_dir[0] = '\0';
+    if ((cfg->sip_tls_port || (cfg->https_port && !cfg->https_cert[0]) || cfg->tls_cert[0]) &&
+        cert_open(tls, "tls_cert", cfg->tls_cert, cfg->tls_key, data_dir, domain, err,
+                  sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        return -1;
+    }
+    if (cfg->https_cert[0] && cert_open(https, "https_cert", cfg->https_cert, cfg->https_key,
+                                        data_dir, domain, err, sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        return -1;
+    }
+    if (cfg->sip_tls_port &&
+        cert_sofia_dir(*tls, data_dir, sip_dir, sip_dir_len, err, sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* One banner line about a certificate in use: its fingerprint to pin, and where it is. */
+static void show_cert(const char *what, const struct cert *c)
+{
+    printf("%s certificate: SHA-256 fingerprint %s\n  (%s %s; pin the fingerprint in phones "
+           "and browsers)\n",
+           what, cert_fingerprint(c), cert_generated(c) ? "self-signed, generated in" : "from",
+           cert_file(c));
+}
+
 /* The address to print for a listen address: the host's own for a wildcard. */
 static void show_host(const char *host, char *out, size_t outlen)
 {
@@ -163,6 +204,13 @@ static int load_config(int argc, char **argv, struct config *cfg)
                                           "sip-ban-max-time",
                                           "sip-trusted-networks",
                                           "tcp-per-source",
+                                          "sip-tls",
+                                          "https",
+                                          "tls-cert",
+                                          "tls-key",
+                                          "https-cert",
+                                          "https-key",
+                                          "hsts-max-age",
                                           NULL};
     struct cli_args a;
     char err[512];
@@ -196,6 +244,15 @@ static int load_config(int argc, char **argv, struct config *cfg)
                 cfg->ban_time, cfg->ban_max_time);
         return -1;
     }
+    /* A key alone names no certificate: rather than guess, say so. */
+    if (cfg->tls_key[0] && !cfg->tls_cert[0]) {
+        fprintf(stderr, "sipbx: tls_key is set but tls_cert is not\n");
+        return -1;
+    }
+    if (cfg->https_key[0] && !cfg->https_cert[0]) {
+        fprintf(stderr, "sipbx: https_key is set but https_cert is not\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -223,7 +280,9 @@ int cli_serve(int argc, char **argv)
     struct store_writer *w = NULL;
     struct sip *sip = NULL;
     struct http *http = NULL;
-    struct events *ev = NULL, *tev = NULL; /* calls and registrations; stored traces */
+    struct events *ev = NULL, *tev = NULL;            /* calls and registrations; stored traces */
+    struct cert *tls_cert = NULL, *https_cert = NULL; /* SIP over TLS (and HTTPS); HTTPS's own */
+    char sip_tls_dir[PATH_MAX]; /* for the SIP agent's TLS transport (TPTAG_CERTIFICATE) */
     struct announced announced;
     char err[512], domain[CONFIG_STR_MAX], admin_pw[32], host[CONFIG_STR_MAX + 2];
     unsigned char secret[SIP_SECRET_LEN];
@@ -252,6 +311,10 @@ int cli_serve(int argc, char **argv)
     if (interrupted > 0)
         log_warn("%d call record(s) left open by the previous run closed as interrupted",
                  interrupted);
+    if (open_certs(&cfg, domain, &tls_cert, &https_cert, sip_tls_dir, sizeof sip_tls_dir) != 0)
+        goto out;
+    if (sip_tls_dir[0])
+        log_info("sip: TLS certificate directory %s", sip_tls_dir);
     if (store_writer_create(&w, cfg.db_path, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
@@ -261,7 +324,8 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     sip_initialised = 1;
-    if (sip_create(&sip, &cfg, domain, secret, NULL, st, w, err, sizeof err) != 0) {
+    if (sip_create(&sip, &cfg, domain, secret, sip_tls_dir[0] ? sip_tls_dir : NULL, st, w, err,
+                   sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
@@ -272,7 +336,9 @@ int cli_serve(int argc, char **argv)
     sip_set_events(sip, ev); /* before sip_run: the SIP thread reads it unlocked */
     announced = (struct announced){ev, tev};
     store_writer_set_announce(w, publish_announced, &announced);
-    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, tev, err, sizeof err) != 0) {
+    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, tev,
+                    https_cert ? https_cert : tls_cert, cfg.sip_tls_port ? tls_cert : NULL, err,
+                    sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
@@ -284,16 +350,37 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
 
-    printf("sipbx %s: SIP on udp+tcp %s:%d, domain %s, database %s\n", SIPBX_VERSION, cfg.sip_host,
-           sip_port(sip), domain, cfg.db_path);
+    if (sip_tls_port(sip))
+        printf("sipbx %s: SIP on udp+tcp %s:%d and tls %s:%d, domain %s, database %s\n",
+               SIPBX_VERSION, cfg.sip_host, sip_port(sip), cfg.sip_tls_host, sip_tls_port(sip),
+               domain, cfg.db_path);
+    else
+        printf("sipbx %s: SIP on udp+tcp %s:%d, domain %s, database %s\n", SIPBX_VERSION,
+               cfg.sip_host, sip_port(sip), domain, cfg.db_path);
     printf("  add a phone account:  %s user add 100 --password SECRET --db %s\n", cli_program,
            cfg.db_path);
     printf("  then register it as:  100@%s (server %s, port %d)\n", domain, domain, sip_port(sip));
-    show_host(cfg.http_host, host, sizeof host);
-    printf("REST API: http://%s:%d/api/v1 (log in as %s)\n", host, http_port(http), ADMIN_USER);
+    if (tls_cert && (cfg.sip_tls_port || !https_cert))
+        show_cert(cfg.sip_tls_port && cfg.https_port && !https_cert ? "TLS (SIP and HTTPS)"
+                  : cfg.sip_tls_port                                ? "SIP TLS"
+                                                                    : "HTTPS",
+                  tls_cert);
+    if (https_cert && cfg.https_port)
+        show_cert("HTTPS", https_cert);
+    /* With HTTPS on, the API and the dashboard are at its URL (plain HTTP redirects). */
+    int https_port = http_https_port(http);
+    const char *scheme = https_port ? "https" : "http";
+    int port = https_port ? https_port : http_port(http);
+    show_host(https_port ? cfg.https_host : cfg.http_host, host, sizeof host);
+    printf("REST API: %s://%s:%d/api/v1 (log in as %s)\n", scheme, host, port, ADMIN_USER);
     if (http_web_root(http))
-        printf("Dashboard: http://%s:%d/ (files from %s)\n", host, http_port(http),
-               http_web_root(http));
+        printf("Dashboard: %s://%s:%d/ (files from %s)\n", scheme, host, port, http_web_root(http));
+    if (https_port) {
+        show_host(cfg.http_host, host, sizeof host);
+        printf("  plain HTTP on http://%s:%d/ redirects the dashboard to HTTPS; it answers "
+               "/api/v1/health, not the API\n",
+               host, http_port(http));
+    }
     if (admin_pw[0])
         printf("  admin account created: user '%s', password '%s' (shown once, stored hashed)\n",
                ADMIN_USER, admin_pw);
@@ -316,6 +403,8 @@ out:
     events_destroy(ev);  /* the SIP side publishes into it until sip_destroy */
     events_destroy(tev); /* the writer publishes into it until store_writer_destroy */
     store_close(st);
+    cert_destroy(https_cert); /* the HTTP and SIP sides used them until here */
+    cert_destroy(tls_cert);
     if (rc == 0)
         log_info("stopped");
     return rc;

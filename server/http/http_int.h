@@ -30,6 +30,14 @@
 
 #define HTTP_STREAMS_MAX 16 /* event streams open at once; more get 503 */
 
+/* HTTPS (GnuTLS, through libmicrohttpd): TLS 1.2 and 1.3 only, AEAD ciphers only (AES-GCM,
+ * ChaCha20-Poly1305), forward secrecy (ECDHE) on TLS 1.2, our order of preference. What
+ * Mozilla's "intermediate" profile allows, less DHE and CBC. */
+#define HTTP_TLS_PRIORITIES                                                                        \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"            \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+#define HTTP_URI_KEPT 2048 /* a longer URI is redirected to / rather than kept */
+
 /* Threads and connections (server.c; docs/architecture.md, "HTTP threads"). */
 #define HTTP_IO_THREADS       2     /* libmicrohttpd threads: every connection's I/O */
 #define HTTP_JOB_THREADS      4     /* run the handlers that may wait */
@@ -75,9 +83,22 @@ enum http_login_result {
     HTTP_LOGIN_RESULTS
 };
 
-struct http {
+/* One listening daemon: plain HTTP, or HTTPS. Its address is the access handler's cls, so a
+ * request knows which it came by. */
+struct http_listener {
+    struct http *h;
     struct MHD_Daemon *mhd;
-    int port;
+    int port;   /* bound */
+    int secure; /* 1 for HTTPS */
+};
+
+struct cert;
+
+struct http {
+    struct http_listener plain;
+    struct http_listener tls;      /* tls.mhd NULL when HTTPS is off */
+    const struct cert *https_cert; /* HTTPS's certificate, or NULL */
+    const struct cert *sip_cert;   /* SIP over TLS's, or NULL (GET /settings) */
     char db_path[256];
     char domain[256];
     struct config cfg; /* the daemon's settings, for GET /settings */
@@ -116,6 +137,7 @@ struct http_req {
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
+    int secure;                 /* it came over HTTPS */
     char param[HTTP_PARAM_MAX]; /* the wildcard segment of the route, unescaped */
     const char *body;           /* request body (not NUL-terminated), or NULL */
     size_t body_len;

@@ -4,6 +4,7 @@
  * database connections serves all threads. docs/architecture.md, "HTTP threads", says why
  * it is built this way. */
 #include "http/http_int.h"
+#include "cert/cert.h"
 #include "config/config.h"
 #include "events/events.h"
 #include "store/store.h"
@@ -34,6 +35,9 @@
 /* One request on its way through the server (microhttpd's con_cls): its body as it comes,
  * then the request, then its reply, possibly made on a handler thread or held back. */
 struct call {
+    int started; /* the access handler has seen its headers */
+    int nul;     /* the URI holds %00, which libmicrohttpd would decode to a NUL */
+    char *uri;   /* the URI as sent (for a redirect to HTTPS), or NULL */
     char *body;
     size_t len;
     size_t max; /* the largest body this request may send */
@@ -125,6 +129,13 @@ static enum MHD_Result send_reply(struct http_req *r)
     }
     if (!cache_set)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r->secure && r->h->cfg.hsts_max_age > 0) {
+        /* Browsers that saw this come back over HTTPS only (RFC 6797). No includeSubDomains:
+         * other hosts of the domain are not ours to decide for. */
+        char hsts[48];
+        snprintf(hsts, sizeof hsts, "max-age=%d", r->h->cfg.hsts_max_age);
+        MHD_add_response_header(resp, "Strict-Transport-Security", hsts);
+    }
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     if (r->status >= 100 && r->status < 600)
@@ -133,22 +144,34 @@ static enum MHD_Result send_reply(struct http_req *r)
     return ret;
 }
 
-static void req_init(struct http_req *r, struct http *h, struct MHD_Connection *c,
+static void req_init(struct http_req *r, struct http_listener *l, struct MHD_Connection *c,
                      const char *method, const char *url)
 {
     memset(r, 0, sizeof *r);
-    r->h = h;
+    r->h = l->h;
+    r->secure = l->secure;
     r->conn = c;
     r->method = method;
     r->path = url;
     client_address(c, r->client, sizeof r->client);
 }
 
-static enum MHD_Result reply_too_large(struct http *h, struct MHD_Connection *c, const char *method,
-                                       const char *url, size_t max)
+/* Queues the reply of a request answered before its body is read (the request, whole or
+ * not, is done with as far as the deadline goes). */
+static enum MHD_Result reply_early(struct http_req *r)
+{
+    http_conns_request_read(r->h->conns, r->conn);
+    enum MHD_Result ret = send_reply(r);
+    free(r->reply);
+    return ret;
+}
+
+/* max 0: a second bulk import while one is received (see on_request). */
+static enum MHD_Result reply_too_large(struct http_listener *l, struct MHD_Connection *c,
+                                       const char *method, const char *url, size_t max)
 {
     struct http_req r;
-    req_init(&r, h, c, method, url);
+    req_init(&r, l, c, method, url);
     if (max == 0) {
         http_header(&r, "Retry-After", "5");
         http_error(&r, 503, "unavailable",
@@ -156,9 +179,92 @@ static enum MHD_Result reply_too_large(struct http *h, struct MHD_Connection *c,
     } else {
         http_error(&r, 413, "body_too_large", "the request body is larger than %zu bytes", max);
     }
-    enum MHD_Result ret = send_reply(&r);
-    free(r.reply);
-    return ret;
+    return reply_early(&r);
+}
+
+/* ---- plain HTTP while HTTPS is on ---- */
+
+/* The host to name in a redirect: the Host header's when it is a plain host name, IPv4 or
+ * bracketed IPv6 address (nothing that could break the header), else the HTTPS address,
+ * the host's own for a wildcard. */
+static void redirect_host(struct http_req *r, char *out, size_t outlen)
+{
+    const char *host = http_req_header(r, MHD_HTTP_HEADER_HOST);
+    size_t n = 0;
+    if (host && host[0] == '[') {
+        n = strspn(host + 1, "0123456789abcdefABCDEF:.");
+        n = host[1 + n] == ']' && n > 0 ? n + 2 : 0;
+    } else if (host) {
+        n = strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+    }
+    if (n > 0 && n < outlen && n < 256 && (host[n] == '\0' || host[n] == ':')) {
+        snprintf(out, outlen, "%.*s", (int)n, host);
+        return;
+    }
+    const char *h = r->h->cfg.https_host;
+    char addr[CONFIG_STR_MAX];
+    if (!h[0] || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+        config_primary_address(addr, sizeof addr);
+    else
+        snprintf(addr, sizeof addr, "%s", h);
+    snprintf(out, outlen, strchr(addr, ':') ? "[%s]" : "%s", addr);
+}
+
+/* out = https://HOST[:PORT]PATH, HOST as redirect_host says. */
+static void https_url(struct http_req *r, const char *path, char *out, size_t outlen)
+{
+    char host[300];
+    redirect_host(r, host, sizeof host);
+    int port = r->h->tls.port;
+    if (port == 443)
+        snprintf(out, outlen, "https://%s%s", host, path);
+    else
+        snprintf(out, outlen, "https://%s:%d%s", host, port, path);
+}
+
+/* True when uri is the kind of request target a Location may repeat: origin-form, printable
+ * ASCII without spaces. */
+static int uri_ok(const char *uri)
+{
+    if (!uri || uri[0] != '/')
+        return 0;
+    for (const char *p = uri; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* A request on plain HTTP while HTTPS is on: 0 when it is answered here anyway (the health
+ * check), else its reply is set: page loads (GET/HEAD outside the API) are redirected to the
+ * same URL over HTTPS; everything else, the API above all, gets 403 naming the HTTPS URL. A
+ * redirect would have the client send its token or cookie in clear first, and repeat a POST's
+ * body: an API client must be told to change its URL instead. */
+static int plain_refused(struct http_req *r, const char *uri)
+{
+    if (strcmp(r->path, "/api/v1/health") == 0)
+        return 0;
+    char url[HTTP_URI_KEPT + 400];
+    int page = (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) &&
+               strncmp(r->path, "/api/", 5) != 0 && strcmp(r->path, "/api") != 0 &&
+               strcmp(r->path, "/metrics") != 0;
+    if (page) {
+        https_url(r, uri_ok(uri) ? uri : "/", url, sizeof url);
+        http_header(r, MHD_HTTP_HEADER_LOCATION, url);
+        char *text = NULL;
+        if (asprintf(&text, "Moved to %s\n", url) < 0)
+            text = NULL;
+        if (text)
+            http_text(r, 301, "text/plain; charset=utf-8", text, strlen(text));
+        else
+            http_empty(r, 301);
+        return 1;
+    }
+    https_url(r, "/api/v1", url, sizeof url);
+    http_error(r, 403, "https_required",
+               "this server takes API requests over HTTPS only: use %s (plain HTTP would carry "
+               "your credentials in clear)",
+               url);
+    return 1;
 }
 
 /* ---- parking connections ---- */
@@ -348,21 +454,48 @@ static int dispatch(struct http *h, struct call *k)
     return -1;
 }
 
+/* True when uri holds "%00": libmicrohttpd decodes it to a NUL, which would cut the path
+ * short ("/api/v1/users/101%00x" would act on user 101) or a query parameter. */
+static int has_encoded_nul(const char *uri)
+{
+    for (const char *p = strchr(uri, '%'); p; p = strchr(p + 1, '%'))
+        if (p[1] == '0' && p[2] == '0')
+            return 1;
+    return 0;
+}
+
+/* libmicrohttpd's URI log callback: the request line's target as sent, before it is split
+ * and decoded. Makes the request's state (the access handler's con_cls). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)c;
+    struct http_listener *l = cls;
+    struct call *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL; /* the access handler drops the connection */
+    k->nul = has_encoded_nul(uri);
+    /* kept only where it is needed: plain HTTP redirecting to HTTPS */
+    if (!l->secure && l->h->cfg.https_port && strlen(uri) <= HTTP_URI_KEPT)
+        k->uri = strdup(uri);
+    return k;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)version;
-    struct http *h = cls;
+    struct http_listener *l = cls;
+    struct http *h = l->h;
     struct call *k = *con_cls;
 
-    if (!k) {
-        /* First call: only the headers are known. An announced oversize body is refused
-         * now rather than read. */
-        k = calloc(1, sizeof *k);
+    if (!k || !k->started) {
+        /* First call: only the headers are known. What is refused whatever the body says
+         * is refused now rather than read: an announced oversize body, an encoded NUL, the
+         * API on plain HTTP while HTTPS is on. */
         if (!k)
-            return MHD_NO;
-        *con_cls = k;
+            return MHD_NO; /* on_uri ran out of memory: no notes, no request */
+        k->started = 1;
         k->max = HTTP_BODY_MAX;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -380,9 +513,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         if (k->max == 0 || announced > k->max) {
             k->too_large = 1;
-            http_conns_request_read(h->conns, c);
-            return reply_too_large(h, c, method, url, k->max);
+            return reply_too_large(l, c, method, url, k->max);
         }
+        struct http_req r;
+        req_init(&r, l, c, method, url);
+        /* (answered now, a body is not read: libmicrohttpd closes the connection after) */
+        if (k->nul) {
+            http_error(&r, 400, "bad_request", "the URL holds an encoded NUL (%%00)");
+            return reply_early(&r);
+        }
+        if (!l->secure && h->cfg.https_port && plain_refused(&r, k->uri))
+            return reply_early(&r);
         return MHD_YES;
     }
     if (k->state == CALL_ANSWERED) /* resumed: the reply is ready */
@@ -406,10 +547,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     http_conns_request_read(h->conns, c); /* all of it is in: its deadline is met */
     if (k->too_large)
-        return reply_too_large(h, c, method, url, k->max);
+        return reply_too_large(l, c, method, url, k->max);
 
     struct http_req *r = &k->req;
-    req_init(r, h, c, method, url);
+    req_init(r, l, c, method, url);
     r->body = k->body;
     r->body_len = k->len;
     r->st = http_pool_get(h);
@@ -452,11 +593,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         if (k->import_upload)
             atomic_store(&h->import_upload, 0);
         free(k->body);
+        free(k->uri);
         free(k);
         *con_cls = NULL;
     }
     http_conns_request_done(h->conns, c);
 }
+
+/* libmicrohttpd's last message on this thread: why MHD_start_daemon failed, which sets up
+ * TLS on the calling thread. */
+static _Thread_local char mhd_last[512];
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -466,6 +612,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
+    snprintf(mhd_last, sizeof mhd_last, "%s", line);
     log_debug("microhttpd: %s", line);
 }
 
@@ -509,9 +656,44 @@ static int listen_on(const char *host, int port, int *bound_port)
     return fd;
 }
 
+/* Starts a daemon on the listening socket fd for l (plain or TLS). A few threads serve every
+ * connection (epoll) and never wait: handlers that may wait run on the handler threads,
+ * and connections whose answer waits (for a handler, a slowed log-in, the next event of a
+ * stream) are parked, holding no thread. The accept policy and the connection
+ * notifications (conns.c) enforce the limits per source and in all, shared by HTTP and
+ * HTTPS, and the watch thread the request deadline (a TLS handshake counts into it).
+ * libmicrohttpd's own limit, a little higher, only backs ours up while cut connections are
+ * being closed. Returns the daemon, or NULL (mhd_last may say why). */
+static struct MHD_Daemon *start_daemon(struct http *h, struct http_listener *l, int fd,
+                                       int max_open)
+{
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, NULL},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (l->secure) {
+        flags |= MHD_USE_TLS;
+        /* libmicrohttpd copies neither: the certificate outlives the server (http.h) */
+        tls[0].ptr_value = (void *)cert_key_pem(h->https_cert);
+        tls[1].ptr_value = (void *)cert_pem(h->https_cert);
+    }
+    mhd_last[0] = '\0';
+    return MHD_start_daemon(
+        flags, 0, http_conns_accept, h->conns, on_request, l, MHD_OPTION_ARRAY,
+        l->secure ? tls : tls + 3, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)HTTP_IO_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)(max_open + MHD_SLACK),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT, MHD_OPTION_URI_LOG_CALLBACK,
+        on_uri, l, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+        http_conns_notify, h->conns, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+}
+
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
                 const char *domain, struct sip *sip, struct store_writer *w, struct events *ev,
-                struct events *traces, char *err, size_t errlen)
+                struct events *traces, const struct cert *https_cert, const struct cert *sip_cert,
+                char *err, size_t errlen)
 {
     struct http *h = calloc(1, sizeof *h);
     if (!h) {
@@ -570,31 +752,47 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
     if (traces)
         events_set_listener(traces, on_event, h);
 
-    int fd = listen_on(cfg->http_host, cfg->http_port, &h->port);
+    /* Both sockets are bound before either daemon starts: what the daemons' threads read
+     * of h (the ports) is written by then. */
+    h->plain = (struct http_listener){h, NULL, 0, 0};
+    h->tls = (struct http_listener){h, NULL, 0, 1};
+    int fd = listen_on(cfg->http_host, cfg->http_port, &h->plain.port), tls_fd = -1;
     if (fd < 0) {
         e = errno;
         snprintf(err, errlen, "cannot listen for HTTP on %s:%d: %s", cfg->http_host, cfg->http_port,
                  e == EADDRINUSE ? "port in use" : strerror(e));
         goto fail;
     }
-    /* A few threads serve every connection (epoll) and never wait: handlers that may wait
-     * run on the handler threads, and connections whose answer waits (for a handler, a
-     * slowed log-in, the next event of a stream) are parked, holding no thread. The
-     * accept policy and the connection notifications (conns.c) enforce the limits per
-     * source and in all, and the watch thread the request deadline. libmicrohttpd's own
-     * limit, a little higher, only backs ours up while cut connections are being closed. */
-    h->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
-        http_conns_accept, h->conns, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_IO_THREADS, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)(max_open + MHD_SLACK), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)HTTP_IDLE_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, http_conns_notify, h->conns, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_END);
-    if (!h->mhd) {
+    if (cfg->https_port) {
+        if (!https_cert) {
+            close(fd);
+            snprintf(err, errlen, "HTTPS on %s:%d has no certificate", cfg->https_host,
+                     cfg->https_port);
+            goto fail;
+        }
+        h->https_cert = https_cert;
+        if ((tls_fd = listen_on(cfg->https_host, cfg->https_port, &h->tls.port)) < 0) {
+            e = errno;
+            close(fd);
+            snprintf(err, errlen, "cannot listen for HTTPS on %s:%d: %s", cfg->https_host,
+                     cfg->https_port, e == EADDRINUSE ? "port in use" : strerror(e));
+            goto fail;
+        }
+    }
+    h->sip_cert = sip_cert;
+    if (!(h->plain.mhd = start_daemon(h, &h->plain, fd, max_open))) {
         close(fd);
-        snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->http_host,
-                 cfg->http_port);
+        if (tls_fd >= 0)
+            close(tls_fd);
+        snprintf(err, errlen, "cannot start the HTTP server on %s:%d: %s", cfg->http_host,
+                 cfg->http_port, mhd_last[0] ? mhd_last : "libmicrohttpd refused");
+        goto fail;
+    }
+    if (tls_fd >= 0 && !(h->tls.mhd = start_daemon(h, &h->tls, tls_fd, max_open))) {
+        close(tls_fd);
+        snprintf(err, errlen, "cannot start HTTPS on %s:%d with %s: %s", cfg->https_host,
+                 cfg->https_port, cert_file(https_cert),
+                 mhd_last[0] ? mhd_last : "libmicrohttpd refused");
         goto fail;
     }
     log_debug("http: at most %d connections, %d per source", max_open, per_source);
@@ -607,7 +805,12 @@ fail:
 
 int http_port(const struct http *h)
 {
-    return h->port;
+    return h->plain.port;
+}
+
+int http_https_port(const struct http *h)
+{
+    return h->tls.mhd ? h->tls.port : 0;
 }
 
 const char *http_web_root(const struct http *h)
@@ -623,8 +826,9 @@ void http_destroy(struct http *h)
      * answers are resumed (and end), the handler threads finish what is queued (some of it
      * may wait on the SIP thread, whose loop still runs), and the watch thread ends once
      * nothing is parked: libmicrohttpd must not be stopped with a connection parked. */
-    if (h->mhd) {
-        int lfd = MHD_quiesce_daemon(h->mhd);
+    struct MHD_Daemon *daemons[] = {h->plain.mhd, h->tls.mhd};
+    for (int i = 0; i < 2; i++) {
+        int lfd = daemons[i] ? MHD_quiesce_daemon(daemons[i]) : -1;
         if (lfd >= 0)
             close(lfd);
     }
@@ -640,8 +844,9 @@ void http_destroy(struct http *h)
         wake_watch(h);
         pthread_join(h->watch, NULL);
     }
-    if (h->mhd)
-        MHD_stop_daemon(h->mhd); /* closes every connection and joins its threads */
+    for (int i = 0; i < 2; i++)
+        if (daemons[i])
+            MHD_stop_daemon(daemons[i]); /* closes every connection and joins its threads */
     http_conns_destroy(h->conns);
     for (int i = 0; i < h->npool; i++)
         store_close(h->pool[i]);

@@ -1,6 +1,6 @@
 /* /api/v1/session: admin log-in and log-out for the dashboard. A log-in sets an HttpOnly,
- * SameSite=Strict cookie and returns the CSRF token that state-changing requests made with
- * that cookie must send in X-CSRF-Token. */
+ * SameSite=Strict cookie (Secure over HTTPS) and returns the CSRF token that state-changing
+ * requests made with that cookie must send in X-CSRF-Token. */
 #include "http/http_int.h"
 #include "util/util.h"
 
@@ -90,8 +90,10 @@ void api_session_create(struct http_req *r)
     }
     r->auth = HTTP_AUTH_SESSION;
     char cookie[256];
-    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d",
-             HTTP_SESSION_COOKIE, r->session_id, HTTP_SESSION_MAX);
+    /* Secure over HTTPS: the browser never sends it over plain HTTP (with HTTPS on, plain
+     * HTTP serves no log-in anyway: docs/api.md, "HTTPS"). */
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
+             HTTP_SESSION_COOKIE, r->session_id, HTTP_SESSION_MAX, r->secure ? "; Secure" : "");
     http_header(r, "Set-Cookie", cookie);
     log_info("http: %s logged in from %s", r->session.username, r->client);
     atomic_fetch_add(&r->h->logins[HTTP_LOGIN_OK], 1);
@@ -108,8 +110,8 @@ void api_session_delete(struct http_req *r)
         }
     }
     char cookie[128];
-    snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-             HTTP_SESSION_COOKIE);
+    snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0%s",
+             HTTP_SESSION_COOKIE, r->secure ? "; Secure" : "");
     http_header(r, "Set-Cookie", cookie);
     http_empty(r, 204);
 }

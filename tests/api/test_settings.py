@@ -16,8 +16,12 @@ class Settings(DaemonTest):
         self.assertEqual(r.json, {
             "domain": "127.0.0.1",
             "sip": {"address": "127.0.0.1", "port": self.d.sip_port,
-                    "transports": ["udp", "tcp"]},
+                    "transports": ["udp", "tcp"], "tls_address": None, "tls_port": None,
+                    "certificate": None},
             "http": {"address": "127.0.0.1", "port": self.d.http_port},
+            # HTTPS off (the default): test_https.py has it on
+            "https": {"enabled": False, "address": None, "port": None, "hsts_max_age": 0,
+                      "certificate": None},
             "ring_timeout": 45,
             "min_expires": 30,
             "max_expires": 900,

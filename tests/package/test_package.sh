@@ -50,10 +50,13 @@ for _ in range(50):
         u.bind(("127.0.0.1",0)); p=u.getsockname()[1]; t.bind(("127.0.0.1",p)); print(p); break
     except OSError: pass
     finally: u.close(); t.close()'; }
-SIP=$(free_port); HTTP=$(free_port)
+SIP=$(free_port); HTTP=$(free_port); HTTPS=$(free_port)
 mkdir -p "$root/state"
+# The shipped file turns HTTPS on: it must stay on, moved to a free loopback port.
+grep -q '^https = ' "$root/etc/sipbx/sipbx.conf" || fail "the shipped sipbx.conf does not turn HTTPS on"
 sed -e "s|^db = .*|db = $root/state/sipbx.db|" \
     -e "s|^web_root = .*|web_root = $root/usr/share/sipbx/web|" \
+    -e "s|^https = .*|https = 127.0.0.1:$HTTPS|" \
     "$root/etc/sipbx/sipbx.conf" > "$root/test.conf"
 printf 'sip = 127.0.0.1:%s\nhttp = 127.0.0.1:%s\ndomain = 127.0.0.1\n' "$SIP" "$HTTP" >> "$root/test.conf"
 "$root/usr/sbin/sipbx" serve --config "$root/test.conf" > "$root/out.log" 2>&1 &
@@ -76,6 +79,17 @@ ok "OPTIONS answered 200 with Allow"
 code=$(curl -s -o "$root/health.json" -w '%{http_code}' "http://127.0.0.1:$HTTP/api/v1/health")
 [ "$code" = 200 ] || fail "health answered $code"
 ok "health answered 200"
+# HTTPS with the certificate generated at first start in the state directory, pinned.
+cert="$root/state/tls/cert.pem"
+[ -s "$cert" ] || fail "no generated certificate at $cert"
+[ "$(stat -c %a "$root/state/tls/key.pem")" = 600 ] || fail "the generated key is not 0600"
+grep -q "HTTPS certificate: SHA-256 fingerprint" "$root/out.log" || fail "no fingerprint in the banner"
+grep -q "Dashboard: https://127.0.0.1:$HTTPS/" "$root/out.log" || fail "the banner does not show the HTTPS dashboard"
+code=$(curl -s --cacert "$cert" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS/api/v1/health")
+[ "$code" = 200 ] || fail "health over HTTPS answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP/")
+[ "$code" = "301 https://127.0.0.1:$HTTPS/" ] || fail "plain HTTP / answered '$code', not a redirect to HTTPS"
+ok "HTTPS with the generated certificate; plain HTTP redirects"
 kill -TERM "$pid"
 wait "$pid"; rc=$?
 pid=

@@ -1,11 +1,19 @@
 // Test harness of the browser tests: a private sipbx daemon on free loopback ports with a
 // temporary database, SIPp phones against it, and the headless browsers Debian ships (never
 // a downloaded one): Chromium driven by playwright-core, Firefox ESR by puppeteer-core.
+//
+// With SIPBX_WEB_HTTPS=1 (run.mjs --https) the daemon serves HTTPS too, with the certificate
+// it generates, and sx.base is its https:// URL. This process's fetch and sx.connect trust
+// exactly that certificate; the browser context ignores certificate errors (playwright's own
+// requests, page.request, know no other way), and the test compares the fingerprint the
+// settings page shows with the one sipbx printed.
 
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import https from 'node:https';
+import tls from 'node:tls';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +33,38 @@ export const ARTIFACTS = process.env.SIPBX_WEB_ARTIFACTS || path.join(os.tmpdir(
 export const XSS = '<img src=x onerror=alert(1)>';
 /** The SIP passwords of the test accounts. */
 export const PW = { 100: 'secret100', 101: 'secret101', 102: 'secret102' };
+
+/** The dashboard over HTTPS (run.mjs --https). */
+export const HTTPS = process.env.SIPBX_WEB_HTTPS === '1';
+// The certificate of the daemon last started over HTTPS: what fetch and Chromium trust.
+let pinned = null; // { pem }
+
+/** fetch, for https:// URLs trusting only the pinned certificate (Node 20's fetch takes no
+ *  CA of its own); anything else goes to the built-in fetch. Enough of fetch for these tests:
+ *  method, headers, body; no redirects followed. */
+const builtinFetch = globalThis.fetch;
+async function pinnedFetch(url, opts = {}) {
+  const u = new URL(String(url));
+  if (u.protocol !== 'https:' || !pinned) return builtinFetch(url, opts);
+  const headers = Object.fromEntries(new Headers(opts.headers || {}));
+  return new Promise((resolve, reject) => {
+    const req = https.request(u, { method: opts.method || 'GET', headers, ca: pinned.pem, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const h = new Headers();
+        for (let i = 0; i < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
+        const empty = [101, 204, 205, 304].includes(res.statusCode) || opts.method === 'HEAD';
+        resolve(new Response(empty ? null : Buffer.concat(chunks), { status: res.statusCode, headers: h }));
+      });
+    });
+    req.on('error', reject);
+    if (opts.body !== undefined && opts.body !== null) req.write(opts.body);
+    req.end();
+  });
+}
+if (HTTPS) globalThis.fetch = pinnedFetch;
 
 const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
   'SUMMARY: AddressSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer', 'WARNING: ThreadSanitizer'];
@@ -83,9 +123,11 @@ export class Sipbx {
   async start(extraArgs = []) {
     this.sipPort = await freePort();
     this.httpPort = await freePort();
-    this.base = `http://${HOST}:${this.httpPort}`;
+    this.httpsPort = HTTPS ? await freePort() : null;
+    this.base = HTTPS ? `https://${HOST}:${this.httpsPort}` : `http://${HOST}:${this.httpPort}`;
     const args = ['serve', '--db', this.db, '--domain', HOST, '--sip', `${HOST}:${this.sipPort}`,
-      '--http', `${HOST}:${this.httpPort}`, '--web-root', WEB_ROOT, '--ring-timeout', '30', ...extraArgs];
+      '--http', `${HOST}:${this.httpPort}`, '--web-root', WEB_ROOT, '--ring-timeout', '30',
+      ...(HTTPS ? ['--https', `${HOST}:${this.httpsPort}`] : []), ...extraArgs];
     this.proc = spawn(SIPBX, args, { cwd: this.tmp, stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1' } });
     this.proc.stdout.on('data', (d) => { this.stdout += d; });
@@ -99,7 +141,21 @@ export class Sipbx {
     }
     const m = /password '([^']+)'/.exec(this.stdout);
     this.password = m ? m[1] : null;
+    if (HTTPS) {
+      // the certificate sipbx generated in its data directory (the database's)
+      const pem = fs.readFileSync(path.join(this.tmp, 'tls', 'cert.pem'), 'utf8');
+      pinned = { pem };
+      this.certPem = pem;
+      this.fingerprint = /fingerprint ([0-9A-F:]{95})/.exec(this.stdout)?.[1];
+    }
     return this;
+  }
+
+  /** A raw connection to where the dashboard is served (TLS, trusting its certificate, over
+   *  HTTPS); onConnect runs once it can be written to. */
+  connect(onConnect) {
+    if (!HTTPS) return net.connect(this.httpPort, HOST, onConnect);
+    return tls.connect({ port: this.httpsPort, host: HOST, ca: this.certPem }, onConnect);
   }
 
   /** The API with a token made on the command line (for set-up and checks, not the UI). */
@@ -299,6 +355,7 @@ export async function launchBrowser(chromium, viewport = { width: 1280, height: 
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sipbx-chromium-'));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport, acceptDownloads: true,
+    ignoreHTTPSErrors: HTTPS, // the generated certificate is self-signed
   });
   const close = async () => { await ctx.close(); fs.rmSync(profile, { recursive: true, force: true }); };
   return { ctx, close };

@@ -1,9 +1,10 @@
 // ctest entry point of the browser tests:
-//   node run.mjs --sipbx PATH [--sipp PATH] [--artifacts DIR] [--browser chromium|firefox]
+//   node run.mjs --sipbx PATH [--sipp PATH] [--artifacts DIR] [--browser chromium|firefox] [--https]
 // Installs the drivers into tests/web/node_modules (npm install; no browser is ever
 // downloaded), then runs, with node's test runner, dashboard.test.mjs in Debian's
 // /usr/bin/chromium (playwright-core) or firefox.test.mjs in Debian's /usr/bin/firefox-esr
-// (puppeteer-core over WebDriver BiDi). Exit status 77 (ctest: skipped) only when the
+// (puppeteer-core over WebDriver BiDi); with --https, against the dashboard served over HTTPS
+// with the certificate sipbx generates. Exit status 77 (ctest: skipped) only when the
 // driver is not installed and the npm registry cannot be reached, or (Firefox) when
 // firefox-esr is not installed.
 
@@ -32,6 +33,8 @@ const BROWSERS = {
     hint: "packaging/install-deps installs Debian's firefox-esr" },
 };
 const browser = BROWSERS[opt('--browser', 'chromium')];
+// --https: the same tests with the dashboard served over HTTPS (Chromium only).
+const overHttps = args.includes('--https');
 
 if (!sipbx || !browser) {
   console.error('usage: node run.mjs --sipbx PATH [--sipp PATH] [--artifacts DIR] [--browser chromium|firefox]');
@@ -92,6 +95,7 @@ console.log(`screenshots: ${artifacts}`);
 const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', path.join(HERE, browser.file)], {
   cwd: HERE, stdio: 'inherit', timeout: 600000,
   env: { ...process.env, SIPBX_BIN: path.resolve(sipbx), SIPP: sipp, CHROMIUM: chromium, FIREFOX: firefox,
-    SIPBX_WEB_ARTIFACTS: path.resolve(artifacts), SIPBX_WEB_ROOT: path.join(HERE, '../../web') },
+    SIPBX_WEB_ARTIFACTS: path.resolve(artifacts), SIPBX_WEB_ROOT: path.join(HERE, '../../web'),
+    SIPBX_WEB_HTTPS: overHttps ? '1' : '' },
 });
 process.exit(run.status === null ? 1 : run.status);
