@@ -24,11 +24,23 @@
  * either. Sofia is the only user of OpenSSL's libssl in sipbx (libmicrohttpd uses GnuTLS),
  * so sipbx's own TLS policy goes here: TLS 1.2 at least (1.3 preferred), only suites with
  * forward secrecy and authenticated encryption (Mozilla's "intermediate" list for 1.2,
- * OpenSSL's defaults for 1.3), the server's order, no compression, no renegotiation. */
+ * OpenSSL's defaults for 1.3), the server's order, no compression, no renegotiation.
+ *
+ * SSL_shutdown(): Sofia's tls_free() (tport_tls.c) ends a TLS connection with
+ * SSL_shutdown() and BIO_free() of the socket BIO, but never SSL_free(): every TLS
+ * connection that closed left its SSL object and buffers behind (tens of KiB; a client
+ * opening and closing connections could exhaust memory). tls_free() calls SSL_shutdown()
+ * only there, just before it frees the BIO, which the SSL object holds too (SSL_set_bio),
+ * and then SSL_CTX_free() of the shared context (a connection's tls_t copies the master's
+ * type, so tls_free() takes it for the master's and drops a reference: the one the SSL
+ * object took, which was never given back). So here, after the real shutdown, the BIO and
+ * the context each get one more reference and the SSL object is freed: SSL_free() drops
+ * the SSL's references, tls_free()'s BIO_free() and SSL_CTX_free() the ones added here. */
 #include "sip/sip_int.h"
 
 #include <dlfcn.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <sofia-sip/msg.h>
@@ -94,6 +106,54 @@ int SSL_CTX_set_cipher_list(SSL_CTX *ctx, const char *str)
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     return sofia_set(ctx, SIP_TLS_CIPHERS);
 }
+
+int SSL_shutdown(SSL *ssl)
+{
+    static int (*sofia_shutdown)(SSL *);
+    if (!sofia_shutdown)
+        *(void **)&sofia_shutdown = dlsym(RTLD_NEXT, "SSL_shutdown");
+    if (!sofia_shutdown)
+        return -1;
+    int rc = sofia_shutdown(ssl);
+    BIO *bio = SSL_get_rbio(ssl);
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    if (bio && ctx && BIO_up_ref(bio) == 1) {
+        if (SSL_CTX_up_ref(ctx) == 1)
+            SSL_free(ssl); /* the BIO and context live on for tls_free() */
+        else
+            BIO_free(bio);
+    }
+    ERR_clear_error(); /* see ssl_io() */
+    return rc;
+}
+
+/* SSL_accept(), SSL_read(), SSL_write(): OpenSSL requires the thread's error queue to be
+ * empty before an I/O call, or SSL_get_error() reports an error left over from an earlier
+ * call; Sofia never clears it, so a connection that failed (a peer that went away without
+ * close_notify) made the next connection's handshake fail too. Each call Sofia makes
+ * starts with an empty queue here. */
+#define SSL_IO_WRAPPER(name, params, args)                                                         \
+    int name params                                                                                \
+    {                                                                                              \
+        static int(*sofia_##name) params;                                                          \
+        if (!sofia_##name)                                                                         \
+            *(void **)&sofia_##name = dlsym(RTLD_NEXT, #name);                                     \
+        if (!sofia_##name)                                                                         \
+            return -1;                                                                             \
+        ERR_clear_error();                                                                         \
+        int rc_ = sofia_##name args;                                                               \
+        if (rc_ <= 0 && ERR_peek_error()) {                                                        \
+            char e_[256];                                                                          \
+            ERR_error_string_n(ERR_peek_error(), e_, sizeof e_);                                   \
+            log_debug("tls: %s: %s", #name, e_);                                                   \
+        }                                                                                          \
+        return rc_;                                                                                \
+    }
+
+SSL_IO_WRAPPER(SSL_accept, (SSL * ssl), (ssl))
+SSL_IO_WRAPPER(SSL_connect, (SSL * ssl), (ssl))
+SSL_IO_WRAPPER(SSL_read, (SSL * ssl, void *buf, int num), (ssl, buf, num))
+SSL_IO_WRAPPER(SSL_write, (SSL * ssl, const void *buf, int num), (ssl, buf, num))
 
 int sip_sofia_fixed(void)
 {

@@ -1,8 +1,9 @@
-"""SIP tests of calls over TCP and across transports (the TCP/TLS issue): both legs of a
-call answered, busy, cancelled and timed out over TCP; a UDP caller with a TCP-only callee
-(two Record-Route entries, RFC 5658, and ACK and BYE both ways); the CANCEL of a fork that
-lost, with its Reason (RFC 3326). The phones are raw sockets of tests/lib/sipbxtest/phone.py,
-which keep every message they received, so each leg is checked as the phone saw it.
+"""SIP tests of calls over TCP, TLS and across transports (the TCP/TLS issue): both legs of
+a call answered, busy, cancelled and timed out over TCP; TLS phones calling each other and
+UDP phones; a UDP caller with a TCP-only callee (two Record-Route entries, RFC 5658, and ACK
+and BYE both ways); the CANCEL of a fork that lost, with its Reason (RFC 3326). The phones
+are raw sockets of tests/lib/sipbxtest/phone.py (TLS through Python's ssl), which keep every
+message they received, so each leg is checked as the phone saw it.
 """
 
 import re
@@ -10,13 +11,27 @@ import time
 
 from checks import cdr_is
 from harness import HOST, USERS, check, log, test
+from sipbxtest.net import free_port
 from sipbxtest.phone import SDP, Phone, rand, request
 
 RR = r"<sip:127\.0\.0\.1:%d%s;lr;sbx=[0-9a-f]{24}>"
 
 
+def port_of(ctx, transport):
+    """sipbx's port for transport: TLS has its own."""
+    return ctx.tls_port if transport == "tls" else ctx.port
+
+
 def rr_re(ctx, transport):
-    return RR % (ctx.port, "" if transport == "udp" else ";transport=" + transport)
+    return RR % (port_of(ctx, transport), "" if transport == "udp" else ";transport=" + transport)
+
+
+def with_tls(ctx):
+    """Starts the test's daemon again with SIP over TLS on a free port (ctx.tls_port); the
+    certificate is generated in its data directory on this first start."""
+    ctx.stop()
+    ctx.tls_port = free_port()
+    ctx.start(*ctx.serve_args, "--sip-tls", "%s:%d" % (HOST, ctx.tls_port), port=ctx.port)
 
 
 def wait(ep, pred, what, timeout=5.0):
@@ -33,8 +48,8 @@ def request_of(method, to_tag=None):
 
 def via_is_ours(ctx, m, transport, what):
     v = m.all("Via")[0]
-    check(re.match(r"SIP/2\.0/%s 127\.0\.0\.1:%d;.*branch=z9hG4bKsbx" % (transport.upper(),
-                                                                       ctx.port), v),
+    check(re.match(r"SIP/2\.0/%s 127\.0\.0\.1:%d;.*branch=z9hG4bKsbx" % (
+        transport.upper(), port_of(ctx, transport)), v),
           "%s: top Via %r is not sipbx's over %s" % (what, v, transport))
 
 
@@ -81,9 +96,10 @@ def cancel(caller, text):
 
 
 def phones(ctx, caller_transport, callee_transport, callee_answer=True):
-    caller = Phone(ctx.port, "100", USERS["100"], transport=caller_transport)
-    callee = Phone(ctx.port, "101", USERS["101"], transport=callee_transport,
-                   answer=callee_answer)
+    caller = Phone(port_of(ctx, caller_transport), "100", USERS["100"],
+                   transport=caller_transport)
+    callee = Phone(port_of(ctx, callee_transport), "101", USERS["101"],
+                   transport=callee_transport, answer=callee_answer)
     for p in (caller, callee):
         r = p.register()
         check(r.status == 200, "REGISTER over %s: %s" % (p.transport, r.first))
@@ -271,3 +287,40 @@ def t_fork_cancel_reason(ctx):
     finally:
         for p in (caller, taker, ringer):
             p.close()
+
+
+@test("tls_call")
+def t_tls_call(ctx):
+    """Both phones on TLS: registered over TLS, the callee's INVITE comes over its TLS
+    connection with one Record-Route naming transport=tls and the TLS port; ACK and BYE
+    reach each side; then a TLS caller with a UDP callee and the other way round, two
+    Record-Route entries each time."""
+    with_tls(ctx)
+    answered_both_ways(ctx, "tls", "tls")
+    answered_both_ways(ctx, "tls", "udp")
+    answered_both_ways(ctx, "udp", "tls")
+
+
+@test("tls_cancel", serve_args=("--ring-timeout", "2"))
+def t_tls_cancel(ctx):
+    """Over TLS the CANCEL of a caller and of the ring timer end as over TCP: the 487 ACKed
+    on the phone's TLS connection, the caller's answer within 100 ms of it."""
+    with_tls(ctx)
+    for final, who in ((487, "caller"), (408, "ring timer")):
+        caller, callee = phones(ctx, "tls", "tls", callee_answer=False)
+        sent_487 = []
+        ringing_callee(callee, sent_487)
+        try:
+            call_id, text, branch = authed_invite(caller, "101")
+            wait(caller, lambda m: m.status == 180, "180 at the caller")
+            if final == 487:
+                cancel(caller, text)
+            got = caller.wait(lambda m: m.status == final and "INVITE" in (m.cseq or ""), 6)
+            took = unanswered(ctx, caller, callee, got, sent_487)
+            check(took < 0.1, "%s: the caller's %d came %.3f s after the callee's 487" % (
+                who, final, took))
+            log("  cancelled by the %s over TLS: answered %.0f ms after the 487" % (
+                who, took * 1000))
+        finally:
+            caller.close()
+            callee.close()

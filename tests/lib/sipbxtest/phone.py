@@ -118,11 +118,16 @@ class Endpoint:
         self.thread.start()
 
     def close(self):
+        """Stops the reader thread before the socket goes: with TLS its SSL object keeps the
+        descriptor's number, and a reader still running after close() could write the old
+        connection's close_notify into a new socket that got the same number."""
         self.closed = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout=2)
         self.sock.close()
 
     def send(self, text, to=None):
