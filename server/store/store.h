@@ -55,12 +55,16 @@ int store_setting_set(struct store *st, const char *key, const char *value);
 /* ---- users ---- */
 
 #define STORE_EXT_MAX  33
-#define STORE_NAME_MAX 128
+#define STORE_NAME_MAX 128 /* names elsewhere: admins, callers' names in call records */
 #define STORE_HA1_LEN  33
+/* A user's display name is at most STORE_DISPLAY_NAME_CHARS characters (code points) of
+ * UTF-8, which take up to 4 bytes each: STORE_DISPLAY_NAME_MAX holds any of them. */
+#define STORE_DISPLAY_NAME_CHARS 127
+#define STORE_DISPLAY_NAME_MAX   512
 
 struct store_user {
     char extension[STORE_EXT_MAX];
-    char display_name[STORE_NAME_MAX];
+    char display_name[STORE_DISPLAY_NAME_MAX];
     char ha1[STORE_HA1_LEN];
     char realm[256];
     int enabled;
@@ -82,9 +86,52 @@ int store_user_set_ha1(struct store *st, const char *ext, const char *realm, con
 /** Deletes a user and (by cascade) its registrations; returns 0, ENOENT or EIO. */
 int store_user_delete(struct store *st, const char *ext);
 /** Calls cb for users with extension > after (NULL: from the start), in extension order, at
- *  most limit of them (<= 0: all). Returns 0, EIO, or what a non-zero cb returned. */
+ *  most limit of them (<= 0: all). Display names come cut to at most STORE_NAME_MAX - 1
+ *  bytes (at a character boundary): the size of the SIP side's copy of a user, which this
+ *  walk fills (store_user_get and store_user_query give them whole). Returns 0, EIO, or
+ *  what a non-zero cb returned. */
 int store_user_list(struct store *st, const char *after, int limit,
                     int (*cb)(const struct store_user *u, void *ctx), void *ctx);
+
+/* The orders a user list can have (store_user_query). Extensions compare naturally:
+ * all-digit ones by their number ("99" before "100"), then the others by their text. */
+enum store_user_sort {
+    STORE_USER_SORT_EXTENSION,
+    STORE_USER_SORT_NAME,    /* display name, any case (ASCII); ties by extension */
+    STORE_USER_SORT_STATUS,  /* online, offline, disabled; ties by extension */
+    STORE_USER_SORT_CREATED, /* created_at; ties by extension */
+};
+
+/* The states of an account as the list filters them. */
+enum store_user_status {
+    STORE_USER_ANY,
+    STORE_USER_ONLINE,  /* enabled, with a binding that has not expired */
+    STORE_USER_OFFLINE, /* enabled, without one */
+    STORE_USER_DISABLED,
+};
+
+/* A filtered, sorted page of users. Zero/NULL fields do not filter. */
+struct store_user_query {
+    const char *q; /* part of the extension or display name, any case (ASCII) */
+    int enabled;   /* -1: any, 0 or 1 */
+    enum store_user_status status;
+    enum store_user_sort sort;
+    int desc;           /* descending */
+    int64_t now;        /* for "online": bindings that expire after now */
+    const char *after;  /* keyset cursor: the sort key of the last user of the page before */
+    const char *after2; /* and its extension key; NULL from the start */
+};
+
+/** Calls cb for the users of q in q's order, at most limit (<= 0: all). cb also gets the
+ *  user's sort keys (key, key2: what q->after and q->after2 take to continue after it;
+ *  valid during cb) and whether it is online. Returns 0, EIO, or what a non-zero cb
+ *  returned. */
+int store_user_query(struct store *st, const struct store_user_query *q, int limit,
+                     int (*cb)(const struct store_user *u, const char *key, const char *key2,
+                               int online, void *ctx),
+                     void *ctx);
+/** The number of users that match q (its cursor is ignored), or -1 on error. */
+int64_t store_user_query_count(struct store *st, const struct store_user_query *q);
 /** Number of users. */
 int store_user_count(struct store *st);
 /** A counter that changes whenever the users table changes, by any process. */

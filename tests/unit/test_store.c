@@ -512,6 +512,31 @@ static void test_users_list(void **state)
     assert_int_equal(c.n, 2);
 }
 
+static int keep_name(const struct store_user *u, void *ctx)
+{
+    snprintf(ctx, STORE_DISPLAY_NAME_MAX, "%s", u->display_name);
+    return 0;
+}
+
+/* A display name of 127 four-byte characters is kept whole (get), and the walk that fills
+ * the SIP side's copy cuts it to STORE_NAME_MAX - 1 bytes before a whole character. */
+static void test_users_long_name(void **state)
+{
+    struct fixture *f = *state;
+    struct store_user u = make_user("100"), got;
+    u.display_name[0] = '\0';
+    for (int i = 0; i < STORE_DISPLAY_NAME_CHARS; i++)
+        strcat(u.display_name, "\xf0\x9f\x98\x80"); /* U+1F600 */
+    assert_int_equal(store_user_add(f->st, &u), 0);
+    assert_int_equal(store_user_get(f->st, "100", &got), 0);
+    assert_string_equal(got.display_name, u.display_name);
+    char listed[STORE_DISPLAY_NAME_MAX];
+    assert_int_equal(store_user_list(f->st, NULL, 0, keep_name, listed), 0);
+    assert_int_equal(strlen(listed), 124); /* 31 characters: a 32nd would need 128 bytes */
+    assert_int_equal(util_utf8_chars(listed), 31);
+    assert_memory_equal(listed, u.display_name, 124);
+}
+
 /* ---- SIP blocks ---- */
 
 static int count_block(const struct store_block *b, void *ctx)
@@ -1052,6 +1077,7 @@ int main(void)
         T(test_settings),
         T(test_users_crud),
         T(test_users_list),
+        T(test_users_long_name),
         T(test_users_version),
         T(test_blocks),
         T(test_regs_save_list),
