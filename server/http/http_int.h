@@ -335,6 +335,7 @@ void api_tokens_delete(struct http_req *r);
 void api_cdrs_list(struct http_req *r);
 void api_cdrs_csv(struct http_req *r);
 void api_cdrs_summary(struct http_req *r);
+void api_cdrs_stats(struct http_req *r);
 void api_traces_get(struct http_req *r);
 void api_calls_list(struct http_req *r);
 void api_calls_get(struct http_req *r);

@@ -221,19 +221,45 @@ int store_cdr_close_interrupted(struct store *st, int64_t now_us);
 /** Records that the writer was alive at now_us (bounds the end of interrupted calls). */
 int store_heartbeat(struct store *st, int64_t now_us);
 
+/* The orders of a CDR list (store_cdr_filter.sort); each continues by start time and id
+ * in the same direction, so records with the same key are newest (or oldest) first. */
+enum store_cdr_sort {
+    STORE_CDR_SORT_START, /* the default, newest first */
+    STORE_CDR_SORT_DURATION,
+    STORE_CDR_SORT_TALK, /* billsec */
+    STORE_CDR_SORT_CALLER,
+    STORE_CDR_SORT_DIALLED,
+    STORE_CDR_SORT_DISPOSITION,
+    STORE_CDR_SORTS
+};
+
 /** CDR filters; zero/empty fields do not filter. */
 struct store_cdr_filter {
     int64_t since_us, until_us; /* start_us >= since, < until */
     char ext[STORE_EXT_MAX];    /* caller or dialled or answered_by */
     char disposition[16];
-    int64_t before_start_us, before_id; /* keyset cursor: rows older than this one */
+    /* A search: records whose Call-ID starts with q, whose caller's name holds q (any case,
+     * ASCII), that a user whose display name holds q made, was dialled by or answered,
+     * or whose caller, dialled or answering extension is q. */
+    char q[STORE_NAME_MAX];
+    enum store_cdr_sort sort;
+    int asc; /* ascending (the default is descending: newest, longest, Z first) */
+    /* Keyset cursor: records after this one in the order (before it when descending), 0
+     * for none. For sorts other than start, the last record's key too: key_num for
+     * duration and talk, key_text for the others. */
+    int64_t before_start_us, before_id;
+    int64_t key_num;
+    char key_text[STORE_EXT_MAX];
 };
-/** Calls cb for the closed records that match f (open ones are calls still up), newest
- *  first (start_us, then id, descending), at most limit (<= 0: all). Only the filters in
- *  use reach the SQL, so each query can use the index that fits it. Returns 0, EIO, or
- *  what a non-zero cb returned. */
+/** Calls cb for the closed records that match f (open ones are calls still up), in f's
+ *  order (newest first by default: start_us, then id, descending), at most limit (<= 0:
+ *  all). Only the filters in use reach the SQL, so each query can use the index that fits
+ *  it. Returns 0, EINVAL (no such sort), EIO, or what a non-zero cb returned. */
 int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit,
                    int (*cb)(const struct store_cdr *c, void *ctx), void *ctx);
+/** The number of closed records that match f (its cursor and order do not matter), or -1
+ *  on error. */
+int64_t store_cdr_count(struct store *st, const struct store_cdr_filter *f);
 /** Counts the closed records of f (since, until and ext; the other fields are ignored) per
  *  time bucket of bucket_us microseconds (buckets start at multiples of bucket_us since the
  *  epoch) and disposition, in one GROUP BY query. cb gets each non-empty (bucket start,
@@ -243,6 +269,32 @@ int store_cdr_summary(struct store *st, const struct store_cdr_filter *f, int64_
                       int (*cb)(int64_t bucket_start_us, const char *disposition, int64_t count,
                                 void *ctx),
                       void *ctx);
+
+/* Calls of one side of an extension (store_cdr_stats). */
+struct store_cdr_side {
+    int64_t calls, answered, talk; /* talk: seconds, of the answered ones */
+};
+
+/* One extension's calls in a time range. */
+struct store_cdr_ext_stats {
+    char extension[256]; /* an extension, or the SIP URI a call was answered at */
+    char display_name[STORE_DISPLAY_NAME_MAX]; /* its account's, "" when none */
+    struct store_cdr_side placed;              /* it was the caller */
+    /* it was dialled (answered: by itself), or answered a call dialled to another (after a
+     * forward) */
+    struct store_cdr_side received;
+};
+
+/** Calls cb for every extension with a closed record in f's time range (since, until;
+ *  only f->ext when given; the other fields are ignored), in extension order, with its
+ *  placed and received calls. Returns 0, EIO, or what a non-zero cb returned. */
+int store_cdr_stats(struct store *st, const struct store_cdr_filter *f,
+                    int (*cb)(const struct store_cdr_ext_stats *e, void *ctx), void *ctx);
+/** Calls cb for each disposition with closed records in f's range (since, until, ext),
+ *  with their number and talk seconds. Returns 0, EIO, or what a non-zero cb returned. */
+int store_cdr_totals(struct store *st, const struct store_cdr_filter *f,
+                     int (*cb)(const char *disposition, int64_t count, int64_t talk, void *ctx),
+                     void *ctx);
 
 /* ---- SIP message traces ---- */
 
