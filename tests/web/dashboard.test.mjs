@@ -26,6 +26,13 @@ async function shot(p, name) {
   await p.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
+/** A screenshot of what the window shows, for docs/dashboard.md (docs/img/NAME.png is
+ *  copied from $SIPBX_WEB_ARTIFACTS/docs-img/NAME.png). */
+async function docShot(p, name) {
+  fs.mkdirSync(path.join(ARTIFACTS, 'docs-img'), { recursive: true });
+  await p.screenshot({ path: path.join(ARTIFACTS, 'docs-img', `${name}.png`) });
+}
+
 function watch(p) {
   p.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   p.on('pageerror', (e) => pageErrors.push(e.message));
@@ -509,6 +516,7 @@ test('ladders: time since the previous message, a colour per leg, SDP marked and
   });
   assert.ok(fit[0] <= fit[1], `the ladder is ${fit[0]} px wide in ${fit[1]} px with the message open (${fit[2]} columns)`);
   await shot(page, '24-ladder-sdp-open');
+  await docShot(page, 'ladder-sdp');
   await page.keyboard.press('Escape');
   await page.waitForSelector('#ladder-detail', { state: 'hidden' });
 
@@ -524,6 +532,7 @@ test('ladders: time since the previous message, a colour per leg, SDP marked and
   assert.match(await held.textContent(), /sendonly\s*sendrecv/); // now, and what it was
   assert.ok(await page.$('#ladder-detail .sipmsg .sdp-line.changed'));
   await shot(page, '25-ladder-hold-sdp-change');
+  await docShot(page, 'ladder-hold');
   await page.keyboard.press('Escape');
 });
 
@@ -585,6 +594,7 @@ test('50 live calls in a compact table that fits one screen, with a filter', asy
     const bottom = await page.$eval('#live-calls tr.call:last-child', (r) => r.getBoundingClientRect().bottom + window.scrollY);
     assert.ok(bottom <= 1200, `the 50th call ends ${bottom} px down a 1200 px screen`);
     await shot(page, '26-calls-50');
+  await docShot(page, 'calls-50');
     // the filter: by the answering state's word, then by something nobody has
     await page.fill('#calls-filter', 'talking');
     await page.waitForFunction(() => document.getElementById('calls-count').textContent === '(50 of 50)');
@@ -801,6 +811,7 @@ test('accounts at scale: pages, sort by every column, filter, search, no match',
     await page.waitForFunction((w) => [...document.querySelectorAll('table.accounts tbody tr')].map((r) => r.dataset.ext).join() === w.join(), want);
   }
   await shot(page, '27-accounts-1000-sorted');
+  await docShot(page, 'accounts-1000');
   await page.click('table.accounts th:has(button:text-is("Extension")) button');
   await page.waitForSelector('table.accounts th[aria-sort="ascending"]:has-text("Extension")');
   // page 2
@@ -894,6 +905,7 @@ test('accounts: import from CSV, each line checked first, then created', async (
     assert.match(await page.textContent('#import-summary'), /^4 to create, 5 with a problem/);
     assert.equal(await page.textContent('#import-create'), 'Create 4 accounts');
     await shot(page, '30-accounts-import-preview');
+  await docShot(page, 'import-preview');
     await page.click('#import-create');
     await page.waitForSelector('#import-result');
     assert.match(await page.textContent('#import-result'), /^3 accounts created, 6 lines not \(see below\)\.$/);
@@ -970,6 +982,7 @@ test('statistics: 24 hours, 7 days, 30 days; per extension, sortable', async () 
   await page.waitForSelector('#stats-table th[aria-sort="descending"]:has-text("Made")');
   assert.equal(await page.getAttribute('#stats-table tbody tr >> nth=0', 'data-ext'), '100');
   await shot(page, '33-stats');
+  await docShot(page, 'stats');
   await page.click('a[data-period="30d"]');
   await page.waitForSelector('a[data-period="30d"][aria-current="true"]');
   await page.waitForSelector('#stats-table table');
@@ -1005,6 +1018,7 @@ test('accessibility: axe finds nothing serious on any page, light or dark', asyn
           }
         }
         if (scheme === 'dark') await shot(p, `34-dark${hsh.split('/').slice(0, 2).join('-') || '-overview'}`);
+        if (scheme === 'dark' && hsh === '/records') await docShot(p, 'records-dark');
       }
     }
   } finally { await p.close(); }
@@ -1045,5 +1059,6 @@ test('readable at phone width', async () => {
   await go('/');
   await page.waitForSelector('svg.chart .bar rect.d-answered');
   await shot(page, '22-overview');
+  await docShot(page, 'overview');
   assert.deepEqual(pageErrors, [], 'no script errors');
 });

@@ -148,7 +148,7 @@ test('create an account in the Accounts page and see it go online when sipp regi
 test('a call appears, is answered and ends in the live calls view (event stream)', async () => {
   await go('/calls');
   await page.waitForSelector('#no-calls');
-  await page.waitForFunction(() => document.querySelector('main p.muted.small')?.textContent === 'Updated as it happens.');
+  await page.waitForFunction(() => document.getElementById('calls-note')?.textContent === 'Updated as it happens.');
   const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 2000, talkMs: 3000 });
 
   const ringing = await page.waitForSelector('#live-calls tr.call[data-state="ringing"]');
@@ -257,7 +257,7 @@ test('SIP-derived and admin-entered text shows as text, never as markup', async 
   await registerPhone(sx, '102', `${XSS} softphone`);
   // a call whose caller display name (From header) is hostile, watched live
   await go('/calls');
-  await page.waitForFunction(() => document.querySelector('main p.muted.small')?.textContent === 'Updated as it happens.');
+  await page.waitForFunction(() => document.getElementById('calls-note')?.textContent === 'Updated as it happens.');
   const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 300, talkMs: 500, name: XSS });
   await page.waitForFunction((x) => [...document.querySelectorAll('#ended-calls tr.call')]
     .some((e) => e.textContent.includes(x)), {}, XSS);

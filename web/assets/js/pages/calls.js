@@ -18,7 +18,7 @@ export function render(main, { signal, go, query }) {
   const endedBox = h('div', { id: 'ended-calls' });
   const errBox = h('div');
   const count = h('span', { class: 'count', id: 'calls-count' });
-  const note = h('span', { class: 'muted small' });
+  const note = h('span', { class: 'muted small', id: 'calls-note' });
   const filter = h('input', { type: 'search', id: 'calls-filter', name: 'filter', value: query.filter || '', placeholder: 'Extension, name, state or device', autocomplete: 'off' });
   main.append(h('section', { class: 'page wide-page' },
     h('div', { class: 'page-head' }, h('h1', null, 'Live calls ', count),

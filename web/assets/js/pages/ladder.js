@@ -49,6 +49,7 @@ export function render(main, { params, signal, go }) {
   let current = null; // seq of the message the keyboard is on
   let methods = null; // Set of methods shown, null: all
   let drawn = null; // what drawLadder returned
+  let lastWidth = 0; // of the scroller, when the ladder was last drawn
   let live = false;
   let ended = false;
   let loading = null, again = false;
@@ -122,7 +123,8 @@ export function render(main, { params, signal, go }) {
     }
     const t0 = performance.now();
     const hadFocus = bodyWrap.contains(document.activeElement);
-    drawn = drawLadder(msgs, { onSelect: select, selectedSeq, current, newFrom: prevCount || Infinity, avail: scroller.clientWidth || 1000, fold: foldBox.checked, methods });
+    lastWidth = scroller.clientWidth;
+    drawn = drawLadder(msgs, { onSelect: select, selectedSeq, current, newFrom: prevCount || Infinity, avail: lastWidth || 1000, fold: foldBox.checked, methods });
     fill(headWrap, drawn.head);
     fill(bodyWrap, drawn.body);
     drawn.body.addEventListener('keydown', () => { current = drawn.current(); });
@@ -257,8 +259,7 @@ export function render(main, { params, signal, go }) {
   };
   document.addEventListener('keydown', onKey);
   // The columns share the width there is: drawn again when it changes (a message opened
-  // or closed, the window resized).
-  let lastWidth = 0;
+  // or closed, the window resized) from the width of the last drawing.
   const resize = new ResizeObserver(debounce(() => {
     if (Math.abs(scroller.clientWidth - lastWidth) > 8) { lastWidth = scroller.clientWidth; if (msgs.length) draw(); }
   }, 100));
