@@ -289,9 +289,9 @@ static void test_failed_upgrade_changes_nothing(void **state)
     snprintf(path, sizeof path, "%s/old.db", f->dir);
     int before = store_latest_version() - 1;
     make_old_db(path, before);
-    /* A row in the way of the last migration (left by hand, say): its first statement
-     * (the sip_blocks table) succeeds, a later one (its change counter) fails. */
-    raw_exec(path, "INSERT INTO change_counters (name, value) VALUES ('sip_blocks', 7)");
+    /* A table in the way of the last migration (left by hand, say): its first statement
+     * (the cdrs_duration index) succeeds, a later one (the cdrs_billsec index) fails. */
+    raw_exec(path, "CREATE TABLE cdrs_billsec (x)");
     int64_t objects = raw_int(path, "SELECT count(*) FROM sqlite_master");
 
     struct store *st = NULL;
@@ -305,12 +305,12 @@ static void test_failed_upgrade_changes_nothing(void **state)
     /* Everything as the older version left it: schema number, tables, data. */
     assert_int_equal(raw_int(path, "PRAGMA user_version"), before);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"), objects);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'sip_blocks'"),
-                     0);
+    assert_int_equal(
+        raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'cdrs_duration'"), 0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM users WHERE extension = '100'"), 1);
 
     /* With the obstacle gone the same upgrade goes through. */
-    raw_exec(path, "DELETE FROM change_counters WHERE name = 'sip_blocks'");
+    raw_exec(path, "DROP TABLE cdrs_billsec");
     if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
         fail_msg("upgrade after the fix: %s", err);
     assert_int_equal(store_schema_version(st), store_latest_version());
