@@ -11,6 +11,9 @@ import { on } from '../events.js';
 import { drawLadder, messageView, kindOf, methodFamily, sdpOf, sdpChanges, header, ladderSvg, svgToPng } from '../ladder.js';
 
 const MAX_RELATED = 4; // other Call-IDs merged into one ladder at most
+// Room left for a vertical scroll bar, whether there is one or not: the width a ladder is
+// drawn for does not change when one comes (which would draw it again, under a click).
+const SCROLLBAR = 18;
 
 export function render(main, { params, signal, go }) {
   const callId = params[0];
@@ -50,6 +53,7 @@ export function render(main, { params, signal, go }) {
   let methods = null; // Set of methods shown, null: all
   let drawn = null; // what drawLadder returned
   let lastWidth = 0; // of the scroller, when the ladder was last drawn
+  const boxWidth = () => Math.floor(scroller.getBoundingClientRect().width) - 2; // less its border
   let live = false;
   let ended = false;
   let loading = null, again = false;
@@ -123,8 +127,8 @@ export function render(main, { params, signal, go }) {
     }
     const t0 = performance.now();
     const hadFocus = bodyWrap.contains(document.activeElement);
-    lastWidth = scroller.clientWidth;
-    drawn = drawLadder(msgs, { onSelect: select, selectedSeq, current, newFrom: prevCount || Infinity, avail: lastWidth || 1000, fold: foldBox.checked, methods });
+    lastWidth = boxWidth();
+    drawn = drawLadder(msgs, { onSelect: select, selectedSeq, current, newFrom: prevCount || Infinity, avail: lastWidth ? lastWidth - SCROLLBAR : 1000, fold: foldBox.checked, methods });
     fill(headWrap, drawn.head);
     fill(bodyWrap, drawn.body);
     drawn.body.addEventListener('keydown', () => { current = drawn.current(); });
@@ -261,7 +265,7 @@ export function render(main, { params, signal, go }) {
   // The columns share the width there is: drawn again when it changes (a message opened
   // or closed, the window resized) from the width of the last drawing.
   const resize = new ResizeObserver(debounce(() => {
-    if (Math.abs(scroller.clientWidth - lastWidth) > 8) { lastWidth = scroller.clientWidth; if (msgs.length) draw(); }
+    if (Math.abs(boxWidth() - lastWidth) > 8 && msgs.length) draw();
   }, 100));
   resize.observe(scroller);
 
