@@ -265,7 +265,8 @@ export function render(main, { params, signal, go }) {
   // The columns share the width there is: drawn again when it changes (a message opened
   // or closed, the window resized) from the width of the last drawing.
   const resize = new ResizeObserver(debounce(() => {
-    if (Math.abs(boxWidth() - lastWidth) > 8 && msgs.length) draw();
+    // (not for the page's own scroll bar coming or going, 15 px or so)
+    if (Math.abs(boxWidth() - lastWidth) > 24 && msgs.length) draw();
   }, 100));
   resize.observe(scroller);
 
