@@ -1,5 +1,6 @@
-/* /api/v1/cdrs: call detail records as JSON pages, as a streamed CSV export in the shape of
- * Asterisk's Master.csv, and counted per time bucket and disposition for the dashboard. */
+/* /api/v1/cdrs: call detail records as JSON pages (filtered, searched, sorted), as a
+ * streamed CSV export in the shape of Asterisk's Master.csv, counted per time bucket and
+ * disposition for the dashboard's chart, and summed up per extension (answer rate, talk). */
 #include "http/http_int.h"
 #include "util/util.h"
 
@@ -18,7 +19,7 @@
 #define SUMMARY_SPAN     86400LL /* default time range, seconds before now */
 #define BUCKET_MIN       60
 #define BUCKET_MAX       (31 * 86400)
-#define CURSOR_TEXT_MAX  48
+#define CURSOR_TEXT_MAX  (24 + 2 * 21 + STORE_EXT_MAX)
 #define DISPOSITION_LIST "ANSWERED, BUSY, NO ANSWER (or NO_ANSWER), CANCELLED or FAILED"
 
 /* The dispositions as stored (db/004_records.sql), in the order the summary lists them. */
@@ -168,14 +169,55 @@ static int read_disposition(struct http_req *r, struct store_cdr_filter *f)
     return -1;
 }
 
+/* Reads the search q into f; -1 after a 400. */
+static int read_search(struct http_req *r, struct store_cdr_filter *f)
+{
+    const char *q = param(r, "q");
+    if (!q)
+        return 0;
+    if (strlen(q) >= sizeof f->q) {
+        http_error(r, 400, "invalid_parameter", "q: longer than %zu bytes", sizeof f->q - 1);
+        return -1;
+    }
+    snprintf(f->q, sizeof f->q, "%s", q);
+    return 0;
+}
+
 /* The filters shared by the list and the CSV export; -1 after a 400. */
 static int read_filter(struct http_req *r, struct store_cdr_filter *f)
 {
     memset(f, 0, sizeof *f);
     if (read_range(r, &f->since_us, &f->until_us) != 0 || read_ext(r, f) != 0 ||
-        read_disposition(r, f) != 0)
+        read_disposition(r, f) != 0 || read_search(r, f) != 0)
         return -1;
     return 0;
+}
+
+/* The orders of the list as ?sort= names them ("-talk": descending). */
+static const char *const sort_names[STORE_CDR_SORTS] = {
+    [STORE_CDR_SORT_START] = "start",     [STORE_CDR_SORT_DURATION] = "duration",
+    [STORE_CDR_SORT_TALK] = "talk",       [STORE_CDR_SORT_CALLER] = "caller",
+    [STORE_CDR_SORT_DIALLED] = "dialled", [STORE_CDR_SORT_DISPOSITION] = "disposition",
+};
+#define SORT_LIST "start, duration, talk, caller, dialled or disposition (- before it: descending)"
+
+/* Reads ?sort= into f (default: newest first); -1 after a 400. */
+static int read_sort(struct http_req *r, struct store_cdr_filter *f)
+{
+    const char *v = param(r, "sort");
+    f->sort = STORE_CDR_SORT_START;
+    f->asc = 0;
+    if (!v)
+        return 0;
+    const char *name = *v == '-' ? v + 1 : v;
+    for (int i = 0; i < STORE_CDR_SORTS; i++)
+        if (strcmp(name, sort_names[i]) == 0) {
+            f->sort = (enum store_cdr_sort)i;
+            f->asc = *v != '-';
+            return 0;
+        }
+    http_error(r, 400, "invalid_parameter", "sort: must be one of " SORT_LIST);
+    return -1;
 }
 
 /* ---- JSON ---- */
@@ -234,8 +276,80 @@ static cJSON *cdr_json(const struct store_cdr *c)
 struct list_ctx {
     cJSON *items;
     int limit, n, more;
-    int64_t last_start, last_id;
+    const struct store_cdr_filter *f;
+    char last[CURSOR_TEXT_MAX]; /* the cursor (as text) of the last record of the page */
 };
+
+/* The text of a cursor after c: "start:id" in the default order (newest first), else
+ * "sort:start:id:key" with the sort as asked and the record's key in it. */
+static void cursor_text(char *out, size_t outlen, const struct store_cdr_filter *f,
+                        const struct store_cdr *c)
+{
+    if (f->sort == STORE_CDR_SORT_START && !f->asc) {
+        snprintf(out, outlen, "%lld:%lld", (long long)c->start_us, (long long)c->id);
+        return;
+    }
+    char key[STORE_EXT_MAX + 24];
+    switch (f->sort) {
+    case STORE_CDR_SORT_DURATION:
+        snprintf(key, sizeof key, "%lld", (long long)c->duration);
+        break;
+    case STORE_CDR_SORT_TALK:
+        snprintf(key, sizeof key, "%lld", (long long)c->billsec);
+        break;
+    case STORE_CDR_SORT_CALLER:
+        snprintf(key, sizeof key, "%s", c->caller);
+        break;
+    case STORE_CDR_SORT_DIALLED:
+        snprintf(key, sizeof key, "%s", c->dialled);
+        break;
+    case STORE_CDR_SORT_DISPOSITION:
+        snprintf(key, sizeof key, "%s", c->disposition);
+        break;
+    default:
+        key[0] = '\0';
+        break;
+    }
+    snprintf(out, outlen, "%s%s:%lld:%lld:%s", f->asc ? "" : "-", sort_names[f->sort],
+             (long long)c->start_us, (long long)c->id, key);
+}
+
+/* Reads a cursor made by cursor_text for the order of f into f; -1 when it is not one. */
+static int cursor_read(const char *cursor, struct store_cdr_filter *f)
+{
+    char text[CURSOR_TEXT_MAX], sort[24];
+    long long start, id;
+    int used = 0;
+    if (http_cursor_decode(text, sizeof text, cursor) != 0)
+        return -1;
+    if (f->sort == STORE_CDR_SORT_START && !f->asc) {
+        if (sscanf(text, "%lld:%lld%n", &start, &id, &used) != 2 || text[used] != '\0')
+            return -1;
+    } else {
+        snprintf(sort, sizeof sort, "%s%s:", f->asc ? "" : "-", sort_names[f->sort]);
+        size_t n = strlen(sort);
+        if (strncmp(text, sort, n) != 0 ||
+            sscanf(text + n, "%lld:%lld:%n", &start, &id, &used) != 2 || used == 0)
+            return -1;
+        const char *key = text + n + used;
+        if (f->sort == STORE_CDR_SORT_DURATION || f->sort == STORE_CDR_SORT_TALK) {
+            char *end;
+            long long v = strtoll(key, &end, 10);
+            if (!*key || *end || v < 0)
+                return -1;
+            f->key_num = v;
+        } else {
+            if (strlen(key) >= sizeof f->key_text)
+                return -1;
+            snprintf(f->key_text, sizeof f->key_text, "%s", key);
+        }
+    }
+    if (start <= 0 || id <= 0)
+        return -1;
+    f->before_start_us = start;
+    f->before_id = id;
+    return 0;
+}
 
 static int list_one(const struct store_cdr *c, void *arg)
 {
@@ -246,8 +360,7 @@ static int list_one(const struct store_cdr *c, void *arg)
     }
     cJSON_AddItemToArray(lc->items, cdr_json(c));
     lc->n++;
-    lc->last_start = c->start_us;
-    lc->last_id = c->id;
+    cursor_text(lc->last, sizeof lc->last, lc->f, c);
     return 0;
 }
 
@@ -257,34 +370,39 @@ void api_cdrs_list(struct http_req *r)
     struct list_ctx lc;
     const char *cursor;
     memset(&lc, 0, sizeof lc);
-    if (read_filter(r, &f) != 0 || http_page_params(r, &lc.limit, &cursor) != 0)
+    if (read_filter(r, &f) != 0 || read_sort(r, &f) != 0 ||
+        http_page_params(r, &lc.limit, &cursor) != 0)
         return;
-    if (cursor) {
-        char text[CURSOR_TEXT_MAX];
-        long long start, id;
-        int used = 0;
-        if (http_cursor_decode(text, sizeof text, cursor) != 0 ||
-            sscanf(text, "%lld:%lld%n", &start, &id, &used) != 2 || text[used] != '\0' ||
-            start <= 0 || id <= 0) {
-            http_error(r, 400, "invalid_parameter", "cursor: not a cursor this server returned");
-            return;
-        }
-        f.before_start_us = start;
-        f.before_id = id;
+    const char *count = param(r, "count");
+    if (count && strcmp(count, "true") != 0 && strcmp(count, "false") != 0) {
+        http_error(r, 400, "invalid_parameter", "count: must be true or false");
+        return;
+    }
+    if (cursor && cursor_read(cursor, &f) != 0) {
+        http_error(r, 400, "invalid_parameter",
+                   "cursor: not a cursor this server returned for this order (sort)");
+        return;
+    }
+    int64_t total = 0;
+    if (count && strcmp(count, "true") == 0 && (total = store_cdr_count(r->st, &f)) < 0) {
+        http_store_error(r);
+        return;
     }
     lc.items = cJSON_CreateArray();
+    lc.f = &f;
     int rc = store_cdr_list(r->st, &f, lc.limit + 1, list_one, &lc);
     if (rc != 0 && rc != -1) {
         cJSON_Delete(lc.items);
         http_store_error(r);
         return;
     }
-    char text[CURSOR_TEXT_MAX], next[2 * CURSOR_TEXT_MAX + 1];
-    if (lc.more) {
-        snprintf(text, sizeof text, "%lld:%lld", (long long)lc.last_start, (long long)lc.last_id);
-        http_cursor_encode(next, sizeof next, text);
-    }
-    http_json(r, 200, http_page(lc.items, lc.more ? next : NULL));
+    char next[2 * CURSOR_TEXT_MAX + 1];
+    if (lc.more)
+        http_cursor_encode(next, sizeof next, lc.last);
+    cJSON *page = http_page(lc.items, lc.more ? next : NULL);
+    if (count && strcmp(count, "true") == 0)
+        add_int64(page, "total", total);
+    http_json(r, 200, page);
 }
 
 /* ---- GET /cdrs.csv ---- */
@@ -592,5 +710,120 @@ void api_cdrs_summary(struct http_req *r)
     }
     cJSON_AddItemToObject(root, "items", items);
     free(sc.counts);
+    http_json(r, 200, root);
+}
+
+/* ---- GET /cdrs/stats ---- */
+
+/* The periods ?period= names, back from now. */
+static const struct {
+    const char *name;
+    int64_t seconds;
+} periods[] = {{"24h", 86400}, {"7d", 7 * 86400}, {"30d", 30 * 86400}};
+
+/* x / n (both >= 0) rounded to a multiple of 1 / scale, or null when n is 0. */
+static void add_ratio(cJSON *o, const char *key, int64_t x, int64_t n, int64_t scale)
+{
+    if (n > 0)
+        cJSON_AddNumberToObject(o, key, (double)((2 * x * scale + n) / (2 * n)) / (double)scale);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+static cJSON *side_json(const struct store_cdr_side *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_int64(o, "calls", s->calls);
+    add_int64(o, "answered", s->answered);
+    add_int64(o, "talk_seconds", s->talk);
+    return o;
+}
+
+static int stats_one(const struct store_cdr_ext_stats *e, void *arg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "extension", e->extension);
+    cJSON_AddStringToObject(o, "display_name", e->display_name);
+    cJSON_AddItemToObject(o, "placed", side_json(&e->placed));
+    cJSON_AddItemToObject(o, "received", side_json(&e->received));
+    add_ratio(o, "answer_rate", e->received.answered, e->received.calls, 10000);
+    add_ratio(o, "average_talk_seconds", e->placed.talk + e->received.talk,
+              e->placed.answered + e->received.answered, 10);
+    cJSON_AddItemToArray(arg, o);
+    return 0;
+}
+
+struct totals_ctx {
+    int64_t count[NDISPOSITIONS], talk;
+};
+
+static int totals_one(const char *disposition, int64_t count, int64_t talk, void *arg)
+{
+    struct totals_ctx *tc = arg;
+    for (size_t d = 0; d < NDISPOSITIONS; d++)
+        if (strcmp(disposition, dispositions[d]) == 0)
+            tc->count[d] += count;
+    tc->talk += talk;
+    return 0;
+}
+
+void api_cdrs_stats(struct http_req *r)
+{
+    struct store_cdr_filter f;
+    memset(&f, 0, sizeof f);
+    const char *period = param(r, "period");
+    if (read_range(r, &f.since_us, &f.until_us) != 0 || read_ext(r, &f) != 0)
+        return;
+    if (period && (f.since_us || f.until_us)) {
+        http_error(r, 400, "invalid_parameter", "period: give either period or since/until");
+        return;
+    }
+    int64_t span = periods[0].seconds;
+    if (period) {
+        size_t i = 0;
+        while (i < sizeof periods / sizeof periods[0] && strcmp(period, periods[i].name) != 0)
+            i++;
+        if (i == sizeof periods / sizeof periods[0]) {
+            http_error(r, 400, "invalid_parameter", "period: must be 24h, 7d or 30d");
+            return;
+        }
+        span = periods[i].seconds;
+    }
+    if (!f.until_us)
+        f.until_us = util_now_us() + 1; /* now included */
+    if (!f.since_us)
+        f.since_us = f.until_us - span * US_PER_S;
+    if (f.since_us >= f.until_us) {
+        http_error(r, 400, "invalid_parameter", "since: must be earlier than until");
+        return;
+    }
+    struct totals_ctx tc;
+    memset(&tc, 0, sizeof tc);
+    cJSON *items = cJSON_CreateArray();
+    if (store_cdr_totals(r->st, &f, totals_one, &tc) != 0 ||
+        store_cdr_stats(r->st, &f, stats_one, items) != 0) {
+        cJSON_Delete(items);
+        http_store_error(r);
+        return;
+    }
+    int64_t calls = 0;
+    for (size_t d = 0; d < NDISPOSITIONS; d++)
+        calls += tc.count[d];
+    cJSON *root = cJSON_CreateObject(), *totals = cJSON_CreateObject();
+    cJSON *by = cJSON_CreateObject();
+    http_add_time_us(root, "since", f.since_us);
+    http_add_time_us(root, "until", f.until_us);
+    if (f.ext[0])
+        cJSON_AddStringToObject(root, "ext", f.ext);
+    add_int64(totals, "calls", calls);
+    add_int64(totals, "answered", tc.count[0]); /* dispositions[0] is ANSWERED */
+    add_ratio(totals, "answer_rate", tc.count[0], calls, 10000);
+    add_int64(totals, "talk_seconds", tc.talk);
+    add_ratio(totals, "average_talk_seconds", tc.talk, tc.count[0], 10);
+    for (size_t d = 0; d < NDISPOSITIONS; d++)
+        add_int64(by, dispositions[d], tc.count[d]);
+    cJSON_AddItemToObject(totals, "dispositions", by);
+    cJSON_AddItemToObject(root, "totals", totals);
+    cJSON_AddItemToObject(root, "items", items);
     http_json(r, 200, root);
 }

@@ -51,6 +51,7 @@ static const struct route {
     {"GET", "/api/v1/cdrs", api_cdrs_list, 0},
     {"GET", "/api/v1/cdrs.csv", api_cdrs_csv, 0},
     {"GET", "/api/v1/cdrs/summary", api_cdrs_summary, 0},
+    {"GET", "/api/v1/cdrs/stats", api_cdrs_stats, 0},
     {"GET", "/api/v1/traces/**", api_traces_get, 0},
     {"GET", "/api/v1/security/blocks", api_security_blocks_list, ROUTE_WAITS},
     {"DELETE", "/api/v1/security/blocks/*", api_security_blocks_delete, ROUTE_WAITS},

@@ -46,6 +46,26 @@ void http_users_changed(struct http *h)
                  SIP_EXECUTE_TIMEOUT_MS);
 }
 
+int http_display_name_problem(const char *s, char *why, size_t whylen)
+{
+    long n = util_utf8_chars(s);
+    if (n < 0) {
+        snprintf(why, whylen, "not valid UTF-8");
+        return -1;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            snprintf(why, whylen, "must not contain control characters");
+            return -1;
+        }
+    if (n > STORE_DISPLAY_NAME_CHARS) {
+        snprintf(why, whylen, "at most %d characters (this one has %ld)", STORE_DISPLAY_NAME_CHARS,
+                 n);
+        return -1;
+    }
+    return 0;
+}
+
 /* The {ext} of the path, or NULL after a 404 (an invalid one cannot exist). */
 static const char *path_ext(struct http_req *r)
 {
@@ -68,10 +88,15 @@ struct user_input {
 static int read_input(struct http_req *r, const cJSON *body, struct user_input *in)
 {
     memset(in, 0, sizeof *in);
-    const size_t name_max = STORE_NAME_MAX - 1;
-    if (http_field_string(r, body, "display_name", 0, name_max, 1, &in->display_name) < 0 ||
+    /* The length of a display name is checked in characters below, not in bytes here. */
+    if (http_field_string(r, body, "display_name", 0, HTTP_BODY_MAX, 1, &in->display_name) < 0 ||
         http_field_string(r, body, "password", 0, PASSWORD_MAX, 0, &in->password) < 0)
         return -1;
+    char why[96];
+    if (in->display_name && http_display_name_problem(in->display_name, why, sizeof why) != 0) {
+        http_error(r, 422, "invalid_field", "display_name: %s", why);
+        return -1;
+    }
     if ((in->has_enabled = http_field_bool(r, body, "enabled", &in->enabled)) < 0)
         return -1;
     if ((in->has_call_waiting = http_field_bool(r, body, "call_waiting", &in->call_waiting)) < 0)
@@ -101,67 +126,150 @@ static void apply_input(struct store_user *u, const struct user_input *in)
 
 /* ---- GET /users ---- */
 
+/* The orders of the list as ?sort= names them ("-name": descending). */
+static const struct {
+    const char *name;
+    enum store_user_sort sort;
+} sorts[] = {
+    {"extension", STORE_USER_SORT_EXTENSION},
+    {"name", STORE_USER_SORT_NAME},
+    {"status", STORE_USER_SORT_STATUS},
+    {"created", STORE_USER_SORT_CREATED},
+};
+#define SORT_LIST "extension, name, status or created (- before it: descending)"
+
+static const char *const statuses[] = {
+    [STORE_USER_ANY] = "any",
+    [STORE_USER_ONLINE] = "online",
+    [STORE_USER_OFFLINE] = "offline",
+    [STORE_USER_DISABLED] = "disabled",
+};
+
+/* A cursor is the sort as asked, the last user's sort key and its extension key, apart by
+ * a unit separator (which no key holds: display names have no control characters). */
+#define CURSOR_SEP      '\x1f'
+#define CURSOR_TEXT_MAX (16 + STORE_NAME_MAX + STORE_EXT_MAX + 8)
+
 struct list_ctx {
     cJSON *items;
     int limit, n, more;
-    const char *search; /* substring of extension or display name, any case */
-    int enabled;        /* -1: any */
-    char last[STORE_EXT_MAX];
+    char last[CURSOR_TEXT_MAX];
+    const char *sort; /* as asked */
 };
 
-static int list_one(const struct store_user *u, void *arg)
+static int list_one(const struct store_user *u, const char *key, const char *key2, int online,
+                    void *arg)
 {
     struct list_ctx *lc = arg;
-    if (lc->enabled >= 0 && u->enabled != lc->enabled)
-        return 0;
-    if (lc->search && !strcasestr(u->extension, lc->search) &&
-        !strcasestr(u->display_name, lc->search))
-        return 0;
     if (lc->n == lc->limit) {
         lc->more = 1;
-        return -1; /* stop: the page is full */
+        return -1; /* stop: the page is full and one more exists */
     }
-    cJSON_AddItemToArray(lc->items, user_json(u));
+    cJSON *o = user_json(u);
+    cJSON_AddBoolToObject(o, "online", online);
+    cJSON_AddItemToArray(lc->items, o);
     lc->n++;
-    snprintf(lc->last, sizeof lc->last, "%s", u->extension);
+    snprintf(lc->last, sizeof lc->last, "%s%c%s%c%s", lc->sort, CURSOR_SEP, key, CURSOR_SEP, key2);
+    return 0;
+}
+
+/* Reads ?sort=, ?status=, ?enabled= and ?q= (or ?search=) into q; -1 after a 400. */
+static int list_params(struct http_req *r, struct store_user_query *q, const char **sort)
+{
+    const char *v = http_query(r, "sort");
+    *sort = v && *v ? v : "extension";
+    const char *name = **sort == '-' ? *sort + 1 : *sort;
+    size_t i = 0;
+    while (i < sizeof sorts / sizeof sorts[0] && strcmp(name, sorts[i].name) != 0)
+        i++;
+    if (i == sizeof sorts / sizeof sorts[0]) {
+        http_error(r, 400, "invalid_parameter", "sort: must be one of " SORT_LIST);
+        return -1;
+    }
+    q->sort = sorts[i].sort;
+    q->desc = **sort == '-';
+
+    q->enabled = -1;
+    if ((v = http_query(r, "enabled")) && *v) {
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+            http_error(r, 400, "invalid_parameter", "enabled: must be true or false");
+            return -1;
+        }
+        q->enabled = strcmp(v, "true") == 0;
+    }
+    q->status = STORE_USER_ANY;
+    if ((v = http_query(r, "status")) && *v) {
+        size_t k = 0;
+        while (k < sizeof statuses / sizeof statuses[0] && strcmp(v, statuses[k]) != 0)
+            k++;
+        if (k == sizeof statuses / sizeof statuses[0]) {
+            http_error(r, 400, "invalid_parameter",
+                       "status: must be online, offline, disabled or any");
+            return -1;
+        }
+        q->status = (enum store_user_status)k;
+    }
+    const char *search = http_query(r, "q"), *alias = http_query(r, "search");
+    if (search && *search && alias && *alias && strcmp(search, alias) != 0) {
+        http_error(r, 400, "invalid_parameter", "search: differs from q (give one of them)");
+        return -1;
+    }
+    q->q = search && *search ? search : alias && *alias ? alias : NULL;
+    if (q->q && strlen(q->q) > STORE_NAME_MAX) {
+        http_error(r, 400, "invalid_parameter", "q: longer than %d bytes", STORE_NAME_MAX);
+        return -1;
+    }
     return 0;
 }
 
 void api_users_list(struct http_req *r)
 {
     struct list_ctx lc;
+    struct store_user_query q;
     const char *cursor;
     memset(&lc, 0, sizeof lc);
-    if (http_page_params(r, &lc.limit, &cursor) != 0)
+    memset(&q, 0, sizeof q);
+    if (http_page_params(r, &lc.limit, &cursor) != 0 || list_params(r, &q, &lc.sort) != 0)
         return;
-    char after[STORE_EXT_MAX] = "";
-    if (cursor && http_cursor_decode(after, sizeof after, cursor) != 0) {
-        http_error(r, 400, "invalid_parameter", "cursor: not a cursor this server returned");
-        return;
-    }
-    const char *en = http_query(r, "enabled");
-    lc.enabled = -1;
-    if (en) {
-        if (strcmp(en, "true") != 0 && strcmp(en, "false") != 0) {
-            http_error(r, 400, "invalid_parameter", "enabled: must be true or false");
+    char after[CURSOR_TEXT_MAX];
+    if (cursor) {
+        char *k, *k2;
+        if (http_cursor_decode(after, sizeof after, cursor) != 0 ||
+            !(k = strchr(after, CURSOR_SEP)) || !(k2 = strchr(k + 1, CURSOR_SEP)) ||
+            strchr(k2 + 1, CURSOR_SEP)) {
+            http_error(r, 400, "invalid_parameter", "cursor: not a cursor this server returned");
             return;
         }
-        lc.enabled = strcmp(en, "true") == 0;
+        *k++ = '\0';
+        *k2++ = '\0';
+        if (strcmp(after, lc.sort) != 0) {
+            http_error(r, 400, "invalid_parameter",
+                       "cursor: from a list in another order (sort=%s); start again without it",
+                       after);
+            return;
+        }
+        q.after = k;
+        q.after2 = k2;
     }
-    lc.search = http_query(r, "search");
-    if (lc.search && !*lc.search)
-        lc.search = NULL;
+    q.now = util_now();
+    int64_t total = store_user_query_count(r->st, &q);
+    if (total < 0) {
+        http_store_error(r);
+        return;
+    }
     lc.items = cJSON_CreateArray();
-    int rc = store_user_list(r->st, after, 0, list_one, &lc);
+    int rc = store_user_query(r->st, &q, lc.limit + 1, list_one, &lc);
     if (rc != 0 && rc != -1) {
         cJSON_Delete(lc.items);
         http_store_error(r);
         return;
     }
-    char next[2 * STORE_EXT_MAX + 1];
+    char next[2 * CURSOR_TEXT_MAX + 1];
     if (lc.more)
         http_cursor_encode(next, sizeof next, lc.last);
-    http_json(r, 200, http_page(lc.items, lc.more ? next : NULL));
+    cJSON *page = http_page(lc.items, lc.more ? next : NULL);
+    cJSON_AddNumberToObject(page, "total", (double)total);
+    http_json(r, 200, page);
 }
 
 /* ---- POST /users ---- */

@@ -77,18 +77,56 @@ int store_cdr_close_interrupted(struct store *st, int64_t now_us)
 #define CLOSED_ROW   "open = 0"
 #define CLOSED_INDEX "id NOT IN (SELECT id FROM cdrs WHERE open = 1)"
 
+/* The sort key column of each order (start_us for the default one). */
+static const struct {
+    const char *column;
+    int numeric; /* its cursor key is key_num, else key_text */
+} sort_keys[STORE_CDR_SORTS] = {
+    [STORE_CDR_SORT_START] = {"start_us", 1},  [STORE_CDR_SORT_DURATION] = {"duration", 1},
+    [STORE_CDR_SORT_TALK] = {"billsec", 1},    [STORE_CDR_SORT_CALLER] = {"caller", 0},
+    [STORE_CDR_SORT_DIALLED] = {"dialled", 0}, [STORE_CDR_SORT_DISPOSITION] = {"disposition", 0},
+};
+
+/* The extensions of the users whose display name holds the search (?10: "%q%" with its
+ * own % and _ escaped; LIKE ignores the case of ASCII letters). */
+#define NAMED_USERS "(SELECT extension FROM users WHERE display_name LIKE ?10 ESCAPE '\\')"
+
 /* The WHERE clause of the filters in use (only those, so that SQLite picks the index that
  * fits: start_us for a time range or a plain listing, disposition, ...) with its
- * parameters numbered ?1..?6 as in bind_filter(). */
+ * parameters numbered as in bind_filter(): ?1 since, ?2 until, ?3 ext, ?4 disposition,
+ * ?5 and ?6 the cursor's start and id, ?8 its sort key, ?9 the search (?10 as a LIKE
+ * pattern). counting: for a count(*), which need not read in any order. */
 static void filter_sql(char *out, size_t outlen, const char *closed,
-                       const struct store_cdr_filter *f, int cursor)
+                       const struct store_cdr_filter *f, int cursor, int counting)
 {
-    snprintf(out, outlen, "WHERE %s%s%s%s%s%s", closed, f->since_us ? " AND start_us >= ?1" : "",
+    char after[400] = "";
+    if (cursor && f->sort == STORE_CDR_SORT_START) {
+        /* Written so that "start_us <= ?5" bounds the index range. */
+        snprintf(after, sizeof after, "%s",
+                 f->asc ? " AND start_us >= ?5 AND (start_us > ?5 OR id > ?6)"
+                        : " AND start_us <= ?5 AND (start_us < ?5 OR id < ?6)");
+    } else if (cursor) {
+        /* (key, start_us, id) after the cursor's, with "key <= ?8" bounding the range of
+         * the (key, start_us) index. */
+        const char *k = sort_keys[f->sort].column, *lt = f->asc ? ">" : "<";
+        snprintf(after, sizeof after,
+                 " AND %s %s= ?8 AND (%s %s ?8 OR start_us %s ?5 OR (start_us = ?5 AND id %s ?6))",
+                 k, lt, k, lt, lt, lt);
+    }
+    snprintf(out, outlen, "WHERE %s%s%s%s%s%s%s", closed, f->since_us ? " AND start_us >= ?1" : "",
              f->until_us ? " AND start_us < ?2" : "",
              f->ext[0] ? " AND (caller = ?3 OR dialled = ?3 OR answered_by = ?3)" : "",
-             f->disposition[0] ? " AND disposition = ?4" : "",
-             /* Written so that "start_us <= ?5" bounds the index range. */
-             cursor ? " AND start_us <= ?5 AND (start_us < ?5 OR id < ?6)" : "");
+             /* With an extension, counting goes through its three indexes; the "+" keeps
+              * SQLite (without statistics) from reading all of a disposition instead. */
+             !f->disposition[0]      ? ""
+             : f->ext[0] && counting ? " AND +disposition = ?4"
+                                     : " AND disposition = ?4",
+             f->q[0] ? " AND ((call_id >= ?9 AND call_id < ?9 || char(1114111)) OR "
+                       "caller_name LIKE ?10 ESCAPE '\\' OR caller = ?9 OR dialled = ?9 "
+                       "OR answered_by = ?9 OR caller IN " NAMED_USERS " OR dialled IN " NAMED_USERS
+                       " OR answered_by IN " NAMED_USERS ")"
+                     : "",
+             after);
 }
 
 static void bind_filter(sqlite3_stmt *s, const struct store_cdr_filter *f, int cursor)
@@ -104,6 +142,24 @@ static void bind_filter(sqlite3_stmt *s, const struct store_cdr_filter *f, int c
     if (cursor) {
         sqlite3_bind_int64(s, 5, f->before_start_us);
         sqlite3_bind_int64(s, 6, f->before_id);
+        if (f->sort != STORE_CDR_SORT_START && sort_keys[f->sort].numeric)
+            sqlite3_bind_int64(s, 8, f->key_num);
+        else if (f->sort != STORE_CDR_SORT_START)
+            store_bind_text(s, 8, f->key_text);
+    }
+    if (f->q[0]) {
+        char like[2 * sizeof f->q + 3];
+        size_t n = 0;
+        like[n++] = '%';
+        for (const char *p = f->q; *p; p++) {
+            if (*p == '%' || *p == '_' || *p == '\\')
+                like[n++] = '\\';
+            like[n++] = *p;
+        }
+        like[n++] = '%';
+        like[n] = '\0';
+        store_bind_text(s, 9, f->q);
+        store_bind_text(s, 10, like);
     }
 }
 
@@ -123,15 +179,27 @@ static sqlite3_stmt *prepare_once(struct store *st, const char *sql)
 int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit,
                    int (*cb)(const struct store_cdr *c, void *ctx), void *ctx)
 {
-    char where[400], sql[1024];
+    if ((unsigned)f->sort >= STORE_CDR_SORTS)
+        return EINVAL;
+    char where[1500], order[96], sql[2560];
     int cursor = f->before_start_us != 0 || f->before_id != 0;
-    filter_sql(where, sizeof where, CLOSED_ROW, f, cursor);
+    filter_sql(where, sizeof where, CLOSED_ROW, f, cursor, 0);
+    const char *dir = f->asc ? "ASC" : "DESC";
+    /* A search reads every row anyway: in the table's order (a "+" keeps SQLite from
+     * walking an index in the order asked, which reads the rows in random order and took
+     * four times as long), the matches then sorted. */
+    const char *plus = f->q[0] ? "+" : "";
+    if (f->sort == STORE_CDR_SORT_START)
+        snprintf(order, sizeof order, "%sstart_us %s, %sid %s", plus, dir, plus, dir);
+    else
+        snprintf(order, sizeof order, "%s%s %s, %sstart_us %s, %sid %s", plus,
+                 sort_keys[f->sort].column, dir, plus, dir, plus, dir);
     snprintf(sql, sizeof sql,
              "SELECT id, call_id, caller, caller_name, dialled, answered_by, forwards, start_us, "
              "coalesce(answer_us, 0), coalesce(end_us, 0), duration, billsec, disposition, "
              "status, phrase, hangup_by, user_agent, open, interrupted FROM cdrs %s "
-             "ORDER BY start_us DESC, id DESC LIMIT ?7",
-             where);
+             "ORDER BY %s LIMIT ?7",
+             where, order);
     sqlite3_stmt *s = prepare_once(st, sql);
     if (!s)
         return EIO;
@@ -171,6 +239,110 @@ int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit
     return ret;
 }
 
+int64_t store_cdr_count(struct store *st, const struct store_cdr_filter *f)
+{
+    char where[1500], sql[1600];
+    /* Without a search the count comes from an index alone (see CLOSED_INDEX). */
+    filter_sql(where, sizeof where, f->q[0] ? CLOSED_ROW : CLOSED_INDEX, f, 0, 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM cdrs %s", where);
+    sqlite3_stmt *s = prepare_once(st, sql);
+    if (!s)
+        return -1;
+    bind_filter(s, f, 0);
+    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    if (n < 0)
+        log_error("store: counting call records: %s", sqlite3_errmsg(st->db));
+    sqlite3_finalize(s);
+    return n;
+}
+
+int store_cdr_stats(struct store *st, const struct store_cdr_filter *f,
+                    int (*cb)(const struct store_cdr_ext_stats *e, void *ctx), void *ctx)
+{
+    char sql[2048];
+    const char *one = f->ext[0] ? "1" : "0";
+    /* Each record counts for its caller (placed), its dialled extension (received; answered
+     * when that extension answered it) and, when another answered it (a forward), for that
+     * one too. The range's rows are read once (MATERIALIZED; with an extension only its
+     * own, through the caller, dialled and answered_by indexes), the three parts then go
+     * over that copy. */
+    snprintf(sql, sizeof sql,
+             "WITH c AS MATERIALIZED (SELECT caller, dialled, answered_by, disposition, billsec "
+             "FROM cdrs WHERE open = 0 AND start_us >= ?1 AND start_us < ?2%s), "
+             "p AS (SELECT caller AS ext, 1 AS pc, disposition = 'ANSWERED' AS pa, "
+             "CASE WHEN disposition = 'ANSWERED' THEN billsec ELSE 0 END AS pt, "
+             "0 AS rc, 0 AS ra, 0 AS rt FROM c WHERE %s = 0 OR caller = ?3 "
+             "UNION ALL SELECT dialled, 0, 0, 0, 1, answered_by = dialled, "
+             "CASE WHEN answered_by = dialled THEN billsec ELSE 0 END FROM c "
+             "WHERE %s = 0 OR dialled = ?3 "
+             "UNION ALL SELECT answered_by, 0, 0, 0, 1, 1, billsec FROM c "
+             "WHERE answered_by <> '' AND answered_by <> dialled AND (%s = 0 OR answered_by = ?3)) "
+             "SELECT p.ext, coalesce(u.display_name, ''), sum(pc), sum(pa), sum(pt), sum(rc), "
+             "sum(ra), sum(rt) FROM p LEFT JOIN users u ON u.extension = p.ext "
+             "GROUP BY p.ext ORDER BY p.ext",
+             f->ext[0] ? " AND (caller = ?3 OR dialled = ?3 OR answered_by = ?3)" : "", one, one,
+             one);
+    sqlite3_stmt *s = prepare_once(st, sql);
+    if (!s)
+        return EIO;
+    sqlite3_bind_int64(s, 1, f->since_us);
+    sqlite3_bind_int64(s, 2, f->until_us ? f->until_us : INT64_MAX);
+    store_bind_text(s, 3, f->ext);
+    int rc, ret = 0;
+    struct store_cdr_ext_stats e;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        memset(&e, 0, sizeof e);
+        store_col_text(s, 0, e.extension, sizeof e.extension);
+        store_col_text(s, 1, e.display_name, sizeof e.display_name);
+        e.placed.calls = sqlite3_column_int64(s, 2);
+        e.placed.answered = sqlite3_column_int64(s, 3);
+        e.placed.talk = sqlite3_column_int64(s, 4);
+        e.received.calls = sqlite3_column_int64(s, 5);
+        e.received.answered = sqlite3_column_int64(s, 6);
+        e.received.talk = sqlite3_column_int64(s, 7);
+        if ((ret = cb(&e, ctx)) != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) {
+        log_error("store: call statistics: %s", sqlite3_errmsg(st->db));
+        ret = EIO;
+    }
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_cdr_totals(struct store *st, const struct store_cdr_filter *f,
+                     int (*cb)(const char *disposition, int64_t count, int64_t talk, void *ctx),
+                     void *ctx)
+{
+    struct store_cdr_filter g;
+    memset(&g, 0, sizeof g);
+    g.since_us = f->since_us;
+    g.until_us = f->until_us;
+    memcpy(g.ext, f->ext, sizeof g.ext);
+    char where[400], sql[600];
+    filter_sql(where, sizeof where, CLOSED_ROW, &g, 0, 0);
+    snprintf(sql, sizeof sql,
+             "SELECT disposition, count(*), sum(billsec) FROM cdrs %s GROUP BY disposition", where);
+    sqlite3_stmt *s = prepare_once(st, sql);
+    if (!s)
+        return EIO;
+    bind_filter(s, &g, 0);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *d = sqlite3_column_text(s, 0);
+        if ((ret = cb(d ? (const char *)d : "", sqlite3_column_int64(s, 1),
+                      sqlite3_column_int64(s, 2), ctx)) != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) {
+        log_error("store: call totals: %s", sqlite3_errmsg(st->db));
+        ret = EIO;
+    }
+    sqlite3_finalize(s);
+    return ret;
+}
+
 int store_cdr_summary(struct store *st, const struct store_cdr_filter *f, int64_t bucket_us,
                       int (*cb)(int64_t bucket_start_us, const char *disposition, int64_t count,
                                 void *ctx),
@@ -178,10 +350,13 @@ int store_cdr_summary(struct store *st, const struct store_cdr_filter *f, int64_
 {
     if (bucket_us <= 0)
         return EINVAL;
-    struct store_cdr_filter g = *f;
-    g.disposition[0] = '\0';
+    struct store_cdr_filter g;
+    memset(&g, 0, sizeof g);
+    g.since_us = f->since_us;
+    g.until_us = f->until_us;
+    memcpy(g.ext, f->ext, sizeof g.ext);
     char where[400], sql[1024];
-    filter_sql(where, sizeof where, CLOSED_INDEX, &g, 0);
+    filter_sql(where, sizeof where, CLOSED_INDEX, &g, 0, 0);
     /* Naming every disposition lets SQLite count from the index (disposition, start_us)
      * alone, one range per disposition: a year of a million calls in under a second,
      * where reading the rows by start_us took five. start_us is never negative, so

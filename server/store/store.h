@@ -55,12 +55,16 @@ int store_setting_set(struct store *st, const char *key, const char *value);
 /* ---- users ---- */
 
 #define STORE_EXT_MAX  33
-#define STORE_NAME_MAX 128
+#define STORE_NAME_MAX 128 /* names elsewhere: admins, callers' names in call records */
 #define STORE_HA1_LEN  33
+/* A user's display name is at most STORE_DISPLAY_NAME_CHARS characters (code points) of
+ * UTF-8, which take up to 4 bytes each: STORE_DISPLAY_NAME_MAX holds any of them. */
+#define STORE_DISPLAY_NAME_CHARS 127
+#define STORE_DISPLAY_NAME_MAX   512
 
 struct store_user {
     char extension[STORE_EXT_MAX];
-    char display_name[STORE_NAME_MAX];
+    char display_name[STORE_DISPLAY_NAME_MAX];
     char ha1[STORE_HA1_LEN];
     char realm[256];
     int enabled;
@@ -82,9 +86,52 @@ int store_user_set_ha1(struct store *st, const char *ext, const char *realm, con
 /** Deletes a user and (by cascade) its registrations; returns 0, ENOENT or EIO. */
 int store_user_delete(struct store *st, const char *ext);
 /** Calls cb for users with extension > after (NULL: from the start), in extension order, at
- *  most limit of them (<= 0: all). Returns 0, EIO, or what a non-zero cb returned. */
+ *  most limit of them (<= 0: all). Display names come cut to at most STORE_NAME_MAX - 1
+ *  bytes (at a character boundary): the size of the SIP side's copy of a user, which this
+ *  walk fills (store_user_get and store_user_query give them whole). Returns 0, EIO, or
+ *  what a non-zero cb returned. */
 int store_user_list(struct store *st, const char *after, int limit,
                     int (*cb)(const struct store_user *u, void *ctx), void *ctx);
+
+/* The orders a user list can have (store_user_query). Extensions compare naturally:
+ * all-digit ones by their number ("99" before "100"), then the others by their text. */
+enum store_user_sort {
+    STORE_USER_SORT_EXTENSION,
+    STORE_USER_SORT_NAME,    /* display name, any case (ASCII); ties by extension */
+    STORE_USER_SORT_STATUS,  /* online, offline, disabled; ties by extension */
+    STORE_USER_SORT_CREATED, /* created_at; ties by extension */
+};
+
+/* The states of an account as the list filters them. */
+enum store_user_status {
+    STORE_USER_ANY,
+    STORE_USER_ONLINE,  /* enabled, with a binding that has not expired */
+    STORE_USER_OFFLINE, /* enabled, without one */
+    STORE_USER_DISABLED,
+};
+
+/* A filtered, sorted page of users. Zero/NULL fields do not filter. */
+struct store_user_query {
+    const char *q; /* part of the extension or display name, any case (ASCII) */
+    int enabled;   /* -1: any, 0 or 1 */
+    enum store_user_status status;
+    enum store_user_sort sort;
+    int desc;           /* descending */
+    int64_t now;        /* for "online": bindings that expire after now */
+    const char *after;  /* keyset cursor: the sort key of the last user of the page before */
+    const char *after2; /* and its extension key; NULL from the start */
+};
+
+/** Calls cb for the users of q in q's order, at most limit (<= 0: all). cb also gets the
+ *  user's sort keys (key, key2: what q->after and q->after2 take to continue after it;
+ *  valid during cb) and whether it is online. Returns 0, EIO, or what a non-zero cb
+ *  returned. */
+int store_user_query(struct store *st, const struct store_user_query *q, int limit,
+                     int (*cb)(const struct store_user *u, const char *key, const char *key2,
+                               int online, void *ctx),
+                     void *ctx);
+/** The number of users that match q (its cursor is ignored), or -1 on error. */
+int64_t store_user_query_count(struct store *st, const struct store_user_query *q);
 /** Number of users. */
 int store_user_count(struct store *st);
 /** The sequence number of the latest change of a user or its forward rules, by any
@@ -182,19 +229,45 @@ int store_cdr_close_interrupted(struct store *st, int64_t now_us);
 /** Records that the writer was alive at now_us (bounds the end of interrupted calls). */
 int store_heartbeat(struct store *st, int64_t now_us);
 
+/* The orders of a CDR list (store_cdr_filter.sort); each continues by start time and id
+ * in the same direction, so records with the same key are newest (or oldest) first. */
+enum store_cdr_sort {
+    STORE_CDR_SORT_START, /* the default, newest first */
+    STORE_CDR_SORT_DURATION,
+    STORE_CDR_SORT_TALK, /* billsec */
+    STORE_CDR_SORT_CALLER,
+    STORE_CDR_SORT_DIALLED,
+    STORE_CDR_SORT_DISPOSITION,
+    STORE_CDR_SORTS
+};
+
 /** CDR filters; zero/empty fields do not filter. */
 struct store_cdr_filter {
     int64_t since_us, until_us; /* start_us >= since, < until */
     char ext[STORE_EXT_MAX];    /* caller or dialled or answered_by */
     char disposition[16];
-    int64_t before_start_us, before_id; /* keyset cursor: rows older than this one */
+    /* A search: records whose Call-ID starts with q, whose caller's name holds q (any case,
+     * ASCII), that a user whose display name holds q made, was dialled by or answered,
+     * or whose caller, dialled or answering extension is q. */
+    char q[STORE_NAME_MAX];
+    enum store_cdr_sort sort;
+    int asc; /* ascending (the default is descending: newest, longest, Z first) */
+    /* Keyset cursor: records after this one in the order (before it when descending), 0
+     * for none. For sorts other than start, the last record's key too: key_num for
+     * duration and talk, key_text for the others. */
+    int64_t before_start_us, before_id;
+    int64_t key_num;
+    char key_text[STORE_EXT_MAX];
 };
-/** Calls cb for the closed records that match f (open ones are calls still up), newest
- *  first (start_us, then id, descending), at most limit (<= 0: all). Only the filters in
- *  use reach the SQL, so each query can use the index that fits it. Returns 0, EIO, or
- *  what a non-zero cb returned. */
+/** Calls cb for the closed records that match f (open ones are calls still up), in f's
+ *  order (newest first by default: start_us, then id, descending), at most limit (<= 0:
+ *  all). Only the filters in use reach the SQL, so each query can use the index that fits
+ *  it. Returns 0, EINVAL (no such sort), EIO, or what a non-zero cb returned. */
 int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit,
                    int (*cb)(const struct store_cdr *c, void *ctx), void *ctx);
+/** The number of closed records that match f (its cursor and order do not matter), or -1
+ *  on error. */
+int64_t store_cdr_count(struct store *st, const struct store_cdr_filter *f);
 /** Counts the closed records of f (since, until and ext; the other fields are ignored) per
  *  time bucket of bucket_us microseconds (buckets start at multiples of bucket_us since the
  *  epoch) and disposition, in one GROUP BY query. cb gets each non-empty (bucket start,
@@ -204,6 +277,32 @@ int store_cdr_summary(struct store *st, const struct store_cdr_filter *f, int64_
                       int (*cb)(int64_t bucket_start_us, const char *disposition, int64_t count,
                                 void *ctx),
                       void *ctx);
+
+/* Calls of one side of an extension (store_cdr_stats). */
+struct store_cdr_side {
+    int64_t calls, answered, talk; /* talk: seconds, of the answered ones */
+};
+
+/* One extension's calls in a time range. */
+struct store_cdr_ext_stats {
+    char extension[256]; /* an extension, or the SIP URI a call was answered at */
+    char display_name[STORE_DISPLAY_NAME_MAX]; /* its account's, "" when none */
+    struct store_cdr_side placed;              /* it was the caller */
+    /* it was dialled (answered: by itself), or answered a call dialled to another (after a
+     * forward) */
+    struct store_cdr_side received;
+};
+
+/** Calls cb for every extension with a closed record in f's time range (since, until;
+ *  only f->ext when given; the other fields are ignored), in extension order, with its
+ *  placed and received calls. Returns 0, EIO, or what a non-zero cb returned. */
+int store_cdr_stats(struct store *st, const struct store_cdr_filter *f,
+                    int (*cb)(const struct store_cdr_ext_stats *e, void *ctx), void *ctx);
+/** Calls cb for each disposition with closed records in f's range (since, until, ext),
+ *  with their number and talk seconds. Returns 0, EIO, or what a non-zero cb returned. */
+int store_cdr_totals(struct store *st, const struct store_cdr_filter *f,
+                     int (*cb)(const char *disposition, int64_t count, int64_t talk, void *ctx),
+                     void *ctx);
 
 /* ---- SIP message traces ---- */
 

@@ -1,7 +1,9 @@
 /* The users table: extensions with their digest, display name and call settings. */
 #include "store/store_int.h"
+#include "util/util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define USER_COLS                                                                                  \
@@ -99,6 +101,18 @@ int store_user_delete(struct store *st, const char *ext)
     return changed_or_enoent(st, s);
 }
 
+/* Cuts the UTF-8 text s to fit size bytes with its NUL, before a whole character. */
+static void cut_name(char *s, size_t size)
+{
+    size_t n = strlen(s);
+    if (n < size)
+        return;
+    n = size - 1;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--; /* s[n] continues a character: cut before the character's first byte */
+    s[n] = '\0';
+}
+
 int store_user_list(struct store *st, const char *after, int limit,
                     int (*cb)(const struct store_user *u, void *ctx), void *ctx)
 {
@@ -112,6 +126,7 @@ int store_user_list(struct store *st, const char *after, int limit,
     struct store_user u;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         read_user(s, &u);
+        cut_name(u.display_name, STORE_NAME_MAX);
         if ((ret = cb(&u, ctx)) != 0)
             break;
     }
@@ -119,6 +134,122 @@ int store_user_list(struct store *st, const char *after, int limit,
         ret = EIO;
     sqlite3_reset(s);
     return ret;
+}
+
+/* ---- filtered and sorted lists (the REST list) ---- */
+
+/* The natural order of extensions as text: all-digit ones first, by length and then
+ * digits (that is, by number), then the others by their text. */
+#define NATURAL_KEY                                                                                \
+    "CASE WHEN extension GLOB '*[^0-9]*' THEN '1' || extension "                                   \
+    "ELSE '0' || printf('%%02d', length(extension)) || extension END"
+
+/* The users with the columns the filters and orders need; ?1 is now. A format string for
+ * snprintf (hence "%%"). */
+#define QUERY_ROWS                                                                                 \
+    "WITH u AS (SELECT extension, display_name, ha1, realm, enabled, call_waiting, "               \
+    "coalesce(ring_timeout, 0) AS ring_timeout, created_at, updated_at, "                          \
+    "EXISTS (SELECT 1 FROM registrations g WHERE g.extension = users.extension "                   \
+    "AND g.expires_at > ?1) AS online, " NATURAL_KEY " AS nat FROM users) "
+
+/* The sort key of each order, as text so that one cursor form fits them all. */
+static const char *const sort_keys[] = {
+    [STORE_USER_SORT_EXTENSION] = "nat",
+    [STORE_USER_SORT_NAME] = "lower(display_name)",
+    [STORE_USER_SORT_STATUS] = "CASE WHEN enabled = 0 THEN '2' WHEN online THEN '0' ELSE '1' END",
+    [STORE_USER_SORT_CREATED] = "printf('%020d', created_at)",
+};
+
+/* Writes the query of q: the rows with their key k, filtered (parameters ?2 text, ?3
+ * enabled), after the cursor (?4, ?5) when cursor, in q's order when ordered, at most ?6
+ * of them when limited; count: only their number. */
+static int query_sql(char *out, size_t outlen, const struct store_user_query *q, int count)
+{
+    static const char *const status_sql[] = {
+        [STORE_USER_ANY] = "",
+        [STORE_USER_ONLINE] = " AND enabled = 1 AND online",
+        [STORE_USER_OFFLINE] = " AND enabled = 1 AND NOT online",
+        [STORE_USER_DISABLED] = " AND enabled = 0",
+    };
+    if ((unsigned)q->sort >= sizeof sort_keys / sizeof sort_keys[0] ||
+        (unsigned)q->status >= sizeof status_sql / sizeof status_sql[0])
+        return EINVAL;
+    int cursor = !count && q->after && q->after2;
+    const char *dir = q->desc ? "DESC" : "ASC";
+    int n = snprintf(
+        out, outlen, QUERY_ROWS "SELECT %s FROM (SELECT *, %s AS k FROM u) WHERE 1%s%s%s%s%s",
+        count ? "count(*)"
+              : "extension, display_name, ha1, realm, enabled, call_waiting, "
+                "ring_timeout, created_at, updated_at, online, k, nat",
+        sort_keys[q->sort],
+        q->q && *q->q ? " AND (instr(lower(extension), lower(?2)) > 0 OR "
+                        "instr(lower(display_name), lower(?2)) > 0)"
+                      : "",
+        q->enabled >= 0 ? " AND enabled = ?3" : "", status_sql[q->status],
+        cursor ? (q->desc ? " AND (k, nat) < (?4, ?5)" : " AND (k, nat) > (?4, ?5)") : "",
+        count ? "" : " ORDER BY k ");
+    if (!count)
+        n += snprintf(out + n, outlen - (size_t)n, "%s, nat %s LIMIT ?6", dir, dir);
+    return n > 0 && (size_t)n < outlen ? 0 : EINVAL;
+}
+
+/* Prepares a statement whose text depends on the request (not cached); NULL after
+ * logging. */
+static sqlite3_stmt *prepare_query(struct store *st, const struct store_user_query *q, int count)
+{
+    char sql[2048];
+    sqlite3_stmt *s = NULL;
+    if (query_sql(sql, sizeof sql, q, count) != 0)
+        return NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        log_error("store: cannot prepare the user list: %s", sqlite3_errmsg(st->db));
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    sqlite3_bind_int64(s, 1, q->now);
+    store_bind_text(s, 2, q->q);
+    sqlite3_bind_int(s, 3, q->enabled);
+    store_bind_text(s, 4, q->after);
+    store_bind_text(s, 5, q->after2);
+    return s;
+}
+
+int store_user_query(struct store *st, const struct store_user_query *q, int limit,
+                     int (*cb)(const struct store_user *u, const char *key, const char *key2,
+                               int online, void *ctx),
+                     void *ctx)
+{
+    sqlite3_stmt *s = prepare_query(st, q, 0);
+    if (!s)
+        return EIO;
+    sqlite3_bind_int(s, 6, limit > 0 ? limit : -1);
+    int rc, ret = 0;
+    struct store_user u;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        read_user(s, &u);
+        const unsigned char *k = sqlite3_column_text(s, 10), *k2 = sqlite3_column_text(s, 11);
+        if ((ret = cb(&u, k ? (const char *)k : "", k2 ? (const char *)k2 : "",
+                      sqlite3_column_int(s, 9), ctx)) != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) {
+        log_error("store: listing users: %s", sqlite3_errmsg(st->db));
+        ret = EIO;
+    }
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int64_t store_user_query_count(struct store *st, const struct store_user_query *q)
+{
+    sqlite3_stmt *s = prepare_query(st, q, 1);
+    if (!s)
+        return -1;
+    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    if (n < 0)
+        log_error("store: counting users: %s", sqlite3_errmsg(st->db));
+    sqlite3_finalize(s);
+    return n;
 }
 
 int store_user_count(struct store *st)

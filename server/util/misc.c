@@ -69,6 +69,40 @@ int util_ct_compare(const void *a, const void *b, size_t len)
     return acc != 0;
 }
 
+long util_utf8_chars(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    long n = 0;
+    while (*p) {
+        unsigned c = *p, need, cp;
+        if (c < 0x80) {
+            p++;
+            n++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            need = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            need = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            need = 3, cp = c & 0x07;
+        else
+            return -1; /* a continuation byte, or a lead byte of an overlong form or > U+10FFFF */
+        for (unsigned i = 1; i <= need; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return -1; /* cut short (the NUL stops here too) */
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        /* the shortest form only, no surrogates, nothing past U+10FFFF */
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return -1;
+        p += need + 1;
+        n++;
+    }
+    return n;
+}
+
 int util_valid_extension(const char *s)
 {
     size_t n = s ? strlen(s) : 0;

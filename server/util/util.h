@@ -37,6 +37,9 @@ int util_ct_compare(const void *a, const void *b, size_t len);
 /** True when s is a valid SIP user part we accept for an extension: 1-32 characters of
  *  letters, digits and -_.!~*'+ (RFC 3261 unreserved plus '+'), not starting with '-'. */
 int util_valid_extension(const char *s);
+/** The number of characters (Unicode code points) of the UTF-8 string s, or -1 when s is
+ *  not well-formed UTF-8 (overlong forms, surrogates and values past U+10FFFF included). */
+long util_utf8_chars(const char *s);
 
 /** SHA-256 of len bytes of data into out. */
 void util_sha256(const void *data, size_t len, unsigned char out[32]);

@@ -167,7 +167,8 @@ class Users(DaemonTest):
             path = "/api/v1/users?search=Page&limit=3" + ("&cursor=" + cursor if cursor else "")
             r = self.api("GET", path)
             self.assertEqual(r.status, 200, r)
-            self.assertEqual(set(r.json), {"items", "next_cursor"})
+            self.assertEqual(set(r.json), {"items", "next_cursor", "total"})
+            self.assertEqual(r.json["total"], 7)
             self.assertLessEqual(len(r.json["items"]), 3)
             seen += [u["extension"] for u in r.json["items"]]
             pages += 1
@@ -196,6 +197,106 @@ class Users(DaemonTest):
                              name + ":")
         for e in exts:
             self.assertEqual(self.api("DELETE", "/api/v1/users/" + e).status, 204)
+
+    def test_sort_filter_and_total(self):
+        """The list takes sort (every column, either way), status, q and a total; paging
+        with a cursor gives every user once in that order, whatever the page size."""
+        users = [("9", "Zoe", True), ("10", "adam", True), ("100", "Bob", False),
+                 ("99", "carol", True), ("x-1", "", True), ("1000", "Bob", True)]
+        for ext, name, enabled in users:
+            self.create(ext, display_name=name, enabled=enabled)
+        # 10 is online: a phone registered it
+        self.assertEqual(apitest.register(self.d, "10", "secret"), 200)
+        self.wait_for(lambda: self.api("GET", "/api/v1/registrations?extension=10").json["items"],
+                      msg="the registration of 10 is not listed")
+        try:
+            def walk(query, limit):
+                seen, cursor = [], None
+                while True:
+                    r = self.api("GET", "/api/v1/users?limit=%d&%s%s" % (
+                        limit, query, "&cursor=" + cursor if cursor else ""))
+                    self.assertEqual(r.status, 200, r)
+                    seen += [u["extension"] for u in r.json["items"]]
+                    cursor = r.json["next_cursor"]
+                    if not cursor:
+                        return seen, r.json["total"]
+
+            # extensions in their natural order: numbers by value, then the others
+            for limit in (1, 2, 4, 100):
+                self.assertEqual(walk("", limit), (["9", "10", "99", "100", "1000", "x-1"], 6))
+                self.assertEqual(walk("sort=-extension", limit),
+                                 (["x-1", "1000", "100", "99", "10", "9"], 6))
+                # names any case; the same name by extension; the empty name first
+                self.assertEqual(walk("sort=name", limit),
+                                 (["x-1", "10", "100", "1000", "99", "9"], 6))
+                self.assertEqual(walk("sort=-name", limit),
+                                 (["9", "99", "1000", "100", "10", "x-1"], 6))
+                # online, offline, disabled
+                self.assertEqual(walk("sort=status", limit),
+                                 (["10", "9", "99", "1000", "x-1", "100"], 6))
+                self.assertEqual(walk("sort=-status", limit),
+                                 (["100", "x-1", "1000", "99", "9", "10"], 6))
+            self.assertEqual(walk("sort=created", 2)[1], 6)
+            self.assertEqual(len(walk("sort=-created", 4)[0]), 6)
+
+            # filters, each with its total
+            self.assertEqual(walk("status=online", 2), (["10"], 1))
+            self.assertEqual(walk("status=offline", 2), (["9", "99", "1000", "x-1"], 4))
+            self.assertEqual(walk("status=disabled", 2), (["100"], 1))
+            self.assertEqual(walk("status=any", 10)[1], 6)
+            self.assertEqual(walk("q=BOB", 1), (["100", "1000"], 2))
+            self.assertEqual(walk("search=bob&status=offline", 1), (["1000"], 1))
+            self.assertEqual(walk("q=99&search=99", 1), (["99"], 1))
+            self.assertEqual(walk("q=nobody", 1), ([], 0))
+            self.assertEqual(walk("q=o&sort=-name&enabled=true", 1), (["9", "99", "1000"], 3))
+            # every item says whether it is online
+            r = self.api("GET", "/api/v1/users?sort=status&limit=2")
+            self.assertEqual([(u["extension"], u["online"]) for u in r.json["items"]],
+                             [("10", True), ("9", False)])
+
+            # a cursor belongs to its order
+            r = self.api("GET", "/api/v1/users?limit=1&sort=name")
+            self.assertError(self.api("GET", "/api/v1/users?limit=1&sort=status&cursor=" +
+                                      r.json["next_cursor"]), 400, "invalid_parameter", "cursor:")
+            for q, name in [("sort=phone", "sort"), ("sort=--name", "sort"), ("sort=Name", "sort"),
+                            ("status=away", "status"), ("q=a&search=b", "search"),
+                            ("q=" + "x" * 600, "q"), ("cursor=" + "41" * 8, "cursor")]:
+                self.assertError(self.api("GET", "/api/v1/users?" + q), 400,
+                                 "invalid_parameter", name + ":")
+        finally:
+            for ext, _, _ in users:
+                self.assertEqual(self.api("DELETE", "/api/v1/users/" + ext).status, 204)
+
+    def test_display_name_length_in_characters(self):
+        """127 characters whatever their bytes; longer is refused with the limit in
+        characters, and nothing is cut."""
+        for name in ("a" * 127, "\u00fc" * 127, "\u5c71" * 127, "\U0001F600" * 127):
+            with self.subTest(name=name[:3]):
+                r = self.create("400", display_name=name)
+                self.assertEqual(r.json["display_name"], name)
+                self.assertEqual(self.api("GET", "/api/v1/users/400").json["display_name"], name)
+                r = self.api("GET", "/api/v1/users?q=400")
+                self.assertEqual(r.json["items"][0]["display_name"], name)
+                self.assertEqual(self.api("DELETE", "/api/v1/users/400").status, 204)
+        for name, n in (("a" * 128, 128), ("\u00fc" * 128, 128), ("\U0001F600" * 200, 200),
+                        ("x" * 10000, 10000)):
+            with self.subTest(chars=n):
+                r = self.api("POST", "/api/v1/users",
+                             {"extension": "401", "password": "secret", "display_name": name})
+                self.assertError(r, 422, "invalid_field",
+                                 "display_name: at most 127 characters (this one has %d)" % n)
+        self.assertError(self.api("GET", "/api/v1/users/401"), 404)
+        # the same rule for a change; the stored name stays
+        self.create("402", display_name="Kept")
+        try:
+            r = self.api("PATCH", "/api/v1/users/402", {"display_name": "\u00e9" * 128})
+            self.assertError(r, 422, "invalid_field", "at most 127 characters")
+            # bytes that are not UTF-8
+            r = self.api("PATCH", "/api/v1/users/402", raw=b'{"display_name":"a\xffb"}')
+            self.assertError(r, 422, "invalid_field", "display_name: not valid UTF-8")
+            self.assertEqual(self.api("GET", "/api/v1/users/402").json["display_name"], "Kept")
+        finally:
+            self.assertEqual(self.api("DELETE", "/api/v1/users/402").status, 204)
 
     def test_chunked_body(self):
         """A body without Content-Length is read in pieces, and refused when too large."""

@@ -3,7 +3,9 @@
 # with ROWS call records (default 1,000,000, spread over the past year, in one transaction
 # of plain SQL), starts `sipbx serve` on it and times with curl the first page of
 # GET /api/v1/cdrs, a filtered page (ext + disposition), a page deep in the cursor chain,
-# the summary for a day and for a year, and the full CSV export.
+# pages sorted by talk time and by caller, searches (a name, a Call-ID), the total count,
+# the summary for a day and for a year, the per-extension statistics of 30 days, and the
+# full CSV export.
 #
 #   tests/bench/cdr_query.sh [SIPBX] [ROWS]      (SIPBX default: build/sipbx)
 #
@@ -131,6 +133,15 @@ FILTERED=$(median "$API/cdrs?limit=100&ext=$EXT&disposition=ANSWERED")
 RARE=$(median "$API/cdrs?limit=100&ext=$EXT&disposition=FAILED")
 DEEPT=$(median "$API/cdrs?limit=100&cursor=$DEEP")
 DEEPF=$(median "$API/cdrs?limit=100&cursor=$DEEP&ext=$EXT&disposition=ANSWERED")
+SORTT=$(median "$API/cdrs?limit=100&sort=-talk")
+SORTC=$(median "$API/cdrs?limit=100&sort=caller")
+NAME=$(median "$API/cdrs?limit=100&q=User%20$EXT")
+CID=$(median "$API/cdrs?limit=100&q=$(sqlite3 "$DB" "SELECT substr(call_id, 1, 12) FROM cdrs LIMIT 1 OFFSET $MID")")
+NONE=$(median "$API/cdrs?limit=100&q=nobody-at-all")
+COUNT=$(median "$API/cdrs?limit=100&count=true")
+COUNTF=$(median "$API/cdrs?limit=100&count=true&ext=$EXT&disposition=ANSWERED")
+STATS=$(median "$API/cdrs/stats?period=30d")
+STATSE=$(median "$API/cdrs/stats?period=30d&ext=$EXT")
 DAY=$(median "$API/cdrs/summary")
 YEAR=$(median "$API/cdrs/summary?since=$(date -u -d '-365 days' +%Y-%m-%d)&bucket=86400")
 
@@ -150,6 +161,15 @@ cat <<EOF
 | filtered page, rare match, \`ext=$EXT&disposition=FAILED\` | $RARE ms |
 | deep page (cursor of record $MID), no filter | $DEEPT ms |
 | deep page (cursor of record $MID), \`ext=$EXT&disposition=ANSWERED\` | $DEEPF ms |
+| sorted page, \`sort=-talk\` | $SORTT ms |
+| sorted page, \`sort=caller\` | $SORTC ms |
+| search by name, \`q=User $EXT\` | $NAME ms |
+| search by the start of a Call-ID | $CID ms |
+| search without a match | $NONE ms |
+| first page with the total, \`count=true\` | $COUNT ms |
+| filtered page with the total, \`ext=$EXT&disposition=ANSWERED&count=true\` | $COUNTF ms |
+| \`GET /cdrs/stats?period=30d\` (every extension) | $STATS ms |
+| \`GET /cdrs/stats?period=30d&ext=$EXT\` | $STATSE ms |
 | \`GET /cdrs/summary\` (last 24 h, hourly) | $DAY ms |
 | \`GET /cdrs/summary\` (a year, daily) | $YEAR ms |
 | full CSV export, $((CSVLINES - 1)) records, $((CSVBYTES / 1048576)) MiB | $(awk "BEGIN { printf \"%.2f\", $CSVT / 1000 }") s |

@@ -299,9 +299,9 @@ static void test_failed_upgrade_changes_nothing(void **state)
     snprintf(path, sizeof path, "%s/old.db", f->dir);
     int before = 4; /* the obstacle below is in the way of migration 5 */
     make_old_db(path, before);
-    /* A row in the way of the last migration (left by hand, say): its first statement
-     * (the sip_blocks table) succeeds, a later one (its change counter) fails. */
-    raw_exec(path, "INSERT INTO change_counters (name, value) VALUES ('sip_blocks', 7)");
+    /* A table in the way of the last migration (left by hand, say): its first statement
+     * (the cdrs_duration index) succeeds, a later one (the cdrs_billsec index) fails. */
+    raw_exec(path, "CREATE TABLE cdrs_billsec (x)");
     int64_t objects = raw_int(path, "SELECT count(*) FROM sqlite_master");
 
     struct store *st = NULL;
@@ -315,12 +315,12 @@ static void test_failed_upgrade_changes_nothing(void **state)
     /* Everything as the older version left it: schema number, tables, data. */
     assert_int_equal(raw_int(path, "PRAGMA user_version"), before);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"), objects);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'sip_blocks'"),
-                     0);
+    assert_int_equal(
+        raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'cdrs_duration'"), 0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM users WHERE extension = '100'"), 1);
 
     /* With the obstacle gone the same upgrade goes through. */
-    raw_exec(path, "DELETE FROM change_counters WHERE name = 'sip_blocks'");
+    raw_exec(path, "DROP TABLE cdrs_billsec");
     if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
         fail_msg("upgrade after the fix: %s", err);
     assert_int_equal(store_schema_version(st), store_latest_version());
@@ -581,6 +581,31 @@ static void test_users_list(void **state)
     c.stop_after = 2;
     assert_int_equal(store_user_list(f->st, NULL, 0, collect_user, &c), 99);
     assert_int_equal(c.n, 2);
+}
+
+static int keep_name(const struct store_user *u, void *ctx)
+{
+    snprintf(ctx, STORE_DISPLAY_NAME_MAX, "%s", u->display_name);
+    return 0;
+}
+
+/* A display name of 127 four-byte characters is kept whole (get), and the walk that fills
+ * the SIP side's copy cuts it to STORE_NAME_MAX - 1 bytes before a whole character. */
+static void test_users_long_name(void **state)
+{
+    struct fixture *f = *state;
+    struct store_user u = make_user("100"), got;
+    u.display_name[0] = '\0';
+    for (int i = 0; i < STORE_DISPLAY_NAME_CHARS; i++)
+        strcat(u.display_name, "\xf0\x9f\x98\x80"); /* U+1F600 */
+    assert_int_equal(store_user_add(f->st, &u), 0);
+    assert_int_equal(store_user_get(f->st, "100", &got), 0);
+    assert_string_equal(got.display_name, u.display_name);
+    char listed[STORE_DISPLAY_NAME_MAX];
+    assert_int_equal(store_user_list(f->st, NULL, 0, keep_name, listed), 0);
+    assert_int_equal(strlen(listed), 124); /* 31 characters: a 32nd would need 128 bytes */
+    assert_int_equal(util_utf8_chars(listed), 31);
+    assert_memory_equal(listed, u.display_name, 124);
 }
 
 /* ---- SIP blocks ---- */
@@ -1214,6 +1239,7 @@ int main(void)
         T(test_settings),
         T(test_users_crud),
         T(test_users_list),
+        T(test_users_long_name),
         T(test_users_version),
         T(test_user_changes),
         T(test_blocks),

@@ -285,6 +285,30 @@ static void test_valid_extension(void **state)
         assert_false(util_valid_extension(bad[i]));
 }
 
+static void test_utf8_chars(void **state)
+{
+    (void)state;
+    assert_int_equal(util_utf8_chars(""), 0);
+    assert_int_equal(util_utf8_chars("Alice"), 5);
+    assert_int_equal(util_utf8_chars("J\xc3\xbcrgen"), 6);            /* ü: 2 bytes */
+    assert_int_equal(util_utf8_chars("\xe5\xb1\xb1\xe7\x94\xb0"), 2); /* 山田 */
+    assert_int_equal(util_utf8_chars("\xf0\x9f\x98\x80!"), 2);        /* U+1F600 */
+    assert_int_equal(util_utf8_chars("\xf4\x8f\xbf\xbf"), 1);         /* U+10FFFF */
+    const char *bad[] = {
+        "\x80",             /* a continuation byte first */
+        "a\xc3",            /* cut short */
+        "\xc3\x28",         /* not followed by a continuation byte */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xe0\x80\xaf",     /* overlong, 3 bytes */
+        "\xf0\x80\x80\xaf", /* overlong, 4 bytes */
+        "\xed\xa0\x80",     /* a surrogate, U+D800 */
+        "\xf4\x90\x80\x80", /* U+110000 */
+        "\xff",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(util_utf8_chars(bad[i]), -1);
+}
+
 static void test_ct_compare(void **state)
 {
     (void)state;
@@ -360,7 +384,7 @@ int main(void)
         cmocka_unit_test(test_sha256_hmac),       cmocka_unit_test(test_buf),
         cmocka_unit_test(test_sip_header),        cmocka_unit_test(test_valid_extension),
         cmocka_unit_test(test_ct_compare),        cmocka_unit_test(test_password_hash_verify),
-        cmocka_unit_test(test_password_generate),
+        cmocka_unit_test(test_password_generate), cmocka_unit_test(test_utf8_chars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
-import { Sipbx, launchFirefox, sleep, registerPhone, startCall, settledTrace, finish, ARTIFACTS, PW, XSS } from './harness.mjs';
+import { Sipbx, launchFirefox, sleep, registerPhone, startCall, settledTrace, shownArrows, finish, ARTIFACTS, PW, XSS } from './harness.mjs';
 
 let sx, browser, closeBrowser, page;
 const dialogs = [];
@@ -148,26 +148,26 @@ test('create an account in the Accounts page and see it go online when sipp regi
 test('a call appears, is answered and ends in the live calls view (event stream)', async () => {
   await go('/calls');
   await page.waitForSelector('#no-calls');
-  await page.waitForFunction(() => document.querySelector('main p.muted.small')?.textContent === 'Updated as it happens.');
+  await page.waitForFunction(() => document.getElementById('calls-note')?.textContent === 'Updated as it happens.');
   const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 2000, talkMs: 3000 });
 
-  const ringing = await page.waitForSelector('#live-calls article.call[data-state="ringing"]');
+  const ringing = await page.waitForSelector('#live-calls tr.call[data-state="ringing"]');
   state.callId = await ringing.evaluate((e) => e.dataset.callId);
   const card = await ringing.evaluate((e) => e.textContent);
   assert.ok(card.includes('Alice') && card.includes('100') && card.includes('101'), card);
   assert.equal(await text(page, 'h1 .count'), '(1)');
   await shot(page, '06-calls-ringing');
 
-  await page.waitForSelector('#live-calls article.call[data-state="answered"]');
-  const d1 = await text(page, '#live-calls article.call[data-state="answered"] .duration');
+  await page.waitForSelector('#live-calls tr.call[data-state="answered"]');
+  const d1 = await text(page, '#live-calls tr.call[data-state="answered"] .duration');
   assert.match(d1, /^talking 0:0\d$/);
   await page.waitForFunction((d) => {
-    const e = document.querySelector('#live-calls article.call[data-state="answered"] .duration');
+    const e = document.querySelector('#live-calls tr.call[data-state="answered"] .duration');
     return e && e.textContent !== d;
   }, { timeout: 3000 }, d1); // the talk time runs
   await shot(page, '07-calls-answered');
 
-  await page.waitForSelector(`#ended-calls article.call[data-state="ended"][data-call-id="${CSS_escape(state.callId)}"]`);
+  await page.waitForSelector(`#ended-calls tr.call[data-state="ended"][data-call-id="${CSS_escape(state.callId)}"]`);
   await page.waitForSelector('#no-calls');
   await Promise.all([caller.ok(), callee.ok()]);
   assert.match(await text(page, '#ended-calls'), /hung up by caller/);
@@ -179,9 +179,9 @@ test('the ladder of the call has one arrow per message of GET /api/v1/traces/{ca
   const n = await settledTrace(sx, state.callId, 10);
   assert.ok(n >= 10, `${n} messages`);
   // from the ended call's card, as a user would
-  await page.click('#ended-calls article.call a.btn');
+  await page.click('#ended-calls tr.call a.ladder-link');
   await page.waitForFunction((cid) => decodeURIComponent(location.hash) === `#/ladder/${cid}`, {}, state.callId);
-  await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, {}, n);
+  await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, {}, await shownArrows(sx, state.callId));
   const heads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent.split(' ')[0]));
   assert.deepEqual(heads, ['caller', 'sipbx', 'callee']);
   const labels = await page.$$eval('svg.ladder .arrow .label', (els) => els.map((e) => e.textContent));
@@ -257,9 +257,9 @@ test('SIP-derived and admin-entered text shows as text, never as markup', async 
   await registerPhone(sx, '102', `${XSS} softphone`);
   // a call whose caller display name (From header) is hostile, watched live
   await go('/calls');
-  await page.waitForFunction(() => document.querySelector('main p.muted.small')?.textContent === 'Updated as it happens.');
+  await page.waitForFunction(() => document.getElementById('calls-note')?.textContent === 'Updated as it happens.');
   const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 300, talkMs: 500, name: XSS });
-  await page.waitForFunction((x) => [...document.querySelectorAll('#ended-calls article.call')]
+  await page.waitForFunction((x) => [...document.querySelectorAll('#ended-calls tr.call')]
     .some((e) => e.textContent.includes(x)), {}, XSS);
   await Promise.all([caller.ok(), callee.ok()]);
   await shot(page, '11-xss-calls');

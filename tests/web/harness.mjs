@@ -202,7 +202,7 @@ export class Sipbx {
 
 /** One SIPp process against sx. Resolves {code, out} when it ends; .port is its local port. */
 export class Sipp {
-  constructor(sx, scenario, { user, password, port, keys = {}, pauseMs, timeout = '30s' } = {}) {
+  constructor(sx, scenario, { user, password, port, keys = {}, pauseMs, timeout = '30s', calls = 1, rate = 10 } = {}) {
     this.port = port;
     this.scenario = scenario;
     const stem = path.join(sx.tmp, `${path.basename(scenario, '.xml')}-${port}-${Date.now()}`);
@@ -210,7 +210,8 @@ export class Sipp {
     const args = ['-sf', path.join(HERE, 'sipp', scenario), '-key', 'user', user, '-key', 'domain', HOST];
     for (const [k, v] of Object.entries(keys)) args.push('-key', k, v);
     if (password) args.push('-au', user, '-ap', password);
-    args.push(`${HOST}:${sx.sipPort}`, '-i', HOST, '-p', String(port), '-t', 'u1', '-m', '1',
+    args.push(`${HOST}:${sx.sipPort}`, '-i', HOST, '-p', String(port), '-t', 'u1', '-m', String(calls),
+      ...(calls > 1 ? ['-l', String(calls), '-r', String(rate)] : []),
       '-nostdin', '-timeout', timeout, '-timeout_error', '-trace_msg', '-message_file', stem + '.msg',
       '-trace_err', '-error_file', stem + '.err');
     if (pauseMs !== undefined) args.push('-d', String(pauseMs));
@@ -277,6 +278,14 @@ export async function traceCount(sx, callId) {
   if (r.status === 404) return 0;
   assert.equal(r.status, 200, r.text);
   return r.json.messages.length;
+}
+
+/** The number of arrows the ladder of callId draws with retransmissions folded (its
+ *  default): one per message that is not a retransmission. */
+export async function shownArrows(sx, callId) {
+  const r = await sx.api('GET', `/traces/${encodeURIComponent(callId)}`);
+  assert.equal(r.status, 200, r.text);
+  return r.json.messages.filter((m) => !m.retransmission).length;
 }
 
 /** Waits until the trace of callId has at least min messages and stops growing (the writer

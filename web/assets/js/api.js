@@ -41,12 +41,14 @@ export function rememberAndLogin() {
 
 /**
  * Calls the API. path is under /api/v1 (e.g. "/users"); query an object of parameters
- * (empty values left out); body a JSON-able object. Resolves the parsed JSON (null for
- * 204); rejects with ApiError.
+ * (empty values left out); body a JSON-able object, or raw a string sent as it is with
+ * contentType (a CSV file). Resolves the parsed JSON (null for 204); rejects with
+ * ApiError.
  */
-export async function api(method, path, { body, query, signal } = {}) {
+export async function api(method, path, { body, raw, contentType, query, signal } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (raw !== undefined) headers['Content-Type'] = contentType || 'text/plain; charset=utf-8';
   if (method !== 'GET' && method !== 'HEAD') {
     const t = sessionStorage.getItem(CSRF_KEY);
     if (t) headers['X-CSRF-Token'] = t;
@@ -55,7 +57,7 @@ export async function api(method, path, { body, query, signal } = {}) {
   try {
     res = await fetch(url(path, query), {
       method, headers, signal, credentials: 'same-origin', cache: 'no-store',
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
     if (e.name === 'AbortError') throw e;

@@ -14,6 +14,7 @@ const routes = [
   { re: /^\/forwarding(?:\/([^/]+))?$/, page: 'forwarding', nav: 'forwarding', title: 'Forwarding' },
   { re: /^\/calls$/, page: 'calls', nav: 'calls', title: 'Live calls' },
   { re: /^\/records$/, page: 'records', nav: 'records', title: 'Call records' },
+  { re: /^\/stats$/, page: 'stats', nav: 'stats', title: 'Statistics' },
   { re: /^\/ladder(?:\/(.+))?$/, page: 'ladder', nav: null, title: 'Ladder' },
   { re: /^\/settings$/, page: 'settings', nav: 'settings', title: 'Tokens & settings' },
 ];

@@ -2,16 +2,17 @@
 // the parts of a call that the live calls show the same way.
 
 import { api } from './api.js';
-import { h, fill, showError, fmtTime, fmtDuration, badge } from './dom.js';
+import { h, fill, showError, fmtTime, fmtDuration, badge, cut, sortHeader } from './dom.js';
 
 export function ladderHref(callId) {
   return '#/ladder/' + encodeURIComponent(callId);
 }
 
-/** A party of a call: "Alice 100" (the name when there is one). */
+/** A party of a call: "Alice 100" (the name when there is one, cut when long, whole in
+ *  its tooltip). */
 export function partyEl(name, ext) {
   return h('span', { class: 'party' },
-    name ? [h('span', { class: 'name' }, name), ' '] : null,
+    name ? [cut(name, { cls: 'name', inline: true }), ' '] : null,
     h('span', { class: 'ext' }, ext || '?'));
 }
 
@@ -29,11 +30,15 @@ function status(c) {
   return `${c.status}${c.phrase ? ' ' + c.phrase : ''}`;
 }
 
-/** A table of records; compact leaves out the less important columns. */
-export function cdrTable(items, { compact = false } = {}) {
-  const head = ['Start', 'From', 'To', 'Outcome', 'Talk', ...(compact ? [] : ['Ring+talk', 'Final', 'Hung up by']), ''];
+/** A table of records; compact leaves out the less important columns. With onSort, the
+ *  column headers sort (sort: {key, desc} as GET /cdrs names the keys). */
+export function cdrTable(items, { compact = false, sort = null, onSort = null } = {}) {
+  const cols = [['Start', 'start', true], ['From', 'caller'], ['To', 'dialled'], ['Outcome', 'disposition'], ['Talk', 'talk', true],
+    ...(compact ? [] : [['Ring+talk', 'duration', true], ['Final'], ['Hung up by']]), ['']];
+  const th = ([label, key, defaultDesc]) => (onSort && key ? sortHeader(label, key, sort, onSort, { defaultDesc: !!defaultDesc })
+    : h('th', { scope: 'col' }, label || h('span', { class: 'sr' }, 'Ladder')));
   return h('div', { class: 'table-wrap' }, h('table', { class: 'table cdrs' },
-    h('thead', null, h('tr', null, head.map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', null, h('tr', null, cols.map(th))),
     h('tbody', null, items.map((c) => {
       const fw = c.forwards;
       const to = h('span', { class: 'party' }, h('span', { class: 'ext' }, c.dialled || '?'),
@@ -48,7 +53,7 @@ export function cdrTable(items, { compact = false } = {}) {
         h('td', { class: 'num c-talk', title: 'talk time' }, fmtDuration(c.billsec)),
         compact ? null : h('td', { class: 'num c-more' }, fmtDuration(c.duration)),
         compact ? null : h('td', { class: 'nowrap c-more' }, status(c)),
-        compact ? null : h('td', { class: 'c-more' }, c.hangup_by || '—'),
+        compact ? null : h('td', { class: 'c-more nowrap' }, c.hangup_by || '—'),
         h('td', { class: 'c-link' }, c.call_id ? h('a', { href: ladderHref(c.call_id), class: 'ladder-link', 'aria-label': `Ladder of the call from ${c.caller} to ${c.dialled}` }, 'Ladder') : null));
     }))));
 }

@@ -1,6 +1,6 @@
 // A stacked bar chart of calls per time bucket by disposition, drawn as SVG.
 
-import { s, h, fmtHour, fmtTime } from './dom.js';
+import { s, h, fmtHour, fmtTime, fmtDay } from './dom.js';
 
 export const DISPOSITIONS = [
   { key: 'ANSWERED', label: 'Answered', cls: 'd-answered' },
@@ -32,7 +32,7 @@ export function callChart(buckets, bucketSec, width = 720) {
 
   const svg = s('svg', {
     class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img',
-    'aria-label': `Calls per ${bucketSec >= 3600 ? 'hour' : 'bucket'}, by outcome; at most ${Math.max(0, ...totals)} in one bucket`,
+    'aria-label': `Calls per ${bucketSec >= 86400 ? 'day' : bucketSec >= 3600 ? 'hour' : 'bucket'}, by outcome; at most ${Math.max(0, ...totals)} in one bucket`,
   });
   // grid lines and y labels
   for (let i = 0; i <= 4; i++) {
@@ -58,7 +58,7 @@ export function callChart(buckets, bucketSec, width = 720) {
     svg.append(g);
     const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor((W - L) / 70))));
     if (i % every === 0) {
-      svg.append(s('text', { x: x + bw / 2, y: H - 8, class: 'axis', 'text-anchor': 'middle' }, fmtHour(b.start_us)));
+      svg.append(s('text', { x: x + bw / 2, y: H - 8, class: 'axis', 'text-anchor': 'middle' }, bucketSec >= 86400 ? fmtDay(b.start_us) : fmtHour(b.start_us)));
     }
   });
   svg.append(s('line', { x1: L, x2: W - R, y1: y(0), y2: y(0), class: 'base' }));

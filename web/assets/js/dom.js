@@ -78,6 +78,13 @@ export function fmtHour(t) {
   return d ? hf.format(d) : '';
 }
 
+const df = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+/** The day of a time as "Nov 3" (UTC: daily buckets of the API start at midnight UTC). */
+export function fmtDay(t) {
+  const d = toDate(t);
+  return d ? df.format(d) : '';
+}
+
 /** Seconds as m:ss or h:mm:ss. */
 export function fmtDuration(sec) {
   if (sec === null || sec === undefined || isNaN(sec)) return '—';
@@ -205,6 +212,82 @@ export function confirmDialog(title, message, okLabel = 'Delete') {
 /** A status badge for call states and dispositions. */
 export function badge(text, kind) {
   return h('span', { class: ['badge', `b-${String(kind || text).toLowerCase().replace(/[^a-z0-9]+/g, '-')}`] }, text);
+}
+
+/** Text that may be long (a name, a user agent, a contact): one line, cut with an
+ *  ellipsis by CSS, the whole of it in the tooltip. tag and cls as for h(). */
+export function cut(text, { tag = 'span', cls = null, inline = false } = {}) {
+  const t = text === null || text === undefined ? '' : String(text);
+  return h(tag, { class: [inline ? 'cut-inline' : 'cut', cls], title: t || null }, t);
+}
+
+/** The number of characters of s as sipbx counts them (code points, not UTF-16 units). */
+export function charCount(s) {
+  let n = 0;
+  for (const _ of s) n++; // eslint-disable-line no-unused-vars
+  return n;
+}
+
+/** The longest display name sipbx takes, in characters (server/store/store.h). */
+export const DISPLAY_NAME_MAX = 127;
+
+/** A display name input with a live count of its characters and the limit said before
+ *  saving (no maxlength: a browser would cut a pasted name silently). check() marks it
+ *  invalid and returns false when it is too long. */
+export function displayNameInput(id, value = '', attrs = {}) {
+  const hintId = id + '-count';
+  const input = h('input', { id, name: 'display_name', autocomplete: 'off', value, 'aria-describedby': hintId, ...attrs });
+  const counter = h('span', { class: 'counter', id: hintId, 'aria-live': 'polite' });
+  const update = () => {
+    const n = charCount(input.value.trim());
+    counter.textContent = `${n} of ${DISPLAY_NAME_MAX} characters`;
+    counter.classList.toggle('over', n > DISPLAY_NAME_MAX);
+  };
+  input.addEventListener('input', update);
+  update();
+  const check = () => {
+    const n = charCount(input.value.trim());
+    if (n <= DISPLAY_NAME_MAX) return true;
+    fieldError(input, `At most ${DISPLAY_NAME_MAX} characters: this name has ${n}.`);
+    input.setAttribute('aria-describedby', `${hintId} ${input.getAttribute('aria-describedby')}`);
+    input.focus();
+    return false;
+  };
+  return { input, counter, check };
+}
+
+/** Offers text (or a Blob) as a file download named name. */
+export function download(name, type, data) {
+  const blob = data instanceof Blob ? data : new Blob([data], { type });
+  const href = URL.createObjectURL(blob);
+  const a = h('a', { href, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10000);
+}
+
+/** A CSV field (RFC 4180), with a leading = + - @ defused by an apostrophe so that a
+ *  spreadsheet shows the text rather than running it as a formula. */
+export function csvField(v) {
+  let t = v === null || v === undefined ? '' : String(v);
+  if (/^[=+\-@\t\r]/.test(t)) t = "'" + t;
+  return /[",\r\n']/.test(t) || t !== String(v ?? '') ? `"${t.replace(/"/g, '""')}"` : t;
+}
+
+/** A table header cell that sorts: a button that cycles the column's order, and aria-sort.
+ *  current: {key, desc}; onSort(key, desc). */
+export function sortHeader(label, key, current, onSort, { defaultDesc = false, cls = null } = {}) {
+  const on = current && current.key === key;
+  const btn = h('button', { type: 'button', class: 'sort', title: `Sort by ${label.toLowerCase()}` }, label,
+    h('span', { class: 'dir', 'aria-hidden': 'true' }, on ? (current.desc ? '▼' : '▲') : ''));
+  btn.addEventListener('click', () => onSort(key, on ? !current.desc : defaultDesc));
+  return h('th', { scope: 'col', class: cls, 'aria-sort': on ? (current.desc ? 'descending' : 'ascending') : null }, btn);
+}
+
+/** n with thousands separators in the browser's language. */
+export function fmtNumber(n) {
+  return typeof n === 'number' ? n.toLocaleString() : '—';
 }
 
 /** Debounces fn by ms. */

@@ -1,8 +1,10 @@
 // One account: edit it, reset its password (shown once), see its devices (with the
-// ladders of their registrations), the values a softphone needs, and its recent calls.
+// ladders of their registrations), the values a softphone needs, and its calls: totals of
+// the last day, week or month and the most recent ones.
 
 import { api, listAll } from '../api.js';
-import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, debounce, showFormError, clearFormErrors, fieldError } from '../dom.js';
+import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, debounce, showFormError, clearFormErrors, fieldError,
+  cut, displayNameInput, fmtDuration, fmtNumber } from '../dom.js';
 import { on, onChange } from '../events.js';
 import { getSettings } from '../app.js';
 import { takePassword, generatePassword } from '../secrets.js';
@@ -24,6 +26,8 @@ export function render(main, { params, signal, go }) {
   const pwBox = h('div');
   const phoneBox = h('div');
   const callsBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  const totalsBox = h('div', { id: 'account-totals' }, h('p', { class: 'muted' }, 'Loading…'));
+  let period = '7d';
   const presenceSlot = h('span');
 
   async function load() {
@@ -42,15 +46,16 @@ export function render(main, { params, signal, go }) {
   }
 
   function draw() {
-    fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted' }, ` · ${user.display_name}`) : null), presenceSlot);
+    fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted cut-inline', title: user.display_name }, ` · ${user.display_name}`) : null), presenceSlot);
     fill(presenceSlot, presence(user, regs));
     fill(body,
       h('div', { class: 'grid-2' },
         editForm(),
         h('div', null, passwordCard(), phoneBox)),
       h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Devices'), kickButton()), devicesBox),
-      h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Recent calls'),
-        h('a', { href: `#/records?ext=${enc}` }, 'All records of ', ext)), callsBox),
+      h('section', { class: 'card', 'aria-labelledby': 'calls-title' }, h('div', { class: 'card-head' }, h('h2', { id: 'calls-title' }, 'Calls'),
+        periodButtons(), h('a', { href: `#/records?ext=${enc}` }, 'All records of ', ext)), totalsBox,
+        h('h3', { class: 'section-title' }, 'Most recent'), callsBox),
       h('section', { class: 'card danger-zone' }, h('h2', null, 'Delete this account'),
         h('p', null, 'Removes the account, its registrations and forwarding rules. Call records stay.'), deleteButton()));
     drawDevices();
@@ -73,8 +78,8 @@ export function render(main, { params, signal, go }) {
     fill(devicesBox, h('div', { class: 'table-wrap' }, h('table', { class: 'table devices-table' },
       h('thead', null, h('tr', null, ['Contact', 'User agent', 'From', 'Registered', 'Expires', ''].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', null, regs.map((r) => h('tr', null,
-        h('td', null, h('code', { class: 'contact' }, r.contact)),
-        h('td', null, r.user_agent || '—'),
+        h('td', { class: 'c-contact' }, cut(r.contact, { tag: 'code', cls: 'contact' })),
+        h('td', { class: 'c-ua' }, cut(r.user_agent || '—')),
         h('td', { class: 'nowrap' }, `${r.source || '?'} (${(r.transport || '').toUpperCase()})`),
         h('td', { class: 'nowrap' }, fmtTime(r.registered_at)),
         h('td', { class: 'nowrap' }, fmtRelative(r.expires_at)),
@@ -83,14 +88,15 @@ export function render(main, { params, signal, go }) {
   }
 
   function editForm() {
-    const name = h('input', { id: 'ed-name', name: 'display_name', maxlength: 127, value: user.display_name || '' });
+    const dn = displayNameInput('ed-name', user.display_name || '');
+    const name = dn.input;
     const rt = h('input', { id: 'ed-rt', name: 'ring_timeout', type: 'number', min: 1, max: 3600, inputmode: 'numeric', value: user.ring_timeout ?? '', placeholder: settings ? `default (${settings.ring_timeout} s)` : 'default' });
     const cw = h('input', { id: 'ed-cw', name: 'call_waiting', type: 'checkbox', checked: user.call_waiting });
     const en = h('input', { id: 'ed-en', name: 'enabled', type: 'checkbox', checked: user.enabled });
     const save = h('button', { type: 'submit', class: 'btn primary' }, 'Save');
     const f = h('form', { class: 'card', novalidate: true, 'aria-label': 'Edit account' },
       h('h2', null, 'Settings'),
-      h('div', { class: 'field' }, h('label', { for: 'ed-name' }, 'Display name'), name),
+      h('div', { class: 'field' }, h('label', { for: 'ed-name' }, 'Display name'), name, dn.counter),
       h('div', { class: 'field' }, h('label', { for: 'ed-rt' }, 'Ring timeout (seconds)'), rt, h('p', { class: 'hint' }, 'How long a call to this account rings; empty uses the server default.')),
       h('div', { class: 'field check' }, cw, h('label', { for: 'ed-cw' }, 'Call waiting (a second call rings during a call)')),
       h('div', { class: 'field check' }, en, h('label', { for: 'ed-en' }, 'Enabled (may register and make calls)')),
@@ -99,6 +105,7 @@ export function render(main, { params, signal, go }) {
     f.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       clearFormErrors(f);
+      if (!dn.check()) return;
       let ring = null;
       if (rt.value !== '') {
         ring = Number(rt.value);
@@ -195,6 +202,38 @@ export function render(main, { params, signal, go }) {
 
   function loadCalls() {
     recentCalls(callsBox, { ext, limit: 10 }, 'No calls yet.', signal);
+    loadTotals();
+  }
+
+  function periodButtons() {
+    const names = { '24h': 'Last 24 h', '7d': '7 days', '30d': '30 days' };
+    const group = h('div', { class: 'segmented', role: 'group', 'aria-label': 'Period of the totals' });
+    for (const [p, label] of Object.entries(names)) {
+      const b = h('button', { type: 'button', class: 'btn small', 'aria-pressed': String(p === period), dataset: { period: p } }, label);
+      b.addEventListener('click', () => {
+        period = p;
+        for (const x of group.children) x.setAttribute('aria-pressed', String(x.dataset.period === p));
+        loadTotals();
+      });
+      group.append(b);
+    }
+    return group;
+  }
+
+  async function loadTotals() {
+    try {
+      const s = await api('GET', '/cdrs/stats', { query: { ext, period }, signal });
+      const me = s.items.find((i) => i.extension === ext) || { placed: { calls: 0, answered: 0, talk_seconds: 0 }, received: { calls: 0, answered: 0, talk_seconds: 0 }, answer_rate: null, average_talk_seconds: null };
+      const pct = (x) => (x === null || x === undefined ? '—' : `${Math.round(x * 100)} %`);
+      const rows = [
+        ['Calls made', `${fmtNumber(me.placed.calls)} (${fmtNumber(me.placed.answered)} answered)`],
+        ['Calls received', `${fmtNumber(me.received.calls)} (${fmtNumber(me.received.answered)} answered here)`],
+        ['Answer rate', pct(me.answer_rate)],
+        ['Talk time', fmtDuration(me.placed.talk_seconds + me.received.talk_seconds)],
+        ['Average talk', me.average_talk_seconds === null ? '—' : fmtDuration(me.average_talk_seconds)],
+      ];
+      fill(totalsBox, h('dl', { class: 'kv', id: 'account-totals-list' }, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v)])));
+    } catch (e) { showError(totalsBox, e, loadTotals); }
   }
 
   load();

@@ -1,9 +1,9 @@
-// Live calls: the calls in progress, kept current by the event stream (no polling), with
-// running ring and talk times and forward legs; calls that end stay listed below for a
-// while, each with its ladder.
+// Live calls: the calls in progress as a compact table (fifty fit one screen), kept current
+// by the event stream (no polling), with running ring and talk times and forward legs, and
+// a filter; calls that end stay listed below for a while, each with its ladder.
 
 import { api } from '../api.js';
-import { h, fill, showError, badge, fmtClock, fmtDuration } from '../dom.js';
+import { h, fill, showError, badge, fmtClock, fmtDuration, cut, debounce } from '../dom.js';
 import { on, connected } from '../events.js';
 import { ladderHref, partyEl, forwardLegs } from '../cdrs.js';
 
@@ -13,22 +13,24 @@ const STATE_TEXT = {
   trying: 'calling', ringing: 'ringing', forwarded: 'forwarded', answered: 'talking', held: 'on hold', ended: 'ended',
 };
 
-export function render(main, { signal }) {
-  const liveBox = h('div', { class: 'calls', id: 'live-calls', 'aria-live': 'polite' });
-  const endedBox = h('div', { class: 'calls ended', id: 'ended-calls' });
+export function render(main, { signal, go, query }) {
+  const liveBox = h('div', { id: 'live-calls', 'aria-live': 'polite' });
+  const endedBox = h('div', { id: 'ended-calls' });
   const errBox = h('div');
-  const count = h('span', { class: 'count' });
-  const note = h('p', { class: 'muted small' });
-  main.append(h('section', { class: 'page' },
-    h('div', { class: 'page-head' }, h('h1', null, 'Live calls ', count)),
-    note, errBox, liveBox,
+  const count = h('span', { class: 'count', id: 'calls-count' });
+  const note = h('span', { class: 'muted small', id: 'calls-note' });
+  const filter = h('input', { type: 'search', id: 'calls-filter', name: 'filter', value: query.filter || '', placeholder: 'Extension, name, state or device', autocomplete: 'off' });
+  main.append(h('section', { class: 'page wide-page' },
+    h('div', { class: 'page-head' }, h('h1', null, 'Live calls ', count),
+      h('div', { class: 'actions', role: 'search' }, note, h('label', { for: 'calls-filter' }, 'Filter'), filter)),
+    errBox, liveBox,
     h('h2', { class: 'section-title' }, 'Ended while you watched'),
     endedBox));
 
   const calls = new Map(); // id -> call
   const ended = []; // newest first
   let offset = 0; // server clock - browser clock, ms
-  const nodes = new Map(); // id -> {el, dur}
+  const nodes = new Map(); // id -> {dur, c}
 
   function nowUs() { return (Date.now() + offset) * 1000; }
 
@@ -42,37 +44,48 @@ export function render(main, { signal }) {
     return c.state === 'ended' ? `after ${fmtDuration(ring)}` : `${STATE_TEXT[c.state] || c.state} ${fmtDuration(ring)}`;
   }
 
-  function callCard(c) {
+  /** The words a filter looks in. */
+  function words(c) {
+    return [c.caller, c.caller_name, c.callee, STATE_TEXT[c.state], c.state, c.user_agent, c.caller_contact, c.callee_contact,
+      ...(c.forwards || []).map((f) => f.to)].join(' ').toLowerCase();
+  }
+
+  function row(c) {
     const dur = h('span', { class: 'duration' }, durationText(c));
-    const endText = c.state === 'ended' ? [
-      c.final_status ? h('span', null, ` · ${c.final_status}`) : null,
-      c.hangup_by ? h('span', null, ` · hung up by ${c.hangup_by}`) : null] : null;
-    const el = h('article', { class: ['call', `s-${c.state}`], dataset: { callId: c.call_id, id: String(c.id), state: c.state }, 'aria-label': `Call from ${c.caller} to ${c.callee}, ${STATE_TEXT[c.state] || c.state}` },
-      h('div', { class: 'call-top' },
-        badge(STATE_TEXT[c.state] || c.state, c.state),
-        h('span', { class: 'call-parties' },
-          partyEl(c.caller_name, c.caller),
-          h('span', { class: 'arrow', 'aria-hidden': 'true' }, ' → '), h('span', { class: 'sr' }, ' to '),
-          partyEl(null, c.callee),
-          forwardLegs(c.forwards, true)),
-        h('a', { class: 'btn small', href: ladderHref(c.call_id) }, 'Ladder')),
-      h('div', { class: 'call-meta' },
-        dur,
-        h('span', { class: 'muted' }, ` · started ${fmtClock(c.started_us)}`), endText),
-      h('div', { class: 'call-devices muted small' },
-        c.caller_contact ? h('span', null, 'from ', h('code', null, c.caller_contact)) : null,
-        c.callee_contact ? h('span', null, ' to ', h('code', null, c.callee_contact)) : null,
-        c.user_agent ? h('span', null, ' · ', c.user_agent) : null));
+    const end = c.state === 'ended' ? [c.final_status ? ` · ${c.final_status}` : '', c.hangup_by ? ` · hung up by ${c.hangup_by}` : ''].join('') : '';
+    const device = [c.user_agent, c.callee_contact ? `to ${c.callee_contact}` : ''].filter(Boolean).join(' · ');
     nodes.set(c.id, { dur, c });
-    return el;
+    return h('tr', { class: ['call', `s-${c.state}`], dataset: { callId: c.call_id, id: String(c.id), state: c.state } },
+      h('td', { class: 'c-state' }, badge(STATE_TEXT[c.state] || c.state, c.state)),
+      h('td', { class: 'c-parties' }, h('span', { class: 'call-parties' },
+        partyEl(c.caller_name, c.caller),
+        h('span', { class: 'arrow', 'aria-hidden': 'true' }, ' → '), h('span', { class: 'sr' }, ' to '),
+        partyEl(null, c.callee),
+        forwardLegs(c.forwards || [], true))),
+      h('td', { class: 'c-dur' }, dur, end ? h('span', { class: 'muted small' }, end) : null),
+      h('td', { class: 'nowrap muted small c-started' }, fmtClock(c.started_us)),
+      h('td', { class: 'c-device muted small' }, device ? cut(device) : '—'),
+      h('td', { class: 'c-link' }, h('a', { class: 'ladder-link', href: ladderHref(c.call_id), 'aria-label': `Ladder of the call from ${c.caller} to ${c.callee}` }, 'Ladder')));
+  }
+
+  function table(list, cls, emptyEl) {
+    if (!list.length) return emptyEl;
+    return h('div', { class: 'table-wrap' }, h('table', { class: ['table calls-table', cls] },
+      h('thead', null, h('tr', null, ['State', 'Call', 'Time', 'Started', 'Device', ''].map((t) => h('th', { scope: 'col' }, t || h('span', { class: 'sr' }, 'Ladder'))))),
+      h('tbody', null, list.map(row))));
   }
 
   function draw() {
     nodes.clear();
-    const list = [...calls.values()].sort((a, b) => a.started_us - b.started_us);
-    count.textContent = `(${list.length})`;
-    fill(liveBox, list.length ? list.map(callCard) : h('p', { class: 'empty', id: 'no-calls' }, 'No calls right now. They appear here as soon as a phone dials.'));
-    fill(endedBox, ended.length ? ended.map(callCard) : h('p', { class: 'muted' }, 'None yet.'));
+    const f = filter.value.trim().toLowerCase();
+    const all = [...calls.values()].sort((a, b) => a.started_us - b.started_us);
+    const list = f ? all.filter((c) => words(c).includes(f)) : all;
+    count.textContent = f ? `(${list.length} of ${all.length})` : `(${all.length})`;
+    fill(liveBox, table(list, null, all.length
+      ? h('p', { class: 'empty', id: 'no-match' }, `No call in progress matches “${filter.value.trim()}”.`)
+      : h('p', { class: 'empty', id: 'no-calls' }, 'No calls right now. They appear here as soon as a phone dials.')));
+    const endedList = f ? ended.filter((c) => words(c).includes(f)) : ended;
+    fill(endedBox, table(endedList, 'ended', h('p', { class: 'muted' }, 'None yet.')));
   }
 
   async function load() {
@@ -107,6 +120,10 @@ export function render(main, { signal }) {
     note.textContent = connected() ? 'Updated as it happens.' : 'Waiting for the live event stream…';
   }
 
+  filter.addEventListener('input', debounce(() => {
+    draw();
+    go('/calls', { filter: filter.value.trim() }, { replace: true, noRender: true });
+  }, 150));
   load();
   drawNote();
   const tick = setInterval(() => {

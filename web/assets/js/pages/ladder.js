@@ -1,11 +1,19 @@
 // The ladder of one Call-ID (a call or a registration): every captured SIP message as a
-// sequence diagram; click an arrow for the whole message. The ladder is fetched again
-// whenever the event stream says messages of its Call-ID were stored (trace.changed).
+// sequence diagram, with the legs of a transferred call (other Call-IDs) merged in; click
+// an arrow (or Enter on it) for the whole message with its SDP summed up. Messages can be
+// filtered by method, retransmissions folded or not, and the diagram saved as SVG or PNG.
+// The ladder is fetched again whenever the event stream says messages of its Call-ID were
+// stored (trace.changed).
 
 import { api, url } from '../api.js';
-import { h, fill, showError, badge, fmtTime } from '../dom.js';
+import { h, fill, showError, badge, fmtTime, download, debounce, toast } from '../dom.js';
 import { on } from '../events.js';
-import { drawLadder, messageView, kindOf } from '../ladder.js';
+import { drawLadder, messageView, kindOf, methodFamily, sdpOf, sdpChanges, header, ladderSvg, svgToPng } from '../ladder.js';
+
+const MAX_RELATED = 4; // other Call-IDs merged into one ladder at most
+// Room left for a vertical scroll bar, whether there is one or not: the width a ladder is
+// drawn for does not change when one comes (which would draw it again, under a click).
+const SCROLLBAR = 18;
 
 export function render(main, { params, signal, go }) {
   const callId = params[0];
@@ -18,65 +26,174 @@ export function render(main, { params, signal, go }) {
   const scroller = h('div', { class: 'ladder-scroll', tabindex: -1 }, headWrap, bodyWrap);
   const detail = h('aside', { class: 'card ladder-detail', id: 'ladder-detail', 'aria-label': 'Selected message', hidden: true });
   const errBox = h('div');
-  const pcap = h('a', { class: 'btn', href: url(`/traces/${encodeURIComponent(callId)}.pcap`), download: `${callId.replace(/[^A-Za-z0-9._-]/g, '_')}.pcap`, id: 'pcap-link' }, 'Download pcap');
-  const legend = h('ul', { class: 'legend ladder-legend', 'aria-label': 'Legend' },
-    h('li', null, h('span', { class: 'swatch k-req' }), 'request'),
-    h('li', null, h('span', { class: 'swatch k-r1xx' }), '1xx provisional'),
-    h('li', null, h('span', { class: 'swatch k-r2xx' }), '2xx success'),
-    h('li', null, h('span', { class: 'swatch k-rerr' }), '3xx–6xx failure'),
-    h('li', null, h('span', { class: 'swatch retrans' }), 'retransmission ↻'));
+  const related = h('p', { class: 'related', id: 'ladder-related', hidden: true });
+  const safeName = callId.replace(/[^A-Za-z0-9._-]/g, '_');
+  const pcap = h('a', { class: 'btn', href: url(`/traces/${encodeURIComponent(callId)}.pcap`), download: `${safeName}.pcap`, id: 'pcap-link', hidden: true }, 'Download pcap');
+  const svgBtn = h('button', { type: 'button', class: 'btn', id: 'export-svg', disabled: true }, 'Save SVG');
+  const pngBtn = h('button', { type: 'button', class: 'btn', id: 'export-png', disabled: true }, 'Save PNG');
+  const foldBox = h('input', { type: 'checkbox', id: 'fold-retrans', checked: true });
+  const methodsBox = h('div', { class: 'methods', role: 'group', 'aria-label': 'Show the messages of' });
+  const legend = h('ul', { class: 'legend ladder-legend', 'aria-label': 'Legend' });
 
   main.append(h('section', { class: 'page ladder-page' },
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/calls' }, 'Live calls'), ' · ', h('a', { href: '#/records' }, 'Call records'), ' · ', h('a', { href: '#/ladder' }, 'Find a Call-ID')),
-    h('div', { class: 'page-head' }, h('h1', null, 'Ladder ', status), pcap),
+    h('div', { class: 'page-head' }, h('h1', null, 'Ladder ', status), h('div', { class: 'actions' }, svgBtn, pngBtn, pcap)),
     h('p', { class: 'callid' }, 'Call-ID ', h('code', null, callId)),
-    summary, legend, errBox,
+    summary, related,
+    h('div', { class: 'ladder-tools' }, methodsBox,
+      h('span', { class: 'field check' }, foldBox, h('label', { for: 'fold-retrans' }, 'Fold retransmissions'))),
+    legend, errBox,
     h('div', { class: 'ladder-layout' }, scroller, detail)));
 
-  let msgs = [];
+  let msgs = []; // of this Call-ID and the related ones, in time order
+  let own = []; // of this Call-ID
+  let relatedIds = [];
   let selectedSeq = null;
+  let current = null; // seq of the message the keyboard is on
+  let methods = null; // Set of methods shown, null: all
+  let drawn = null; // what drawLadder returned
+  let lastWidth = 0; // of the scroller, when the ladder was last drawn
+  const boxWidth = () => Math.floor(scroller.getBoundingClientRect().width) - 2; // less its border
   let live = false;
   let ended = false;
   let loading = null, again = false;
 
+  function closeDetail() {
+    detail.hidden = true;
+    selectedSeq = null;
+    draw();
+    const svg = bodyWrap.querySelector('svg.ladder');
+    if (svg) svg.focus();
+  }
+
   function select(m) {
     selectedSeq = m.seq;
-    for (const a of bodyWrap.querySelectorAll('.arrow.selected')) a.classList.remove('selected');
+    current = m.seq;
+    for (const a of bodyWrap.querySelectorAll('.arrow.selected')) { a.classList.remove('selected'); a.setAttribute('aria-selected', 'false'); }
     const g = bodyWrap.querySelector(`.arrow[data-seq="${CSS.escape(String(m.seq))}"]`);
-    if (g) g.classList.add('selected');
-    const close = h('button', { type: 'button', class: 'btn small', 'aria-label': 'Close message' }, 'Close');
-    close.addEventListener('click', () => {
-      detail.hidden = true;
-      selectedSeq = null;
-      if (g) { g.classList.remove('selected'); g.focus(); }
-    });
-    fill(detail, h('div', { class: 'card-head' }, h('h2', null, m.first_line || 'message'), close),
-      messageView(m, msgs[0].time_us));
+    if (g) { g.classList.add('selected'); g.setAttribute('aria-selected', 'true'); }
+    const close = h('button', { type: 'button', class: 'btn small', 'aria-label': 'Close message (Escape)' }, 'Close');
+    close.addEventListener('click', closeDetail);
+    // the SDP the same sender sent before this one, for what changed
+    const sender = (x) => (x.direction === 'in' ? x.src : `sipbx>${x.dst}`);
+    let prev = null;
+    for (const x of msgs) {
+      if (x === m) break;
+      if (sender(x) === sender(m)) prev = sdpOf(x) || prev;
+    }
+    const sdp = sdpOf(m);
+    const other = m.call_id && m.call_id !== callId ? h('p', { class: 'small' }, 'Of the related call ', h('a', { href: `#/ladder/${encodeURIComponent(m.call_id)}` }, m.call_id)) : null;
+    const wasHidden = detail.hidden;
+    fill(detail, h('div', { class: 'card-head' }, h('h2', null, m.first_line || 'message'), close), other,
+      messageView(m, msgs[0].time_us, { sdp, changes: sdp ? sdpChanges(prev, sdp) : [] }));
     detail.hidden = false;
-    if (window.matchMedia('(max-width: 900px)').matches) detail.scrollIntoView({ block: 'nearest' });
+    if (wasHidden) draw(); // the columns share the narrower width now
+    if (window.matchMedia('(max-width: 1100px)').matches) detail.scrollIntoView({ block: 'nearest' });
+  }
+
+  function drawTools() {
+    const present = [...new Set(msgs.map(methodFamily))];
+    fill(methodsBox, h('span', { class: 'muted small' }, 'Show:'), present.map((meth) => {
+      const b = h('button', { type: 'button', class: 'btn small', 'aria-pressed': String(!methods || methods.has(meth)), dataset: { method: meth } }, meth);
+      b.addEventListener('click', () => {
+        const on_ = !methods || methods.has(meth);
+        const next = new Set(methods || present);
+        if (on_) next.delete(meth); else next.add(meth);
+        methods = next.size === present.length ? null : next;
+        drawTools();
+        draw();
+      });
+      return b;
+    }));
+  }
+
+  function drawLegend(cols) {
+    fill(legend,
+      h('li', null, h('span', { class: 'swatch k-req' }), 'request'),
+      h('li', null, h('span', { class: 'swatch k-r1xx' }), '1xx provisional'),
+      h('li', null, h('span', { class: 'swatch k-r2xx' }), '2xx success'),
+      h('li', null, h('span', { class: 'swatch k-rerr' }), '3xx–6xx failure'),
+      h('li', null, h('span', { class: 'swatch retrans' }), 'retransmission ↻ (×N: folded)'),
+      h('li', null, h('strong', { class: 'small' }, 'SDP'), ' media offer/answer, ', h('strong', { class: 'small' }, 'SDP Δ'), ' changed'),
+      cols.filter((c) => c.leg).map((c) => h('li', { class: 'leg-key' }, h('span', { class: ['swatch', `leg-${c.leg}`] }), `leg of ${c.role}${c.user ? ' ' + c.user : ''}`)));
   }
 
   function draw(prevCount) {
     if (!msgs.length) {
       fill(headWrap);
       fill(bodyWrap, h('p', { class: 'empty' }, live ? 'No message captured yet.' : 'No SIP message was captured for this Call-ID (traces are kept for a limited time, and capture may be off).'));
+      svgBtn.disabled = pngBtn.disabled = true;
       return;
     }
     const t0 = performance.now();
-    const { head, body, cols } = drawLadder(msgs, { onSelect: select, selectedSeq, newFrom: prevCount || Infinity, avail: scroller.clientWidth || 1000 });
-    fill(headWrap, head);
-    fill(bodyWrap, body);
+    const hadFocus = bodyWrap.contains(document.activeElement);
+    lastWidth = boxWidth();
+    drawn = drawLadder(msgs, { onSelect: select, selectedSeq, current, newFrom: prevCount || Infinity, avail: lastWidth ? lastWidth - SCROLLBAR : 1000, fold: foldBox.checked, methods });
+    fill(headWrap, drawn.head);
+    fill(bodyWrap, drawn.body);
+    drawn.body.addEventListener('keydown', () => { current = drawn.current(); });
+    drawn.body.addEventListener('click', () => { current = drawn.current(); });
+    if (hadFocus) drawn.body.focus({ preventScroll: true });
+    drawLegend(drawn.cols);
+    svgBtn.disabled = pngBtn.disabled = false;
     const span = (msgs[msgs.length - 1].time_us - msgs[0].time_us) / 1e6;
     const counts = { req: 0, r1xx: 0, r2xx: 0, rerr: 0 };
     let re = 0;
     for (const m of msgs) { counts[kindOf(m)]++; if (m.retransmission) re++; }
-    summary.textContent = `${msgs.length} messages over ${span.toFixed(3)} s between ${cols.length} parties, from ${fmtTime(msgs[0].time_us)}: ` +
-      `${counts.req} requests, ${counts.r1xx} provisional, ${counts.r2xx} success, ${counts.rerr} failure responses` + (re ? `, ${re} retransmissions` : '') + '.';
+    const shown = drawn.rows.length;
+    summary.textContent = `${msgs.length} messages over ${span.toFixed(3)} s between ${drawn.cols.length} parties, from ${fmtTime(msgs[0].time_us)}: ` +
+      `${counts.req} requests, ${counts.r1xx} provisional, ${counts.r2xx} success, ${counts.rerr} failure responses` + (re ? `, ${re} retransmissions` : '') +
+      (shown !== msgs.length ? `; ${shown} shown` : '') + '.';
     summary.dataset.drawMs = String(Math.round(performance.now() - t0));
-    if (selectedSeq !== null) {
-      const m = msgs.find((x) => x.seq === selectedSeq);
-      if (m && !detail.hidden) select(m);
+    summary.dataset.shown = String(shown);
+  }
+
+  /** Call-IDs this one's messages point to: a Replaces header or a Refer-To with
+   *  Replaces (an attended transfer). */
+  function pointedTo(list) {
+    const ids = new Set();
+    for (const m of list) {
+      const rep = header(m.raw, 'Replaces');
+      if (rep) ids.add(rep.split(';')[0].trim());
+      const rt = /[?&]Replaces=([^&>;]+)/i.exec(header(m.raw, 'Refer-To', 'r'));
+      if (rt) { try { ids.add(decodeURIComponent(rt[1]).split(';')[0]); } catch { /* not encoded well */ } }
     }
+    ids.delete(callId);
+    return [...ids];
+  }
+
+  /** The calls a blind transfer of this one made: after each REFER that sipbx passed on,
+   *  the records of calls to its Refer-To user that started within a minute. */
+  async function transferredTo(list) {
+    const ids = [];
+    for (const m of list) {
+      if (m.method !== 'REFER' || m.direction !== 'in') continue;
+      const user = /sips?:([^@;>?\s]+)@/i.exec(header(m.raw, 'Refer-To', 'r'));
+      if (!user || /Replaces=/i.test(header(m.raw, 'Refer-To', 'r'))) continue;
+      const since = new Date(m.time_us / 1000 - 1000).toISOString(), until = new Date(m.time_us / 1000 + 60000).toISOString();
+      try {
+        const r = await api('GET', '/cdrs', { query: { since, until, ext: user[1], limit: 20, sort: 'start' }, signal });
+        for (const c of r.items) if (c.call_id !== callId && c.dialled === user[1]) ids.push(c.call_id);
+      } catch { /* related legs are a help; the call's own ladder is what matters */ }
+    }
+    return ids;
+  }
+
+  async function loadRelated() {
+    const want = [...new Set([...pointedTo(own), ...(await transferredTo(own))])].slice(0, MAX_RELATED);
+    const extra = [];
+    for (const id of want) {
+      try {
+        const r = await api('GET', `/traces/${encodeURIComponent(id)}`, { signal });
+        for (const m of r.messages || []) extra.push({ ...m, call_id: id });
+      } catch { /* nothing captured of it */ }
+    }
+    relatedIds = want.filter((id) => extra.some((m) => m.call_id === id));
+    if (relatedIds.length) {
+      related.hidden = false;
+      fill(related, 'With the legs of the transfer: ', relatedIds.map((id, i) => [i ? ', ' : '', h('a', { href: `#/ladder/${encodeURIComponent(id)}` }, id)]), '.');
+    }
+    return extra;
   }
 
   async function load() {
@@ -86,18 +203,45 @@ export function render(main, { params, signal, go }) {
       try {
         const r = await api('GET', `/traces/${encodeURIComponent(callId)}`, { signal });
         const prev = msgs.length;
-        msgs = (r.messages || []).slice().sort((a, b) => (a.seq - b.seq) || (a.time_us - b.time_us));
+        own = (r.messages || []).slice().sort((a, b) => (a.seq - b.seq) || (a.time_us - b.time_us)).map((m) => ({ ...m, call_id: callId }));
+        const extra = await loadRelated();
+        // one sequence for all: the related legs' messages get numbers after this call's
+        msgs = [...own, ...extra.map((m, i) => ({ ...m, trace_seq: m.seq, seq: own.length + i + 1 }))]
+          .sort((a, b) => (a.time_us - b.time_us) || (a.seq - b.seq));
+        pcap.hidden = !own.length;
         fill(errBox);
-        if (msgs.length !== prev || !prev) draw(prev);
+        if (msgs.length !== prev || !prev) { drawTools(); draw(prev); }
+        if (selectedSeq !== null && !detail.hidden) {
+          const m = msgs.find((x) => x.seq === selectedSeq);
+          if (m) select(m);
+        }
       } catch (e) {
-        if (e.status === 404) { msgs = []; draw(0); if (!live) summary.textContent = 'Nothing captured for this Call-ID.'; }
-        else showError(errBox, e, load);
+        if (e.status === 404) {
+          msgs = own = [];
+          pcap.hidden = true;
+          draw(0);
+          if (!live) summary.textContent = 'Nothing captured for this Call-ID.';
+        } else showError(errBox, e, load);
       }
     })();
     await loading;
     loading = null;
     if (again) { again = false; return load(); }
   }
+
+  async function exportAs(kind) {
+    if (!drawn) return;
+    const svg = ladderSvg(drawn.head, drawn.body);
+    if (kind === 'svg') { download(`ladder-${safeName}.svg`, 'image/svg+xml', svg); return; }
+    const w = Number(drawn.body.getAttribute('width'));
+    const hh = Number(drawn.head.getAttribute('height')) + Number(drawn.body.getAttribute('height'));
+    try {
+      download(`ladder-${safeName}.png`, 'image/png', await svgToPng(svg, w, hh));
+    } catch (e) { toast(`Cannot save a PNG: ${e.message}`); }
+  }
+  svgBtn.addEventListener('click', () => exportAs('svg'));
+  pngBtn.addEventListener('click', () => exportAs('png'));
+  foldBox.addEventListener('change', () => draw());
 
   function setLive(on_, c) {
     live = on_;
@@ -113,6 +257,19 @@ export function render(main, { params, signal, go }) {
     } catch { /* a live view is a bonus; the trace is what matters */ }
   })();
 
+  // Escape closes the open message wherever the focus is on the page.
+  const onKey = (ev) => {
+    if (ev.key === 'Escape' && !detail.hidden && !document.querySelector('dialog[open]')) { ev.preventDefault(); closeDetail(); }
+  };
+  document.addEventListener('keydown', onKey);
+  // The columns share the width there is: drawn again when it changes (a message opened
+  // or closed, the window resized) from the width of the last drawing.
+  const resize = new ResizeObserver(debounce(() => {
+    // (not for the page's own scroll bar coming or going, 15 px or so)
+    if (Math.abs(boxWidth() - lastWidth) > 24 && msgs.length) draw();
+  }, 100));
+  resize.observe(scroller);
+
   const off = on('call.*', (type, c) => {
     if (!c || c.call_id !== callId) return;
     if (type === 'call.ended') { ended = true; setLive(false, c); } else setLive(true, c);
@@ -127,7 +284,7 @@ export function render(main, { params, signal, go }) {
   traces.onopen = () => load(); // what was stored before the stream began is fetched too
   // A refused stream (e.g. too many open) is not retried: the ladder is shown as it is now.
   traces.onerror = () => { if (traces.readyState === EventSource.CLOSED) load(); };
-  return () => { off(); traces.close(); };
+  return () => { off(); traces.close(); resize.disconnect(); document.removeEventListener('keydown', onKey); };
 }
 
 function lookup(main, go) {

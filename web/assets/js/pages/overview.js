@@ -3,7 +3,7 @@
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, debounce, fmtIso } from '../dom.js';
-import { on, onRegistrations } from '../events.js';
+import { on, onChange } from '../events.js';
 import { callChart } from '../chart.js';
 import { recentCalls } from '../cdrs.js';
 
@@ -43,36 +43,23 @@ export function render(main, { signal }) {
   }, 150));
   resize.observe(chartBox);
 
-  let exts = new Set(); // the extensions of the accounts counted
-
+  // Counts, not lists: the API counts the accounts (and those online) for any number of them.
   async function loadCounts() {
     try {
-      const [users, regs] = await Promise.all([listAll('/users', {}, { signal }), listAll('/registrations', {}, { signal })]);
-      exts = new Set(users.map((u) => u.extension));
-      accV.textContent = String(users.length);
-      showOnline(regs);
+      const [all, online, regs] = await Promise.all([
+        api('GET', '/users', { query: { limit: 1 }, signal }),
+        api('GET', '/users', { query: { limit: 1, status: 'online' }, signal }),
+        listAll('/registrations', {}, { signal }),
+      ]);
+      accV.textContent = String(all.total);
+      onV.textContent = String(online.total);
+      onSub.textContent = `${regs.length} device${regs.length === 1 ? '' : 's'} registered`;
+      fill(statErr);
     } catch (e) {
       if (e.name === 'AbortError') return;
       accV.textContent = onV.textContent = '?';
       fill(statErr, errorBox(e, loadCounts));
     }
-  }
-
-  async function loadOnline() {
-    try {
-      showOnline(await listAll('/registrations', {}, { signal }));
-    } catch (e) {
-      if (e.name === 'AbortError') return;
-      onV.textContent = '?';
-      fill(statErr, errorBox(e, loadOnline));
-    }
-  }
-
-  function showOnline(regs) {
-    const online = new Set(regs.map((r) => r.extension));
-    onV.textContent = String(online.size);
-    onSub.textContent = `${regs.length} device${regs.length === 1 ? '' : 's'} registered`;
-    fill(statErr);
   }
 
   async function loadLive() {
@@ -117,7 +104,7 @@ export function render(main, { signal }) {
       if (type === 'call.ended') { live.delete(c.id); refreshEnded(); } else live.set(c.id, c);
       liveV.textContent = String(live.size);
     }),
-    onRegistrations((ext) => exts.has(ext), loadOnline, loadCounts),
+    onChange('registration.changed', loadCounts, 200),
     on('reconnect', () => { loadCounts(); loadLive(); loadChart(); loadRecent(); }),
   ];
   return () => { resize.disconnect(); offs.forEach((f) => f()); };

@@ -1,8 +1,9 @@
-// Call records: filter by date range, extension and outcome, page through with the API's
-// cursors (so a million rows page as fast as ten), download the same selection as CSV.
+// Call records: filter by date range, extension and outcome, search by Call-ID or name,
+// sort by any column, see how many match; page through with the API's cursors (so a
+// million rows page as fast as ten), download the same selection as CSV.
 
 import { api, url } from '../api.js';
-import { h, fill, errorBox, fmtIso, showFormError, clearFormErrors, fieldError } from '../dom.js';
+import { h, fill, errorBox, fmtIso, showFormError, clearFormErrors, fieldError, fmtNumber } from '../dom.js';
 import { cdrTable } from '../cdrs.js';
 import { DISPOSITIONS } from '../chart.js';
 import { EXT_RE } from '../users.js';
@@ -23,6 +24,7 @@ export function render(main, { query, signal, go }) {
   const since = h('input', { id: 'f-since', name: 'since', type: 'datetime-local', value: query.since || '' });
   const until = h('input', { id: 'f-until', name: 'until', type: 'datetime-local', value: query.until || '' });
   const ext = h('input', { id: 'f-ext', name: 'ext', value: query.ext || '', placeholder: 'any', maxlength: 32, autocomplete: 'off' });
+  const q = h('input', { id: 'f-q', name: 'q', type: 'search', value: query.q || '', placeholder: 'Call-ID, name or extension', autocomplete: 'off', spellcheck: 'false' });
   const disp = h('select', { id: 'f-disp', name: 'disposition' },
     h('option', { value: '' }, 'any'),
     DISPOSITIONS.map((d) => h('option', { value: d.key, selected: query.disposition === d.key }, d.label)));
@@ -41,6 +43,7 @@ export function render(main, { query, signal, go }) {
     return b;
   };
   const form = h('form', { class: 'card filters', novalidate: true, 'aria-label': 'Filter call records' },
+    h('div', { class: 'field f-search' }, h('label', { for: 'f-q' }, 'Search'), q),
     h('div', { class: 'field' }, h('label', { for: 'f-since' }, 'From'), since),
     h('div', { class: 'field' }, h('label', { for: 'f-until' }, 'Until'), until),
     h('div', { class: 'field' }, h('label', { for: 'f-ext' }, 'Extension'), ext),
@@ -50,7 +53,11 @@ export function render(main, { query, signal, go }) {
     h('div', { class: 'quick' }, quick('Today', 'today'), quick('Last 24 h', 24), quick('Last 7 days', 168)),
     h('div', { class: 'form-error-slot' }));
 
-  const filters = { since: localToUtc(query.since), until: localToUtc(query.until), ext: query.ext || '', disposition: query.disposition || '' };
+  const filters = { since: localToUtc(query.since), until: localToUtc(query.until), ext: query.ext || '', disposition: query.disposition || '', q: query.q || '' };
+  const SORTS = ['start', 'caller', 'dialled', 'disposition', 'talk', 'duration'];
+  const sortKey = (query.sort || '-start').replace(/^-/, '');
+  const sort = SORTS.includes(sortKey) ? { key: sortKey, desc: (query.sort || '-start').startsWith('-') } : { key: 'start', desc: true };
+  const countLine = h('p', { class: 'count-line', id: 'records-count', 'aria-live': 'polite' });
   const csv = h('a', { class: 'btn', id: 'csv-link', href: url('/cdrs.csv', filters), download: 'sipbx-calls.csv' }, 'Download CSV');
   const tableBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
   const prev = h('button', { type: 'button', class: 'btn', disabled: true }, '← Newer');
@@ -60,7 +67,7 @@ export function render(main, { query, signal, go }) {
 
   main.append(h('section', { class: 'page' },
     h('div', { class: 'page-head' }, h('h1', null, 'Call records'), csv),
-    form, tableBox, pager));
+    form, countLine, tableBox, pager));
 
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -75,23 +82,35 @@ export function render(main, { query, signal, go }) {
       ext.focus();
       return;
     }
-    go('/records', { since: since.value, until: until.value, ext: ext.value.trim(), disposition: disp.value, limit: limit.value === '50' ? '' : limit.value });
+    go('/records', { ...here(), since: since.value, until: until.value, ext: ext.value.trim(), disposition: disp.value, q: q.value.trim(), limit: limit.value === '50' ? '' : limit.value });
   });
+  /** The page's address as it is now. */
+  function here() {
+    return { since: query.since, until: query.until, ext: query.ext, disposition: query.disposition, q: query.q, limit: query.limit,
+      sort: sort.key === 'start' && sort.desc ? '' : (sort.desc ? '-' : '') + sort.key };
+  }
+  const onSort = (key, desc) => go('/records', { ...here(), sort: key === 'start' && desc ? '' : (desc ? '-' : '') + key });
   clear.addEventListener('click', () => go('/records', {}));
 
   const cursors = [null]; // cursors[i] = the cursor of page i
   let page = 0;
+  let total = null; // of the filters, counted once with the first page
 
   async function load() {
     prev.disabled = next.disabled = true;
     try {
-      const r = await api('GET', '/cdrs', { query: { ...filters, limit: limit.value, cursor: cursors[page] }, signal });
+      const r = await api('GET', '/cdrs', { query: { ...filters, sort: sort.key === 'start' && sort.desc ? '' : (sort.desc ? '-' : '') + sort.key,
+        limit: limit.value, cursor: cursors[page], count: total === null ? 'true' : '' }, signal });
       const items = r.items || [];
+      if (typeof r.total === 'number') total = r.total;
       if (r.next_cursor) cursors[page + 1] = r.next_cursor; else cursors.length = page + 1;
-      fill(tableBox, items.length ? cdrTable(items) : h('p', { class: 'empty' }, page ? 'No more records.' : 'No call matches these filters.'));
+      const filtered = Object.values(filters).some((v) => v);
+      countLine.textContent = total === null ? '' : `${fmtNumber(total)} record${total === 1 ? '' : 's'}${filtered ? ` match${total === 1 ? 'es' : ''} the filters` : ''}.`;
+      fill(tableBox, items.length ? cdrTable(items, { sort, onSort }) : h('p', { class: 'empty' }, page ? 'No more records.' : 'No call matches these filters.'));
+      const pages = Math.max(1, Math.ceil((total || 0) / Number(limit.value)));
       prev.disabled = page === 0;
       next.disabled = !r.next_cursor;
-      pageNo.textContent = `page ${page + 1}`;
+      pageNo.textContent = `page ${page + 1} of ${fmtNumber(pages)}`;
       pager.hidden = page === 0 && !r.next_cursor;
     } catch (e) {
       if (e.name === 'AbortError') return;
