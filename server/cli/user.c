@@ -68,13 +68,9 @@ static int user_add(struct store *st, const struct cli_args *a)
     memset(&u, 0, sizeof u);
     snprintf(u.extension, sizeof u.extension, "%s", ext);
     const char *display = cli_opt(a, "display");
-    long chars = display ? util_utf8_chars(display) : 0;
-    if (chars < 0 || chars > STORE_DISPLAY_NAME_CHARS) {
-        if (chars < 0)
-            fprintf(stderr, "sipbx: --display: not valid UTF-8\n");
-        else
-            fprintf(stderr, "sipbx: --display: at most %d characters (this one has %ld)\n",
-                    STORE_DISPLAY_NAME_CHARS, chars);
+    char why[128];
+    if (display && users_display_name_problem(display, why, sizeof why) != 0) {
+        fprintf(stderr, "sipbx: --display: %s\n", why);
         return 2;
     }
     snprintf(u.display_name, sizeof u.display_name, "%s", display ? display : "");

@@ -335,11 +335,6 @@ void http_throttle_release(struct throttle *t, const char *addr);
 /** Hands a change of the users table (or of forward rules, which travel with it) to the
  *  SIP side and waits until it is in effect there (at most a couple of seconds). */
 void http_users_changed(struct http *h);
-/** Whether s may be a user's display name: well-formed UTF-8 without control characters,
- *  at most STORE_DISPLAY_NAME_CHARS characters (whatever their bytes). Returns 0, or -1
- *  with the reason in why ("at most 127 characters (this one has 130)"), which reads after
- *  "display_name: ". */
-int http_display_name_problem(const char *s, char *why, size_t whylen);
 
 /* ---- route handlers, one file per resource (their paths are in the table of routes.c);
  * each sets exactly one reply on r ---- */

@@ -1,6 +1,7 @@
 /* /api/v1/users: SIP accounts. Passwords are write-only and stored as the digest HA1 for
  * the SIP domain; a change is in effect on the SIP side when the answer is sent. */
 #include "http/http_int.h"
+#include "users/users.h"
 #include "sip/digest.h"
 #include "sip/sip.h"
 #include "util/util.h"
@@ -46,26 +47,6 @@ void http_users_changed(struct http *h)
                  SIP_EXECUTE_TIMEOUT_MS);
 }
 
-int http_display_name_problem(const char *s, char *why, size_t whylen)
-{
-    long n = util_utf8_chars(s);
-    if (n < 0) {
-        snprintf(why, whylen, "not valid UTF-8");
-        return -1;
-    }
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f) {
-            snprintf(why, whylen, "must not contain control characters");
-            return -1;
-        }
-    if (n > STORE_DISPLAY_NAME_CHARS) {
-        snprintf(why, whylen, "at most %d characters (this one has %ld)", STORE_DISPLAY_NAME_CHARS,
-                 n);
-        return -1;
-    }
-    return 0;
-}
-
 /* The {ext} of the path, or NULL after a 404 (an invalid one cannot exist). */
 static const char *path_ext(struct http_req *r)
 {
@@ -93,7 +74,7 @@ static int read_input(struct http_req *r, const cJSON *body, struct user_input *
         http_field_string(r, body, "password", 0, PASSWORD_MAX, 0, &in->password) < 0)
         return -1;
     char why[96];
-    if (in->display_name && http_display_name_problem(in->display_name, why, sizeof why) != 0) {
+    if (in->display_name && users_display_name_problem(in->display_name, why, sizeof why) != 0) {
         http_error(r, 422, "invalid_field", "display_name: %s", why);
         return -1;
     }

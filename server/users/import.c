@@ -19,7 +19,7 @@
 struct row {
     int line;
     char extension[STORE_EXT_MAX];
-    char display_name[STORE_NAME_MAX];
+    char display_name[STORE_DISPLAY_NAME_MAX];
     char ha1[STORE_HA1_LEN];
 };
 
@@ -78,9 +78,11 @@ static int take_row(struct users_import *im, int line, const char *ext, const ch
     if (pl > USERS_PASSWORD_MAX)
         return reject(im, line, ext, "long_password", "password: at most %d characters",
                       USERS_PASSWORD_MAX);
-    if (name && strlen(name) >= STORE_NAME_MAX)
-        return reject(im, line, ext, "long_display_name", "display_name: at most %d bytes",
-                      STORE_NAME_MAX - 1);
+    char why[128];
+    int bad = name ? users_display_name_problem(name, why, sizeof why) : 0;
+    if (bad)
+        return reject(im, line, ext, bad > 0 ? "long_display_name" : "bad_display_name",
+                      "display_name: %s", why);
     void *earlier = strmap_get(im->seen, ext);
     if (earlier)
         return reject(im, line, ext, "duplicate", "extension %s: also on line %d", ext,

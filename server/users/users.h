@@ -10,6 +10,13 @@ struct store;
 #define USERS_PASSWORD_MIN 4   /* characters */
 #define USERS_PASSWORD_MAX 128 /* characters */
 
+/** Whether name can be an account's display name: valid UTF-8 without control characters,
+ *  at most STORE_DISPLAY_NAME_CHARS characters whatever their bytes. Returns 0 when it
+ *  can; else writes why (one readable phrase, e.g. "at most 127 characters (this one has
+ *  130)") and returns 1 when it is too long, -1 when it is not a valid name at all. The one
+ *  rule REST, the CLI and the import apply. */
+int users_display_name_problem(const char *name, char *why, size_t whylen);
+
 /** The formats users_import_parse reads. */
 enum users_format {
     USERS_CSV,  /* a header row naming extension, password and optionally display_name */
@@ -22,7 +29,7 @@ struct users_rejected {
                            element's position in the array, from 1 */
     char extension[33]; /* as given (cut to fit), "" when there was none */
     const char *reason; /* duplicate, bad_extension, short_password, long_password,
-                           long_display_name, missing_field, bad_row */
+                           long_display_name, bad_display_name, missing_field, bad_row */
     char message[160];  /* one readable sentence */
 };
 
