@@ -159,6 +159,8 @@ export function render(main, { params, signal, go }) {
     const port = settings.sip && settings.sip.port;
     const server = port && port !== 5060 ? `${settings.domain}:${port}` : settings.domain;
     const transports = (settings.sip && settings.sip.transports) || ['udp', 'tcp'];
+    const tls = settings.sip && settings.sip.tls_port;
+    const cert = settings.sip && settings.sip.certificate;
     const rows = [
       ['SIP server / proxy', server],
       ['Domain (realm)', settings.domain],
@@ -167,12 +169,19 @@ export function render(main, { params, signal, go }) {
       ['Password', shownPassword || null],
       ['Transport', transports.map((t) => String(t).toUpperCase()).join(' or ')],
     ];
+    if (tls) {
+      rows.push(['TLS server', `${settings.domain}:${tls} (transport TLS)`]);
+      if (cert && cert.fingerprint_sha256) rows.push(['TLS certificate SHA-256', cert.fingerprint_sha256]);
+    }
     fill(phoneBox, h('section', { class: 'card phone-card', 'aria-label': 'Configure your softphone' },
       h('h2', null, 'Configure your softphone'),
       h('dl', { class: 'kv' }, rows.map(([k, v]) => [h('dt', null, k),
         h('dd', null, v === null ? h('span', { class: 'muted' }, 'the one you set (or reset it)') : h('code', null, String(v)))])),
       h('p', { class: 'hint' }, 'MicroSIP: Menu → Add account; SIP Server = server, Username and Login = ', ext, ', Domain = domain. ',
-        'Linphone: Use a SIP account; Username = ', ext, ', SIP domain = server, Transport UDP.')));
+        'Linphone: Use a SIP account; Username = ', ext, ', SIP domain = server, Transport UDP.'),
+      tls ? h('p', { class: 'hint', id: 'tls-hint' }, 'Over TLS (encrypted signalling): SIP server = TLS server, transport TLS. ',
+        cert && cert.generated ? 'The certificate is self-signed: pin its SHA-256 fingerprint in the phone (or accept it once), or install a certificate of your own. ' : '',
+        'Voice (RTP/SRTP) goes between the phones; choose SRTP in both phones to encrypt it too.') : null));
   }
 
   function kickButton() {

@@ -3,7 +3,7 @@
 // a filter; calls that end stay listed below for a while, each with its ladder.
 
 import { api } from '../api.js';
-import { h, fill, showError, badge, fmtClock, fmtDuration, cut, debounce } from '../dom.js';
+import { h, fill, showError, badge, fmtClock, fmtDuration, cut, debounce, confirmDialog, toast } from '../dom.js';
 import { on, connected } from '../events.js';
 import { ladderHref, partyEl, forwardLegs } from '../cdrs.js';
 
@@ -65,13 +65,36 @@ export function render(main, { signal, go, query }) {
       h('td', { class: 'c-dur' }, dur, end ? h('span', { class: 'muted small' }, end) : null),
       h('td', { class: 'nowrap muted small c-started' }, fmtClock(c.started_us)),
       h('td', { class: 'c-device muted small' }, device ? cut(device) : '—'),
-      h('td', { class: 'c-link' }, h('a', { class: 'ladder-link', href: ladderHref(c.call_id), 'aria-label': `Ladder of the call from ${c.caller} to ${c.callee}` }, 'Ladder')));
+      h('td', { class: 'c-link' }, h('a', { class: 'ladder-link', href: ladderHref(c.call_id), 'aria-label': `Ladder of the call from ${c.caller} to ${c.callee}` }, 'Ladder'),
+        c.state === 'ended' ? null : hangupButton(c)));
+  }
+
+  /** Ends the call on both legs (DELETE /calls/{id}: CANCEL while it rings, BYE once
+   *  answered), after a confirmation; the call.ended event then moves it below. */
+  function hangupButton(c) {
+    const b = h('button', { type: 'button', class: 'btn small danger hangup', 'aria-label': `Hang up the call from ${c.caller} to ${c.callee}` }, 'Hang up');
+    b.addEventListener('click', async () => {
+      const ringing = !c.answered_us;
+      const ok = await confirmDialog('Hang up this call?',
+        `${c.caller} → ${c.callee}: ${ringing ? 'the ringing phones stop and the caller hears the call end' : 'both phones are told the call is over'}. The call record will say it was ended by the administrator.`,
+        'Hang up');
+      if (!ok) return;
+      b.disabled = true;
+      try {
+        await api('DELETE', `/calls/${c.id}`);
+        toast(`Call ${c.caller} → ${c.callee} ended.`);
+      } catch (e) {
+        b.disabled = false;
+        toast(e.status === 404 ? 'That call has already ended.' : `Could not end the call: ${e.message}`);
+      }
+    });
+    return b;
   }
 
   function table(list, cls, emptyEl) {
     if (!list.length) return emptyEl;
     return h('div', { class: 'table-wrap' }, h('table', { class: ['table calls-table', cls] },
-      h('thead', null, h('tr', null, ['State', 'Call', 'Time', 'Started', 'Device', ''].map((t) => h('th', { scope: 'col' }, t || h('span', { class: 'sr' }, 'Ladder'))))),
+      h('thead', null, h('tr', null, ['State', 'Call', 'Time', 'Started', 'Device', ''].map((t) => h('th', { scope: 'col' }, t || h('span', { class: 'sr' }, 'Ladder and actions'))))),
       h('tbody', null, list.map(row))));
   }
 
