@@ -871,6 +871,24 @@ static void refuse_in_dialog(struct sip *s, const struct sip_req *r, sip_t const
         sip_reply(s, irq, status, phrase, TAG_END());
 }
 
+/* The next hop for Request-URI ruri over the transport our Route entry route names
+ * ("" when ruri says its transport itself, or has no host). */
+static void next_hop_by_route(struct sip *s, url_t const *ruri, url_t const *route, char *out,
+                              size_t outlen)
+{
+    (void)s;
+    char transport[8];
+    out[0] = '\0';
+    if (!ruri->url_host || url_param(ruri->url_params, "transport", NULL, 0) ||
+        url_param(route->url_params, "transport", transport, sizeof transport) == 0)
+        return; /* the Request-URI as it is: UDP, or what it says */
+    int tls = strcasecmp(transport, "tls") == 0;
+    const char *port = ruri->url_port && *ruri->url_port ? ruri->url_port : tls ? "5061" : "5060";
+    snprintf(out, outlen,
+             strchr(ruri->url_host, ':') ? "sip:[%s]:%s;transport=%s" : "sip:%s:%s;transport=%s",
+             ruri->url_host, port, transport);
+}
+
 static void forward_in_dialog(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     nta_incoming_t *irq = r->irq;
@@ -887,12 +905,16 @@ static void forward_in_dialog(struct sip *s, const struct sip_req *r, sip_t cons
     sip_accepted(s, r, sip);
     calls_in_dialog(s, sip);
 
-    /* Next hop: the next Route if any, else the Request-URI, reached where that phone
-     * registered from when it is one of ours (NAT). */
-    sip_route_t const *next = sip->sip_route->r_next;
+    /* Next hop: the next Route that is not ours if any; else the Request-URI, reached
+     * where that phone registered from when it is one of ours (NAT), or else over the
+     * transport our last Route entry names: the one facing the next hop (RFC 5658; a
+     * Contact without a transport parameter does not say the phone is on TCP). */
+    sip_route_t const *ours = sip->sip_route, *next = ours->r_next;
+    while (next && proxy_is_us(s, next->r_url))
+        ours = next, next = next->r_next;
     char hop[160] = "";
-    if (!next)
-        reg_next_hop(s, sip->sip_request->rq_url, hop, sizeof hop);
+    if (!next && reg_next_hop(s, sip->sip_request->rq_url, hop, sizeof hop) != 0)
+        next_hop_by_route(s, sip->sip_request->rq_url, ours->r_url, hop, sizeof hop);
 
     if (is_ack) {
         msg_t *m = prepare_copy(s, irq, NULL);

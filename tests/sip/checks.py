@@ -43,8 +43,9 @@ def proxied(ctx, m, what, nvia=2, mf=69, record_route=True):
     and sipbx's Record-Route on an initial INVITE."""
     vias = m.vias()
     check(len(vias) == nvia, "%s: want %d Via entries, got %s\n%s" % (what, nvia, vias, m))
-    check(re.match(r"SIP/2\.0/UDP 127\.0\.0\.1:%d;.*branch=z9hG4bKsbx[0-9a-f]{16}\.\d+"
-                   % ctx.port, vias[0]), "%s: top Via is not sipbx's: %s" % (what, vias[0]))
+    check(re.match(r"SIP/2\.0/%s 127\.0\.0\.1:%d;.*branch=z9hG4bKsbx[0-9a-f]{16}\.\d+"
+                   % ("TCP" if ctx.tcp else "UDP", ctx.port), vias[0]),
+          "%s: top Via is not sipbx's: %s" % (what, vias[0]))
     check(m.get("Max-Forwards") == str(mf), "%s: Max-Forwards %s, want %d" % (
         what, m.get("Max-Forwards"), mf))
     rr = m.all("Record-Route")
@@ -60,7 +61,8 @@ def proxied(ctx, m, what, nvia=2, mf=69, record_route=True):
 def our_rr(ctx):
     """A regular expression for sipbx's Record-Route (or the Route a phone makes of it): its
     address, lr, and the dialog token sipbx signs (24 hex digits)."""
-    return r"<sip:%s:%d;lr;sbx=[0-9a-f]{24}>" % (re.escape(HOST), ctx.port)
+    return r"<sip:%s:%d%s;lr;sbx=[0-9a-f]{24}>" % (re.escape(HOST), ctx.port,
+                                                   ";transport=tcp" if ctx.tcp else "")
 
 
 def is_our_route(ctx, values):
@@ -103,7 +105,8 @@ def invite_reached(ctx, phone_run, inv, port, user, what="callee", mf=69, contac
         check(got.get(h) == inv.get(h), "%s: %s changed: %s -> %s" % (what, h, inv.get(h),
                                                                        got.get(h)))
     check(got.body.strip() == inv.body.strip(), "%s: SDP changed" % what)
-    check(got.vias()[1].startswith("SIP/2.0/UDP 127.0.0.1:%d;branch=%s" % (
+    check(got.vias()[1].startswith("SIP/2.0/%s 127.0.0.1:%d;branch=%s" % (
+        "TCP" if ctx.tcp else "UDP",
         int(re.search(r":(\d+);", inv.vias()[0]).group(1)), inv.branch())),
           "%s: the caller's Via is not below sipbx's: %s" % (what, got.vias()))
     return got

@@ -366,6 +366,7 @@ class Ctx:
         self.logs = []
         self.users = dict(USERS)  # every user added so far: extension -> password
         self.sipps = []           # every SIPp run, for the logs of a failed test
+        self.tcp = False          # phones on TCP: SIPp -t t1 (the tests named *_tcp)
         self.syncs = 0
 
     # -- daemon
@@ -540,7 +541,7 @@ class Ctx:
         return self.sipp_wait(self.sipp_start(scenario, background=False, **kw))
 
     def sipp_start(self, scenario, user="100", password=None, auth_user=None, local_port=None,
-                   keys=None, transport="u1", cid_str=None, calls=1, pause_ms=None,
+                   keys=None, transport=None, cid_str=None, calls=1, pause_ms=None,
                    background=True):
         """Starts SIPp on a scenario (calls of it, each with its own Call-ID) and, in the
         background, returns once it listens on its port, so a phone is ready for the INVITE
@@ -548,6 +549,10 @@ class Ctx:
         scenarios must use [call_id] as it is); pause_ms is the length of <pause/> (-d)."""
         if not self.sipp_bin:
             raise Skip("sipp not found")
+        transport = transport or ("t1" if self.tcp else "u1")
+        path = os.path.join(HERE, scenario)
+        if self.tcp and transport == "t1":
+            path = self.tcp_scenario(scenario)
         auth_user = auth_user or user
         password = password or self.users.get(auth_user, "none")
         local_port = local_port or free_port()
@@ -557,7 +562,7 @@ class Ctx:
             args += ["-cid_str", cid_str]
         if pause_ms is not None:
             args += ["-d", str(pause_ms)]
-        run = SippRun(self.tmp, os.path.join(HERE, scenario), local_port, args,
+        run = SippRun(self.tmp, path, local_port, args,
                       remote="%s:%d" % (HOST, self.port),
                       keys=dict({"user": user, "domain": DOMAIN}, **(keys or {})), calls=calls,
                       transport=transport, name="%s-%d-%d" % (name, local_port, len(self.sipps)),
@@ -566,6 +571,18 @@ class Ctx:
         if background:
             run.wait_bound()
         return run
+
+    def tcp_scenario(self, scenario):
+        """A copy of scenario for SIPp over TCP (-t t1): what it checks of sipbx's Via and
+        Record-Route says TCP, the rest is the same flow (the tests named *_tcp)."""
+        out = os.path.join(self.tmp, "tcp-" + os.path.basename(scenario))
+        if not os.path.exists(out):
+            text = process.read_text(os.path.join(HERE, scenario))
+            text = text.replace(r"SIP/2\.0/UDP", r"SIP/2\.0/TCP")
+            text = text.replace(r"[0-9]+;lr;sbx=", r"[0-9]+;transport=tcp;lr;sbx=")
+            with open(out, "w") as f:
+                f.write(text)
+        return out
 
     def sipp_wait(self, run, timeout=45):
         """Waits for a SIPp run to end; it must have succeeded. Returns run."""

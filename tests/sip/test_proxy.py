@@ -523,3 +523,22 @@ def t_refusals(ctx):
     time.sleep(0.2)
     check(not ctx.db_exec("SELECT * FROM cdrs"), "a refused INVITE is no call attempt: %s"
           % ctx.db_exec("SELECT * FROM cdrs"))
+
+
+# ---------------------------------------------------------------------------------------------
+# the same flows with both phones on TCP (SIPp -t t1): the scenarios and checks above, with
+# what they expect of sipbx's Via and Record-Route saying TCP (Ctx.tcp_scenario)
+
+def over_tcp(fn):
+    def run(ctx):
+        ctx.tcp = True
+        fn(ctx)
+    run.__doc__ = "Both phones on TCP (SIPp -t t1). " + (fn.__doc__ or "")
+    return run
+
+
+test("call_tcp")(over_tcp(t_call))
+test("callee_bye_tcp")(over_tcp(t_callee_bye))
+test("busy_tcp")(over_tcp(t_busy))
+test("cancel_tcp")(over_tcp(t_cancel))
+test("ring_timeout_tcp", serve_args=["--ring-timeout", "3"])(over_tcp(t_ring_timeout))

@@ -55,6 +55,20 @@ def udp_bound(port):
     return False
 
 
+def tcp_listening(port):
+    """True when some socket on this host listens on TCP port (read from /proc)."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 def sip_ping(port, timeout=0.3, host=HOST):
     """Sends one SIP OPTIONS over UDP to host:port; returns the status code of the answer
     (an int) or None when nothing answers within timeout seconds."""

@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from sipbxtest.net import HOST, free_port, udp_bound
+from sipbxtest.net import HOST, free_port, tcp_listening, udp_bound
 from sipbxtest.process import read_text
 
 SIPP = shutil.which("sipp")
@@ -26,6 +26,7 @@ class Sipp:
         if not binary:
             raise unittest.SkipTest("sipp not found")
         self.scenario = os.path.basename(scenario)
+        self.transport = transport
         self.port = port or free_port()
         self.stem = os.path.join(workdir, name or "%s-%d" % (
             os.path.splitext(self.scenario)[0], self.port))
@@ -45,10 +46,11 @@ class Sipp:
                                          cwd=workdir)
 
     def wait_bound(self, timeout=10):
-        """Returns self once SIPp listens on its UDP port (a UAS is ready for the INVITE);
-        fails with its logs when it ended or is not there in time."""
+        """Returns self once SIPp listens on its port (UDP, or TCP with -t t1: a UAS is
+        ready for the INVITE); fails with its logs when it ended or is not there in time."""
         deadline = time.time() + timeout
-        while not udp_bound(self.port):
+        bound = tcp_listening if self.transport.startswith("t") else udp_bound
+        while not bound(self.port):
             if self.proc.poll() is not None:
                 self.wait()  # fails with the logs
                 raise AssertionError("sipp %s ended before it listened" % self.scenario)
