@@ -81,7 +81,11 @@ static int user_add(struct store *st, const struct cli_args *a)
     u.created_at = util_now();
     int rc = store_user_add(st, &u);
     if (rc == EEXIST) {
-        fprintf(stderr, "sipbx: user %s already exists\n", ext);
+        struct store_group g;
+        if (store_group_get(st, ext, &g) == 0)
+            fprintf(stderr, "sipbx: extension %s is a ring group\n", ext);
+        else
+            fprintf(stderr, "sipbx: user %s already exists\n", ext);
         return 1;
     }
     if (rc != 0) {

@@ -183,12 +183,28 @@ static int read_search(struct http_req *r, struct store_cdr_filter *f)
     return 0;
 }
 
+/* Reads linked_call (the Call-ID of the call the records came from) into f; -1 after a
+ * 400. */
+static int read_linked(struct http_req *r, struct store_cdr_filter *f)
+{
+    const char *v = param(r, "linked_call");
+    if (!v)
+        return 0;
+    if (!v[0] || strlen(v) >= sizeof f->linked_call) {
+        http_error(r, 400, "invalid_parameter", "linked_call: a Call-ID of 1 to %zu bytes",
+                   sizeof f->linked_call - 1);
+        return -1;
+    }
+    snprintf(f->linked_call, sizeof f->linked_call, "%s", v);
+    return 0;
+}
+
 /* The filters shared by the list and the CSV export; -1 after a 400. */
 static int read_filter(struct http_req *r, struct store_cdr_filter *f)
 {
     memset(f, 0, sizeof *f);
     if (read_range(r, &f->since_us, &f->until_us) != 0 || read_ext(r, f) != 0 ||
-        read_disposition(r, f) != 0 || read_search(r, f) != 0)
+        read_disposition(r, f) != 0 || read_search(r, f) != 0 || read_linked(r, f) != 0)
         return -1;
     return 0;
 }
@@ -268,6 +284,8 @@ static cJSON *cdr_json(const struct store_cdr *c)
     cJSON_AddStringToObject(o, "hangup_by", c->hangup_by);
     cJSON_AddStringToObject(o, "user_agent", c->user_agent);
     cJSON_AddBoolToObject(o, "interrupted", c->interrupted);
+    cJSON_AddStringToObject(o, "linked_call", c->linked_call);
+    cJSON_AddStringToObject(o, "link", c->link);
     return o;
 }
 
@@ -464,7 +482,7 @@ static const char csv_header[] =
     "accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,lastdata,start,answer,end,"
     "duration,billsec,disposition,amaflags,uniqueid,userfield,"
     "id,caller_name,answered_by,forwards,status,phrase,hangup_by,user_agent,interrupted,"
-    "start_us,answer_us,end_us\r\n";
+    "start_us,answer_us,end_us,linked_call,link\r\n";
 
 /* The extension (or URI) a call last rang: the target of its last forward, or the dialled
  * number. */
@@ -483,7 +501,7 @@ static void last_target(const struct store_cdr *c, char *out, size_t outlen)
 
 static void csv_row(struct buf *b, const struct store_cdr *c, const char *domain)
 {
-    char buf[600], target[300];
+    char buf[2 * STORE_DISPLAY_NAME_MAX + 80], target[300];
     csv_text(b, ""); /* accountcode: sipbx has no account codes */
     csv_text(b, c->caller);
     csv_text(b, c->dialled);
@@ -533,6 +551,8 @@ static void csv_row(struct buf *b, const struct store_cdr *c, const char *domain
     csv_num(b, c->start_us, c->start_us != 0);
     csv_num(b, c->answer_us, c->answer_us != 0);
     csv_num(b, c->end_us, c->end_us != 0);
+    csv_text(b, c->linked_call);
+    csv_text(b, c->link);
     buf_add(b, "\r\n", 2);
 }
 

@@ -350,7 +350,18 @@ void api_users_patch(struct http_req *r);
 void api_users_delete(struct http_req *r);
 /* ---- users_import.c ---- */
 void api_users_import(struct http_req *r);
+void api_groups_list(struct http_req *r);
+void api_groups_create(struct http_req *r);
+void api_groups_get(struct http_req *r);
+void api_groups_put(struct http_req *r);
+void api_groups_delete(struct http_req *r);
 void api_forwarding_get(struct http_req *r);
+/** Checks target, the forward target of ext (a user or a ring group) named field in
+ *  messages: well-formed always ("" only when not enabled), not ext itself, and, when
+ *  enabled, an existing user or group if it names one of this PBX. Returns 0, or -1 after a
+ *  422 (or 500) reply. */
+int http_check_target(struct http_req *r, const char *ext, const char *field, const char *target,
+                      int enabled);
 void api_forwarding_put(struct http_req *r);
 void api_registrations_list(struct http_req *r);
 void api_registrations_delete(struct http_req *r);

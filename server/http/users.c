@@ -24,6 +24,7 @@ static cJSON *user_json(const struct store_user *u)
     cJSON_AddStringToObject(o, "display_name", u->display_name);
     cJSON_AddBoolToObject(o, "enabled", u->enabled);
     cJSON_AddBoolToObject(o, "call_waiting", u->call_waiting);
+    cJSON_AddBoolToObject(o, "dnd", u->dnd);
     if (u->ring_timeout > 0)
         cJSON_AddNumberToObject(o, "ring_timeout", u->ring_timeout);
     else
@@ -62,6 +63,7 @@ struct user_input {
     const char *display_name, *password;
     int has_enabled, enabled;
     int has_call_waiting, call_waiting;
+    int has_dnd, dnd;
     int has_ring_timeout, ring_timeout;
 };
 
@@ -82,6 +84,8 @@ static int read_input(struct http_req *r, const cJSON *body, struct user_input *
         return -1;
     if ((in->has_call_waiting = http_field_bool(r, body, "call_waiting", &in->call_waiting)) < 0)
         return -1;
+    if ((in->has_dnd = http_field_bool(r, body, "dnd", &in->dnd)) < 0)
+        return -1;
     in->has_ring_timeout =
         http_field_int(r, body, "ring_timeout", 1, RING_TIMEOUT_MAX, 1, &in->ring_timeout);
     if (in->has_ring_timeout < 0)
@@ -101,6 +105,8 @@ static void apply_input(struct store_user *u, const struct user_input *in)
         u->enabled = in->enabled;
     if (in->has_call_waiting)
         u->call_waiting = in->call_waiting;
+    if (in->has_dnd)
+        u->dnd = in->dnd;
     if (in->has_ring_timeout)
         u->ring_timeout = in->ring_timeout;
 }
@@ -120,10 +126,9 @@ static const struct {
 #define SORT_LIST "extension, name, status or created (- before it: descending)"
 
 static const char *const statuses[] = {
-    [STORE_USER_ANY] = "any",
-    [STORE_USER_ONLINE] = "online",
-    [STORE_USER_OFFLINE] = "offline",
-    [STORE_USER_DISABLED] = "disabled",
+    [STORE_USER_ANY] = "any",         [STORE_USER_ONLINE] = "online",
+    [STORE_USER_OFFLINE] = "offline", [STORE_USER_DISABLED] = "disabled",
+    [STORE_USER_DND] = "dnd",
 };
 
 /* A cursor is the sort as asked, the last user's sort key and its extension key, apart by
@@ -185,7 +190,7 @@ static int list_params(struct http_req *r, struct store_user_query *q, const cha
             k++;
         if (k == sizeof statuses / sizeof statuses[0]) {
             http_error(r, 400, "invalid_parameter",
-                       "status: must be online, offline, disabled or any");
+                       "status: must be online, offline, disabled, dnd or any");
             return -1;
         }
         q->status = (enum store_user_status)k;
@@ -257,8 +262,9 @@ void api_users_list(struct http_req *r)
 
 void api_users_create(struct http_req *r)
 {
-    static const char *const fields[] = {"extension", "username",     "display_name", "password",
-                                         "enabled",   "call_waiting", "ring_timeout", NULL};
+    static const char *const fields[] = {"extension",    "username", "display_name",
+                                         "password",     "enabled",  "call_waiting",
+                                         "ring_timeout", "dnd",      NULL};
     cJSON *body = http_body_object(r, fields);
     if (!body)
         return;
@@ -299,7 +305,11 @@ void api_users_create(struct http_req *r)
     u.created_at = util_now();
     int rc = store_user_add(r->st, &u);
     if (rc == EEXIST) {
-        http_error(r, 409, "conflict", "extension: user %s already exists", ext);
+        struct store_group g;
+        if (store_group_get(r->st, ext, &g) == 0)
+            http_error(r, 409, "conflict", "extension: %s is a ring group", ext);
+        else
+            http_error(r, 409, "conflict", "extension: user %s already exists", ext);
         goto out;
     }
     if (rc != 0) {
@@ -368,8 +378,9 @@ static int patch_tx(struct store *st, void *arg)
 
 void api_users_patch(struct http_req *r)
 {
-    static const char *const fields[] = {"extension", "username",     "display_name", "password",
-                                         "enabled",   "call_waiting", "ring_timeout", NULL};
+    static const char *const fields[] = {"extension",    "username", "display_name",
+                                         "password",     "enabled",  "call_waiting",
+                                         "ring_timeout", "dnd",      NULL};
     const char *ext = path_ext(r);
     if (!ext)
         return;

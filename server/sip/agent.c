@@ -336,6 +336,7 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     (void)arg;
     int64_t now = util_now();
     calls_expire(s, util_mono());
+    calls_expire_refers(s);
     conns_sweep(s);
     reg_expire(s, now);
     digest_prune(s->digest, now);
@@ -465,8 +466,8 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     static const char rr_label[] = "sipbx record-route v1";
     util_hmac_sha256(secret, SIP_SECRET_LEN, rr_label, sizeof rr_label - 1, s->rr_key);
     if (strmap_create(&s->calls) != 0 || strmap_create(&s->in_calls) != 0 ||
-        strmap_create(&s->quiet) != 0 || conns_create(&s->conns) != 0 ||
-        regcache_create(&s->regcache) != 0 ||
+        strmap_create(&s->refers) != 0 || strmap_create(&s->quiet) != 0 ||
+        conns_create(&s->conns) != 0 || regcache_create(&s->regcache) != 0 ||
         digest_create(&s->digest, secret, domain, cfg->nonce_ttl, cfg->nonce_max_failures) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
@@ -729,10 +730,14 @@ void sip_destroy(struct sip *s)
     reg_destroy(s->reg);
     if (s->users)
         strmap_destroy(s->users, free);
+    if (s->groups)
+        strmap_destroy(s->groups, free);
     if (s->quiet)
         strmap_destroy(s->quiet, free);
     if (s->in_calls)
         strmap_destroy(s->in_calls, free);
+    if (s->refers)
+        strmap_destroy(s->refers, free);
     conns_destroy(s->conns);
     regcache_destroy(s->regcache);
     digest_destroy(s->digest);

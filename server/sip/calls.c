@@ -50,6 +50,8 @@ cJSON *sip_call_json(const struct sip_call_info *c)
         cJSON_AddStringToObject(f, "reason", c->forwards[i].reason);
         cJSON_AddItemToArray(fw, f);
     }
+    cJSON_AddStringToObject(o, "linked_call", c->linked_call);
+    cJSON_AddStringToObject(o, "link", c->link);
     return o;
 }
 
@@ -128,6 +130,8 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
     snprintf(r.user_agent, sizeof r.user_agent, "%s", i->user_agent);
     r.open = open;
     r.interrupted = interrupted;
+    snprintf(r.linked_call, sizeof r.linked_call, "%s", i->linked_call);
+    snprintf(r.link, sizeof r.link, "%s", i->link);
     if (store_writer_cdr(s->writer, &r) != 0)
         log_error("cdr: out of memory, record of call %s lost", i->call_id);
 }
@@ -178,6 +182,93 @@ static void set_state(struct call *c, const char *state)
     snprintf(c->info.state, sizeof c->info.state, "%s", state);
 }
 
+/* ---- transfers and pickups: which call a new one came from ---- */
+
+/* How long after a REFER the call it asks for counts as its result. */
+#define REFER_WINDOW_S 60
+/* At most this many REFERs are remembered (a flood of REFERs does not grow memory). */
+#define REFERS_MAX 1024
+
+/* A REFER that passed in an answered call: its recipient (the transferee) is to call the
+ * Refer-To user. */
+struct refer {
+    char call_id[256]; /* of the call the REFER came in */
+    int64_t at;        /* monotonic seconds */
+};
+
+static int drop_old_refer(const char *key, void *val, void *arg)
+{
+    (void)key;
+    return ((struct refer *)val)->at + REFER_WINDOW_S < *(int64_t *)arg ? STRMAP_DROP : STRMAP_KEEP;
+}
+
+static void refer_key(char *out, size_t outlen, const char *transferee, const char *target)
+{
+    snprintf(out, outlen, "%s|%s", transferee, target);
+}
+
+/* A REFER passes in answered call c (from_caller: the caller sent it): remembers that the
+ * other side was asked to call the Refer-To user (RFC 3515), for refer_link. */
+static void refer_seen(struct sip *s, struct call *c, sip_t const *sip, int from_caller)
+{
+    url_t const *to = sip->sip_refer_to ? sip->sip_refer_to->r_url : NULL;
+    const char *transferee = from_caller ? c->answered_by : c->info.caller;
+    if (!to || !to->url_user || !*to->url_user || !*transferee)
+        return;
+    int64_t now = util_mono();
+    if (strmap_count(s->refers) >= REFERS_MAX)
+        strmap_foreach(s->refers, drop_old_refer, &now);
+    if (strmap_count(s->refers) >= REFERS_MAX)
+        return;
+    char key[2 * STORE_EXT_MAX + 256];
+    refer_key(key, sizeof key, transferee, to->url_user);
+    struct refer *r = calloc(1, sizeof *r);
+    void *old = NULL;
+    if (!r)
+        return;
+    snprintf(r->call_id, sizeof r->call_id, "%s", c->info.call_id);
+    r->at = now;
+    if (strmap_put(s->refers, key, r, &old) != 0)
+        free(r);
+    free(old);
+}
+
+/* Links new call c (caller to callee) to the call it came from: the call whose dialog an
+ * INVITE with Replaces takes over (RFC 3891: a pickup while that one rings, the end of an
+ * attended transfer once answered), or the call in which the caller was asked by a REFER
+ * to call callee a moment ago (a blind transfer; an attended one names the call the REFER
+ * came in, which the transfer started from). */
+static void refer_link(struct sip *s, struct call *c, sip_t const *sip, const char *caller,
+                       const char *callee)
+{
+    struct sip_call_info *i = &c->info;
+    if (sip->sip_replaces && sip->sip_replaces->rp_call_id) {
+        const struct call *r = strmap_get(s->calls, sip->sip_replaces->rp_call_id);
+        snprintf(i->linked_call, sizeof i->linked_call, "%s", sip->sip_replaces->rp_call_id);
+        snprintf(i->link, sizeof i->link, "%s",
+                 r && !r->info.answered_us ? "pickup" : "attended-transfer");
+    }
+    char key[2 * STORE_EXT_MAX + 256];
+    refer_key(key, sizeof key, caller, callee);
+    struct refer *r = strmap_count(s->refers) ? strmap_get(s->refers, key) : NULL;
+    if (!r)
+        return;
+    if (r->at + REFER_WINDOW_S >= util_mono() && strcmp(r->call_id, i->call_id) != 0) {
+        snprintf(i->linked_call, sizeof i->linked_call, "%s", r->call_id);
+        if (!i->link[0])
+            snprintf(i->link, sizeof i->link, "%s", "transfer");
+    }
+    free(strmap_remove(s->refers, key));
+}
+
+/* Housekeeping: forgets REFERs whose call did not come within the window. */
+void calls_expire_refers(struct sip *s)
+{
+    int64_t now = util_mono();
+    if (strmap_count(s->refers))
+        strmap_foreach(s->refers, drop_old_refer, &now);
+}
+
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
                          const char *callee, const char *source, const char *transport)
 {
@@ -224,6 +315,7 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
     snprintf(hop, sizeof hop, "sip:%s;transport=%s", source, transport);
     c->legs.a_hop = strdup(hop);
     c->legs.a_cseq = sip->sip_cseq->cs_seq;
+    refer_link(s, c, sip, caller->extension, callee);
     c->info.started_us = util_now_us();
     c->max_end = util_mono() + s->cfg->max_call_seconds;
     void *old = NULL;
@@ -375,6 +467,8 @@ void calls_in_dialog(struct sip *s, sip_t const *sip)
         *seen = sip->sip_cseq->cs_seq;
     if (m == sip_method_bye) {
         end_call(s, c, hangup_names[from_caller ? 0 : 1]);
+    } else if (m == sip_method_refer) {
+        refer_seen(s, c, sip, from_caller);
     } else if (m == sip_method_invite && sip->sip_payload && sip->sip_payload->pl_len) {
         int hold = sdp_is_hold(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
         int held = strcmp(c->info.state, "held") == 0;

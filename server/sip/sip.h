@@ -101,23 +101,26 @@ struct sip_call_info {
     char call_id[256];          /* the caller's Call-ID */
     char state[16];             /* trying, ringing, forwarded, answered, held, ended */
     char caller[STORE_EXT_MAX]; /* extension of the caller */
-    char caller_name[128];      /* display name the caller sent (data, not markup) */
-    char callee[STORE_EXT_MAX]; /* dialled extension */
-    char caller_contact[512];   /* where the caller's phone is */
-    char callee_contact[512];   /* the callee's device that answered (or is ringing) */
-    char user_agent[256];       /* the caller's User-Agent */
-    int64_t started_us;         /* INVITE in, microseconds since the epoch (UTC) */
-    int64_t ringing_us;         /* first 180/183 relayed, or 0 */
-    int64_t answered_us;        /* 2xx relayed, or 0 */
-    int64_t ended_us;           /* BYE, final failure or cancel, or 0 */
-    int final_status;           /* final SIP status of the INVITE, 0 while pending */
-    char hangup_by[8];          /* caller, callee, sipbx, admin, or "" */
-    int nforwards;              /* entries used in forwards */
+    char caller_name[STORE_DISPLAY_NAME_MAX]; /* display name the caller sent, or its
+                                                 account's (data, not markup) */
+    char callee[STORE_EXT_MAX];               /* dialled extension */
+    char caller_contact[512];                 /* where the caller's phone is */
+    char callee_contact[512]; /* the callee's device that answered (or is ringing) */
+    char user_agent[256];     /* the caller's User-Agent */
+    int64_t started_us;       /* INVITE in, microseconds since the epoch (UTC) */
+    int64_t ringing_us;       /* first 180/183 relayed, or 0 */
+    int64_t answered_us;      /* 2xx relayed, or 0 */
+    int64_t ended_us;         /* BYE, final failure or cancel, or 0 */
+    int final_status;         /* final SIP status of the INVITE, 0 while pending */
+    char hangup_by[8];        /* caller, callee, sipbx, admin, or "" */
+    int nforwards;            /* entries used in forwards */
     struct {
         char from[STORE_EXT_MAX]; /* the user whose rule forwarded the call */
         char to[256];             /* the target: an extension or a SIP URI */
         char reason[16];          /* unconditional, user-busy, no-answer, unavailable (RFC 5806) */
     } forwards[SIP_MAX_FORWARDS];
+    char linked_call[256]; /* the Call-ID of the call this one came from, or "" */
+    char link[20];         /* how: transfer, attended-transfer, pickup; "" for none */
 };
 
 /** True when host (of a SIP URI) names this PBX: its domain or the address it listens on.

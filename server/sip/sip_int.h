@@ -36,13 +36,24 @@ struct branch;
 /** A user as the SIP thread knows it (a copy of the store's row). */
 struct sip_user {
     char extension[STORE_EXT_MAX];
-    char display_name[STORE_NAME_MAX];
+    const char *display_name; /* whole, "" for none; in the entry's own allocation */
     char ha1[STORE_HA1_LEN];
     int ha1_valid; /* 0 when ha1 was made for another realm: the password must be reset */
     int enabled;
     int call_waiting;
+    int dnd; /* do-not-disturb */
     int ring_timeout;
     const struct store_forward *fwd; /* call-forward rules; never NULL */
+};
+
+/** A ring group as the SIP thread knows it (a copy of the store's rows). */
+struct sip_group {
+    char extension[STORE_EXT_MAX];
+    enum store_group_strategy strategy;
+    int member_timeout;
+    char no_answer_target[256];
+    int nmembers;
+    char members[STORE_GROUP_MEMBERS_MAX][STORE_EXT_MAX];
 };
 
 struct sip {
@@ -57,6 +68,7 @@ struct sip {
     struct ban *ban;        /* addresses blocked for failed digests */
     int64_t blocks_version; /* of the CLI's lifts; owned by the writer thread's tick */
     struct strmap *users;   /* extension -> struct sip_user */
+    struct strmap *groups;  /* extension -> struct sip_group (ring groups) */
     struct reg *reg;
     struct store_writer *writer;
     struct events *events;         /* may be NULL */
@@ -64,6 +76,7 @@ struct sip {
     struct strmap *calls;          /* Call-ID -> struct call */
     _Atomic uint64_t next_call_id; /* shared by every SIP worker: call ids are unique */
     struct strmap *in_calls;       /* extension -> answered calls it takes part in (int *) */
+    struct strmap *refers;         /* "transferee|target" -> a REFER seen in a call (calls.c) */
     struct ptxn *txns;             /* proxied transactions in progress */
     char rr_host[256];             /* host of our Record-Route and Via */
     unsigned char rr_key[32];      /* signs our Record-Route (dialog tokens), from the DB secret */
@@ -272,6 +285,8 @@ int calls_busy(struct sip *s, const char *ext);
 /** Drops answered calls whose session expired without a refresh (RFC 4028), or, without
  *  a session timer, that outlived the maximum call length (no BYE seen). */
 void calls_expire(struct sip *s, int64_t mono_now);
+/** Forgets REFERs whose resulting call did not come in time (housekeeping). */
+void calls_expire_refers(struct sip *s);
 /** Frees every call (shutdown). */
 void calls_destroy_all(struct sip *s);
 /** Publishes an event (type, JSON object rendered by the caller) when events are on. */
@@ -322,13 +337,16 @@ void memtrim_tick(struct sip *s, int64_t now);
 
 /* ---- usercache.c ---- */
 
-/** Loads all users from st into s->users (start-up); returns 0, ENOMEM or EIO. */
+/** Loads all users and ring groups from st into s->users and s->groups (start-up);
+ *  returns 0, ENOMEM or EIO. */
 int usercache_load(struct sip *s, struct store *st);
 /** Writer-thread tick: reads the users changed since the last tick from the user_changes
  *  log and sends them (a delta) to the SIP thread; prunes the log rows it has applied. */
 void usercache_tick(struct store *st, void *sip);
 /** Looks a user up by extension; NULL when unknown. */
 const struct sip_user *usercache_get(struct sip *s, const char *ext);
+/** Looks a ring group up by extension; NULL when there is none. */
+const struct sip_group *usercache_group(struct sip *s, const char *ext);
 
 /** The users changed between two sequence numbers of the log, read and ready to apply. */
 struct usercache_delta;

@@ -11,16 +11,18 @@
 int store_cdr_save(struct store *st, const struct store_cdr *c)
 {
     sqlite3_stmt *s = store_stmt(
-        st, "INSERT INTO cdrs (call_id, caller, caller_name, dialled, answered_by, forwards, "
-            "start_us, answer_us, end_us, duration, billsec, disposition, status, phrase, "
-            "hangup_by, user_agent, open, interrupted) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, 0), "
-            "nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id, start_us) DO UPDATE "
-            "SET answered_by = excluded.answered_by, forwards = excluded.forwards, "
-            "answer_us = excluded.answer_us, end_us = excluded.end_us, "
-            "duration = excluded.duration, billsec = excluded.billsec, "
-            "disposition = excluded.disposition, status = excluded.status, "
-            "phrase = excluded.phrase, hangup_by = excluded.hangup_by, open = excluded.open, "
-            "interrupted = excluded.interrupted");
+        st,
+        "INSERT INTO cdrs (call_id, caller, caller_name, dialled, answered_by, forwards, "
+        "start_us, answer_us, end_us, duration, billsec, disposition, status, phrase, "
+        "hangup_by, user_agent, open, interrupted, linked_call, link) VALUES (?, ?, ?, ?, ?, ?, "
+        "?, nullif(?, 0), nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id, "
+        "start_us) DO UPDATE "
+        "SET answered_by = excluded.answered_by, forwards = excluded.forwards, "
+        "answer_us = excluded.answer_us, end_us = excluded.end_us, "
+        "duration = excluded.duration, billsec = excluded.billsec, "
+        "disposition = excluded.disposition, status = excluded.status, "
+        "phrase = excluded.phrase, hangup_by = excluded.hangup_by, open = excluded.open, "
+        "interrupted = excluded.interrupted");
     if (!s)
         return EIO;
     store_bind_text(s, 1, c->call_id);
@@ -41,6 +43,8 @@ int store_cdr_save(struct store *st, const struct store_cdr *c)
     store_bind_text(s, 16, c->user_agent);
     sqlite3_bind_int(s, 17, c->open);
     sqlite3_bind_int(s, 18, c->interrupted);
+    store_bind_text(s, 19, c->linked_call);
+    store_bind_text(s, 20, c->link);
     return store_step_done(st, s);
 }
 
@@ -95,7 +99,7 @@ static const struct {
  * fits: start_us for a time range or a plain listing, disposition, ...) with its
  * parameters numbered as in bind_filter(): ?1 since, ?2 until, ?3 ext, ?4 disposition,
  * ?5 and ?6 the cursor's start and id, ?8 its sort key, ?9 the search (?10 as a LIKE
- * pattern). counting: for a count(*), which need not read in any order. */
+ * pattern), ?11 the linked call. counting: for a count(*), which need not read in any order. */
 static void filter_sql(char *out, size_t outlen, const char *closed,
                        const struct store_cdr_filter *f, int cursor, int counting)
 {
@@ -113,8 +117,8 @@ static void filter_sql(char *out, size_t outlen, const char *closed,
                  " AND %s %s= ?8 AND (%s %s ?8 OR start_us %s ?5 OR (start_us = ?5 AND id %s ?6))",
                  k, lt, k, lt, lt, lt);
     }
-    snprintf(out, outlen, "WHERE %s%s%s%s%s%s%s", closed, f->since_us ? " AND start_us >= ?1" : "",
-             f->until_us ? " AND start_us < ?2" : "",
+    snprintf(out, outlen, "WHERE %s%s%s%s%s%s%s%s", closed,
+             f->since_us ? " AND start_us >= ?1" : "", f->until_us ? " AND start_us < ?2" : "",
              f->ext[0] ? " AND (caller = ?3 OR dialled = ?3 OR answered_by = ?3)" : "",
              /* With an extension, counting goes through its three indexes; the "+" keeps
               * SQLite (without statistics) from reading all of a disposition instead. */
@@ -126,7 +130,7 @@ static void filter_sql(char *out, size_t outlen, const char *closed,
                        "OR answered_by = ?9 OR caller IN " NAMED_USERS " OR dialled IN " NAMED_USERS
                        " OR answered_by IN " NAMED_USERS ")"
                      : "",
-             after);
+             f->linked_call[0] ? " AND linked_call = ?11" : "", after);
 }
 
 static void bind_filter(sqlite3_stmt *s, const struct store_cdr_filter *f, int cursor)
@@ -139,6 +143,8 @@ static void bind_filter(sqlite3_stmt *s, const struct store_cdr_filter *f, int c
         store_bind_text(s, 3, f->ext);
     if (f->disposition[0])
         store_bind_text(s, 4, f->disposition);
+    if (f->linked_call[0])
+        store_bind_text(s, 11, f->linked_call);
     if (cursor) {
         sqlite3_bind_int64(s, 5, f->before_start_us);
         sqlite3_bind_int64(s, 6, f->before_id);
@@ -194,12 +200,13 @@ int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit
     else
         snprintf(order, sizeof order, "%s%s %s, %sstart_us %s, %sid %s", plus,
                  sort_keys[f->sort].column, dir, plus, dir, plus, dir);
-    snprintf(sql, sizeof sql,
-             "SELECT id, call_id, caller, caller_name, dialled, answered_by, forwards, start_us, "
-             "coalesce(answer_us, 0), coalesce(end_us, 0), duration, billsec, disposition, "
-             "status, phrase, hangup_by, user_agent, open, interrupted FROM cdrs %s "
-             "ORDER BY %s LIMIT ?7",
-             where, order);
+    snprintf(
+        sql, sizeof sql,
+        "SELECT id, call_id, caller, caller_name, dialled, answered_by, forwards, start_us, "
+        "coalesce(answer_us, 0), coalesce(end_us, 0), duration, billsec, disposition, "
+        "status, phrase, hangup_by, user_agent, open, interrupted, linked_call, link FROM cdrs %s "
+        "ORDER BY %s LIMIT ?7",
+        where, order);
     sqlite3_stmt *s = prepare_once(st, sql);
     if (!s)
         return EIO;
@@ -228,6 +235,8 @@ int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit
         store_col_text(s, 16, c.user_agent, sizeof c.user_agent);
         c.open = sqlite3_column_int(s, 17);
         c.interrupted = sqlite3_column_int(s, 18);
+        store_col_text(s, 19, c.linked_call, sizeof c.linked_call);
+        store_col_text(s, 20, c.link, sizeof c.link);
         if ((ret = cb(&c, ctx)) != 0)
             break;
     }

@@ -72,24 +72,23 @@ struct store_user {
     int ring_timeout; /* 0 = the global ring timeout */
     int64_t created_at;
     int64_t updated_at;
+    int dnd; /* do-not-disturb: calls are refused as busy (or go to the busy forward) */
 };
 
-/** Adds a user; returns 0, EEXIST for a duplicate extension, or EIO. */
+/** Adds a user; returns 0, EEXIST for an extension taken (by a user or a ring group), or
+ *  EIO. */
 int store_user_add(struct store *st, const struct store_user *u);
 /** Reads one user; returns 0, ENOENT or EIO. */
 int store_user_get(struct store *st, const char *ext, struct store_user *out);
-/** Writes display name, enabled, call waiting and ring timeout of an existing user;
- *  returns 0, ENOENT or EIO. */
+/** Writes display name, enabled, call waiting, ring timeout and do-not-disturb of an
+ *  existing user; returns 0, ENOENT or EIO. */
 int store_user_update(struct store *st, const struct store_user *u);
 /** Replaces a user's digest; returns 0, ENOENT or EIO. */
 int store_user_set_ha1(struct store *st, const char *ext, const char *realm, const char *ha1);
 /** Deletes a user and (by cascade) its registrations; returns 0, ENOENT or EIO. */
 int store_user_delete(struct store *st, const char *ext);
 /** Calls cb for users with extension > after (NULL: from the start), in extension order, at
- *  most limit of them (<= 0: all). Display names come cut to at most STORE_NAME_MAX - 1
- *  bytes (at a character boundary): the size of the SIP side's copy of a user, which this
- *  walk fills (store_user_get and store_user_query give them whole). Returns 0, EIO, or
- *  what a non-zero cb returned. */
+ *  most limit of them (<= 0: all). Returns 0, EIO, or what a non-zero cb returned. */
 int store_user_list(struct store *st, const char *after, int limit,
                     int (*cb)(const struct store_user *u, void *ctx), void *ctx);
 
@@ -108,6 +107,7 @@ enum store_user_status {
     STORE_USER_ONLINE,  /* enabled, with a binding that has not expired */
     STORE_USER_OFFLINE, /* enabled, without one */
     STORE_USER_DISABLED,
+    STORE_USER_DND, /* enabled, with do-not-disturb on */
 };
 
 /* A filtered, sorted page of users. Zero/NULL fields do not filter. */
@@ -200,13 +200,53 @@ int store_forward_get(struct store *st, const char *ext, struct store_forward *o
  *  EIO. Validation is the caller's (the REST layer). */
 int store_forward_set(struct store *st, const char *ext, const struct store_forward *f);
 
+/* ---- ring groups (groups.c) ---- */
+
+#define STORE_GROUP_MEMBERS_MAX 32
+
+enum store_group_strategy {
+    STORE_GROUP_RINGALL,    /* every member at once */
+    STORE_GROUP_SEQUENTIAL, /* one after another, member_timeout seconds each */
+};
+/** The strategies by enum store_group_strategy, as the API and the database name them. */
+extern const char *const store_group_strategies[2];
+
+struct store_group {
+    char extension[STORE_EXT_MAX];
+    char name[STORE_DISPLAY_NAME_MAX];
+    enum store_group_strategy strategy;
+    int member_timeout;         /* seconds a member rings (sequential), or the group (ringall)
+                                   before no_answer_target */
+    char no_answer_target[256]; /* an extension or a SIP URI; "" for none */
+    int nmembers;
+    char members[STORE_GROUP_MEMBERS_MAX][STORE_EXT_MAX]; /* user extensions, in order */
+    int64_t created_at, updated_at;
+};
+
+/** Creates a group with its members in one transaction. Returns 0, EEXIST when the
+ *  extension is taken (by a user or a group), ENOENT when a member is not a user, or EIO. */
+int store_group_add(struct store *st, const struct store_group *g);
+/** Reads one group with its members; returns 0, ENOENT or EIO. */
+int store_group_get(struct store *st, const char *ext, struct store_group *out);
+/** Replaces name, strategy, timeout, target and members of an existing group in one
+ *  transaction; returns 0, ENOENT (no such group, or a member is not a user) or EIO. */
+int store_group_update(struct store *st, const struct store_group *g);
+/** Deletes a group; returns 0, ENOENT or EIO. */
+int store_group_delete(struct store *st, const char *ext);
+/** Calls cb for every group with its members, in the natural order of extensions. Returns
+ *  0, EIO, or what a non-zero cb returned. */
+int store_group_list(struct store *st, int (*cb)(const struct store_group *g, void *ctx),
+                     void *ctx);
+/** Number of groups, or -1 on error. */
+int store_group_count(struct store *st);
+
 /* ---- call detail records ---- */
 
 struct store_cdr {
     int64_t id;
     char call_id[256];
     char caller[STORE_EXT_MAX];
-    char caller_name[STORE_NAME_MAX];
+    char caller_name[STORE_DISPLAY_NAME_MAX];
     char dialled[STORE_EXT_MAX];
     char answered_by[256];
     char forwards[1024];                 /* JSON array */
@@ -217,8 +257,10 @@ struct store_cdr {
     char phrase[64];
     char hangup_by[8];
     char user_agent[256];
-    int open;        /* answered and not ended yet: the kill -9 journal */
-    int interrupted; /* closed at start-up after the process died mid-call */
+    int open;              /* answered and not ended yet: the kill -9 journal */
+    int interrupted;       /* closed at start-up after the process died mid-call */
+    char linked_call[256]; /* the Call-ID of the call this one came from, "" for none */
+    char link[20];         /* how: transfer, attended-transfer, pickup; "" for none */
 };
 
 /** Inserts or updates the record keyed by (call_id, start_us); returns 0 or EIO. */
@@ -250,6 +292,7 @@ struct store_cdr_filter {
      * ASCII), that a user whose display name holds q made, was dialled by or answered,
      * or whose caller, dialled or answering extension is q. */
     char q[STORE_NAME_MAX];
+    char linked_call[256]; /* records that came from the call with this Call-ID */
     enum store_cdr_sort sort;
     int asc; /* ascending (the default is descending: newest, longest, Z first) */
     /* Keyset cursor: records after this one in the order (before it when descending), 0

@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#define STORE_STMT_CACHE 64
+#define STORE_STMT_CACHE 128
 
 struct store {
     sqlite3 *db;

@@ -359,8 +359,8 @@ static int insert_all(struct store *st, void *arg)
         /* A failed INSERT ends that statement only, not the transaction. */
         int rc = store_user_add(st, &u);
         if (rc == EEXIST)
-            rc = reject(im, r->line, r->extension, "duplicate", "user %s already exists",
-                        r->extension);
+            rc = reject(im, r->line, r->extension, "duplicate",
+                        "user %s already exists (or a ring group has the extension)", r->extension);
         else if (rc == 0)
             im->created++;
         if (rc != 0)

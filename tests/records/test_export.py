@@ -24,7 +24,7 @@ HOUR = 3600 * 1000000
 CSV_HEADER = ("accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,lastdata,start,"
               "answer,end,duration,billsec,disposition,amaflags,uniqueid,userfield,id,"
               "caller_name,answered_by,forwards,status,phrase,hangup_by,user_agent,interrupted,"
-              "start_us,answer_us,end_us")
+              "start_us,answer_us,end_us,linked_call,link")
 EVIL = 'Evil, "Guy" <img src=x onerror=alert(1)>'
 
 
@@ -95,7 +95,8 @@ class Export(records.RecordsTest):
         self.assertEqual(sorted(c), sorted([
             "id", "call_id", "caller", "caller_name", "dialled", "answered_by", "forwards",
             "start", "start_us", "answer", "answer_us", "end", "end_us", "duration", "billsec",
-            "disposition", "status", "phrase", "hangup_by", "user_agent", "interrupted"]))
+            "disposition", "status", "phrase", "hangup_by", "user_agent", "interrupted",
+            "linked_call", "link"]))
         busy = seen[-2]
         self.assertIsNone(busy["answer"])
         self.assertIsNone(busy["answer_us"])
