@@ -2,7 +2,6 @@
  * the SIP domain; a change is in effect on the SIP side when the answer is sent. */
 #include "http/http_int.h"
 #include "users/users.h"
-#include "sip/digest.h"
 #include "sip/sip.h"
 #include "util/util.h"
 
@@ -298,7 +297,7 @@ void api_users_create(struct http_req *r)
     memset(&u, 0, sizeof u);
     snprintf(u.extension, sizeof u.extension, "%s", ext);
     snprintf(u.realm, sizeof u.realm, "%s", r->h->domain);
-    digest_ha1(u.ha1, ext, r->h->domain, in.password);
+    users_ha1(u.ha1, ext, r->h->domain, in.password);
     u.enabled = 1;
     u.call_waiting = 1;
     apply_input(&u, &in);
@@ -369,7 +368,7 @@ static int patch_tx(struct store *st, void *arg)
         return rc;
     if (pc->in->password) {
         char ha1[STORE_HA1_LEN];
-        digest_ha1(ha1, pc->ext, pc->realm, pc->in->password);
+        users_ha1(ha1, pc->ext, pc->realm, pc->in->password);
         if ((rc = store_user_set_ha1(st, pc->ext, pc->realm, ha1)) != 0)
             return rc;
     }

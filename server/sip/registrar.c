@@ -44,7 +44,10 @@ static void publish(struct sip *s, const char *ext, const char *contact, const c
 /* Queues the removal of one binding (or all of ext) and announces it. */
 static void persist_remove(struct sip *s, const char *ext, const char *contact, const char *why)
 {
-    store_writer_reg_remove(s->writer, ext, contact);
+    if (store_writer_reg_remove(s->writer, ext, contact) != 0)
+        log_error("registrar: out of memory: the removal of %s's binding%s is not stored (a "
+                  "restart before it expires brings it back)",
+                  ext, contact ? "" : "s");
     publish(s, ext, contact, why);
 }
 
@@ -293,7 +296,10 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
         r.registered_at = b->r.registered_at;
     }
     b->r = r;
-    store_writer_reg_save(s->writer, &b->r);
+    if (store_writer_reg_save(s->writer, &b->r) != 0)
+        log_error("registrar: out of memory: the binding of %s is not stored (it holds until "
+                  "a restart)",
+                  r.extension);
     publish(s, r.extension, r.contact, r.registered_at == now ? "registered" : "refreshed");
     return 0;
 }
