@@ -374,6 +374,9 @@ void api_cdrs_summary(struct http_req *r);
 void api_cdrs_stats(struct http_req *r);
 void api_traces_get(struct http_req *r);
 void api_calls_list(struct http_req *r);
+/** GET /api/v1/presence[?extension=E]: every user's presence and busy lamp, from the SIP
+ *  thread (http/presence.c). */
+void api_presence_list(struct http_req *r);
 void api_calls_get(struct http_req *r);
 void api_calls_delete(struct http_req *r);
 void api_events_get(struct http_req *r);

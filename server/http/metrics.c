@@ -75,6 +75,18 @@ void api_metrics_get(struct http_req *r)
     header(&b, "sipbx_sip_nonces_retired_total", "counter",
            "Digest nonces retired after too many wrong answers.");
     buf_printf(&b, "sipbx_sip_nonces_retired_total %llu\n", ss.nonces_retired);
+    header(&b, "sipbx_sip_subscriptions", "gauge",
+           "Active SIP event subscriptions (SUBSCRIBE dialogs), by event package.");
+    for (int i = 0; i < SIP_EVENT_PACKAGES; i++)
+        buf_printf(&b, "sipbx_sip_subscriptions{package=\"%s\"} %llu\n", sip_event_package_names[i],
+                   ss.subscriptions[i]);
+    header(&b, "sipbx_sip_notifies_sent_total", "counter",
+           "NOTIFY requests sent to watchers (state changes, new, refreshed and ended "
+           "subscriptions).");
+    buf_printf(&b, "sipbx_sip_notifies_sent_total %llu\n", ss.notifies_sent);
+    header(&b, "sipbx_presence_publications", "gauge",
+           "Presence documents phones have published (PUBLISH) and that have not expired.");
+    buf_printf(&b, "sipbx_presence_publications %llu\n", ss.publications);
     header(&b, "sipbx_http_requests_total", "counter", "HTTP requests answered, by status code.");
     for (int code = 100; code < 600; code++) {
         unsigned long long n = atomic_load_explicit(&r->h->responses[code], memory_order_relaxed);

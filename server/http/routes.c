@@ -49,6 +49,7 @@ static const struct route {
     {"POST", "/api/v1/tokens", api_tokens_create, ROUTE_WAITS},
     {"DELETE", "/api/v1/tokens/*", api_tokens_delete, ROUTE_WAITS},
     {"GET", "/api/v1/calls", api_calls_list, ROUTE_WAITS},
+    {"GET", "/api/v1/presence", api_presence_list, ROUTE_WAITS},
     {"GET", "/api/v1/calls/*", api_calls_get, ROUTE_WAITS},
     {"DELETE", "/api/v1/calls/*", api_calls_delete, ROUTE_WAITS},
     {"GET", "/api/v1/events", api_events_get, 0},

@@ -77,6 +77,10 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
     out->blocked_requests = atomic_load_explicit(&s->blocked_requests, memory_order_relaxed);
     out->attacked_extensions = atomic_load_explicit(&s->attacked_extensions, memory_order_relaxed);
     out->nonces_retired = atomic_load_explicit(&s->nonces_retired, memory_order_relaxed);
+    for (int i = 0; i < SIP_EVENT_PACKAGES; i++)
+        out->subscriptions[i] = atomic_load_explicit(&s->subscriptions[i], memory_order_relaxed);
+    out->notifies_sent = atomic_load_explicit(&s->notifies_sent, memory_order_relaxed);
+    out->publications = atomic_load_explicit(&s->publications, memory_order_relaxed);
 }
 
 struct kick_arg {
@@ -233,7 +237,8 @@ static void handle_options(struct sip *s, const struct sip_req *r, sip_t const *
 {
     (void)sip;
     sip_req_reply(s, r, SIP_200_OK, SIPTAG_ALLOW_STR(SIP_ALLOW),
-                  SIPTAG_ACCEPT_STR("application/sdp"), TAG_END());
+                  SIPTAG_ACCEPT_STR("application/sdp"), SIPTAG_ALLOW_EVENTS_STR("presence, dialog"),
+                  TAG_END());
 }
 
 /* OPTIONS to the server itself (no user, or a keep-alive outside a dialog to our address)
@@ -247,13 +252,16 @@ static void handle_options_or_route(struct sip *s, const struct sip_req *r, sip_
         proxy_handle(s, r, sip);
 }
 
-/* The dispatch table: requests for sipbx itself; everything else goes to the proxy. */
+/* The dispatch table: requests for sipbx itself; everything else goes to the proxy.
+ * sipbx is the presence server of its domain: SUBSCRIBE and PUBLISH end here. */
 static const struct {
     sip_method_t method;
     void (*handle)(struct sip *s, const struct sip_req *r, sip_t const *sip);
 } routes[] = {
     {sip_method_register, reg_handle},
     {sip_method_options, handle_options_or_route},
+    {sip_method_subscribe, subs_handle},
+    {sip_method_publish, pres_publish_handle},
 };
 
 static void on_request(struct sip *s, const struct sip_req *r, sip_t const *sip)
@@ -339,6 +347,8 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     calls_expire_refers(s);
     conns_sweep(s);
     reg_expire(s, now);
+    pres_expire(s, now);
+    subs_expire(s, now);
     digest_prune(s->digest, now);
     int64_t mono = util_mono();
     strmap_foreach(s->quiet, drop_quiet, &mono);
@@ -521,6 +531,11 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     s->port = m && m->m_url->url_port ? atoi(m->m_url->url_port) : cfg->sip_port;
     if (cfg->sip_tls_port && add_tls(s, cfg, tls_dir, err, errlen) != 0)
         goto fail;
+    /* After the agent: restored subscriptions are notified from the loop. */
+    if (pres_create(s, st) != 0 || subs_create(s, st) != 0) {
+        snprintf(err, errlen, "cannot load subscriptions and presence from the database");
+        goto fail;
+    }
 
     s->housekeeping = su_timer_create(su_root_task(s->root), 1000);
     if (!s->housekeeping || su_timer_set_for_ever(s->housekeeping, on_housekeeping, s) != 0) {
@@ -724,6 +739,8 @@ void sip_destroy(struct sip *s)
      * the capture thread, which drains what the agent wrote until it was gone. */
     proxy_shutdown(s);
     calls_destroy_all(s);
+    subs_destroy(s); /* NOTIFYs in flight go with their subscriptions */
+    pres_destroy(s);
     if (s->agent)
         nta_agent_destroy(s->agent);
     trace_destroy(s->trace);

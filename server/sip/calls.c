@@ -68,6 +68,7 @@ void sip_publish(struct sip *s, const char *type, cJSON *obj)
 
 static void publish_call(struct sip *s, const char *type, const struct call *c)
 {
+    pres_call(s, c); /* the busy lamps of its parties */
     if (s->events)
         sip_publish(s, type, sip_call_json(&c->info));
 }
@@ -328,10 +329,12 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
     return c;
 }
 
-void calls_ringing(struct sip *s, struct call *c, const char *contact)
+void calls_ringing(struct sip *s, struct call *c, const char *contact, sip_t const *resp)
 {
     if (c->info.ringing_us)
         return;
+    if (resp && resp->sip_to && resp->sip_to->a_tag)
+        snprintf(c->to_tag, sizeof c->to_tag, "%s", resp->sip_to->a_tag);
     c->info.ringing_us = util_now_us();
     set_state(c, "ringing");
     snprintf(c->info.callee_contact, sizeof c->info.callee_contact, "%s", contact);
@@ -349,6 +352,7 @@ void calls_forwarded(struct sip *s, struct call *c, const char *from, const char
         i->nforwards++;
     }
     snprintf(i->callee_contact, sizeof i->callee_contact, "%s", "");
+    c->to_tag[0] = '\0';
     i->ringing_us = 0;
     set_state(c, "forwarded");
     publish_call(s, "call.forwarded", c);
@@ -403,6 +407,8 @@ void calls_answered(struct sip *s, struct call *c, const char *contact, const ch
     if (c->info.answered_us)
         return; /* a second 2xx (another fork, or a retransmission) */
     c->legs.b_to = header_text((sip_header_t const *)resp->sip_to);
+    snprintf(c->to_tag, sizeof c->to_tag, "%s",
+             resp->sip_to && resp->sip_to->a_tag ? resp->sip_to->a_tag : "");
     c->legs.b_target = resp->sip_contact ? url_text(resp->sip_contact->m_url) : NULL;
     c->legs.b_hop = next_hop ? strdup(next_hop) : NULL;
     legs_routes(s, &c->legs, resp->sip_record_route);

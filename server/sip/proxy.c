@@ -533,7 +533,7 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
             return 0;
         relay(t, orq, status);
         if (t->call && (status == 180 || status == 183))
-            calls_ringing(t->s, t->call, b->contact);
+            calls_ringing(t->s, t->call, b->contact, sip);
         return 0;
     }
 

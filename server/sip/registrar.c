@@ -28,6 +28,7 @@ struct reg {
  * back (GET /api/v1/registrations) has it. */
 static void publish(struct sip *s, const char *ext, const char *contact, const char *action)
 {
+    pres_changed(s, ext); /* open or closed, for watchers of its presence */
     if (!s->events)
         return;
     cJSON *o = cJSON_CreateObject();

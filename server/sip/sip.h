@@ -66,6 +66,10 @@ int sip_barrier(struct sip *s);
 #define SIP_METHOD_SLOTS 15
 extern const char *const sip_method_slot_names[SIP_METHOD_SLOTS];
 
+/** Event packages of the event server (subs.c), by index in the metrics. */
+#define SIP_EVENT_PACKAGES 2
+extern const char *const sip_event_package_names[SIP_EVENT_PACKAGES];
+
 /** A snapshot of the SIP side's counters, readable from any thread. */
 struct sip_stats {
     unsigned long long requests[SIP_METHOD_SLOTS]; /* by sip_method_slot_names */
@@ -80,7 +84,28 @@ struct sip_stats {
     unsigned long long blocked_requests;    /* requests dropped from blocked addresses */
     unsigned long long attacked_extensions; /* extensions with many failures in the window */
     unsigned long long nonces_retired;      /* nonces retired after wrong answers */
+    unsigned long long subscriptions[SIP_EVENT_PACKAGES]; /* active now, by package */
+    unsigned long long notifies_sent;                     /* NOTIFY requests sent */
+    unsigned long long publications; /* published presence documents held now */
 };
+
+/** A user's presence as the REST API and the event stream show it. */
+struct sip_presence_info {
+    char extension[STORE_EXT_MAX];
+    char basic[8];   /* open, closed */
+    char note[128];  /* the published note, or "Available", "On the phone", "Offline" */
+    int busy;        /* in an answered call */
+    char dialog[12]; /* busy lamp: idle, trying, early, confirmed */
+    int published;   /* the state comes from a PUBLISH (else from registrations and calls) */
+    size_t watchers; /* active subscriptions to it */
+};
+
+/** Copies every user's presence (or only ext's, when not NULL), sorted by extension, into
+ *  a new array (*out, free() it), by sip_execute (whose deadline applies). Returns the
+ *  count, or -1 (errno ETIMEDOUT, or out of memory). */
+int sip_presence(struct sip *s, const char *ext, struct sip_presence_info **out);
+/** Renders one user's presence as a JSON object (a new cJSON the caller deletes). */
+struct cJSON *sip_presence_json(const struct sip_presence_info *p);
 
 /** Fills out with the current counters; any thread. */
 void sip_get_stats(struct sip *s, struct sip_stats *out);

@@ -81,6 +81,8 @@ struct sip {
     char rr_host[256];             /* host of our Record-Route and Via */
     unsigned char rr_key[32];      /* signs our Record-Route (dialog tokens), from the DB secret */
     struct strmap *quiet;          /* "what|source" -> last log line (int64_t *), see sip_log_due */
+    struct subs *subs;             /* the event server's subscriptions (subs.c) */
+    struct pres *pres;             /* presence and busy lamp state (presence.c) */
     struct conns *conns;           /* the TCP/TLS connection guard */
     struct regcache *regcache;     /* stateless answers to REGISTER over UDP (regcache.c) */
     su_timer_t *housekeeping;
@@ -106,6 +108,9 @@ struct sip {
     _Atomic uint64_t blocked_requests;
     _Atomic uint64_t attacked_extensions;
     _Atomic uint64_t nonces_retired;
+    _Atomic uint64_t subscriptions[SIP_EVENT_PACKAGES]; /* active now, by package */
+    _Atomic uint64_t notifies_sent;
+    _Atomic uint64_t publications; /* presence documents held now */
 };
 
 /* The Server header of our responses. */
@@ -113,7 +118,8 @@ struct sip {
 
 /* The methods sipbx accepts, for Allow headers. */
 #define SIP_ALLOW                                                                                  \
-    "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, PRACK"
+    "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, PRACK, "   \
+    "SUBSCRIBE, PUBLISH"
 
 /* ---- agent.c ---- */
 
@@ -253,6 +259,7 @@ struct call_legs {
 struct call {
     struct sip_call_info info;
     char from_tag[128];    /* the caller's tag: tells who sends a BYE */
+    char to_tag[128];      /* the tag of the device ringing (first 18x) or that answered */
     struct ptxn *invite;   /* the initial INVITE while it is pending */
     char answered_by[256]; /* extension (or URI) whose device answered */
     int64_t max_end;       /* monotonic second after which a silent call is dropped */
@@ -264,8 +271,8 @@ struct call {
  *  ("addr:port") over transport. NULL on no memory. */
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
                          const char *callee, const char *source, const char *transport);
-/** A 180/183 was relayed (contact: the ringing device). */
-void calls_ringing(struct sip *s, struct call *c, const char *contact);
+/** A 180/183 (resp) was relayed (contact: the ringing device). */
+void calls_ringing(struct sip *s, struct call *c, const char *contact, sip_t const *resp);
 /** The call was forwarded from user from to target for reason (RFC 5806 reason). */
 void calls_forwarded(struct sip *s, struct call *c, const char *from, const char *to,
                      const char *reason);
@@ -291,6 +298,51 @@ void calls_expire_refers(struct sip *s);
 void calls_destroy_all(struct sip *s);
 /** Publishes an event (type, JSON object rendered by the caller) when events are on. */
 void sip_publish(struct sip *s, const char *type, struct cJSON *obj);
+
+/* ---- subs.c: the event server (RFC 6665) ---- */
+
+struct subs;
+/** Creates the subscription table and takes back the subscriptions of the last run
+ *  (start-up, after the user cache): those whose user is gone are ended, the others
+ *  notified if their state changed, once the loop runs. Returns 0, ENOMEM or EIO. */
+int subs_create(struct sip *s, struct store *st);
+void subs_destroy(struct sip *s);
+/** Handles a SUBSCRIBE: a new subscription, a refresh or an unsubscribe of one of ours;
+ *  an in-dialog SUBSCRIBE of another dialog goes to the proxy. */
+void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip);
+/** What ext's packages say may have changed: NOTIFY each watcher whose document did. */
+void subs_notify_presentity(struct sip *s, const char *ext);
+/** Ends the subscriptions of a deleted user, watched or watching, with a final NOTIFY. */
+void subs_user_deleted(struct sip *s, const char *ext);
+/** Ends subscriptions whose time is up (every second). */
+void subs_expire(struct sip *s, int64_t now);
+/** Active subscriptions to ext, any package. */
+size_t subs_watchers(struct sip *s, const char *ext);
+
+/* ---- presence.c: presence documents and busy lamps ---- */
+
+struct pres;
+struct buf;
+/** Creates the presence state and takes back the unexpired publications of the last run;
+ *  returns 0, ENOMEM or EIO. */
+int pres_create(struct sip *s, struct store *st);
+void pres_destroy(struct sip *s);
+/** Handles a PUBLISH of presence (RFC 3903). */
+void pres_publish_handle(struct sip *s, const struct sip_req *r, sip_t const *sip);
+/** ext's state may have changed (registration, call, publication): after this turn of
+ *  the loop an event goes out if its summary changed, and watchers are notified. */
+void pres_changed(struct sip *s, const char *ext);
+/** A call changed state (every call event): the busy lamps of its parties follow. */
+void pres_call(struct sip *s, const struct call *c);
+/** Forgets a deleted user's publications and ends its subscriptions. */
+void pres_user_deleted(struct sip *s, const char *ext);
+/** Drops expired publications and ended dialogs shown long enough (every second). */
+void pres_expire(struct sip *s, int64_t now);
+/** Appends ext's presence document (PIDF, RFC 3863): the newest publication, else one
+ *  derived from its registrations and calls. */
+void pres_pidf(struct sip *s, const char *ext, struct buf *out);
+/** Appends ext's dialog-info document (RFC 4235, state "full") with this version. */
+void pres_dialog_info(struct sip *s, const char *ext, uint32_t version, struct buf *out);
 
 /* ---- regcache.c: REGISTER over UDP without server transactions ---- */
 

@@ -270,7 +270,8 @@ void usercache_apply(struct sip *s, struct usercache_delta *d)
             free(old);
         } else if ((old = strmap_remove(s->users, c->extension)) != NULL) {
             free(old);
-            reg_remove_user(s, c->extension); /* a deleted user keeps no bindings */
+            reg_remove_user(s, c->extension);   /* a deleted user keeps no bindings */
+            pres_user_deleted(s, c->extension); /* nor publications or subscriptions */
             removed++;
         }
     }

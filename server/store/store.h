@@ -172,6 +172,56 @@ int store_reg_list(struct store *st, const char *ext, int64_t now,
 /** Deletes bindings that expired at or before now; returns the number removed or -1. */
 int store_reg_purge(struct store *st, int64_t now);
 
+/* ---- presence (presence.c): event subscriptions and published presence (db/009) ---- */
+
+#define STORE_SUB_HDR_MAX 512
+
+/** One subscription dialog of the event server (sip/subs.c), as stored. */
+struct store_sub {
+    char call_id[256];
+    char local_tag[48];
+    char package[24];
+    char event_id[64];
+    char watcher[STORE_EXT_MAX];
+    char presentity[STORE_EXT_MAX];
+    char remote[STORE_SUB_HDR_MAX]; /* the watcher's From, with its tag */
+    char local[STORE_SUB_HDR_MAX];  /* sipbx's To, with its tag */
+    char target[STORE_SUB_HDR_MAX]; /* the watcher's Contact URI */
+    char next_hop[160];
+    char route[1024];
+    char contact[300];
+    uint32_t local_cseq, remote_cseq;
+    char state_hash[33];
+    uint32_t version;
+    int64_t created_at, expires_at;
+};
+
+/** Inserts or replaces the subscription (call_id, local_tag); returns 0 or EIO. */
+int store_sub_save(struct store *st, const struct store_sub *sub);
+/** Deletes the subscription (call_id, local_tag); returns 0 or EIO. */
+int store_sub_remove(struct store *st, const char *call_id, const char *local_tag);
+/** Calls cb for every stored subscription (expired ones too: the caller decides), oldest
+ *  first. Returns 0, EIO, or what a non-zero cb returned. */
+int store_sub_list(struct store *st, int (*cb)(const struct store_sub *sub, void *ctx), void *ctx);
+
+#define STORE_PIDF_MAX 8192 /* the largest PIDF document accepted and kept, in bytes */
+
+/** One publication of presence (RFC 3903), as stored. */
+struct store_pub {
+    char etag[40];
+    char extension[STORE_EXT_MAX];
+    char body[STORE_PIDF_MAX + 1];
+    int64_t published_at, expires_at;
+};
+
+/** Inserts or replaces the publication etag; returns 0 or EIO. */
+int store_pub_save(struct store *st, const struct store_pub *p);
+/** Deletes publication etag; returns 0 or EIO. */
+int store_pub_remove(struct store *st, const char *etag);
+/** Calls cb for every stored publication, oldest first. Returns 0, EIO, or what a non-zero
+ *  cb returned. */
+int store_pub_list(struct store *st, int (*cb)(const struct store_pub *p, void *ctx), void *ctx);
+
 /* ---- call-forward rules ---- */
 
 enum store_fwd_kind {
@@ -491,6 +541,14 @@ int store_writer_block_save(struct store_writer *w, const struct store_block *b)
 int store_writer_block_remove(struct store_writer *w, const char *source, int64_t since);
 /** Queues removal of one binding, or all of ext when contact is NULL. Returns 0 or ENOMEM. */
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
+/** Queues a subscription to save (store_sub_save; a copy is taken); 0 or ENOMEM. */
+int store_writer_sub_save(struct store_writer *w, const struct store_sub *sub);
+/** Queues the removal of subscription (call_id, local_tag); 0 or ENOMEM. */
+int store_writer_sub_remove(struct store_writer *w, const char *call_id, const char *local_tag);
+/** Queues a publication to save (store_pub_save; a copy is taken); 0 or ENOMEM. */
+int store_writer_pub_save(struct store_writer *w, const struct store_pub *p);
+/** Queues the removal of publication etag; 0 or ENOMEM. */
+int store_writer_pub_remove(struct store_writer *w, const char *etag);
 /** Queues an event (type, one line of JSON) that the writer hands to the announce function
  *  once everything queued before it is committed, so a reader that reacts to it finds the
  *  change in the database. With once, the same event (type and JSON) queued again into

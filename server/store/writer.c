@@ -479,6 +479,73 @@ int store_writer_reg_remove(struct store_writer *w, const char *ext, const char 
     return enqueue(w, op);
 }
 
+/* Subscriptions and publications are large (headers, a PIDF document): the op carries a
+ * heap copy in data rather than growing every queued row. */
+static int apply_sub_save(struct store *st, const struct wop *op)
+{
+    return store_sub_save(st, op->data);
+}
+
+static int apply_sub_remove(struct store *st, const struct wop *op)
+{
+    const struct store_sub *sub = op->data;
+    return store_sub_remove(st, sub->call_id, sub->local_tag);
+}
+
+static int apply_pub_save(struct store *st, const struct wop *op)
+{
+    return store_pub_save(st, op->data);
+}
+
+static int apply_pub_remove(struct store *st, const struct wop *op)
+{
+    return store_pub_remove(st, ((const struct store_pub *)op->data)->etag);
+}
+
+/* Queues apply with a heap copy of the size bytes at row. */
+static int enqueue_copy(struct store_writer *w, int (*apply)(struct store *, const struct wop *),
+                        const void *row, size_t size)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    void *copy = malloc(size);
+    if (!op || !copy) {
+        free(op);
+        free(copy);
+        return ENOMEM;
+    }
+    memcpy(copy, row, size);
+    op->apply = apply;
+    op->data = copy;
+    return enqueue(w, op);
+}
+
+int store_writer_sub_save(struct store_writer *w, const struct store_sub *sub)
+{
+    return enqueue_copy(w, apply_sub_save, sub, sizeof *sub);
+}
+
+int store_writer_sub_remove(struct store_writer *w, const char *call_id, const char *local_tag)
+{
+    struct store_sub key;
+    memset(&key, 0, sizeof key);
+    snprintf(key.call_id, sizeof key.call_id, "%s", call_id);
+    snprintf(key.local_tag, sizeof key.local_tag, "%s", local_tag);
+    return enqueue_copy(w, apply_sub_remove, &key, sizeof key);
+}
+
+int store_writer_pub_save(struct store_writer *w, const struct store_pub *p)
+{
+    return enqueue_copy(w, apply_pub_save, p, sizeof *p);
+}
+
+int store_writer_pub_remove(struct store_writer *w, const char *etag)
+{
+    struct store_pub key;
+    memset(&key, 0, sizeof key);
+    snprintf(key.etag, sizeof key.etag, "%s", etag);
+    return enqueue_copy(w, apply_pub_remove, &key, sizeof key);
+}
+
 int64_t store_writer_failing(struct store_writer *w, char *why, size_t whylen,
                              uint64_t *failed_total)
 {

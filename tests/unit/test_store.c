@@ -388,6 +388,88 @@ static void test_failed_upgrade_to_user_changes(void **state)
     store_close(st);
 }
 
+/* Schema 9 adds the event server's subscriptions and the published presence documents to a
+ * database of an older version, keeping its data; rows go in, replace, list and go. */
+static int collect_sub(const struct store_sub *sub, void *ctx)
+{
+    *(struct store_sub *)ctx = *sub;
+    return 0;
+}
+
+static int collect_pub(const struct store_pub *p, void *ctx)
+{
+    *(struct store_pub *)ctx = *p;
+    return 0;
+}
+
+static int count_sub(const struct store_sub *sub, void *ctx)
+{
+    (void)sub;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_upgrade_to_presence(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], err[512] = "";
+    snprintf(path, sizeof path, "%s/old.db", f->dir);
+    make_old_db(path, 7);
+    struct store *st = NULL;
+    if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
+        fail_msg("upgrade from schema 7: %s", err);
+    assert_true(store_schema_version(st) >= 9);
+    struct store_user u;
+    assert_int_equal(store_user_get(st, "100", &u), 0);
+
+    static struct store_sub sub, back;
+    memset(&sub, 0, sizeof sub);
+    snprintf(sub.call_id, sizeof sub.call_id, "abc@host");
+    snprintf(sub.local_tag, sizeof sub.local_tag, "t1");
+    snprintf(sub.package, sizeof sub.package, "dialog");
+    snprintf(sub.watcher, sizeof sub.watcher, "101");
+    snprintf(sub.presentity, sizeof sub.presentity, "100");
+    snprintf(sub.remote, sizeof sub.remote, "<sip:101@pbx>;tag=w");
+    snprintf(sub.local, sizeof sub.local, "<sip:100@pbx>;tag=t1");
+    snprintf(sub.target, sizeof sub.target, "sip:101@192.0.2.1:5060");
+    snprintf(sub.next_hop, sizeof sub.next_hop, "sip:192.0.2.1:5060;transport=udp");
+    snprintf(sub.contact, sizeof sub.contact, "<sip:100@pbx:5060>");
+    sub.local_cseq = 3;
+    sub.remote_cseq = 2;
+    sub.version = 3;
+    sub.created_at = 1000;
+    sub.expires_at = 4600;
+    assert_int_equal(store_sub_save(st, &sub), 0);
+    sub.local_cseq = 4; /* a NOTIFY later: the same row, replaced */
+    assert_int_equal(store_sub_save(st, &sub), 0);
+    int n = 0;
+    assert_int_equal(store_sub_list(st, count_sub, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_sub_list(st, collect_sub, &back), 0);
+    assert_string_equal(back.remote, sub.remote);
+    assert_string_equal(back.route, "");
+    assert_int_equal(back.local_cseq, 4);
+    assert_int_equal(back.expires_at, 4600);
+    assert_int_equal(store_sub_remove(st, "abc@host", "t1"), 0);
+    n = 0;
+    assert_int_equal(store_sub_list(st, count_sub, &n), 0);
+    assert_int_equal(n, 0);
+
+    static struct store_pub p, pback;
+    memset(&p, 0, sizeof p);
+    snprintf(p.etag, sizeof p.etag, "e1");
+    snprintf(p.extension, sizeof p.extension, "100");
+    snprintf(p.body, sizeof p.body, "<presence/>");
+    p.published_at = 10;
+    p.expires_at = 3610;
+    assert_int_equal(store_pub_save(st, &p), 0);
+    assert_int_equal(store_pub_list(st, collect_pub, &pback), 0);
+    assert_string_equal(pback.body, "<presence/>");
+    assert_int_equal(store_pub_remove(st, "e1"), 0);
+    store_close(st);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM presence_publications"), 0);
+}
+
 /* ---- transactions and settings ---- */
 
 static int tx_set_then(struct store *st, void *ctx)
@@ -1234,6 +1316,7 @@ int main(void)
         T(test_failed_upgrade_changes_nothing),
         T(test_upgrade_to_user_changes),
         T(test_failed_upgrade_to_user_changes),
+        T(test_upgrade_to_presence),
         T(test_tx),
         T(test_settings),
         T(test_users_crud),

@@ -209,6 +209,22 @@ test('a call appears, rings, is answered and ends in the live view; its ladder g
   await watcher.close();
 });
 
+test('the accounts page shows each user\'s presence note and busy lamp live', async () => {
+  await go('/accounts');
+  await page.waitForSelector('tr[data-ext="101"] .c-presence .lamp[data-basic="open"]');
+  assert.ok((await page.textContent('tr[data-ext="101"] .c-presence')).includes('Available'));
+  assert.ok((await page.textContent('tr[data-ext="100"] .c-presence')).includes('Offline'));
+  // a call to 101: its lamp rings, then says in a call, then goes dark, without a reload
+  const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 1500, talkMs: 2000 });
+  await page.waitForSelector('tr[data-ext="101"] .lamp[data-dialog="early"] .b-ringing', { timeout: 8000 });
+  await page.waitForSelector('tr[data-ext="101"] .lamp[data-dialog="confirmed"] .b-talking', { timeout: 8000 });
+  assert.ok((await page.textContent('tr[data-ext="101"] .c-presence')).includes('On the phone'));
+  await shot(page, '05b-accounts-busy-lamp');
+  await Promise.all([caller.ok(), callee.ok()]);
+  await page.waitForSelector('tr[data-ext="101"] .lamp[data-dialog="idle"]', { timeout: 8000 });
+  assert.ok((await page.textContent('tr[data-ext="101"] .c-presence')).includes('Available'));
+});
+
 test('the ladder of a call: one arrow per captured message, message details, pcap', async () => {
   // from the call records (the live view's ended list only has calls seen live)
   await go('/records');
