@@ -39,11 +39,11 @@ struct publication {
 struct pdialog {
     char ext[STORE_EXT_MAX];
     char other[STORE_EXT_MAX]; /* the extension at the other end ("" when not one of ours) */
-    char other_name[128];      /* the caller's display name, for the callee's lamp */
-    char local_target[512];    /* ext's device in the call, when known */
-    int initiator;             /* ext placed the call */
-    char state[12];            /* trying, early, confirmed, terminated */
-    int64_t ended;             /* monotonic second it ended, 0 while up */
+    char other_name[STORE_DISPLAY_NAME_MAX]; /* the caller's display name, for the callee's lamp */
+    char local_target[512];                  /* ext's device in the call, when known */
+    int initiator;                           /* ext placed the call */
+    char state[12];                          /* trying, early, confirmed, terminated */
+    int64_t ended;                           /* monotonic second it ended, 0 while up */
 };
 
 /* A call as the busy lamps follow it: Call-ID, tags, and its two dialogs. */
