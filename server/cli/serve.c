@@ -1,8 +1,9 @@
-/* `sipbx serve`: settings, database, writer thread, SIP side, event stream, REST API; runs
- * until SIGINT/SIGTERM. */
+/* `sipbx serve`: settings, database, writer thread, SIP side, event stream, webhooks, REST
+ * API; runs until SIGINT/SIGTERM. */
 #include "cli/cli.h"
 #include "config/config.h"
 #include "events/events.h"
+#include "hooks/hooks.h"
 #include "http/http.h"
 #include "sip/sip.h"
 #include "store/store.h"
@@ -223,6 +224,7 @@ int cli_serve(int argc, char **argv)
     struct store_writer *w = NULL;
     struct sip *sip = NULL;
     struct http *http = NULL;
+    struct hooks *hooks = NULL;
     struct events *ev = NULL, *tev = NULL; /* calls and registrations; stored traces */
     struct announced announced;
     char err[512], domain[CONFIG_STR_MAX], admin_pw[32], host[CONFIG_STR_MAX + 2];
@@ -272,7 +274,12 @@ int cli_serve(int argc, char **argv)
     sip_set_events(sip, ev); /* before sip_run: the SIP thread reads it unlocked */
     announced = (struct announced){ev, tev};
     store_writer_set_announce(w, publish_announced, &announced);
-    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, tev, err, sizeof err) != 0) {
+    if (hooks_create(&hooks, cfg.db_path, w, ev, err, sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        goto out;
+    }
+    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, tev, hooks, err, sizeof err) !=
+        0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
@@ -313,6 +320,8 @@ out:
     if (sip_initialised)
         sip_deinit();
     store_writer_destroy(w);
+    /* After the writer, which has queued the last events for webhooks by now. */
+    hooks_destroy(hooks);
     events_destroy(ev);  /* the SIP side publishes into it until sip_destroy */
     events_destroy(tev); /* the writer publishes into it until store_writer_destroy */
     store_close(st);

@@ -11,6 +11,7 @@ struct config;
 struct sip;
 struct store_writer;
 struct events;
+struct hooks;
 struct http;
 
 /** Binds cfg's HTTP address (port 0 picks a free one) and starts serving. db_path is the
@@ -18,12 +19,13 @@ struct http;
  *  the running SIP side, w the writer to poke after user changes, ev the event stream
  *  served as server-sent events (NULL: /api/v1/events answers 503), traces the stream of
  *  trace.changed events that /api/v1/events?trace=CALL_ID filters (NULL: such a request
- *  answers 503); all must outlive the server. cfg is copied (GET /api/v1/settings shows it).
- * Returns 0, or -1 with one readable line in err ("cannot listen for HTTP on ADDR:PORT: port in
- * use"). */
+ *  answers 503), hooks the webhooks to tell of changes to them (NULL: /api/v1/webhooks
+ *  answers 503); all must outlive the server. cfg is copied (GET /api/v1/settings shows
+ *  it). Returns 0, or -1 with one readable line in err ("cannot listen for HTTP on
+ *  ADDR:PORT: port in use"). */
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
                 const char *domain, struct sip *sip, struct store_writer *w, struct events *ev,
-                struct events *traces, char *err, size_t errlen);
+                struct events *traces, struct hooks *hooks, char *err, size_t errlen);
 
 /** The port the server is bound to. */
 int http_port(const struct http *h);

@@ -176,8 +176,10 @@ static void wake_watch(void *arg)
 /* An event was published (on the publisher's thread, under the ring's lock): the watch
  * thread resumes the streams it is news to. Nothing to do while no stream is open, which
  * spares the SIP thread a system call per event. */
-static void on_event(void *arg)
+static void on_event(void *arg, const char *type, const char *json)
 {
+    (void)type;
+    (void)json;
     struct http *h = arg;
     if (atomic_load(&h->streams) > 0)
         wake_watch(h);
@@ -511,7 +513,7 @@ static int listen_on(const char *host, int port, int *bound_port)
 
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
                 const char *domain, struct sip *sip, struct store_writer *w, struct events *ev,
-                struct events *traces, char *err, size_t errlen)
+                struct events *traces, struct hooks *hooks, char *err, size_t errlen)
 {
     struct http *h = calloc(1, sizeof *h);
     if (!h) {
@@ -526,6 +528,7 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
     h->writer = w;
     h->events = ev;
     h->trace_events = traces;
+    h->hooks = hooks;
     /* Event ids are this run's start in microseconds plus the sequence number, so an id
      * a client kept from an earlier run is never taken for one of this run. */
     h->event_id_base = (uint64_t)util_now() * 1000000u;
@@ -565,10 +568,11 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
         snprintf(err, errlen, "cannot set up the HTTP server: %s", strerror(e));
         goto fail;
     }
-    if (ev)
-        events_set_listener(ev, on_event, h);
-    if (traces)
-        events_set_listener(traces, on_event, h);
+    if ((ev && (e = events_add_listener(ev, on_event, h)) != 0) ||
+        (traces && (e = events_add_listener(traces, on_event, h)) != 0)) {
+        snprintf(err, errlen, "cannot follow the event stream: %s", strerror(e));
+        goto fail;
+    }
 
     int fd = listen_on(cfg->http_host, cfg->http_port, &h->port);
     if (fd < 0) {
@@ -632,9 +636,9 @@ void http_destroy(struct http *h)
     atomic_store(&h->stopping, 1);
     pthread_mutex_unlock(&h->wait_lock);
     if (h->events)
-        events_set_listener(h->events, NULL, NULL);
+        events_remove_listener(h->events, on_event, h);
     if (h->trace_events)
-        events_set_listener(h->trace_events, NULL, NULL);
+        events_remove_listener(h->trace_events, on_event, h);
     http_jobs_destroy(h->jobs);
     if (h->watch_started) {
         wake_watch(h);

@@ -77,6 +77,8 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
     out->blocked_requests = atomic_load_explicit(&s->blocked_requests, memory_order_relaxed);
     out->attacked_extensions = atomic_load_explicit(&s->attacked_extensions, memory_order_relaxed);
     out->nonces_retired = atomic_load_explicit(&s->nonces_retired, memory_order_relaxed);
+    for (int i = 0; i < SIP_DISPOSITIONS; i++)
+        out->calls[i] = atomic_load_explicit(&s->calls_ended[i], memory_order_relaxed);
 }
 
 struct kick_arg {

@@ -67,6 +67,10 @@ int sip_barrier(struct sip *s);
 extern const char *const sip_method_slot_names[SIP_METHOD_SLOTS];
 
 /** A snapshot of the SIP side's counters, readable from any thread. */
+/** The ways a call ends, as its record's disposition says them (db/004_records.sql). */
+#define SIP_DISPOSITIONS 5
+extern const char *const sip_disposition_names[SIP_DISPOSITIONS];
+
 struct sip_stats {
     unsigned long long requests[SIP_METHOD_SLOTS]; /* by sip_method_slot_names */
     unsigned long long responses[7];               /* by class: [1] 1xx .. [6] 6xx */
@@ -75,11 +79,12 @@ struct sip_stats {
     unsigned long long untraced;      /* captured messages not stored: their request was refused */
     unsigned long long conns_closed;  /* TCP/TLS connections closed by the connection guard */
     unsigned long long registrations; /* bindings now */
-    unsigned long long blocked_sources;     /* addresses blocked now */
-    unsigned long long blocks;              /* blocks started since start-up */
-    unsigned long long blocked_requests;    /* requests dropped from blocked addresses */
-    unsigned long long attacked_extensions; /* extensions with many failures in the window */
-    unsigned long long nonces_retired;      /* nonces retired after wrong answers */
+    unsigned long long blocked_sources;         /* addresses blocked now */
+    unsigned long long blocks;                  /* blocks started since start-up */
+    unsigned long long blocked_requests;        /* requests dropped from blocked addresses */
+    unsigned long long attacked_extensions;     /* extensions with many failures in the window */
+    unsigned long long nonces_retired;          /* nonces retired after wrong answers */
+    unsigned long long calls[SIP_DISPOSITIONS]; /* calls ended, by sip_disposition_names */
 };
 
 /** Fills out with the current counters; any thread. */

@@ -92,6 +92,7 @@ struct sip {
     _Atomic uint64_t blocked_requests;
     _Atomic uint64_t attacked_extensions;
     _Atomic uint64_t nonces_retired;
+    _Atomic uint64_t calls_ended[SIP_DISPOSITIONS]; /* by sip_disposition_names */
 };
 
 /* The Server header of our responses. */
