@@ -353,5 +353,9 @@ void api_webhooks_get(struct http_req *r);
 void api_webhooks_delete(struct http_req *r);
 void api_webhooks_deliveries(struct http_req *r);
 void api_webhooks_ping(struct http_req *r);
+/* ---- openapi.c; the document itself is generated from docs/openapi.json ---- */
+extern const char http_openapi_doc[];
+extern const size_t http_openapi_doc_len;
+void api_openapi_get(struct http_req *r);
 
 #endif

@@ -61,6 +61,7 @@ static const struct route {
     {"DELETE", "/api/v1/webhooks/*", api_webhooks_delete, ROUTE_WAITS},
     {"GET", "/api/v1/webhooks/*/deliveries", api_webhooks_deliveries, 0},
     {"POST", "/api/v1/webhooks/*/ping", api_webhooks_ping, ROUTE_WAITS},
+    {"GET", "/api/v1/openapi.json", api_openapi_get, ROUTE_PUBLIC},
     {"GET", "/metrics", api_metrics_get, ROUTE_WAITS},
     {NULL, NULL, not_found, ROUTE_PUBLIC}, /* anything else; GET outside /api/: a file */
 };
