@@ -35,7 +35,7 @@ ok "conffiles and maintainer scripts"
 files=$(dpkg-deb -c "$DEB" | awk '{print $6}')
 for f in ./usr/sbin/sipbx ./etc/sipbx/sipbx.conf ./lib/systemd/system/sipbx.service \
          ./usr/share/man/man8/sipbx.8.gz ./usr/share/sipbx/web/ ./usr/share/doc/sipbx/README.md \
-         ./usr/share/doc/sipbx/openapi.json; do
+         ./usr/share/doc/sipbx/openapi.json ./usr/share/sipbx/grafana/sipbx-dashboard.json; do
     grep -qx "$f" <<<"$files" || fail "package lacks $f"
 done
 ok "package contents"
