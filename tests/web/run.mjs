@@ -1,5 +1,6 @@
 // ctest entry point of the browser tests:
 //   node run.mjs --sipbx PATH [--sipp PATH] [--artifacts DIR] [--browser chromium|firefox]
+//                [--file TEST.mjs]
 // Installs the drivers into tests/web/node_modules (npm install; no browser is ever
 // downloaded), then runs, with node's test runner, dashboard.test.mjs in Debian's
 // /usr/bin/chromium (playwright-core) or firefox.test.mjs in Debian's /usr/bin/firefox-esr
@@ -32,6 +33,7 @@ const BROWSERS = {
     hint: "packaging/install-deps installs Debian's firefox-esr" },
 };
 const browser = BROWSERS[opt('--browser', 'chromium')];
+const testFile = opt('--file', browser && browser.file); // another test file for that browser
 
 if (!sipbx || !browser) {
   console.error('usage: node run.mjs --sipbx PATH [--sipp PATH] [--artifacts DIR] [--browser chromium|firefox]');
@@ -89,7 +91,7 @@ for (const [what, p, hint] of [[browser.name, browser.exe, browser.hint],
 
 fs.mkdirSync(artifacts, { recursive: true });
 console.log(`screenshots: ${artifacts}`);
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', path.join(HERE, browser.file)], {
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', path.join(HERE, testFile)], {
   cwd: HERE, stdio: 'inherit', timeout: 600000,
   env: { ...process.env, SIPBX_BIN: path.resolve(sipbx), SIPP: sipp, CHROMIUM: chromium, FIREFOX: firefox,
     SIPBX_WEB_ARTIFACTS: path.resolve(artifacts), SIPBX_WEB_ROOT: path.join(HERE, '../../web') },
