@@ -1276,6 +1276,100 @@ static void test_writer_announce(void **state)
     assert_string_equal(a.json[2], "{\"n\":2}");
 }
 
+/* ---- the writer's outbox (webhook deliveries) ---- */
+
+struct outbox {
+    atomic_int applied, committed;
+    int fail_first; /* the first call fails (EIO): the batch is retried */
+    int seen_cdr;   /* the record queued before the event was there, inside the batch */
+    char json[4][64];
+    int64_t at[4];
+};
+
+static int outbox_apply(struct store *st, const char *type, const char *json, int64_t at_us,
+                        void *ctx)
+{
+    struct outbox *o = ctx;
+    int n = atomic_fetch_add(&o->applied, 1);
+    assert_string_equal(type, "call.ended");
+    struct store_cdr c;
+    o->seen_cdr = store_cdr_get(st, "outbox-call", NOW * 1000000, &c) == 0;
+    if (o->fail_first && n == 0)
+        return EIO;
+    if (n < 4) {
+        snprintf(o->json[n], sizeof o->json[n], "%s", json);
+        o->at[n] = at_us;
+    }
+    /* What the outbox writes is in the batch's transaction. */
+    return store_setting_set(st, "outbox", json);
+}
+
+static void outbox_committed(void *ctx)
+{
+    atomic_fetch_add(&((struct outbox *)ctx)->committed, 1);
+}
+
+static void queue_call_and_event(struct store_writer *w)
+{
+    struct store_cdr c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.call_id, sizeof c.call_id, "outbox-call");
+    snprintf(c.caller, sizeof c.caller, "100");
+    snprintf(c.dialled, sizeof c.dialled, "101");
+    snprintf(c.disposition, sizeof c.disposition, "ANSWERED");
+    c.start_us = NOW * 1000000;
+    c.end_us = c.start_us + 5000000;
+    assert_int_equal(store_writer_cdr(w, &c), 0);
+    assert_int_equal(store_writer_outbox(w, "call.ended", "{\"call_id\":\"outbox-call\"}", 42), 0);
+}
+
+static void test_writer_outbox(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "", val[64];
+    struct store_writer *w = NULL;
+    if (store_writer_create(&w, f->path, err, sizeof err) != 0)
+        fail_msg("writer: %s", err);
+    struct outbox o;
+    memset(&o, 0, sizeof o);
+    store_writer_set_outbox(w, outbox_apply, outbox_committed, &o);
+    queue_call_and_event(w);
+    char long_type[80];
+    memset(long_type, 't', sizeof long_type - 1);
+    long_type[sizeof long_type - 1] = '\0';
+    assert_int_equal(store_writer_outbox(w, long_type, "{}", 0), ENOMEM);
+    store_writer_destroy(w);
+    /* Applied once, after the record queued before it, in its transaction; told once. */
+    assert_int_equal(atomic_load(&o.applied), 1);
+    assert_true(o.seen_cdr);
+    assert_string_equal(o.json[0], "{\"call_id\":\"outbox-call\"}");
+    assert_int_equal(o.at[0], 42);
+    assert_int_equal(atomic_load(&o.committed), 1);
+    assert_int_equal(store_setting_get(f->st, "outbox", val, sizeof val), 0);
+
+    /* A failing outbox fails its batch, record and all; the retry writes both. */
+    raw_exec(f->path, "DELETE FROM cdrs; DELETE FROM settings WHERE key = 'outbox'");
+    if (store_writer_create(&w, f->path, err, sizeof err) != 0)
+        fail_msg("writer: %s", err);
+    memset(&o, 0, sizeof o);
+    o.fail_first = 1;
+    store_writer_set_outbox(w, outbox_apply, outbox_committed, &o);
+    queue_call_and_event(w);
+    store_writer_destroy(w);
+    assert_int_equal(atomic_load(&o.applied), 2);
+    assert_int_equal(atomic_load(&o.committed), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM cdrs WHERE call_id = 'outbox-call'"),
+                     1);
+
+    /* Without an outbox the events are dropped and the rows written. */
+    raw_exec(f->path, "DELETE FROM cdrs");
+    if (store_writer_create(&w, f->path, err, sizeof err) != 0)
+        fail_msg("writer: %s", err);
+    queue_call_and_event(w);
+    store_writer_destroy(w);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM cdrs"), 1);
+}
+
 static void test_writer_drains(void **state)
 {
     struct fixture *f = *state;
@@ -1448,6 +1542,7 @@ int main(void)
         T(test_admins),
         T(test_writer_drains),
         T(test_writer_announce),
+        T(test_writer_outbox),
         T(test_writer_depth_and_idle_destroy),
         T(test_writer_tick),
         T(test_writer_poke),
