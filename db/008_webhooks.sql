@@ -1,4 +1,4 @@
--- sipbx schema, version 7: webhooks. An administrator registers a URL with the events it
+-- sipbx schema, version 8: webhooks. An administrator registers a URL with the events it
 -- wants; each event is queued here as one delivery per webhook that wants it, in the same
 -- transaction as the change it tells of, and a thread of the daemon POSTs it, retries it
 -- with backoff, and keeps the outcome as the webhook's delivery log. The user change log
