@@ -15,9 +15,12 @@
 void hooks_on_event(void *ctx, const char *type, const char *json)
 {
     struct hooks *hk = ctx;
+    unsigned wanted = atomic_load_explicit(&hk->wanted, memory_order_relaxed);
+    if (!wanted)
+        return; /* no webhook: the usual case costs this test */
     int i = hooks_event_index(type);
-    if (i < 0 || !(atomic_load_explicit(&hk->wanted, memory_order_relaxed) & (1u << i)))
-        return; /* nobody wants it: the usual case costs this test */
+    if (i < 0 || !(wanted & (1u << i)))
+        return;
     if (store_writer_outbox(hk->w, type, json, util_now_us()) != 0)
         atomic_fetch_add(&hk->lost, 1); /* said by the sender: no logging under the lock */
 }

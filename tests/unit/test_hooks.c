@@ -79,11 +79,18 @@ static void test_url_check(void **state)
     (void)state;
     static const char *const good[] = {
         "http://127.0.0.1:9000/hook", "https://crm.example.com/pbx?key=1&x=%20",
-        "HTTPS://CRM.EXAMPLE.COM/", "http://[::1]:8080/", "http://user:pw@host/",
-        "https://host.example:8443"};
-    static const char *const bad[] = {
-        "", "ftp://example.com/", "file:///etc/passwd", "javascript:alert(1)", "http://",
-        "https:///path", "http://exa mple.com/", "http:/x", "//example.com/", "example.com"};
+        "HTTPS://CRM.EXAMPLE.COM/",   "http://[::1]:8080/",
+        "http://user:pw@host/",       "https://host.example:8443"};
+    static const char *const bad[] = {"",
+                                      "ftp://example.com/",
+                                      "file:///etc/passwd",
+                                      "javascript:alert(1)",
+                                      "http://",
+                                      "https:///path",
+                                      "http://exa mple.com/",
+                                      "http:/x",
+                                      "//example.com/",
+                                      "example.com"};
     char why[160];
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         if (hooks_url_check(good[i], why, sizeof why) != 0)
@@ -161,9 +168,8 @@ static cJSON *next_body(struct fixture *f, int64_t webhook_id, struct store_deli
     free(d->body);
     d->body = NULL;
     /* delivered, so that the next one comes next */
-    assert_int_equal(store_delivery_tried(f->st, d->id, START_US, STORE_DELIVERY_DELIVERED, 0,
-                                          204, ""),
-                     0);
+    assert_int_equal(
+        store_delivery_tried(f->st, d->id, START_US, STORE_DELIVERY_DELIVERED, 0, 204, ""), 0);
     return o;
 }
 
@@ -180,10 +186,10 @@ static void check_envelope(const cJSON *body, const struct store_delivery *d, co
     assert_string_equal(str(body, "id"), d->event_id);
     assert_string_equal(d->event, type);
     regex_t re;
-    assert_int_equal(regcomp(&re,
-                             "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
-                             REG_EXTENDED | REG_NOSUB),
-                     0);
+    assert_int_equal(
+        regcomp(&re, "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+                REG_EXTENDED | REG_NOSUB),
+        0);
     assert_int_equal(regexec(&re, d->event_id, 0, NULL, 0), 0);
     regfree(&re);
     assert_string_equal(str(body, "created_at"), "2023-11-14T22:13:20.000007Z");
@@ -211,7 +217,8 @@ static void test_call_ended_carries_the_record(void **state)
     c.status = 200;
     assert_int_equal(store_cdr_save(f->st, &c), 0);
     char event[160];
-    snprintf(event, sizeof event, "{\"call_id\":\"abc@host\",\"started_us\":%lld,\"state\":\"ended\"}",
+    snprintf(event, sizeof event,
+             "{\"call_id\":\"abc@host\",\"started_us\":%lld,\"state\":\"ended\"}",
              (long long)START_US);
     assert_int_equal(hooks_intake(f->st, "call.ended", event, START_US + 7, NULL), 0);
 
@@ -278,9 +285,8 @@ static void test_user_changed_carries_the_user(void **state)
 static void test_other_events_as_the_stream_has_them(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(hooks_intake(f->st, "call.new", "{\"id\":7,\"state\":\"trying\"}",
-                                  START_US + 7, NULL),
-                     0);
+    assert_int_equal(
+        hooks_intake(f->st, "call.new", "{\"id\":7,\"state\":\"trying\"}", START_US + 7, NULL), 0);
     struct store_delivery d;
     cJSON *body = next_body(f, f->users, &d);
     assert_non_null(body);
@@ -292,9 +298,8 @@ static void test_other_events_as_the_stream_has_them(void **state)
     assert_int_equal(hooks_intake(f->st, "call.new", "{not json", START_US, NULL), 0);
     assert_null(next_body(f, f->users, &d));
     /* Nobody wants registration.changed here. */
-    assert_int_equal(hooks_intake(f->st, "registration.changed", "{\"extension\":\"100\"}",
-                                  START_US, NULL),
-                     0);
+    assert_int_equal(
+        hooks_intake(f->st, "registration.changed", "{\"extension\":\"100\"}", START_US, NULL), 0);
     assert_null(next_body(f, f->users, &d));
     assert_null(next_body(f, f->ended, &d));
 }
@@ -303,8 +308,8 @@ static void test_wanted(void **state)
 {
     struct fixture *f = *state;
     int want = hooks_read_wanted(f->st);
-    assert_int_equal(want, (1 << HOOKS_CALL_ENDED) | (1 << HOOKS_CALL_NEW) |
-                               (1 << HOOKS_USER_CHANGED));
+    assert_int_equal(want,
+                     (1 << HOOKS_CALL_ENDED) | (1 << HOOKS_CALL_NEW) | (1 << HOOKS_USER_CHANGED));
     assert_int_equal(store_webhook_delete(f->st, f->ended), 0);
     assert_int_equal(hooks_read_wanted(f->st), (1 << HOOKS_CALL_NEW) | (1 << HOOKS_USER_CHANGED));
 }
@@ -320,8 +325,7 @@ int main(void)
         cmocka_unit_test(test_url_check),
         cmocka_unit_test_setup_teardown(test_call_ended_carries_the_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_changed_carries_the_user, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_other_events_as_the_stream_has_them, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_other_events_as_the_stream_has_them, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wanted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
