@@ -40,21 +40,23 @@ WHEN EXISTS (SELECT 1 FROM users WHERE extension = NEW.extension) BEGIN
     SELECT RAISE(ABORT, 'the extension is a user');
 END;
 
--- A changed group reaches the SIP thread through the log of version 6, like a user.
+-- A changed group reaches the SIP thread through the log of version 6, like a user, marked
+-- as a group's change (which is not a user.changed event).
+ALTER TABLE user_changes ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
 CREATE TRIGGER user_changes_groups_ins AFTER INSERT ON ring_groups BEGIN
-    INSERT INTO user_changes (extension) VALUES (NEW.extension);
+    INSERT INTO user_changes (extension, grp) VALUES (NEW.extension, 1);
 END;
 CREATE TRIGGER user_changes_groups_upd AFTER UPDATE ON ring_groups BEGIN
-    INSERT INTO user_changes (extension) VALUES (OLD.extension);
+    INSERT INTO user_changes (extension, grp) VALUES (OLD.extension, 1);
 END;
 CREATE TRIGGER user_changes_groups_del AFTER DELETE ON ring_groups BEGIN
-    INSERT INTO user_changes (extension) VALUES (OLD.extension);
+    INSERT INTO user_changes (extension, grp) VALUES (OLD.extension, 1);
 END;
 CREATE TRIGGER user_changes_members_ins AFTER INSERT ON ring_group_members BEGIN
-    INSERT INTO user_changes (extension) VALUES (NEW.grp);
+    INSERT INTO user_changes (extension, grp) VALUES (NEW.grp, 1);
 END;
 CREATE TRIGGER user_changes_members_del AFTER DELETE ON ring_group_members BEGIN
-    INSERT INTO user_changes (extension) VALUES (OLD.grp);
+    INSERT INTO user_changes (extension, grp) VALUES (OLD.grp, 1);
 END;
 
 -- A call made because of a transfer or a pickup names the call it came from (its

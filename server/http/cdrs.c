@@ -2,6 +2,7 @@
  * streamed CSV export in the shape of Asterisk's Master.csv, counted per time bucket and
  * disposition for the dashboard's chart, and summed up per extension (answer rate, talk). */
 #include "http/http_int.h"
+#include "render/render.h"
 #include "util/util.h"
 
 #include <ctype.h>
@@ -246,49 +247,6 @@ static void add_int64(cJSON *o, const char *key, int64_t v)
     cJSON_AddRawToObject(o, key, buf);
 }
 
-/* A time in microseconds, as key (RFC 3339) and key_us (a number); both null when 0. */
-static void add_time_pair(cJSON *o, const char *key, int64_t us)
-{
-    char key_us[32];
-    snprintf(key_us, sizeof key_us, "%s_us", key);
-    http_add_time_us(o, key, us);
-    if (us)
-        add_int64(o, key_us, us);
-    else
-        cJSON_AddNullToObject(o, key_us);
-}
-
-static cJSON *cdr_json(const struct store_cdr *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    add_int64(o, "id", c->id);
-    cJSON_AddStringToObject(o, "call_id", c->call_id);
-    cJSON_AddStringToObject(o, "caller", c->caller);
-    cJSON_AddStringToObject(o, "caller_name", c->caller_name);
-    cJSON_AddStringToObject(o, "dialled", c->dialled);
-    cJSON_AddStringToObject(o, "answered_by", c->answered_by);
-    cJSON *fw = cJSON_Parse(c->forwards);
-    if (!cJSON_IsArray(fw)) {
-        cJSON_Delete(fw);
-        fw = cJSON_CreateArray();
-    }
-    cJSON_AddItemToObject(o, "forwards", fw);
-    add_time_pair(o, "start", c->start_us);
-    add_time_pair(o, "answer", c->answer_us);
-    add_time_pair(o, "end", c->end_us);
-    add_int64(o, "duration", c->duration);
-    add_int64(o, "billsec", c->billsec);
-    cJSON_AddStringToObject(o, "disposition", c->disposition);
-    cJSON_AddNumberToObject(o, "status", c->status);
-    cJSON_AddStringToObject(o, "phrase", c->phrase);
-    cJSON_AddStringToObject(o, "hangup_by", c->hangup_by);
-    cJSON_AddStringToObject(o, "user_agent", c->user_agent);
-    cJSON_AddBoolToObject(o, "interrupted", c->interrupted);
-    cJSON_AddStringToObject(o, "linked_call", c->linked_call);
-    cJSON_AddStringToObject(o, "link", c->link);
-    return o;
-}
-
 /* ---- GET /cdrs ---- */
 
 struct list_ctx {
@@ -376,7 +334,7 @@ static int list_one(const struct store_cdr *c, void *arg)
         lc->more = 1;
         return -1; /* the page is full and one more exists */
     }
-    cJSON_AddItemToArray(lc->items, cdr_json(c));
+    cJSON_AddItemToArray(lc->items, render_cdr(c));
     lc->n++;
     cursor_text(lc->last, sizeof lc->last, lc->f, c);
     return 0;

@@ -12,6 +12,7 @@ struct config;
 struct sip;
 struct store_writer;
 struct events;
+struct hooks;
 struct http;
 
 /** Binds cfg's HTTP address (port 0 picks a free one), and its HTTPS address when
@@ -22,15 +23,16 @@ struct http;
  *  trace.changed events that /api/v1/events?trace=CALL_ID filters (NULL: such a request
  *  answers 503); https_cert the certificate HTTPS serves (needed when cfg->https_port is
  *  set, else ignored), sip_cert the one of SIP over TLS (NULL when that is off; shown by GET
- *  /api/v1/settings); all must outlive the server. cfg is copied (GET /api/v1/settings
- *  shows it). With HTTPS on, plain HTTP answers /api/v1/health, redirects the dashboard's
- *  pages to HTTPS and refuses the rest of the API with 403 (docs/api.md, "HTTPS").
+ *  /api/v1/settings); hooks the webhooks to tell of changes to them (NULL: /api/v1/webhooks
+ *  answers 503); all must outlive the server. cfg is copied (GET /api/v1/settings shows
+ *  it). With HTTPS on, plain HTTP answers /api/v1/health, redirects the dashboard's pages
+ *  to HTTPS and refuses the rest of the API with 403 (docs/api.md, "HTTPS").
  * Returns 0, or -1 with one readable line in err ("cannot listen for HTTP on ADDR:PORT: port in
  * use", "cannot listen for HTTPS on ADDR:PORT: port in use"). */
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
                 const char *domain, struct sip *sip, struct store_writer *w, struct events *ev,
                 struct events *traces, const struct cert *https_cert, const struct cert *sip_cert,
-                char *err, size_t errlen);
+                struct hooks *hooks, char *err, size_t errlen);
 
 /** The port the server is bound to. */
 int http_port(const struct http *h);

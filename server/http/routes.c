@@ -62,6 +62,13 @@ static const struct route {
     {"GET", "/api/v1/security/blocks", api_security_blocks_list, ROUTE_WAITS},
     {"DELETE", "/api/v1/security/blocks/*", api_security_blocks_delete, ROUTE_WAITS},
     {"GET", "/api/v1/security/targets", api_security_targets_list, ROUTE_WAITS},
+    {"GET", "/api/v1/webhooks", api_webhooks_list, 0},
+    {"POST", "/api/v1/webhooks", api_webhooks_create, ROUTE_WAITS},
+    {"GET", "/api/v1/webhooks/*", api_webhooks_get, 0},
+    {"DELETE", "/api/v1/webhooks/*", api_webhooks_delete, ROUTE_WAITS},
+    {"GET", "/api/v1/webhooks/*/deliveries", api_webhooks_deliveries, 0},
+    {"POST", "/api/v1/webhooks/*/ping", api_webhooks_ping, ROUTE_WAITS},
+    {"GET", "/api/v1/openapi.json", api_openapi_get, ROUTE_PUBLIC},
     {"GET", "/metrics", api_metrics_get, ROUTE_WAITS},
     {NULL, NULL, not_found, ROUTE_PUBLIC}, /* anything else; GET outside /api/: a file */
 };

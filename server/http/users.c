@@ -1,6 +1,7 @@
 /* /api/v1/users: SIP accounts. Passwords are write-only and stored as the digest HA1 for
  * the SIP domain; a change is in effect on the SIP side when the answer is sent. */
 #include "http/http_int.h"
+#include "render/render.h"
 #include "users/users.h"
 #include "sip/sip.h"
 #include "util/util.h"
@@ -15,23 +16,6 @@
 #define USERS_SYNC_MS    2000 /* how long a user change waits for the SIP side */
 
 #define EXT_RULE "1-32 letters, digits or -_.!~*'+, not starting with '-'"
-
-static cJSON *user_json(const struct store_user *u)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "extension", u->extension);
-    cJSON_AddStringToObject(o, "display_name", u->display_name);
-    cJSON_AddBoolToObject(o, "enabled", u->enabled);
-    cJSON_AddBoolToObject(o, "call_waiting", u->call_waiting);
-    cJSON_AddBoolToObject(o, "dnd", u->dnd);
-    if (u->ring_timeout > 0)
-        cJSON_AddNumberToObject(o, "ring_timeout", u->ring_timeout);
-    else
-        cJSON_AddNullToObject(o, "ring_timeout");
-    http_add_time(o, "created_at", u->created_at);
-    http_add_time(o, "updated_at", u->updated_at);
-    return o;
-}
 
 /* Hands a change of the users table to the SIP side and waits until it is in effect, so a
  * user created over REST can register as soon as the answer arrives. The writer's tick
@@ -150,8 +134,9 @@ static int list_one(const struct store_user *u, const char *key, const char *key
         lc->more = 1;
         return -1; /* stop: the page is full and one more exists */
     }
-    cJSON *o = user_json(u);
-    cJSON_AddBoolToObject(o, "online", online);
+    cJSON *o = render_user(u);
+    if (o)
+        cJSON_AddBoolToObject(o, "online", online);
     cJSON_AddItemToArray(lc->items, o);
     lc->n++;
     snprintf(lc->last, sizeof lc->last, "%s%c%s%c%s", lc->sort, CURSOR_SEP, key, CURSOR_SEP, key2);
@@ -324,7 +309,7 @@ void api_users_create(struct http_req *r)
     char location[128];
     snprintf(location, sizeof location, "/api/v1/users/%s", u.extension);
     http_header(r, "Location", location);
-    http_json(r, 201, user_json(&u));
+    http_json(r, 201, render_user(&u));
 out:
     cJSON_Delete(body);
 }
@@ -343,7 +328,7 @@ void api_users_get(struct http_req *r)
     else if (rc != 0)
         http_store_error(r);
     else
-        http_json(r, 200, user_json(&u));
+        http_json(r, 200, render_user(&u));
 }
 
 /* ---- PATCH /users/{ext} ---- */
@@ -420,7 +405,7 @@ void api_users_patch(struct http_req *r)
         log_warn("http: cannot remove the registrations of %s now: the SIP side did not answer",
                  ext);
     log_info("http: user %s changed", ext);
-    http_json(r, 200, user_json(&pc.u));
+    http_json(r, 200, render_user(&pc.u));
 out:
     cJSON_Delete(body);
 }

@@ -81,6 +81,8 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
         out->subscriptions[i] = atomic_load_explicit(&s->subscriptions[i], memory_order_relaxed);
     out->notifies_sent = atomic_load_explicit(&s->notifies_sent, memory_order_relaxed);
     out->publications = atomic_load_explicit(&s->publications, memory_order_relaxed);
+    for (int i = 0; i < SIP_DISPOSITIONS; i++)
+        out->calls[i] = atomic_load_explicit(&s->calls_ended[i], memory_order_relaxed);
 }
 
 struct kick_arg {

@@ -73,6 +73,9 @@ static void publish_call(struct sip *s, const char *type, const struct call *c)
         sip_publish(s, type, sip_call_json(&c->info));
 }
 
+const char *const sip_disposition_names[SIP_DISPOSITIONS] = {"ANSWERED", "BUSY", "NO ANSWER",
+                                                             "CANCELLED", "FAILED"};
+
 /* Asterisk-style disposition of a call from its final status and who ended it. */
 static const char *disposition(const struct call *c)
 {
@@ -133,6 +136,9 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
     r.interrupted = interrupted;
     snprintf(r.linked_call, sizeof r.linked_call, "%s", i->linked_call);
     snprintf(r.link, sizeof r.link, "%s", i->link);
+    for (int k = 0; !open && k < SIP_DISPOSITIONS; k++)
+        if (strcmp(r.disposition, sip_disposition_names[k]) == 0)
+            atomic_fetch_add_explicit(&s->calls_ended[k], 1, memory_order_relaxed);
     if (store_writer_cdr(s->writer, &r) != 0)
         log_error("cdr: out of memory, record of call %s lost", i->call_id);
 }

@@ -71,6 +71,10 @@ extern const char *const sip_method_slot_names[SIP_METHOD_SLOTS];
 extern const char *const sip_event_package_names[SIP_EVENT_PACKAGES];
 
 /** A snapshot of the SIP side's counters, readable from any thread. */
+/** The ways a call ends, as its record's disposition says them (db/004_records.sql). */
+#define SIP_DISPOSITIONS 5
+extern const char *const sip_disposition_names[SIP_DISPOSITIONS];
+
 struct sip_stats {
     unsigned long long requests[SIP_METHOD_SLOTS]; /* by sip_method_slot_names */
     unsigned long long responses[7];               /* by class: [1] 1xx .. [6] 6xx */
@@ -86,7 +90,8 @@ struct sip_stats {
     unsigned long long nonces_retired;      /* nonces retired after wrong answers */
     unsigned long long subscriptions[SIP_EVENT_PACKAGES]; /* active now, by package */
     unsigned long long notifies_sent;                     /* NOTIFY requests sent */
-    unsigned long long publications; /* published presence documents held now */
+    unsigned long long publications;            /* published presence documents held now */
+    unsigned long long calls[SIP_DISPOSITIONS]; /* calls ended, by sip_disposition_names */
 };
 
 /** A user's presence as the REST API and the event stream show it. */

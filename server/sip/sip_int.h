@@ -110,7 +110,8 @@ struct sip {
     _Atomic uint64_t nonces_retired;
     _Atomic uint64_t subscriptions[SIP_EVENT_PACKAGES]; /* active now, by package */
     _Atomic uint64_t notifies_sent;
-    _Atomic uint64_t publications; /* presence documents held now */
+    _Atomic uint64_t publications;                  /* presence documents held now */
+    _Atomic uint64_t calls_ended[SIP_DISPOSITIONS]; /* by sip_disposition_names */
 };
 
 /* The Server header of our responses. */

@@ -6,6 +6,8 @@
  * 100,000, and the SIP thread never reads the database itself. */
 #include "sip/sip_int.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -193,6 +195,7 @@ struct change {
     char extension[STORE_EXT_MAX];
     struct sip_user *user;
     struct sip_group *group;
+    int flags; /* STORE_CHANGE_*: created, a group's change */
 };
 
 /* A delta on its way from the writer thread to the SIP thread, which owns it once sent. */
@@ -215,7 +218,7 @@ static void delta_free(struct usercache_delta *d)
     free(d);
 }
 
-static int collect_change(const char *ext, void *arg)
+static int collect_change(const char *ext, int flags, void *arg)
 {
     struct usercache_delta *d = arg;
     if (d->n == d->cap) {
@@ -228,6 +231,7 @@ static int collect_change(const char *ext, void *arg)
     }
     struct change *c = &d->changes[d->n];
     snprintf(c->extension, sizeof c->extension, "%s", ext);
+    c->flags = flags;
     int rc = ext_read(d->st, ext, d->s->domain, &c->user, &c->group);
     if (rc != 0)
         return rc;
@@ -319,6 +323,30 @@ void usercache_delta_free(struct usercache_delta *d)
     delta_free(d);
 }
 
+/* Tells of each change of a user in d as a user.changed event (the event stream,
+ * webhooks), once committed; a ring group's changes are not a user's. The users' rows were
+ * committed before the delta was read; the event waits for the writer's next batch only so
+ * that it travels the way registration.changed does. */
+static void announce_changes(struct sip *s, const struct usercache_delta *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const struct change *c = &d->changes[i];
+        if (!c->user && (c->group || (c->flags & STORE_CHANGE_GROUP)))
+            continue;
+        const char *what = !c->user                            ? "deleted"
+                           : (c->flags & STORE_CHANGE_CREATED) ? "created"
+                                                               : "updated";
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "extension", c->extension);
+        cJSON_AddStringToObject(o, "change", what);
+        char *json = cJSON_PrintUnformatted(o);
+        if (!json || store_writer_announce(s->writer, "user.changed", json, 0) != 0)
+            log_error("usercache: out of memory: no user.changed event for %s", c->extension);
+        free(json);
+        cJSON_Delete(o);
+    }
+}
+
 void usercache_tick(struct store *st, void *arg)
 {
     struct sip *s = arg;
@@ -341,6 +369,7 @@ void usercache_tick(struct store *st, void *arg)
     }
     *(struct usercache_delta **)su_msg_data(msg) = d;
     su_msg_deinitializer(msg, delta_msg_gone);
+    announce_changes(s, d); /* before the SIP thread owns d */
     if (su_msg_send_to(msg, su_root_task(s->root), delta_deliver) != 0) {
         su_msg_destroy(msg);
         return;

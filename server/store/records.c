@@ -75,6 +75,51 @@ int store_cdr_close_interrupted(struct store *st, int64_t now_us)
     return sqlite3_changes(sqlite3_db_handle(s));
 }
 
+/* The columns of a record, in the order read_cdr() reads them. */
+#define CDR_COLS                                                                                   \
+    "id, call_id, caller, caller_name, dialled, answered_by, forwards, start_us, "                 \
+    "coalesce(answer_us, 0), coalesce(end_us, 0), duration, billsec, disposition, status, "        \
+    "phrase, hangup_by, user_agent, open, interrupted"
+
+static void read_cdr(sqlite3_stmt *s, struct store_cdr *c)
+{
+    memset(c, 0, sizeof *c);
+    c->id = sqlite3_column_int64(s, 0);
+    store_col_text(s, 1, c->call_id, sizeof c->call_id);
+    store_col_text(s, 2, c->caller, sizeof c->caller);
+    store_col_text(s, 3, c->caller_name, sizeof c->caller_name);
+    store_col_text(s, 4, c->dialled, sizeof c->dialled);
+    store_col_text(s, 5, c->answered_by, sizeof c->answered_by);
+    store_col_text(s, 6, c->forwards, sizeof c->forwards);
+    c->start_us = sqlite3_column_int64(s, 7);
+    c->answer_us = sqlite3_column_int64(s, 8);
+    c->end_us = sqlite3_column_int64(s, 9);
+    c->duration = sqlite3_column_int64(s, 10);
+    c->billsec = sqlite3_column_int64(s, 11);
+    store_col_text(s, 12, c->disposition, sizeof c->disposition);
+    c->status = sqlite3_column_int(s, 13);
+    store_col_text(s, 14, c->phrase, sizeof c->phrase);
+    store_col_text(s, 15, c->hangup_by, sizeof c->hangup_by);
+    store_col_text(s, 16, c->user_agent, sizeof c->user_agent);
+    c->open = sqlite3_column_int(s, 17);
+    c->interrupted = sqlite3_column_int(s, 18);
+}
+
+int store_cdr_get(struct store *st, const char *call_id, int64_t start_us, struct store_cdr *out)
+{
+    sqlite3_stmt *s =
+        store_stmt(st, "SELECT " CDR_COLS " FROM cdrs WHERE call_id = ? AND start_us = ?");
+    if (!s)
+        return EIO;
+    store_bind_text(s, 1, call_id);
+    sqlite3_bind_int64(s, 2, start_us);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        read_cdr(s, out);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ENOENT : EIO;
+}
+
 /* Closed records only (open ones are calls still up), said in the way that fits the
  * query: a plain test when the rows are read anyway, or, for counting from an index alone,
  * "not one of the few open ones" (their ids come from the partial index cdrs_open). */

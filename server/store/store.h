@@ -137,11 +137,17 @@ int store_user_count(struct store *st);
 /** The sequence number of the latest change of a user or its forward rules, by any
  *  process (the user_changes log, db/006); 0 when there was none. It only grows. */
 int64_t store_users_version(struct store *st);
-/** Calls cb once for each extension changed (added, changed, deleted, its forward rules
- *  changed) with a sequence number in (after, upto], in no particular order. Returns 0,
- *  EIO, or what a non-zero cb returned. */
+/* What the changes of one extension were (store_user_changes' flags). */
+enum {
+    STORE_CHANGE_CREATED = 1, /* one of them created the user */
+    STORE_CHANGE_GROUP = 2,   /* one of them was of a ring group of that extension */
+};
+/** Calls cb once for each extension changed (a user added, changed, deleted, its forward
+ *  rules changed; a ring group or its members changed) with a sequence number in (after,
+ *  upto], in no particular order, with STORE_CHANGE_* flags. Returns 0, EIO, or what a
+ *  non-zero cb returned. */
 int store_user_changes(struct store *st, int64_t after, int64_t upto,
-                       int (*cb)(const char *ext, void *ctx), void *ctx);
+                       int (*cb)(const char *ext, int flags, void *ctx), void *ctx);
 /** Deletes the change log up to and including upto (applied by the daemon); 0 or EIO. */
 int store_user_changes_prune(struct store *st, int64_t upto);
 
@@ -315,6 +321,9 @@ struct store_cdr {
 
 /** Inserts or updates the record keyed by (call_id, start_us); returns 0 or EIO. */
 int store_cdr_save(struct store *st, const struct store_cdr *c);
+/** Reads the record of the call call_id that started at start_us (the key of
+ *  store_cdr_save); returns 0, ENOENT or EIO. */
+int store_cdr_get(struct store *st, const char *call_id, int64_t start_us, struct store_cdr *out);
 /** Closes records left open by a process that died: ended at the last heartbeat (or at
  *  now_us when none), marked interrupted. Returns how many, or -1. */
 int store_cdr_close_interrupted(struct store *st, int64_t now_us);
@@ -454,6 +463,101 @@ int store_block_pending(struct store *st, const char *source);
 /** A counter that changes whenever a block is marked lifted, by any process. */
 int64_t store_blocks_version(struct store *st);
 
+/* ---- webhooks and their deliveries (webhooks.c) ---- */
+
+#define STORE_WEBHOOK_URL_MAX    2048 /* bytes of a URL */
+#define STORE_WEBHOOK_EVENTS_MAX 160  /* the comma-separated event names, NUL included */
+#define STORE_WEBHOOK_SECRET_MAX 80
+#define STORE_WEBHOOK_DESC_MAX   256 /* bytes of a description, NUL included */
+#define STORE_EVENT_ID_LEN       37  /* a UUID in text and a NUL */
+#define STORE_EVENT_NAME_MAX     32
+
+struct store_webhook {
+    int64_t id;
+    char url[STORE_WEBHOOK_URL_MAX + 1];
+    char events[STORE_WEBHOOK_EVENTS_MAX]; /* "call.ended,user.changed" */
+    char secret[STORE_WEBHOOK_SECRET_MAX];
+    char description[STORE_WEBHOOK_DESC_MAX];
+    int64_t created_at;
+};
+
+/** Adds a webhook (id is assigned, into w->id); returns 0 or EIO. */
+int store_webhook_add(struct store *st, struct store_webhook *w);
+/** Reads one; returns 0, ENOENT or EIO. */
+int store_webhook_get(struct store *st, int64_t id, struct store_webhook *out);
+/** Calls cb for every webhook, in id order. Returns 0, EIO, or what a non-zero cb
+ *  returned. */
+int store_webhook_list(struct store *st, int (*cb)(const struct store_webhook *w, void *ctx),
+                       void *ctx);
+/** Deletes a webhook and its deliveries; returns 0, ENOENT or EIO. */
+int store_webhook_delete(struct store *st, int64_t id);
+/** Number of webhooks, or -1. */
+int store_webhook_count(struct store *st);
+
+enum store_delivery_state {
+    STORE_DELIVERY_PENDING,
+    STORE_DELIVERY_DELIVERED,
+    STORE_DELIVERY_FAILED,
+    STORE_DELIVERY_STATES
+};
+/** The states by enum store_delivery_state, as the database and the API name them. */
+extern const char *const store_delivery_states[STORE_DELIVERY_STATES];
+
+struct store_delivery {
+    int64_t id, webhook_id;
+    char event_id[STORE_EVENT_ID_LEN];
+    char event[STORE_EVENT_NAME_MAX];
+    char *body; /* the JSON to POST: malloc'd by store_delivery_next (the caller frees);
+                 * NULL from store_delivery_list */
+    int64_t created_us;
+    enum store_delivery_state state;
+    int attempts;
+    int64_t next_try_us; /* pending: not before; 0 once finished */
+    int64_t last_try_us; /* 0: never tried */
+    int last_status;     /* HTTP status of the last try; 0: none */
+    char last_error[256];
+    int64_t done_us; /* delivered or given up; 0 while pending */
+};
+
+/** Queues one delivery of the event (name, id, the body to POST, when it happened) for
+ *  every webhook whose events include name, due at once. Returns the number queued, or -1
+ *  (logged). */
+int store_delivery_fanout(struct store *st, const char *event, const char *event_id,
+                          const char *body, int64_t created_us);
+/** Queues one delivery for webhook_id alone, due at once (a test event); returns 0 with
+ *  its id in *id, ENOENT (no such webhook) or EIO. */
+int store_delivery_add(struct store *st, int64_t webhook_id, const char *event,
+                       const char *event_id, const char *body, int64_t created_us, int64_t *id);
+/** The pending delivery of webhook_id that is due first (by next try, then id): fills out
+ *  (with a malloc'd body) and returns 0; ENOENT when it has none; EIO. *
+ *  When due_us is not NULL it receives that delivery's next try even when it is later
+ *  than now_us (then ENOENT is returned and out is not filled). */
+int store_delivery_next(struct store *st, int64_t webhook_id, int64_t now_us,
+                        struct store_delivery *out, int64_t *due_us);
+/** Records a try of delivery id at now_us that ended in state (pending: to be tried again
+ *  at next_try_us), with the HTTP status (0: none) and why it failed ("" when it did not).
+ *  Returns 0, ENOENT (deleted meanwhile, with its webhook) or EIO. */
+int store_delivery_tried(struct store *st, int64_t id, int64_t now_us,
+                         enum store_delivery_state state, int64_t next_try_us, int status,
+                         const char *error);
+/** Calls cb for the deliveries of webhook_id with id < before (0: from the newest), newest
+ *  first, at most limit (<= 0: all), without their bodies. Returns 0, EIO, or what a
+ *  non-zero cb returned. */
+int store_delivery_list(struct store *st, int64_t webhook_id, int64_t before, int limit,
+                        int (*cb)(const struct store_delivery *d, void *ctx), void *ctx);
+/** Counts the deliveries of webhook_id by state into counts (by enum store_delivery_state);
+ *  returns 0 or EIO. */
+int store_delivery_counts(struct store *st, int64_t webhook_id,
+                          int64_t counts[STORE_DELIVERY_STATES]);
+/** Deliveries waiting to be sent (or sent again), of every webhook; -1 on error. */
+int64_t store_delivery_pending(struct store *st);
+/** Retention of webhook_id's deliveries: deletes the finished ones that finished before
+ *  oldest_us or are not among the keep newest finished, and gives up (state failed, with
+ *  a reason) the oldest pending ones beyond max_pending. Returns how many rows it deleted
+ *  or gave up, or -1. */
+int64_t store_delivery_prune(struct store *st, int64_t webhook_id, int64_t oldest_us, int keep,
+                             int max_pending, int64_t now_us);
+
 /* ---- admins ---- */
 
 /** Number of admin accounts, or -1 on error. */
@@ -560,6 +664,21 @@ int store_writer_announce(struct store_writer *w, const char *type, const char *
 void store_writer_set_announce(struct store_writer *w,
                                void (*fn)(const char *type, const char *json, void *ctx),
                                void *ctx);
+/** Queues an event for the outbox (store_writer_set_outbox): the writer hands it to the
+ *  outbox's apply function inside the transaction of its batch, after every row queued
+ *  before it, so what that function writes (webhook deliveries) is committed with those
+ *  rows or not at all. at_us: when the event happened (microseconds since the epoch).
+ *  Returns 0 or ENOMEM (type longer than 63 characters included). */
+int store_writer_outbox(struct store_writer *w, const char *type, const char *json, int64_t at_us);
+/** Where store_writer_outbox's events go: apply(st, type, json, at_us, ctx) runs on the
+ *  writer thread in the batch's transaction (its errno fails the batch, which is retried
+ *  like any failed batch: return one only when the database failed); committed(ctx) runs
+ *  once a batch that held any of them is committed. NULL apply drops them. Set it before
+ *  traffic starts. */
+void store_writer_set_outbox(struct store_writer *w,
+                             int (*apply)(struct store *st, const char *type, const char *json,
+                                          int64_t at_us, void *ctx),
+                             void (*committed)(void *ctx), void *ctx);
 /** When the writer's batches have been failing (disk full, I/O error): the wall-clock second
  *  of the first failure of the current run of them, with why the last one failed; 0 while
  *  it writes. *failed_total (if not NULL): batches that failed so far, retries included. */

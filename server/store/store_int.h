@@ -6,6 +6,8 @@
 
 #include <sqlite3.h>
 
+/* Statements a connection keeps prepared: more than any one connection uses (an HTTP
+ * connection of the pool may serve every endpoint in turn). */
 #define STORE_STMT_CACHE 128
 
 struct store {

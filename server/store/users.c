@@ -257,10 +257,11 @@ int64_t store_users_version(struct store *st)
 }
 
 int store_user_changes(struct store *st, int64_t after, int64_t upto,
-                       int (*cb)(const char *ext, void *ctx), void *ctx)
+                       int (*cb)(const char *ext, int flags, void *ctx), void *ctx)
 {
-    sqlite3_stmt *s = store_stmt(st, "SELECT DISTINCT extension FROM user_changes "
-                                     "WHERE seq > ? AND seq <= ?");
+    sqlite3_stmt *s = store_stmt(st, "SELECT extension, max(created) | (max(grp) << 1) "
+                                     "FROM user_changes WHERE seq > ? AND seq <= ? "
+                                     "GROUP BY extension");
     if (!s)
         return EIO;
     sqlite3_bind_int64(s, 1, after);
@@ -269,7 +270,7 @@ int store_user_changes(struct store *st, int64_t after, int64_t upto,
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         char ext[STORE_EXT_MAX];
         store_col_text(s, 0, ext, sizeof ext);
-        if ((ret = cb(ext, ctx)) != 0)
+        if ((ret = cb(ext, sqlite3_column_int(s, 1), ctx)) != 0)
             break;
     }
     if (ret == 0 && rc != SQLITE_DONE)
