@@ -1,5 +1,6 @@
 /* JSON renderings shared by the REST API and the webhooks (render.h). */
 #include "render/render.h"
+#include "sip/sip.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -91,5 +92,46 @@ cJSON *render_user(const struct store_user *u)
         cJSON_AddNullToObject(o, "ring_timeout");
     add_time(o, "created_at", u->created_at);
     add_time(o, "updated_at", u->updated_at);
+    return o;
+}
+
+cJSON *render_forwards(const struct sip_call_info *c)
+{
+    cJSON *fw = cJSON_CreateArray();
+    for (int i = 0; fw && i < c->nforwards; i++) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "from", c->forwards[i].from);
+        cJSON_AddStringToObject(f, "to", c->forwards[i].to);
+        cJSON_AddStringToObject(f, "reason", c->forwards[i].reason);
+        cJSON_AddItemToArray(fw, f);
+    }
+    return fw;
+}
+
+cJSON *render_call(const struct sip_call_info *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    /* Microsecond times as plain numbers (exact up to 2^53 us, the year 2255), the same in
+     * the list and in the events. */
+    cJSON_AddNumberToObject(o, "id", (double)c->id);
+    cJSON_AddStringToObject(o, "call_id", c->call_id);
+    cJSON_AddStringToObject(o, "state", c->state);
+    cJSON_AddStringToObject(o, "caller", c->caller);
+    cJSON_AddStringToObject(o, "caller_name", c->caller_name);
+    cJSON_AddStringToObject(o, "callee", c->callee);
+    cJSON_AddStringToObject(o, "caller_contact", c->caller_contact);
+    cJSON_AddStringToObject(o, "callee_contact", c->callee_contact);
+    cJSON_AddStringToObject(o, "user_agent", c->user_agent);
+    cJSON_AddNumberToObject(o, "started_us", (double)c->started_us);
+    cJSON_AddNumberToObject(o, "ringing_us", (double)c->ringing_us);
+    cJSON_AddNumberToObject(o, "answered_us", (double)c->answered_us);
+    cJSON_AddNumberToObject(o, "ended_us", (double)c->ended_us);
+    cJSON_AddNumberToObject(o, "final_status", c->final_status);
+    cJSON_AddStringToObject(o, "hangup_by", c->hangup_by);
+    cJSON_AddItemToObject(o, "forwards", render_forwards(c));
+    cJSON_AddStringToObject(o, "linked_call", c->linked_call);
+    cJSON_AddStringToObject(o, "link", c->link);
     return o;
 }

@@ -1,6 +1,7 @@
 /* The live call table: one entry per routed INVITE from first INVITE to BYE (or failure),
  * with the timestamps and parties a CDR needs, and an event to subscribers at each change. */
 #include "events/events.h"
+#include "render/render.h"
 #include "sip/sip_int.h"
 
 #include <stdlib.h>
@@ -22,39 +23,6 @@ static int64_t session_grace(unsigned long interval)
     return interval / 3 < 32 ? (int64_t)(interval / 3) : 32;
 }
 
-cJSON *sip_call_json(const struct sip_call_info *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddNumberToObject(o, "id", (double)c->id);
-    cJSON_AddStringToObject(o, "call_id", c->call_id);
-    cJSON_AddStringToObject(o, "state", c->state);
-    cJSON_AddStringToObject(o, "caller", c->caller);
-    cJSON_AddStringToObject(o, "caller_name", c->caller_name);
-    cJSON_AddStringToObject(o, "callee", c->callee);
-    cJSON_AddStringToObject(o, "caller_contact", c->caller_contact);
-    cJSON_AddStringToObject(o, "callee_contact", c->callee_contact);
-    cJSON_AddStringToObject(o, "user_agent", c->user_agent);
-    cJSON_AddNumberToObject(o, "started_us", (double)c->started_us);
-    cJSON_AddNumberToObject(o, "ringing_us", (double)c->ringing_us);
-    cJSON_AddNumberToObject(o, "answered_us", (double)c->answered_us);
-    cJSON_AddNumberToObject(o, "ended_us", (double)c->ended_us);
-    cJSON_AddNumberToObject(o, "final_status", c->final_status);
-    cJSON_AddStringToObject(o, "hangup_by", c->hangup_by);
-    cJSON *fw = cJSON_AddArrayToObject(o, "forwards");
-    for (int i = 0; fw && i < c->nforwards; i++) {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "from", c->forwards[i].from);
-        cJSON_AddStringToObject(f, "to", c->forwards[i].to);
-        cJSON_AddStringToObject(f, "reason", c->forwards[i].reason);
-        cJSON_AddItemToArray(fw, f);
-    }
-    cJSON_AddStringToObject(o, "linked_call", c->linked_call);
-    cJSON_AddStringToObject(o, "link", c->link);
-    return o;
-}
-
 void sip_publish(struct sip *s, const char *type, cJSON *obj)
 {
     if (s->events && obj) {
@@ -70,7 +38,7 @@ static void publish_call(struct sip *s, const char *type, const struct call *c)
 {
     pres_call(s, c); /* the busy lamps of its parties */
     if (s->events)
-        sip_publish(s, type, sip_call_json(&c->info));
+        sip_publish(s, type, render_call(&c->info));
 }
 
 const char *const sip_disposition_names[SIP_DISPOSITIONS] = {"ANSWERED", "BUSY", "NO ANSWER",
@@ -106,14 +74,7 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
     snprintf(r.caller_name, sizeof r.caller_name, "%s", i->caller_name);
     snprintf(r.dialled, sizeof r.dialled, "%s", i->callee);
     snprintf(r.answered_by, sizeof r.answered_by, "%s", c->answered_by);
-    cJSON *fw = cJSON_CreateArray();
-    for (int k = 0; fw && k < i->nforwards; k++) {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "from", i->forwards[k].from);
-        cJSON_AddStringToObject(f, "to", i->forwards[k].to);
-        cJSON_AddStringToObject(f, "reason", i->forwards[k].reason);
-        cJSON_AddItemToArray(fw, f);
-    }
+    cJSON *fw = render_forwards(i);
     char *fws = fw ? cJSON_PrintUnformatted(fw) : NULL;
     snprintf(r.forwards, sizeof r.forwards, "%s",
              fws && strlen(fws) < sizeof r.forwards ? fws : "[]");

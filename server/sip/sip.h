@@ -169,9 +169,6 @@ int sip_calls(struct sip *s, struct sip_call_info **out);
  *  did not take the request (errno ETIMEDOUT). */
 int sip_hangup(struct sip *s, uint64_t id);
 
-/** Renders one call as a JSON object (a new cJSON the caller deletes). */
-struct cJSON *sip_call_json(const struct sip_call_info *c);
-
 /** An address blocked for failed digest checks, as the REST API and the CLI show it. */
 struct sip_block {
     char source[46];      /* the IPv4 or IPv6 address (all its ports are blocked) */
