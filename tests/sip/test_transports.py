@@ -304,6 +304,11 @@ def t_tls_call(ctx):
     answered_both_ways(ctx, "tls", "tls")
     answered_both_ways(ctx, "tls", "udp")
     answered_both_ways(ctx, "udp", "tls")
+    # the capture names sipbx's end of each message as it was: the TLS port for TLS
+    ends = {(r["transport"], r["local"]) for r in ctx.db_exec(
+        "SELECT DISTINCT transport, local FROM trace_messages")}
+    want = {("tls", "%s:%d" % (HOST, ctx.tls_port)), ("udp", "%s:%d" % (HOST, ctx.port))}
+    check(ends == want, "sipbx's end in the capture: %s, want %s" % (sorted(ends), sorted(want)))
 
 
 @test("contact_user_not_extension")
