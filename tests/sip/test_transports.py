@@ -10,7 +10,7 @@ import re
 import time
 
 from checks import cdr_is
-from harness import HOST, USERS, check, log, test
+from harness import HOST, USERS, check, log, test, with_tls
 from sipbxtest.net import free_port
 from sipbxtest.phone import SDP, Phone, rand, request
 
@@ -24,14 +24,6 @@ def port_of(ctx, transport):
 
 def rr_re(ctx, transport):
     return RR % (port_of(ctx, transport), "" if transport == "udp" else ";transport=" + transport)
-
-
-def with_tls(ctx):
-    """Starts the test's daemon again with SIP over TLS on a free port (ctx.tls_port); the
-    certificate is generated in its data directory on this first start."""
-    ctx.stop()
-    ctx.tls_port = free_port()
-    ctx.start(*ctx.serve_args, "--sip-tls", "%s:%d" % (HOST, ctx.tls_port), port=ctx.port)
 
 
 def wait(ep, pred, what, timeout=5.0):
