@@ -467,6 +467,11 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
      * wildcard (the domain defaults to the host's primary address). */
     int wildcard = strcmp(cfg->sip_host, "0.0.0.0") == 0 || strcmp(cfg->sip_host, "::") == 0;
     snprintf(s->rr_host, sizeof s->rr_host, "%s", wildcard ? domain : cfg->sip_host);
+    if (gethostname(s->hostname, sizeof s->hostname) != 0)
+        s->hostname[0] = '\0';
+    s->hostname[sizeof s->hostname - 1] = '\0';
+    s->loopback = wildcard || strncmp(cfg->sip_host, "127.", 4) == 0 ||
+                  strcmp(cfg->sip_host, "::1") == 0 || strcasecmp(cfg->sip_host, "localhost") == 0;
     su_log_redirect(NULL, sofia_log, NULL);
 
     if (!(s->root = su_root_create(s))) {

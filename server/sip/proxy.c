@@ -95,15 +95,21 @@ int proxy_is_us(struct sip *s, url_t const *url)
                                                : 5060;
     if (port != s->port && (!s->tls_port || port != s->tls_port))
         return 0;
-    return strcasecmp(url->url_host, s->domain) == 0 ||
-           strcasecmp(url->url_host, s->rr_host) == 0 ||
-           strcasecmp(url->url_host, s->cfg->sip_host) == 0;
+    return sip_host_is_ours(s, url->url_host);
 }
 
 int sip_host_is_ours(struct sip *s, const char *host)
 {
-    return host && (strcasecmp(host, s->domain) == 0 || strcasecmp(host, s->rr_host) == 0 ||
-                    strcasecmp(host, s->cfg->sip_host) == 0);
+    if (!host)
+        return 0;
+    if (strcasecmp(host, s->domain) == 0 || strcasecmp(host, s->rr_host) == 0 ||
+        strcasecmp(host, s->cfg->sip_host) == 0 ||
+        (s->hostname[0] && strcasecmp(host, s->hostname) == 0))
+        return 1;
+    /* A phone on this machine may name it localhost (Linphone's outbound proxy, a test):
+     * ours when we listen there. */
+    return s->loopback && (strcasecmp(host, "localhost") == 0 || strcmp(host, "127.0.0.1") == 0 ||
+                           strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0);
 }
 
 /* True when a Request-URI host is this PBX's domain (any port: phones often omit it). */

@@ -79,6 +79,8 @@ struct sip {
     struct strmap *refers;         /* "transferee|target" -> a REFER seen in a call (calls.c) */
     struct ptxn *txns;             /* proxied transactions in progress */
     char rr_host[256];             /* host of our Record-Route and Via */
+    char hostname[256];            /* the machine's name (gethostname), also ours; "" if none */
+    int loopback;                  /* we listen on loopback (or everywhere): localhost is us */
     unsigned char rr_key[32];      /* signs our Record-Route (dialog tokens), from the DB secret */
     struct strmap *quiet;          /* "what|source" -> last log line (int64_t *), see sip_log_due */
     struct subs *subs;             /* the event server's subscriptions (subs.c) */

@@ -340,3 +340,22 @@ def t_tls_cancel(ctx):
         finally:
             caller.close()
             callee.close()
+
+
+@test("localhost_is_us")
+def t_localhost_is_us(ctx):
+    """A phone on this machine whose outbound proxy is "localhost" (Linphone's setting, a
+    name of sipbx other than its domain) sends its INVITE with Route <sip:localhost:PORT;lr>
+    and Request-URI sip:101@localhost: sipbx takes both as its own (0.1 answered 403 "No
+    routing through this server") and the call goes through."""
+    caller, callee = phones(ctx, "udp", "udp")
+    try:
+        r, dlg = caller.invite("101", ruri="sip:101@localhost",
+                               extra=["Route: <sip:localhost:%d;lr>" % ctx.port])
+        check(r.status == 200, "INVITE via localhost: %s" % r.first)
+        wait(callee, request_of("INVITE", False), "INVITE at the callee")
+        b = caller.in_dialog(dlg, "BYE")
+        check(b.status == 200, "BYE: %s" % b.first)
+    finally:
+        caller.close()
+        callee.close()
