@@ -419,7 +419,10 @@ static void callee_side(struct sip *s, const struct call *c, char *out, size_t o
         ext = c->answered_by;
     else if (i->nforwards)
         ext = i->forwards[i->nforwards - 1].to;
-    snprintf(out, outlen, "%s", usercache_get(s, ext) ? ext : "");
+    const char *v = usercache_get(s, ext) ? ext : "";
+    size_t n = strlen(v) < outlen ? strlen(v) : outlen - 1; /* an extension always fits */
+    memcpy(out, v, n);
+    out[n] = '\0';
 }
 
 static const char *dialog_state(const char *call_state)
@@ -479,11 +482,11 @@ void pres_call(struct sip *s, const struct call *c)
         pres_changed(s, b->ext);
         /* The old side is kept until it is shown; a new side needs a slot of its own. */
         struct pcall *gone = calloc(1, sizeof *gone);
-        char key[300];
+        char key[sizeof pc->call_id + sizeof b->ext + 2];
         if (gone) {
             *gone = *pc;
             gone->side[0].ext[0] = '\0'; /* the caller stays with the live entry */
-            snprintf(key, sizeof key, "%s\n%s", pc->call_id, b->ext);
+            snprintf(key, sizeof key, "%.255s\n%.32s", pc->call_id, b->ext);
             void *old = NULL;
             if (strmap_put(p->calls, key, gone, &old) != 0)
                 free(gone);
