@@ -472,6 +472,85 @@ test('an administrator hangs up a live call: both phones get a BYE, the record s
   await shot(page, '18d-calls-hung-up');
 });
 
+test('a blind transfer: the new call is marked live, in the records and in its ladder, with the chain', async () => {
+  await go('/calls');
+  await page.waitForSelector('#live-calls');
+  // call X: 100 -> 101; 101 REFERs 100 to 102; 100 hangs X up
+  const transferor = new Sipp(sx, 'transfer_callee.xml', { user: '101', port: state.port101, pauseMs: 300, keys: { target: '102' } });
+  await transferor.listening();
+  const transferee = new Sipp(sx, 'transfer_caller.xml', { user: '100', password: PW[100], port: await freePort(), keys: { callee: '101', name: 'Alice' } });
+  await Promise.all([transferee.ok(), transferor.ok()]);
+  const x = await page.waitForSelector('#ended-calls tr.call[data-state="ended"] >> nth=0', { timeout: 8000 });
+  const fromId = await x.getAttribute('data-call-id');
+  // call Z: 100 calls 102 as asked; it rings a while
+  const target = new Sipp(sx, 'callee.xml', { user: '102', port: state.port102, pauseMs: 2500 });
+  await target.listening();
+  const again = new Sipp(sx, 'caller.xml', { user: '100', password: PW[100], port: await freePort(), pauseMs: 1000, keys: { callee: '102', name: 'Alice' } });
+  const live = await page.waitForSelector('#live-calls tr.call .linkmark.from', { timeout: 8000 });
+  assert.equal(await live.textContent(), '↪ transferred from 100 → 101');
+  assert.equal(await live.$eval('a', (a) => a.getAttribute('href')), `#/ladder/${encodeURIComponent(fromId)}`);
+  const toId = await page.getAttribute('#live-calls tr.call', 'data-call-id');
+  await shot(page, '18e-calls-transferred');
+  await Promise.all([again.ok(), target.ok()]);
+  let cdr;
+  for (let i = 0; i < 50 && !(cdr && cdr.call_id === toId); i++) { // the writer commits in batches
+    cdr = (await sx.api('GET', `/cdrs?linked_call=${encodeURIComponent(fromId)}`)).json.items[0];
+    if (!cdr) await sleep(100);
+  }
+  assert.equal(cdr.call_id, toId);
+  assert.equal(cdr.link, 'transfer');
+  state.transferFrom = fromId;
+  state.transferTo = toId;
+
+  // the records: each of the two says where it came from or went on to
+  await go('/records');
+  const toRow = `tr[data-call-id="${toId}"]`, fromRow = `tr[data-call-id="${fromId}"]`;
+  await page.waitForSelector(`${toRow} .linkmark.from`);
+  assert.equal(await page.textContent(`${toRow} .linkmark.from`), '↪ transferred from 100 → 101');
+  assert.equal(await page.getAttribute(`${toRow} .linkmark.from a`, 'href'), `#/ladder/${encodeURIComponent(fromId)}`);
+  await page.waitForSelector(`${fromRow} .linkmark.to`);
+  assert.equal(await page.textContent(`${fromRow} .linkmark.to`), '↳ then transferred to 102');
+  assert.equal(await page.getAttribute(`${fromRow} .linkmark.to a`, 'href'), `#/ladder/${encodeURIComponent(toId)}`);
+  assert.equal(await page.$$eval('table.cdrs .linkmark', (m) => m.length), 2, 'no other record is linked');
+  await shot(page, '18f-records-transfer');
+  // from a page of its own (filtered to 102), the mark still names the call it came from
+  await go('/records?ext=102');
+  await page.waitForSelector(`${toRow} .linkmark.from`);
+  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '↪ transferred from 100 → 101', `${toRow} .linkmark.from`);
+
+  // its ladder: the chain above it, and the messages of both calls
+  await page.click(`${toRow} .linkmark.from a`);
+  await page.waitForURL(new RegExp(`#/ladder/${encodeURIComponent(fromId).replace(/[.]/g, '\\.')}$`));
+  await page.waitForSelector('#ladder-chain:not([hidden]) li >> nth=1');
+  const chain = await page.$$eval('#ladder-chain li', (ls) => ls.map((l) => [l.dataset.callId, l.querySelector('.conn')?.textContent || '', l.querySelector('.callref').textContent]));
+  assert.deepEqual(chain, [[fromId, '', '100 → 101 (this call)'], [toId, '→ transferred (blind) →', '100 → 102']]);
+  assert.equal(await page.getAttribute('#ladder-chain [aria-current="page"]', 'title'), `Call-ID ${fromId}`);
+  await page.waitForSelector('#ladder-related:not([hidden])');
+  assert.equal(await page.getAttribute('#ladder-related a', 'href'), `#/ladder/${encodeURIComponent(toId)}`);
+  // the messages of both calls in one diagram
+  const n = (await shownArrows(sx, fromId)) + (await shownArrows(sx, toId));
+  await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, n);
+  // the parties of the second call named as such (not as another device of the callee)
+  assert.equal(await page.getAttribute('svg.ladder-head', 'aria-label'),
+    'Parties: caller 100, caller (call 2) 100, sipbx, callee 101, callee (call 2) 102-0x55f036541820');
+  const refer = await page.$$eval('svg.ladder .arrow .label', (ls) => ls.map((l) => l.textContent));
+  assert.ok(refer.includes('REFER') && refer.includes('202 Accepted (REFER)'), refer.join(', '));
+  await shot(page, '18g-ladder-transfer-chain');
+  // and from the new call's side
+  await page.click('#ladder-chain a.callref');
+  await page.waitForSelector(`#ladder-chain li[data-call-id="${toId}"] [aria-current="page"]`);
+  assert.equal(await page.textContent('#ladder-chain li[data-link="transfer"] .conn'), '→ transferred (blind) →');
+  // the words of the other links (an attended transfer, a pickup), as the marks say them
+  const words = await page.evaluate(async () => {
+    const { originMark, successorsMark } = await import('/assets/js/cdrs.js');
+    const pickup = { call_id: 'b', caller: '102', dialled: '100', linked_call: 'a', link: 'pickup' };
+    const attended = { call_id: 'c', caller: '101', dialled: '102', linked_call: 'a', link: 'attended-transfer' };
+    return [originMark(pickup, { caller: '100', dialled: '101' }).textContent, originMark(attended, null).textContent,
+      successorsMark([pickup, attended]).textContent];
+  });
+  assert.deepEqual(words, ['↪ picked up from 100 → 101', '↪ transferred (attended) from call a', '↳ then picked up by 102, transferred (attended) to 102']);
+});
+
 test('ring groups: an empty page says what they are; create one with members found and put in order', async () => {
   await go('/groups');
   await page.waitForSelector('#no-groups');
@@ -1208,7 +1287,8 @@ test('accessibility: axe finds nothing serious on any page, light or dark', asyn
   const found = [];
   try {
     const pages = ['/', '/accounts', '/accounts/100', '/forwarding/100', '/calls', '/records', '/stats',
-      `/ladder/${encodeURIComponent(state.forwardedCallId)}`, '/settings', '/groups', '/groups/600'];
+      `/ladder/${encodeURIComponent(state.forwardedCallId)}`, '/settings', '/groups', '/groups/600',
+      `/ladder/${encodeURIComponent(state.transferFrom)}`];
     for (const scheme of ['light', 'dark']) {
       await p.emulateMedia({ colorScheme: scheme });
       for (const hsh of pages) {
@@ -1252,7 +1332,7 @@ test('readable at phone width', async () => {
   // every page, with the long names, contacts and user agents of the office-scale accounts
   const pages = ['/', '/accounts', '/accounts?q=very-long', '/accounts/101', '/accounts/2007', '/forwarding/101', '/calls', '/records',
     '/records?q=bulk', '/stats', `/ladder/${encodeURIComponent(state.callId)}`, `/ladder/${encodeURIComponent(state.holdCallId)}`, '/settings', '/ladder',
-    '/groups', '/groups/600'];
+    '/groups', '/groups/600', `/ladder/${encodeURIComponent(state.transferTo)}`, `/records?ext=102`];
   for (const [i, h] of pages.entries()) {
     await phone.goto(`${sx.base}/#${h}`);
     await phone.waitForSelector('main section.page');
