@@ -118,6 +118,7 @@ async function successorsOf(items, signal) {
 export async function annotateLinks(box, items, { successors = false, signal } = {}) {
   const byId = new Map(items.map((c) => [c.call_id, c]));
   const slot = (id) => box.querySelector(`tr[data-call-id="${CSS.escape(id)}"] .links`);
+  delete box.dataset.linksDone;
   try {
     const missing = [...new Set(items.filter((c) => c.linked_call && !byId.has(c.linked_call)).map((c) => c.linked_call))];
     const origins = new Map();

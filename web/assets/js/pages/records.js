@@ -1,6 +1,8 @@
 // Call records: filter by date range, extension and outcome, search by Call-ID or name,
 // sort by any column, see how many match; page through with the API's cursors (so a
-// million rows page as fast as ten), download the same selection as CSV.
+// million rows page as fast as ten), download the same selection as CSV. A record a
+// transfer or pickup made names the call it came from, and that call's record the calls
+// that came from it.
 
 import { api, url } from '../api.js';
 import { h, fill, errorBox, fmtIso, showFormError, clearFormErrors, fieldError, fmtNumber } from '../dom.js';
