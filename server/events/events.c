@@ -1,5 +1,6 @@
 /* A mutex-protected ring buffer of events with a condition variable for waiting readers. */
 #include "events/events.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -71,12 +72,7 @@ void events_destroy(struct events *ev)
 
 void events_publish(struct events *ev, const char *type, const char *json)
 {
-    char *t = strdup(type), *j = strdup(json);
-    if (!t || !j) {
-        free(t);
-        free(j);
-        return;
-    }
+    char *t = util_xstrdup(type), *j = util_xstrdup(json);
     pthread_mutex_lock(&ev->lock);
     struct slot *s = &ev->ring[(ev->head + 1) % ev->cap];
     free(s->type);
@@ -160,14 +156,9 @@ int events_next(struct events *ev, uint64_t *cursor, int timeout_ms, char **type
         want = oldest;
     }
     struct slot *s = &ev->ring[want % ev->cap];
-    *type = strdup(s->type);
-    *json = strdup(s->json);
+    *type = util_xstrdup(s->type);
+    *json = util_xstrdup(s->json);
     *cursor = want;
     pthread_mutex_unlock(&ev->lock);
-    if (!*type || !*json) {
-        free(*type);
-        free(*json);
-        return 0;
-    }
     return 1;
 }

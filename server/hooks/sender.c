@@ -99,14 +99,10 @@ static int list_one(const struct store_webhook *w, void *ctx)
     if (!t) {
         if (s->n == s->cap) {
             int cap = s->cap ? 2 * s->cap : 8;
-            struct target **grown = realloc(s->t, (size_t)cap * sizeof *grown);
-            if (!grown)
-                return ENOMEM;
-            s->t = grown;
+            s->t = util_xrealloc(s->t, (size_t)cap * sizeof *s->t);
             s->cap = cap;
         }
-        if (!(t = calloc(1, sizeof *t)))
-            return ENOMEM;
+        t = util_xcalloc(1, sizeof *t);
         t->id = w->id;
         s->t[s->n++] = t;
     }

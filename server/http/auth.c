@@ -169,7 +169,7 @@ static int drop_stale(const char *key, void *val, void *ctx)
 }
 
 /* The entry of addr, made when missing; NULL when the table is full of addresses that
- * failed recently (or out of memory). Called with the lock held. */
+ * failed recently. Called with the lock held. */
 static struct attempts *entry(struct throttle *t, const char *addr, int64_t now)
 {
     struct attempts *a = strmap_get(t->addrs, addr);
@@ -177,12 +177,10 @@ static struct attempts *entry(struct throttle *t, const char *addr, int64_t now)
         return a;
     if (strmap_count(t->addrs) >= THROTTLE_MAX_ADDRS)
         strmap_foreach(t->addrs, drop_stale, &now);
-    if (strmap_count(t->addrs) >= THROTTLE_MAX_ADDRS || !(a = calloc(1, sizeof *a)))
+    if (strmap_count(t->addrs) >= THROTTLE_MAX_ADDRS)
         return NULL;
-    if (strmap_put(t->addrs, addr, a, NULL) != 0) {
-        free(a);
-        return NULL;
-    }
+    a = util_xcalloc(1, sizeof *a);
+    strmap_put(t->addrs, addr, a, NULL);
     a->window_start = now;
     return a;
 }

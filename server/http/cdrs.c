@@ -574,11 +574,7 @@ void api_cdrs_csv(struct http_req *r)
     struct store_cdr_filter f;
     if (read_filter(r, &f) != 0)
         return;
-    struct csv_stream *cs = calloc(1, sizeof *cs);
-    if (!cs) {
-        http_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    struct csv_stream *cs = util_xcalloc(1, sizeof *cs);
     cs->h = r->h;
     cs->f = f;
     snprintf(cs->domain, sizeof cs->domain, "%s", r->h->domain);
@@ -660,11 +656,7 @@ void api_cdrs_summary(struct http_req *r)
         return;
     }
     sc.n = (int)n;
-    sc.counts = calloc((size_t)n, sizeof *sc.counts);
-    if (!sc.counts) {
-        http_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    sc.counts = util_xcalloc((size_t)n, sizeof *sc.counts); /* at most SUMMARY_BUCKETS */
     if (store_cdr_summary(r->st, &f, sc.bucket_us, summary_one, &sc) != 0) {
         free(sc.counts);
         http_store_error(r);

@@ -138,20 +138,16 @@ static void note(struct http_conns *c, struct source *s, int64_t now)
         log_source(c, s, now);
 }
 
-/* The entry of key, made when missing; NULL when too many are tracked (or out of memory).
+/* The entry of key, made when missing; NULL when too many are tracked.
  * Called with the lock held. */
 static struct source *source_get(struct http_conns *c, const char *key, int create)
 {
     struct source *s = strmap_get(c->sources, key);
     if (s || !create || strmap_count(c->sources) >= (size_t)(SOURCES_MAX + c->max_open))
         return s;
-    if (!(s = calloc(1, sizeof *s)))
-        return NULL;
+    s = util_xcalloc(1, sizeof *s);
     snprintf(s->key, sizeof s->key, "%s", key);
-    if (strmap_put(c->sources, key, s, NULL) != 0) {
-        free(s);
-        return NULL;
-    }
+    strmap_put(c->sources, key, s, NULL);
     return s;
 }
 
@@ -208,15 +204,13 @@ enum MHD_Result http_conns_accept(void *cls, const struct sockaddr *addr, sockle
 
 static void conn_started(struct http_conns *c, struct MHD_Connection *mc, void **ctx)
 {
-    struct conn *k = calloc(1, sizeof *k);
     const union MHD_ConnectionInfo *fd =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
     const union MHD_ConnectionInfo *ca =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!k || !fd) {
-        free(k); /* untracked: only the global limit of libmicrohttpd applies */
-        return;
-    }
+    if (!fd)
+        return; /* untracked: only the global limit of libmicrohttpd applies */
+    struct conn *k = util_xcalloc(1, sizeof *k);
     char key[SOURCE_KEY_MAX];
     source_key(ca ? ca->client_addr : NULL, key, sizeof key);
     k->fd = fd->connect_fd;

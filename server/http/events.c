@@ -243,12 +243,7 @@ void api_events_get(struct http_req *r)
                    HTTP_STREAMS_MAX);
         return;
     }
-    struct stream *s = calloc(1, sizeof *s);
-    if (!s) {
-        atomic_fetch_sub(&h->streams, 1);
-        http_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    struct stream *s = util_xcalloc(1, sizeof *s);
     s->h = h;
     s->conn = r->conn;
     s->wait.conn = r->conn;
@@ -256,7 +251,7 @@ void api_events_get(struct http_req *r)
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     s->wait.fd = ci ? ci->connect_fd : -1;
     s->src = src;
-    s->call_id = trace ? strdup(trace) : NULL;
+    s->call_id = util_xstrdup(trace);
     s->cursor = cursor;
     s->last_write_ms = now_ms();
     s->next_auth_ms = now_ms() + STREAM_REAUTH_MS;

@@ -472,13 +472,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     (void)c;
     struct http_listener *l = cls;
-    struct call *k = calloc(1, sizeof *k);
-    if (!k)
-        return NULL; /* the access handler drops the connection */
+    struct call *k = util_xcalloc(1, sizeof *k);
     k->nul = has_encoded_nul(uri);
     /* kept only where it is needed: plain HTTP redirecting to HTTPS */
     if (!l->secure && l->h->cfg.https_port && strlen(uri) <= HTTP_URI_KEPT)
-        k->uri = strdup(uri);
+        k->uri = util_xstrdup(uri);
     return k;
 }
 
@@ -491,12 +489,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct http *h = l->h;
     struct call *k = *con_cls;
 
-    if (!k || !k->started) {
+    if (!k->started) {
         /* First call: only the headers are known. What is refused whatever the body says
          * is refused now rather than read: an announced oversize body, an encoded NUL, the
          * API on plain HTTP while HTTPS is on. */
-        if (!k)
-            return MHD_NO; /* on_uri ran out of memory: no notes, no request */
         k->started = 1;
         k->max = HTTP_BODY_MAX;
         const char *cl =

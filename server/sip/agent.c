@@ -213,11 +213,8 @@ int sip_log_due(struct sip *s, const char *what, const char *source)
     if (last && now - *last < LOG_QUIET_SECONDS)
         return 0;
     if (!last) {
-        last = malloc(sizeof *last);
-        if (!last || strmap_put(s->quiet, key, last, NULL) != 0) {
-            free(last);
-            return 1; /* cannot remember it: log rather than stay silent */
-        }
+        last = util_xmalloc(sizeof *last);
+        strmap_put(s->quiet, key, last, NULL);
     }
     *last = now;
     return 1;
@@ -647,11 +644,7 @@ int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg)
     /* su_root_has_thread() answers 2 on the thread that owns the root, 1 on any other. */
     if (su_root_has_thread(s->root) == 2)
         return fn(arg);
-    struct exec_req *x = calloc(1, sizeof *x);
-    if (!x) {
-        errno = ENOMEM;
-        return -1;
-    }
+    struct exec_req *x = util_xcalloc(1, sizeof *x);
     pthread_mutex_init(&x->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

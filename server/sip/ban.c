@@ -220,13 +220,10 @@ static struct src *src_get(struct ban *b, const char *source, int64_t now)
         }
         return NULL;
     }
-    e = calloc(1, sizeof *e);
+    e = util_xcalloc(1, sizeof *e);
     int ring = b->cfg.failures > 0 ? b->cfg.failures : 1;
-    if (!e || !(e->fail_at = calloc((size_t)ring, sizeof *e->fail_at)) ||
-        strmap_put(b->srcs, source, e, NULL) != 0) {
-        free_src(e);
-        return NULL;
-    }
+    e->fail_at = util_xcalloc((size_t)ring, sizeof *e->fail_at);
+    strmap_put(b->srcs, source, e, NULL);
     return e;
 }
 
@@ -235,12 +232,10 @@ static void count_target(struct ban *b, const char *user, const char *source, in
 {
     struct target *t = strmap_get(b->targets, user);
     if (!t) {
-        if (strmap_count(b->targets) >= BAN_TARGETS || !(t = calloc(1, sizeof *t)))
+        if (strmap_count(b->targets) >= BAN_TARGETS)
             return;
-        if (strmap_put(b->targets, user, t, NULL) != 0) {
-            free(t);
-            return;
-        }
+        t = util_xcalloc(1, sizeof *t);
+        strmap_put(b->targets, user, t, NULL);
     }
     if (!t->failures || now - t->window_start >= b->cfg.window) {
         t->window_start = now;

@@ -15,7 +15,6 @@
 static void on_change(void *ctx, const struct ban_info *info, int active)
 {
     struct sip *s = ctx;
-    int rc;
     if (active) {
         struct store_block b;
         memset(&b, 0, sizeof b);
@@ -26,13 +25,10 @@ static void on_change(void *ctx, const struct ban_info *info, int active)
         snprintf(b.extensions, sizeof b.extensions, "%s", info->users);
         b.since = info->since;
         b.until = info->until;
-        rc = store_writer_block_save(s->writer, &b);
+        store_writer_block_save(s->writer, &b);
     } else {
-        rc = store_writer_block_remove(s->writer, info->source, info->since);
+        store_writer_block_remove(s->writer, info->source, info->since);
     }
-    if (rc)
-        log_error("ban: out of memory: the block of %s is not %s in the database", info->source,
-                  active ? "saved" : "removed");
     blocks_publish_stats(s);
 }
 
@@ -128,13 +124,8 @@ static int copy_blocks(void *arg)
     struct ban_stats bs;
     ban_stats(ca->s->ban, &bs);
     size_t max = bs.blocked ? bs.blocked : 1;
-    struct ban_info *info = calloc(max, sizeof *info);
-    struct sip_block *out = calloc(max, sizeof *out);
-    if (!info || !out) {
-        free(info);
-        free(out);
-        return -2;
-    }
+    struct ban_info *info = util_xcalloc(max, sizeof *info);
+    struct sip_block *out = util_xcalloc(max, sizeof *out);
     size_t n = ban_list(ca->s->ban, util_now(), info, max);
     for (size_t i = 0; i < n; i++) {
         struct sip_block *b = &out[i];
@@ -191,13 +182,8 @@ int sip_block_lift(struct sip *s, const char *source)
 static int copy_targets(void *arg)
 {
     struct copy_arg *ca = arg;
-    struct ban_target *t = calloc(BAN_TARGETS, sizeof *t);
-    struct sip_target *out = calloc(BAN_TARGETS, sizeof *out);
-    if (!t || !out) {
-        free(t);
-        free(out);
-        return -2;
-    }
+    struct ban_target *t = util_xcalloc(BAN_TARGETS, sizeof *t);
+    struct sip_target *out = util_xcalloc(BAN_TARGETS, sizeof *out);
     size_t n = ban_targets(ca->s->ban, util_now(), t, BAN_TARGETS);
     for (size_t i = 0; i < n; i++) {
         snprintf(out[i].extension, sizeof out[i].extension, "%s", t[i].user);
@@ -247,10 +233,7 @@ static int collect_lifted(const struct store_block *b, void *arg)
     struct collect_ctx *cc = arg;
     if (cc->n == cc->cap) {
         size_t cap = cc->cap ? 2 * cc->cap : 16;
-        struct lifted *p = realloc(cc->items, cap * sizeof *p);
-        if (!p)
-            return ENOMEM;
-        cc->items = p;
+        cc->items = util_xrealloc(cc->items, cap * sizeof *cc->items);
         cc->cap = cap;
     }
     snprintf(cc->items[cc->n].source, sizeof cc->items[cc->n].source, "%s", b->source);

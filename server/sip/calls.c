@@ -100,8 +100,7 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
     for (int k = 0; !open && k < SIP_DISPOSITIONS; k++)
         if (strcmp(r.disposition, sip_disposition_names[k]) == 0)
             atomic_fetch_add_explicit(&s->calls_ended[k], 1, memory_order_relaxed);
-    if (store_writer_cdr(s->writer, &r) != 0)
-        log_error("cdr: out of memory, record of call %s lost", i->call_id);
+    store_writer_cdr(s->writer, &r);
 }
 
 static void legs_free(struct call_legs *l)
@@ -134,7 +133,7 @@ static char *header_text(sip_header_t const *h)
     char buf[1024];
     if (!h || sip_header_field_e(buf, sizeof buf, h, 0) <= 0)
         return NULL;
-    return strdup(buf);
+    return util_xstrdup(buf);
 }
 
 static char *url_text(url_t const *u)
@@ -142,7 +141,7 @@ static char *url_text(url_t const *u)
     char buf[1024];
     if (!u || url_e(buf, sizeof buf, u) <= 0)
         return NULL;
-    return strdup(buf);
+    return util_xstrdup(buf);
 }
 
 static void set_state(struct call *c, const char *state)
@@ -190,14 +189,11 @@ static void refer_seen(struct sip *s, struct call *c, sip_t const *sip, int from
         return;
     char key[2 * STORE_EXT_MAX + 256];
     refer_key(key, sizeof key, transferee, to->url_user);
-    struct refer *r = calloc(1, sizeof *r);
+    struct refer *r = util_xcalloc(1, sizeof *r);
     void *old = NULL;
-    if (!r)
-        return;
     snprintf(r->call_id, sizeof r->call_id, "%s", c->info.call_id);
     r->at = now;
-    if (strmap_put(s->refers, key, r, &old) != 0)
-        free(r);
+    strmap_put(s->refers, key, r, &old);
     free(old);
 }
 
@@ -240,9 +236,7 @@ void calls_expire_refers(struct sip *s)
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
                          const char *callee, const char *source, const char *transport)
 {
-    struct call *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    struct call *c = util_xcalloc(1, sizeof *c);
     c->info.id = atomic_fetch_add_explicit(&s->next_call_id, 1, memory_order_relaxed) + 1;
     snprintf(c->info.call_id, sizeof c->info.call_id, "%s", sip->sip_call_id->i_id);
     set_state(c, "trying");
@@ -281,16 +275,13 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
     c->legs.a_target = sip->sip_contact ? url_text(sip->sip_contact->m_url) : NULL;
     char hop[160];
     snprintf(hop, sizeof hop, "sip:%s;transport=%s", source, transport);
-    c->legs.a_hop = strdup(hop);
+    c->legs.a_hop = util_xstrdup(hop);
     c->legs.a_cseq = sip->sip_cseq->cs_seq;
     refer_link(s, c, sip, caller->extension, callee);
     c->info.started_us = util_now_us();
     c->max_end = util_mono() + s->cfg->max_call_seconds;
     void *old = NULL;
-    if (strmap_put(s->calls, c->info.call_id, c, &old) != 0) {
-        call_free(s, c);
-        return NULL;
-    }
+    strmap_put(s->calls, c->info.call_id, c, &old);
     call_free(s, old); /* an INVITE reusing a Call-ID of an old entry replaces it */
     publish_call(s, "call.new", c);
     return c;
@@ -364,8 +355,8 @@ static void legs_routes(struct sip *s, struct call_legs *l, sip_record_route_t c
         size_t n = strlen(rev);
         snprintf(rev + n, sizeof rev - n, "%s<%s>", n ? ", " : "", before[i]);
     }
-    l->a_route = after[0] ? strdup(after) : NULL;
-    l->b_route = rev[0] ? strdup(rev) : NULL;
+    l->a_route = after[0] ? util_xstrdup(after) : NULL;
+    l->b_route = rev[0] ? util_xstrdup(rev) : NULL;
 }
 
 void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by,
@@ -377,7 +368,7 @@ void calls_answered(struct sip *s, struct call *c, const char *contact, const ch
     snprintf(c->to_tag, sizeof c->to_tag, "%s",
              resp->sip_to && resp->sip_to->a_tag ? resp->sip_to->a_tag : "");
     c->legs.b_target = resp->sip_contact ? url_text(resp->sip_contact->m_url) : NULL;
-    c->legs.b_hop = next_hop ? strdup(next_hop) : NULL;
+    c->legs.b_hop = util_xstrdup(next_hop);
     legs_routes(s, &c->legs, resp->sip_record_route);
     session_refreshed(c, resp);
     c->info.answered_us = util_now_us();
@@ -459,10 +450,10 @@ static void busy_add(struct sip *s, const char *ext, int d)
         return;
     int *n = strmap_get(s->in_calls, ext);
     if (!n) {
-        if (d <= 0 || !(n = calloc(1, sizeof *n)) || strmap_put(s->in_calls, ext, n, NULL)) {
-            free(n);
+        if (d <= 0)
             return;
-        }
+        n = util_xcalloc(1, sizeof *n);
+        strmap_put(s->in_calls, ext, n, NULL);
     }
     *n += d;
     if (*n <= 0)
@@ -564,9 +555,7 @@ static int snapshot_on_sip_thread(void *arg)
 {
     struct copy_ctx *cc = arg;
     size_t n = strmap_count(cc->s->calls);
-    cc->arr = calloc(n ? n : 1, sizeof *cc->arr);
-    if (!cc->arr)
-        return -1;
+    cc->arr = util_xcalloc(n, sizeof *cc->arr);
     strmap_foreach(cc->s->calls, copy_one, cc);
     return (int)cc->n;
 }

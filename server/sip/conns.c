@@ -114,10 +114,10 @@ static int pending_add(struct conns *c, const char *source, int d)
 {
     int *n = strmap_get(c->pending, source);
     if (!n) {
-        if (d <= 0 || !(n = calloc(1, sizeof *n)) || strmap_put(c->pending, source, n, NULL)) {
-            free(n);
+        if (d <= 0)
             return 0;
-        }
+        n = util_xcalloc(1, sizeof *n);
+        strmap_put(c->pending, source, n, NULL);
     }
     *n += d;
     if (*n > 0)
@@ -162,12 +162,9 @@ static int conns_accepted(struct sip *s, int fd)
         errno = ECONNABORTED;
         return -1;
     }
-    struct conn *k = calloc(1, sizeof *k);
+    struct conn *k = util_xcalloc(1, sizeof *k);
     void *old = NULL;
-    if (!k || strmap_put(c->map, key, k, &old) != 0) {
-        free(k);
-        return fd; /* unguarded rather than refused */
-    }
+    strmap_put(c->map, key, k, &old);
     if (old) {
         settle(c, old); /* the peer's earlier connection on this port is gone */
         free(old);

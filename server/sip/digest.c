@@ -133,8 +133,8 @@ static void expected_response(const struct digest_creds *c, const char *method, 
     md5_hex(&ctx, out);
 }
 
-/* A new record for nonce, kept until expires; NULL when out of memory or when
- * DIGEST_TRACK_MAX records exist already (prunes first, once, to make room). */
+/* A new record for nonce, kept until expires; NULL when DIGEST_TRACK_MAX records exist
+ * already (prunes first, once, to make room). */
 static struct seen *track(struct digest *d, const char *nonce, int64_t now, int64_t expires)
 {
     if (strmap_count(d->seen) >= DIGEST_TRACK_MAX) {
@@ -142,11 +142,8 @@ static struct seen *track(struct digest *d, const char *nonce, int64_t now, int6
         if (strmap_count(d->seen) >= DIGEST_TRACK_MAX)
             return NULL;
     }
-    struct seen *s = calloc(1, sizeof *s);
-    if (!s || strmap_put(d->seen, nonce, s, NULL) != 0) {
-        free(s);
-        return NULL;
-    }
+    struct seen *s = util_xcalloc(1, sizeof *s);
+    strmap_put(d->seen, nonce, s, NULL);
     s->expires = expires;
     return s;
 }

@@ -368,10 +368,7 @@ void pres_changed(struct sip *s, const char *ext)
     struct pres *p = s->pres;
     if (!p || !ext || !*ext || strmap_get(p->dirty, ext))
         return;
-    if (strmap_put(p->dirty, ext, (void *)1, NULL) != 0) {
-        log_error("presence: out of memory: a change of %s is not notified", ext);
-        return;
-    }
+    strmap_put(p->dirty, ext, (void *)1, NULL);
     if (!p->flush_armed && su_timer_set_interval(p->flush, on_flush, s, 0) == 0)
         p->flush_armed = 1;
 }
@@ -384,13 +381,11 @@ static int flush_one(const char *ext, void *val, void *arg)
     struct summary now, *last = strmap_get(p->summaries, ext);
     summarize(s, ext, &now);
     if (!last || memcmp(last, &now, sizeof now) != 0) {
-        if (!last && (last = malloc(sizeof *last)) != NULL &&
-            strmap_put(p->summaries, ext, last, NULL) != 0) {
-            free(last);
-            last = NULL;
+        if (!last) {
+            last = util_xmalloc(sizeof *last);
+            strmap_put(p->summaries, ext, last, NULL);
         }
-        if (last)
-            *last = now;
+        *last = now;
         if (usercache_get(s, ext))
             sip_publish(s, "presence.changed", summary_json(ext, &now, subs_watchers(s, ext)));
     }
@@ -453,15 +448,13 @@ void pres_call(struct sip *s, const struct call *c)
     const struct sip_call_info *i = &c->info;
     struct pcall *pc = strmap_get(p->calls, i->call_id);
     if (!pc) {
-        if (strcmp(i->state, "ended") == 0 || !(pc = calloc(1, sizeof *pc)))
+        if (strcmp(i->state, "ended") == 0)
             return; /* no lamp lit for it: none to put out */
+        pc = util_xcalloc(1, sizeof *pc);
         snprintf(pc->call_id, sizeof pc->call_id, "%s", i->call_id);
         snprintf(pc->from_tag, sizeof pc->from_tag, "%s", c->from_tag);
         pc->side[0].initiator = 1;
-        if (strmap_put(p->calls, pc->call_id, pc, NULL) != 0) {
-            free(pc);
-            return;
-        }
+        strmap_put(p->calls, pc->call_id, pc, NULL);
     }
     int64_t mono = util_mono();
     const char *state = dialog_state(i->state);
@@ -481,17 +474,14 @@ void pres_call(struct sip *s, const struct call *c)
         side_set(b, "terminated", mono);
         pres_changed(s, b->ext);
         /* The old side is kept until it is shown; a new side needs a slot of its own. */
-        struct pcall *gone = calloc(1, sizeof *gone);
+        struct pcall *gone = util_xmalloc(sizeof *gone);
         char key[sizeof pc->call_id + sizeof b->ext + 2];
-        if (gone) {
-            *gone = *pc;
-            gone->side[0].ext[0] = '\0'; /* the caller stays with the live entry */
-            snprintf(key, sizeof key, "%.255s\n%.32s", pc->call_id, b->ext);
-            void *old = NULL;
-            if (strmap_put(p->calls, key, gone, &old) != 0)
-                free(gone);
-            free(old);
-        }
+        *gone = *pc;
+        gone->side[0].ext[0] = '\0'; /* the caller stays with the live entry */
+        snprintf(key, sizeof key, "%.255s\n%.32s", pc->call_id, b->ext);
+        void *old = NULL;
+        strmap_put(p->calls, key, gone, &old);
+        free(old);
         memset(b, 0, sizeof *b);
     }
     if (callee[0]) {
@@ -519,8 +509,7 @@ static void pub_persist(struct sip *s, const char *ext, const struct publication
     memcpy(row->body, pub->body, strlen(pub->body) + 1);
     row->published_at = pub->published_at;
     row->expires_at = pub->expires_at;
-    if (store_writer_pub_save(s->writer, row) != 0)
-        log_error("presence: out of memory: publication %s of %s not stored", pub->etag, ext);
+    store_writer_pub_save(s->writer, row);
     free(row);
 }
 
@@ -653,18 +642,9 @@ void pres_publish_handle(struct sip *s, const struct sip_req *r, sip_t const *si
         return;
     }
     if (!pub) {
-        if (!(pub = calloc(1, sizeof *pub))) {
-            free(body);
-            sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-            return;
-        }
+        pub = util_xcalloc(1, sizeof *pub);
         pub->next = strmap_get(s->pres->pubs, ext);
-        if (strmap_put(s->pres->pubs, ext, pub, NULL) != 0) {
-            free(pub);
-            free(body);
-            sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-            return;
-        }
+        strmap_put(s->pres->pubs, ext, pub, NULL);
         s->pres->npubs++;
         atomic_store_explicit(&s->publications, s->pres->npubs, memory_order_relaxed);
     } else {
@@ -694,20 +674,13 @@ static int load_pub(const struct store_pub *row, void *ctx)
         store_writer_pub_remove(s->writer, row->etag);
         return 0;
     }
-    struct publication *pub = calloc(1, sizeof *pub);
-    if (!pub || !(pub->body = strdup(row->body))) {
-        free(pub);
-        return ENOMEM;
-    }
+    struct publication *pub = util_xcalloc(1, sizeof *pub);
+    pub->body = util_xstrdup(row->body);
     snprintf(pub->etag, sizeof pub->etag, "%s", row->etag);
     pub->published_at = row->published_at;
     pub->expires_at = row->expires_at;
     pub->next = strmap_get(s->pres->pubs, row->extension);
-    if (strmap_put(s->pres->pubs, row->extension, pub, NULL) != 0) {
-        free(pub->body);
-        free(pub);
-        return ENOMEM;
-    }
+    strmap_put(s->pres->pubs, row->extension, pub, NULL);
     s->pres->npubs++;
     return 0;
 }

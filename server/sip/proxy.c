@@ -685,16 +685,14 @@ static int on_server_event(struct ptxn *t, nta_incoming_t *irq, sip_t const *sip
 
 static struct ptxn *ptxn_create(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
-    struct ptxn *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
+    struct ptxn *t = util_xcalloc(1, sizeof *t);
     t->s = s;
     t->irq = irq;
     t->method = sip->sip_request->rq_method;
     t->timer = su_timer_create(su_root_task(s->root), 0);
     t->noanswer = su_timer_create(su_root_task(s->root), 0);
-    t->call_id = strdup(sip->sip_call_id->i_id);
-    if (!t->timer || !t->noanswer || !t->call_id) {
+    t->call_id = util_xstrdup(sip->sip_call_id->i_id);
+    if (!t->timer || !t->noanswer) {
         if (t->timer)
             su_timer_destroy(t->timer);
         if (t->noanswer)
@@ -759,9 +757,7 @@ static int add_branch(struct ptxn *t, const char *contact, const char *next_hop,
                       int own)
 {
     struct sip *s = t->s;
-    struct branch *b = calloc(1, sizeof *b);
-    if (!b)
-        return -1;
+    struct branch *b = util_xcalloc(1, sizeof *b);
     b->t = t;
     b->gen = t->gen;
     snprintf(b->contact, sizeof b->contact, "%s", contact);
@@ -1049,8 +1045,8 @@ static int ring_group(struct ptxn *t, const struct sip_group *g)
     int r = visit(t, g->extension);
     if (r)
         return r;
-    if (!t->grp && !(t->grp = malloc(sizeof *t->grp)))
-        return 500;
+    if (!t->grp)
+        t->grp = util_xmalloc(sizeof *t->grp);
     /* A group reached again through a forward target starts afresh (visit() stops loops). */
     memset(t->grp, 0, sizeof *t->grp);
     t->grp->g = *g;
@@ -1239,9 +1235,7 @@ static int routes_elsewhere(struct sip *s, sip_t const *sip)
 static char *quoted(const char *name)
 {
     size_t n = strlen(name);
-    char *q = malloc(2 * n + 3), *p = q;
-    if (!q)
-        return NULL;
+    char *q = util_xmalloc(2 * n + 3), *p = q;
     *p++ = '"';
     for (; *name; name++) {
         if (*name == '"' || *name == '\\')
@@ -1267,17 +1261,15 @@ static void caller_identity(struct ptxn *t, const struct sip_user *caller, sip_t
     if (private || !caller->display_name[0]) {
         if (!private) {
             size_t n = strlen(caller->extension) + strlen(t->s->domain) + 8;
-            if ((t->identity = malloc(n)))
-                snprintf(t->identity, n, "<sip:%s@%s>", caller->extension, t->s->domain);
+            t->identity = util_xmalloc(n);
+            snprintf(t->identity, n, "<sip:%s@%s>", caller->extension, t->s->domain);
         }
         return;
     }
     char *name = quoted(caller->display_name);
-    if (!name)
-        return;
     size_t n = strlen(name) + strlen(caller->extension) + strlen(t->s->domain) + 12;
-    if ((t->identity = malloc(n)))
-        snprintf(t->identity, n, "%s <sip:%s@%s>", name, caller->extension, t->s->domain);
+    t->identity = util_xmalloc(n);
+    snprintf(t->identity, n, "%s <sip:%s@%s>", name, caller->extension, t->s->domain);
     if (!sip->sip_from->a_display || !*sip->sip_from->a_display)
         t->display = name;
     else

@@ -120,15 +120,13 @@ void regcache_reply(struct sip *s, msg_t *msg, int status, char const *phrase, t
     msg_destroy(reply);
     if (!text)
         return;
-    struct answer *a = len < ANSWER_MAX ? malloc(sizeof *a + len + 1) : NULL;
+    struct answer *a = len < ANSWER_MAX ? util_xmalloc(sizeof *a + len + 1) : NULL;
     void *old = NULL;
     if (a) {
         a->until_ms = util_mono_ms() + REGISTER_KEEP_MS;
         a->len = len;
         memcpy(a->text, text, len + 1);
-        if (strmap_put(s->regcache->answers, key, a, &old) != 0) {
-            free(a); /* not kept: a retransmission is processed again */
-        }
+        strmap_put(s->regcache->answers, key, a, &old);
         free(old);
     }
     su_free(NULL, text);

@@ -45,10 +45,7 @@ static void publish(struct sip *s, const char *ext, const char *contact, const c
 /* Queues the removal of one binding (or all of ext) and announces it. */
 static void persist_remove(struct sip *s, const char *ext, const char *contact, const char *why)
 {
-    if (store_writer_reg_remove(s->writer, ext, contact) != 0)
-        log_error("registrar: out of memory: the removal of %s's binding%s is not stored (a "
-                  "restart before it expires brings it back)",
-                  ext, contact ? "" : "s");
+    store_writer_reg_remove(s->writer, ext, contact);
     publish(s, ext, contact, why);
 }
 
@@ -65,16 +62,10 @@ static void free_list(void *p)
 static int load_binding(const struct store_reg *r, void *ctx)
 {
     struct reg *reg = ctx;
-    struct binding *b = calloc(1, sizeof *b);
-    if (!b)
-        return ENOMEM;
+    struct binding *b = util_xcalloc(1, sizeof *b);
     b->r = *r;
-    void *old = NULL;
     b->next = strmap_get(reg->aors, r->extension);
-    if (strmap_put(reg->aors, r->extension, b, &old) != 0) {
-        free(b);
-        return ENOMEM;
-    }
+    strmap_put(reg->aors, r->extension, b, NULL);
     reg->count++;
     return 0;
 }
@@ -201,11 +192,7 @@ static void reply_bindings(struct sip *s, const struct sip_req *r, const char *e
     size_t cap = 64, len = 0;
     for (struct binding *b = list; b; b = b->next)
         cap += strlen(b->r.contact) + 32;
-    char *contacts = malloc(cap);
-    if (!contacts) {
-        sip_req_reply(s, r, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-        return;
-    }
+    char *contacts = util_xmalloc(cap);
     contacts[0] = '\0';
     for (struct binding *b = list; b; b = b->next)
         if (b->r.expires_at > now)
@@ -282,14 +269,9 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
 
     r.expires_at = now + expires;
     if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b)
-            return 500;
+        b = util_xcalloc(1, sizeof *b);
         b->next = head;
-        if (strmap_put(s->reg->aors, r.extension, b, NULL) != 0) {
-            free(b);
-            return 500;
-        }
+        strmap_put(s->reg->aors, r.extension, b, NULL);
         s->reg->count++;
         log_info("registrar: %s registered %s from %s/%s (%s), %ld s", r.extension, r.contact,
                  r.source, r.transport, r.user_agent, expires);
@@ -297,10 +279,7 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
         r.registered_at = b->r.registered_at;
     }
     b->r = r;
-    if (store_writer_reg_save(s->writer, &b->r) != 0)
-        log_error("registrar: out of memory: the binding of %s is not stored (it holds until "
-                  "a restart)",
-                  r.extension);
+    store_writer_reg_save(s->writer, &b->r);
     publish(s, r.extension, r.contact, r.registered_at == now ? "registered" : "refreshed");
     return 0;
 }

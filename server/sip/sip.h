@@ -159,7 +159,7 @@ int sip_host_is_ours(struct sip *s, const char *host);
 
 /** Copies the live calls, oldest first, into a new array (*out, free() it), by
  *  sip_execute (whose deadline applies). Returns the count, or -1 when the SIP side did
- *  not answer in time (errno ETIMEDOUT) or out of memory. */
+ *  not answer in time (errno ETIMEDOUT). */
 int sip_calls(struct sip *s, struct sip_call_info **out);
 
 /** Ends live call id on both legs on an administrator's order, by sip_execute (whose
@@ -192,7 +192,7 @@ struct sip_target {
 
 /** Copies the current blocks, newest first, into a new array (*out, free() it), by
  *  sip_execute (whose blocking contract applies). Returns the count, or -1 when the
- *  request could not be queued or out of memory. */
+ *  request could not be queued. */
 int sip_blocks(struct sip *s, struct sip_block **out);
 /** Lifts the block of source (an IPv4 or IPv6 address, any spelling), by sip_execute.
  *  Returns 0, ENOENT when it is not blocked, EINVAL when it is not an address, or -1. */

@@ -271,7 +271,7 @@ struct call {
 };
 
 /** Opens a call for an authenticated INVITE from caller to callee, which came from source
- *  ("addr:port") over transport. NULL on no memory. */
+ *  ("addr:port") over transport. */
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
                          const char *callee, const char *source, const char *transport);
 /** A 180/183 (resp) was relayed (contact: the ringing device). */
@@ -393,7 +393,7 @@ void memtrim_tick(struct sip *s, int64_t now);
 /* ---- usercache.c ---- */
 
 /** Loads all users and ring groups from st into s->users and s->groups (start-up);
- *  returns 0, ENOMEM or EIO. */
+ *  returns 0 or EIO. */
 int usercache_load(struct sip *s, struct store *st);
 /** Writer-thread tick: reads the users changed since the last tick from the user_changes
  *  log and sends them (a delta) to the SIP thread; prunes the log rows it has applied. */

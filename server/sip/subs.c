@@ -105,21 +105,16 @@ static void sub_drop(struct sip *s, struct sub *sub)
     sub_free(sub);
 }
 
-/* Puts sub in both maps; 0 or ENOMEM. */
-static int sub_add(struct sip *s, struct sub *sub)
+/* Puts sub in both maps. */
+static void sub_add(struct sip *s, struct sub *sub)
 {
     struct subs *ss = s->subs;
     snprintf(sub->key, sizeof sub->key, "%s %s", sub->call_id, sub->local_tag);
     sub->s = s;
-    if (strmap_put(ss->by_key, sub->key, sub, NULL) != 0)
-        return ENOMEM;
+    strmap_put(ss->by_key, sub->key, sub, NULL);
     sub->pnext = strmap_get(ss->by_presentity, sub->presentity);
-    if (strmap_put(ss->by_presentity, sub->presentity, sub, NULL) != 0) {
-        strmap_remove(ss->by_key, sub->key);
-        return ENOMEM;
-    }
+    strmap_put(ss->by_presentity, sub->presentity, sub, NULL);
     atomic_fetch_add_explicit(&s->subscriptions[sub->pkg], 1, memory_order_relaxed);
-    return 0;
 }
 
 static void persist(struct sip *s, const struct sub *sub)
@@ -144,8 +139,7 @@ static void persist(struct sip *s, const struct sub *sub)
     row.version = sub->version;
     row.created_at = sub->created_at;
     row.expires_at = sub->expires_at;
-    if (store_writer_sub_save(s->writer, &row) != 0)
-        log_error("subs: out of memory: subscription %s not stored", sub->key);
+    store_writer_sub_save(s->writer, &row);
 }
 
 /* ---- NOTIFY ---- */
@@ -552,7 +546,7 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
     sub->expires_at = sub->created_at + expires;
     sub->force = 1;
     if (!sub->remote || !sub->local || !sub->target || !sub->hop || !sub->contact ||
-        !sip->sip_from->a_tag || sub_add(s, sub) != 0) {
+        !sip->sip_from->a_tag) {
         int no_tag = !sip->sip_from->a_tag;
         sub_free(sub);
         if (no_tag)
@@ -561,6 +555,7 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
             sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
         return;
     }
+    sub_add(s, sub);
     nta_incoming_tag(irq, sub->local_tag);
     reply_ok(s, irq, sub, expires);
     if (expires == 0) { /* a fetch: one NOTIFY with the state, and the dialog ends */
@@ -690,11 +685,11 @@ static int load_sub(const struct store_sub *row, void *ctx)
     snprintf(sub->state_hash, sizeof sub->state_hash, "%s", row->state_hash);
     sub->created_at = row->created_at;
     sub->expires_at = row->expires_at;
-    if (!sub->remote || !sub->local || !sub->target || !sub->hop || !sub->contact ||
-        sub_add(s, sub) != 0) {
+    if (!sub->remote || !sub->local || !sub->target || !sub->hop || !sub->contact) {
         sub_free(sub);
         return ENOMEM;
     }
+    sub_add(s, sub);
     /* A user deleted while sipbx was down: the final NOTIFY goes with the flush below,
      * once the loop runs. */
     if (!usercache_get(s, sub->presentity))

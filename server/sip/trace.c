@@ -218,11 +218,8 @@ static int is_retransmission(struct trace *t, const struct store_trace *row)
     if (seen && row->time_us - *seen <= RETRANS_WINDOW_US)
         return 1;
     if (!seen) {
-        seen = malloc(sizeof *seen);
-        if (!seen || strmap_put(t->seen, key, seen, NULL) != 0) {
-            free(seen);
-            return 0;
-        }
+        seen = util_xmalloc(sizeof *seen);
+        strmap_put(t->seen, key, seen, NULL);
     }
     *seen = row->time_us;
     return 0;
@@ -258,19 +255,16 @@ static void hold(struct trace *t, const struct store_trace *row)
         atomic_fetch_add_explicit(&t->untraced, 1, memory_order_relaxed);
         return;
     }
-    struct held *m = malloc(sizeof *m + row->raw_len);
-    if (!h && (h = calloc(1, sizeof *h)) != NULL) {
-        h->tail = &h->head;
-        h->first_us = util_now_us();
-        if (strmap_put(t->held, row->call_id, h, NULL) != 0) {
-            free(h);
-            h = NULL;
-        }
-    }
-    if (!m || !h) {
-        free(m);
+    struct held *m = malloc(sizeof *m + row->raw_len); /* a message's size: may fail */
+    if (!m) {
         atomic_fetch_add_explicit(&t->untraced, 1, memory_order_relaxed);
         return;
+    }
+    if (!h) {
+        h = util_xcalloc(1, sizeof *h);
+        h->tail = &h->head;
+        h->first_us = util_now_us();
+        strmap_put(t->held, row->call_id, h, NULL);
     }
     m->next = NULL;
     m->row = *row;
@@ -321,14 +315,10 @@ static void accept_call(struct trace *t, const char *call_id)
 {
     int64_t *acc = strmap_get(t->accepted, call_id);
     if (!acc) {
-        acc = malloc(sizeof *acc);
-        if (!acc || strmap_put(t->accepted, call_id, acc, NULL) != 0) {
-            free(acc);
-            acc = NULL;
-        }
+        acc = util_xmalloc(sizeof *acc);
+        strmap_put(t->accepted, call_id, acc, NULL);
     }
-    if (acc)
-        *acc = util_now_us();
+    *acc = util_now_us();
     struct hold *h = strmap_remove(t->held, call_id);
     if (!h)
         return;
@@ -371,11 +361,8 @@ static void stream_feed(struct trace *t, const struct stamp *st, const char *dat
     snprintf(key, sizeof key, "%c%s/%s", st->out ? 'o' : 'i', st->transport, st->peer);
     struct stream *sm = strmap_get(t->streams, key);
     if (!sm) {
-        sm = calloc(1, sizeof *sm);
-        if (!sm || strmap_put(t->streams, key, sm, NULL) != 0) {
-            free(sm);
-            return;
-        }
+        sm = util_xcalloc(1, sizeof *sm);
+        strmap_put(t->streams, key, sm, NULL);
     }
     buf_add(&sm->b, data, n);
     sm->last = util_now_us();

@@ -26,7 +26,7 @@ struct user_with_rules {
     struct store_forward rules;
 };
 
-/* A new cache entry for the row u with rules fwd; NULL when out of memory. */
+/* A new cache entry for the row u with rules fwd. */
 static struct sip_user *user_new(const struct store_user *u, const struct store_forward *fwd,
                                  const char *realm)
 {
@@ -35,9 +35,7 @@ static struct sip_user *user_new(const struct store_user *u, const struct store_
         any |= fwd->rule[k].enabled;
     size_t head = any ? sizeof(struct user_with_rules) : sizeof(struct sip_user);
     size_t name = strlen(u->display_name) + 1;
-    struct sip_user *su = calloc(1, head + name);
-    if (!su)
-        return NULL;
+    struct sip_user *su = util_xcalloc(1, head + name);
     memcpy(su->extension, u->extension, sizeof su->extension);
     su->display_name = memcpy((char *)su + head, u->display_name, name);
     memcpy(su->ha1, u->ha1, sizeof su->ha1);
@@ -56,12 +54,10 @@ static struct sip_user *user_new(const struct store_user *u, const struct store_
     return su;
 }
 
-/* A new cache entry for the group g; NULL when out of memory. */
+/* A new cache entry for the group g. */
 static struct sip_group *group_new(const struct store_group *g)
 {
-    struct sip_group *sg = calloc(1, sizeof *sg);
-    if (!sg)
-        return NULL;
+    struct sip_group *sg = util_xcalloc(1, sizeof *sg);
     memcpy(sg->extension, g->extension, sizeof sg->extension);
     sg->strategy = g->strategy;
     sg->member_timeout = g->member_timeout;
@@ -89,12 +85,12 @@ static int ext_read(struct store *st, const char *ext, const char *realm, struct
         if (rc != 0)
             return EIO;
         *group = group_new(&g);
-        return *group ? 0 : ENOMEM;
+        return 0;
     }
     if (rc != 0 || store_forward_get(st, ext, &fwd) != 0)
         return EIO;
     *user = user_new(&u, &fwd, realm);
-    return *user ? 0 : ENOMEM;
+    return 0;
 }
 
 /* ---- start-up: everything ---- */
@@ -113,12 +109,7 @@ static int add_user(const struct store_user *u, void *arg)
     if (store_forward_get(lc->st, u->extension, &fwd) != 0)
         return EIO;
     struct sip_user *su = user_new(u, &fwd, lc->realm);
-    if (!su)
-        return ENOMEM;
-    if (strmap_put(lc->map, su->extension, su, NULL) != 0) {
-        free(su);
-        return ENOMEM;
-    }
+    strmap_put(lc->map, su->extension, su, NULL);
     lc->read++;
     return 0;
 }
@@ -135,12 +126,7 @@ static int add_group(const struct store_group *g, void *arg)
 {
     struct strmap *groups = arg;
     struct sip_group *sg = group_new(g);
-    if (!sg)
-        return ENOMEM;
-    if (strmap_put(groups, sg->extension, sg, NULL) != 0) {
-        free(sg);
-        return ENOMEM;
-    }
+    strmap_put(groups, sg->extension, sg, NULL);
     return 0;
 }
 
@@ -223,10 +209,7 @@ static int collect_change(const char *ext, int flags, void *arg)
     struct usercache_delta *d = arg;
     if (d->n == d->cap) {
         size_t cap = d->cap ? 2 * d->cap : 16;
-        struct change *c = realloc(d->changes, cap * sizeof *c);
-        if (!c)
-            return ENOMEM;
-        d->changes = c;
+        d->changes = util_xrealloc(d->changes, cap * sizeof *d->changes);
         d->cap = cap;
     }
     struct change *c = &d->changes[d->n];
@@ -246,10 +229,7 @@ void usercache_apply(struct sip *s, struct usercache_delta *d)
         struct change *c = &d->changes[i];
         void *old = NULL;
         if (c->group) {
-            if (strmap_put(s->groups, c->group->extension, c->group, &old) != 0) {
-                log_error("usercache: out of memory: ring group %s not updated", c->extension);
-                continue;
-            }
+            strmap_put(s->groups, c->group->extension, c->group, &old);
             c->group = NULL;
             free(old);
             /* An extension that was a user and is a group now (deleted, then made a group
@@ -263,12 +243,7 @@ void usercache_apply(struct sip *s, struct usercache_delta *d)
         }
         free(strmap_remove(s->groups, c->extension)); /* a group no more, if it was one */
         if (c->user) {
-            if (strmap_put(s->users, c->user->extension, c->user, &old) != 0) {
-                /* No memory for a new entry: the user stays unknown until it changes
-                 * again or the daemon restarts. */
-                log_error("usercache: out of memory: user %s not updated", c->extension);
-                continue;
-            }
+            strmap_put(s->users, c->user->extension, c->user, &old);
             c->user = NULL; /* the map has it */
             added += old == NULL;
             free(old);
@@ -302,9 +277,7 @@ static void delta_msg_gone(su_msg_arg_t *arg)
 int usercache_delta_read(struct sip *s, struct store *st, int64_t after, int64_t upto,
                          struct usercache_delta **out)
 {
-    struct usercache_delta *d = calloc(1, sizeof *d);
-    if (!d)
-        return ENOMEM;
+    struct usercache_delta *d = util_xcalloc(1, sizeof *d);
     d->s = s;
     d->st = st;
     int rc = store_user_changes(st, after, upto, collect_change, d);

@@ -2,6 +2,7 @@
  * SIP event server's dialogs and of the presence documents phones published, written by the
  * writer thread and read once at start-up. */
 #include "store/store_int.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -50,11 +51,7 @@ int store_sub_list(struct store *st, int (*cb)(const struct store_sub *sub, void
             "created_at, expires_at FROM subscriptions ORDER BY created_at, call_id");
     if (!s)
         return EIO;
-    struct store_sub *sub = malloc(sizeof *sub);
-    if (!sub) {
-        sqlite3_reset(s);
-        return ENOMEM;
-    }
+    struct store_sub *sub = util_xmalloc(sizeof *sub);
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         memset(sub, 0, sizeof *sub);
@@ -116,11 +113,7 @@ int store_pub_list(struct store *st, int (*cb)(const struct store_pub *p, void *
                                      "FROM presence_publications ORDER BY published_at, etag");
     if (!s)
         return EIO;
-    struct store_pub *p = malloc(sizeof *p);
-    if (!p) {
-        sqlite3_reset(s);
-        return ENOMEM;
-    }
+    struct store_pub *p = util_xmalloc(sizeof *p);
     int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         memset(p, 0, sizeof *p);

@@ -630,34 +630,34 @@ struct store_writer;
 int store_writer_create(struct store_writer **out, const char *path, char *err, size_t errlen);
 /** Commits everything still queued, stops the thread and frees it. */
 void store_writer_destroy(struct store_writer *w);
-/** Queues a binding to save; never blocks on disk. Returns 0 or ENOMEM. */
-int store_writer_reg_save(struct store_writer *w, const struct store_reg *r);
-/** Queues a call record (insert, or update of the same call); returns 0 or ENOMEM. */
-int store_writer_cdr(struct store_writer *w, const struct store_cdr *c);
+/** Queues a binding to save; never blocks on disk. */
+void store_writer_reg_save(struct store_writer *w, const struct store_reg *r);
+/** Queues a call record (insert, or update of the same call). */
+void store_writer_cdr(struct store_writer *w, const struct store_cdr *c);
 /** Queues a trace message; takes a copy of t and its raw text. Returns 0 or ENOMEM. */
 int store_writer_trace(struct store_writer *w, const struct store_trace *t);
 /** Sets trace retention, applied by the writer once a minute (days <= 0 or max_bytes <= 0
  *  turn that bound off). */
 void store_writer_set_retention(struct store_writer *w, int days, int64_t max_bytes);
-/** Queues a block to save (store_block_save); returns 0 or ENOMEM. */
-int store_writer_block_save(struct store_writer *w, const struct store_block *b);
-/** Queues the removal of the block of source that started at since; 0 or ENOMEM. */
-int store_writer_block_remove(struct store_writer *w, const char *source, int64_t since);
-/** Queues removal of one binding, or all of ext when contact is NULL. Returns 0 or ENOMEM. */
-int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
-/** Queues a subscription to save (store_sub_save; a copy is taken); 0 or ENOMEM. */
-int store_writer_sub_save(struct store_writer *w, const struct store_sub *sub);
-/** Queues the removal of subscription (call_id, local_tag); 0 or ENOMEM. */
-int store_writer_sub_remove(struct store_writer *w, const char *call_id, const char *local_tag);
-/** Queues a publication to save (store_pub_save; a copy is taken); 0 or ENOMEM. */
-int store_writer_pub_save(struct store_writer *w, const struct store_pub *p);
-/** Queues the removal of publication etag; 0 or ENOMEM. */
-int store_writer_pub_remove(struct store_writer *w, const char *etag);
+/** Queues a block to save (store_block_save). */
+void store_writer_block_save(struct store_writer *w, const struct store_block *b);
+/** Queues the removal of the block of source that started at since. */
+void store_writer_block_remove(struct store_writer *w, const char *source, int64_t since);
+/** Queues removal of one binding, or all of ext when contact is NULL. */
+void store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
+/** Queues a subscription to save (store_sub_save; a copy is taken). */
+void store_writer_sub_save(struct store_writer *w, const struct store_sub *sub);
+/** Queues the removal of subscription (call_id, local_tag). */
+void store_writer_sub_remove(struct store_writer *w, const char *call_id, const char *local_tag);
+/** Queues a publication to save (store_pub_save; a copy is taken). */
+void store_writer_pub_save(struct store_writer *w, const struct store_pub *p);
+/** Queues the removal of publication etag. */
+void store_writer_pub_remove(struct store_writer *w, const char *etag);
 /** Queues an event (type, one line of JSON) that the writer hands to the announce function
  *  once everything queued before it is committed, so a reader that reacts to it finds the
  *  change in the database. With once, the same event (type and JSON) queued again into
  *  the same batch goes out only the first time (a call's many messages: one trace.changed).
- *  Returns 0 or ENOMEM (type longer than 63 characters included). */
+ *  Returns 0, or EINVAL for a type longer than 63 characters. */
 int store_writer_announce(struct store_writer *w, const char *type, const char *json, int once);
 /** The function store_writer_announce's events go to (on the writer thread); NULL drops
  *  them. Set it before traffic starts. */
@@ -668,7 +668,7 @@ void store_writer_set_announce(struct store_writer *w,
  *  outbox's apply function inside the transaction of its batch, after every row queued
  *  before it, so what that function writes (webhook deliveries) is committed with those
  *  rows or not at all. at_us: when the event happened (microseconds since the epoch).
- *  Returns 0 or ENOMEM (type longer than 63 characters included). */
+ *  Returns 0, or EINVAL for a type longer than 63 characters. */
 int store_writer_outbox(struct store_writer *w, const char *type, const char *json, int64_t at_us);
 /** Where store_writer_outbox's events go: apply(st, type, json, at_us, ctx) runs on the
  *  writer thread in the batch's transaction (its errno fails the batch, which is retried

@@ -172,8 +172,8 @@ int store_delivery_next(struct store *st, int64_t webhook_id, int64_t now_us,
         if (due <= now_us) {
             read_delivery(s, out);
             const unsigned char *body = sqlite3_column_text(s, 12);
-            out->body = strdup(body ? (const char *)body : "");
-            ret = out->body ? 0 : ENOMEM;
+            out->body = util_xstrdup(body ? (const char *)body : "");
+            ret = 0;
         }
     } else {
         ret = rc == SQLITE_DONE ? ENOENT : EIO;

@@ -408,19 +408,16 @@ static int apply_announce(struct store *st, const struct wop *op)
     return 0; /* nothing to write: published once what came before it is committed */
 }
 
-/* A new event op applied by apply, or NULL when out of memory (or type is too long). */
+/* A new event op applied by apply, or NULL when type is too long. The JSON is a page of
+ * text at most (an event the program rendered), so its copy follows the abort policy. */
 static struct wop *event_new(int (*apply)(struct store *, const struct wop *), const char *type,
                              const char *json, int once, int64_t at_us)
 {
-    struct wop_event *e = calloc(1, sizeof *e);
-    char *copy = strdup(json);
-    if (!e || !copy || strlen(type) >= sizeof e->type) {
-        free(e);
-        free(copy);
+    if (strlen(type) >= sizeof((struct wop_event *)0)->type)
         return NULL;
-    }
+    struct wop_event *e = util_xcalloc(1, sizeof *e);
     e->op.apply = apply;
-    e->op.data = copy;
+    e->op.data = util_xstrdup(json);
     snprintf(e->type, sizeof e->type, "%s", type);
     e->once = once;
     e->at_us = at_us;
@@ -430,7 +427,7 @@ static struct wop *event_new(int (*apply)(struct store *, const struct wop *), c
 int store_writer_announce(struct store_writer *w, const char *type, const char *json, int once)
 {
     struct wop *op = event_new(apply_announce, type, json, once, 0);
-    return op ? enqueue(w, op) : ENOMEM;
+    return op ? enqueue(w, op) : EINVAL;
 }
 
 static int apply_outbox(struct store *st, const struct wop *op)
@@ -443,7 +440,7 @@ static int apply_outbox(struct store *st, const struct wop *op)
 int store_writer_outbox(struct store_writer *w, const char *type, const char *json, int64_t at_us)
 {
     struct wop *op = event_new(apply_outbox, type, json, 0, at_us);
-    return op ? enqueue(w, op) : ENOMEM;
+    return op ? enqueue(w, op) : EINVAL;
 }
 
 void store_writer_set_outbox(struct store_writer *w,
@@ -467,25 +464,20 @@ void store_writer_set_announce(struct store_writer *w,
     pthread_mutex_unlock(&w->lock);
 }
 
-int store_writer_cdr(struct store_writer *w, const struct store_cdr *c)
+void store_writer_cdr(struct store_writer *w, const struct store_cdr *c)
 {
-    struct wop_row *r = calloc(1, sizeof *r);
-    if (!r)
-        return ENOMEM;
+    struct wop_row *r = util_xcalloc(1, sizeof *r);
     r->op.apply = apply_cdr;
     r->u.cdr = *c;
-    return enqueue(w, &r->op);
+    enqueue(w, &r->op);
 }
 
 int store_writer_trace(struct store_writer *w, const struct store_trace *t)
 {
-    struct wop_row *r = calloc(1, sizeof *r);
-    char *raw = malloc(t->raw_len + 1);
-    if (!r || !raw) {
-        free(r);
-        free(raw);
+    char *raw = malloc(t->raw_len + 1); /* a message as a peer sent it: may fail */
+    if (!raw)
         return ENOMEM;
-    }
+    struct wop_row *r = util_xcalloc(1, sizeof *r);
     memcpy(raw, t->raw, t->raw_len);
     raw[t->raw_len] = '\0';
     r->op.apply = apply_trace;
@@ -503,14 +495,12 @@ void store_writer_set_retention(struct store_writer *w, int days, int64_t max_by
     pthread_mutex_unlock(&w->lock);
 }
 
-int store_writer_reg_save(struct store_writer *w, const struct store_reg *r)
+void store_writer_reg_save(struct store_writer *w, const struct store_reg *r)
 {
-    struct wop_row *row = calloc(1, sizeof *row);
-    if (!row)
-        return ENOMEM;
+    struct wop_row *row = util_xcalloc(1, sizeof *row);
     row->op.apply = apply_reg_save;
     row->u.reg = *r;
-    return enqueue(w, &row->op);
+    enqueue(w, &row->op);
 }
 
 static int apply_block_save(struct store *st, const struct wop *op)
@@ -523,38 +513,32 @@ static int apply_block_remove(struct store *st, const struct wop *op)
     return store_block_remove(st, ROW(op)->u.block.source, ROW(op)->u.block.since);
 }
 
-int store_writer_block_save(struct store_writer *w, const struct store_block *b)
+void store_writer_block_save(struct store_writer *w, const struct store_block *b)
 {
-    struct wop_row *r = calloc(1, sizeof *r);
-    if (!r)
-        return ENOMEM;
+    struct wop_row *r = util_xcalloc(1, sizeof *r);
     r->op.apply = apply_block_save;
     r->u.block = *b;
-    return enqueue(w, &r->op);
+    enqueue(w, &r->op);
 }
 
-int store_writer_block_remove(struct store_writer *w, const char *source, int64_t since)
+void store_writer_block_remove(struct store_writer *w, const char *source, int64_t since)
 {
-    struct wop_row *r = calloc(1, sizeof *r);
-    if (!r)
-        return ENOMEM;
+    struct wop_row *r = util_xcalloc(1, sizeof *r);
     r->op.apply = apply_block_remove;
     snprintf(r->u.block.source, sizeof r->u.block.source, "%s", source);
     r->u.block.since = since;
-    return enqueue(w, &r->op);
+    enqueue(w, &r->op);
 }
 
-int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact)
+void store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact)
 {
-    struct wop_row *r = calloc(1, sizeof *r);
-    if (!r)
-        return ENOMEM;
+    struct wop_row *r = util_xcalloc(1, sizeof *r);
     r->op.apply = apply_reg_remove;
     snprintf(r->u.rm.ext, sizeof r->u.rm.ext, "%s", ext);
     if (contact)
         snprintf(r->u.rm.contact, sizeof r->u.rm.contact, "%s", contact);
     r->u.rm.all = contact == NULL;
-    return enqueue(w, &r->op);
+    enqueue(w, &r->op);
 }
 
 /* Subscriptions and publications are large (headers, a PIDF document): the op carries a
@@ -581,47 +565,41 @@ static int apply_pub_remove(struct store *st, const struct wop *op)
 }
 
 /* Queues apply with a heap copy of the size bytes at row. */
-static int enqueue_copy(struct store_writer *w, int (*apply)(struct store *, const struct wop *),
-                        const void *row, size_t size)
+static void enqueue_copy(struct store_writer *w, int (*apply)(struct store *, const struct wop *),
+                         const void *row, size_t size)
 {
-    struct wop *op = calloc(1, sizeof *op);
-    void *copy = malloc(size);
-    if (!op || !copy) {
-        free(op);
-        free(copy);
-        return ENOMEM;
-    }
-    memcpy(copy, row, size);
+    struct wop *op = util_xcalloc(1, sizeof *op);
+    void *copy = memcpy(util_xmalloc(size), row, size);
     op->apply = apply;
     op->data = copy;
-    return enqueue(w, op);
+    enqueue(w, op);
 }
 
-int store_writer_sub_save(struct store_writer *w, const struct store_sub *sub)
+void store_writer_sub_save(struct store_writer *w, const struct store_sub *sub)
 {
-    return enqueue_copy(w, apply_sub_save, sub, sizeof *sub);
+    enqueue_copy(w, apply_sub_save, sub, sizeof *sub);
 }
 
-int store_writer_sub_remove(struct store_writer *w, const char *call_id, const char *local_tag)
+void store_writer_sub_remove(struct store_writer *w, const char *call_id, const char *local_tag)
 {
     struct store_sub key;
     memset(&key, 0, sizeof key);
     snprintf(key.call_id, sizeof key.call_id, "%s", call_id);
     snprintf(key.local_tag, sizeof key.local_tag, "%s", local_tag);
-    return enqueue_copy(w, apply_sub_remove, &key, sizeof key);
+    enqueue_copy(w, apply_sub_remove, &key, sizeof key);
 }
 
-int store_writer_pub_save(struct store_writer *w, const struct store_pub *p)
+void store_writer_pub_save(struct store_writer *w, const struct store_pub *p)
 {
-    return enqueue_copy(w, apply_pub_save, p, sizeof *p);
+    enqueue_copy(w, apply_pub_save, p, sizeof *p);
 }
 
-int store_writer_pub_remove(struct store_writer *w, const char *etag)
+void store_writer_pub_remove(struct store_writer *w, const char *etag)
 {
     struct store_pub key;
     memset(&key, 0, sizeof key);
     snprintf(key.etag, sizeof key.etag, "%s", etag);
-    return enqueue_copy(w, apply_pub_remove, &key, sizeof key);
+    enqueue_copy(w, apply_pub_remove, &key, sizeof key);
 }
 
 int64_t store_writer_failing(struct store_writer *w, char *why, size_t whylen,

@@ -86,8 +86,7 @@ static int take_row(struct users_import *im, int line, const char *ext, const ch
     if (earlier)
         return reject(im, line, ext, "duplicate", "extension %s: also on line %d", ext,
                       (int)(intptr_t)earlier);
-    if (strmap_put(im->seen, ext, (void *)(intptr_t)line, NULL) != 0)
-        return ENOMEM;
+    strmap_put(im->seen, ext, (void *)(intptr_t)line, NULL);
     if (im->nrows == im->caprows) {
         size_t cap = im->caprows ? 2 * im->caprows : 64;
         struct row *r = realloc(im->rows, cap * sizeof *r);

@@ -1,12 +1,61 @@
-/* Randomness, hex encoding, clocks, time as text and constant-time comparison. */
+/* Allocation that aborts on exhaustion, randomness, hex encoding, clocks, time as text and
+ * constant-time comparison. */
 #include "util/util.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
+
+/* One line on stderr without allocating (stdio might), then abort: a core dump for the
+ * post-mortem, and systemd's Restart= brings sipbx back. */
+static void out_of_memory(size_t size)
+{
+    char line[96];
+    int n = snprintf(line, sizeof line, "sipbx: out of memory (allocating %zu bytes), aborting\n",
+                     size);
+    if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
+        n = 0;
+    abort();
+}
+
+void *util_xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p)
+        out_of_memory(size);
+    return p;
+}
+
+void *util_xcalloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        out_of_memory(SIZE_MAX);
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        out_of_memory(n * size);
+    return p;
+}
+
+void *util_xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (!q)
+        out_of_memory(size);
+    return q;
+}
+
+char *util_xstrdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    return memcpy(util_xmalloc(n), s, n);
+}
 
 int util_random(void *buf, size_t len)
 {

@@ -77,9 +77,7 @@ void *strmap_get(const struct strmap *m, const char *key)
 static void grow(struct strmap *m)
 {
     size_t nb = m->nbuckets * 2;
-    struct node **b = calloc(nb, sizeof *b);
-    if (!b)
-        return; /* keep working with longer chains */
+    struct node **b = util_xcalloc(nb, sizeof *b);
     for (size_t i = 0; i < m->nbuckets; i++) {
         struct node *n = m->buckets[i];
         while (n) {
@@ -94,7 +92,7 @@ static void grow(struct strmap *m)
     m->nbuckets = nb;
 }
 
-int strmap_put(struct strmap *m, const char *key, void *val, void **old)
+void strmap_put(struct strmap *m, const char *key, void *val, void **old)
 {
     uint32_t h = hash_str(key);
     struct node **pp = find_slot(m, key, h);
@@ -104,12 +102,10 @@ int strmap_put(struct strmap *m, const char *key, void *val, void **old)
         if (old)
             *old = (*pp)->val;
         (*pp)->val = val;
-        return 0;
+        return;
     }
     size_t len = strlen(key);
-    struct node *n = malloc(sizeof *n + len + 1);
-    if (!n)
-        return ENOMEM;
+    struct node *n = util_xmalloc(sizeof *n + len + 1);
     memcpy(n->key, key, len + 1);
     n->hash = h;
     n->val = val;
@@ -117,7 +113,6 @@ int strmap_put(struct strmap *m, const char *key, void *val, void **old)
     *pp = n;
     if (++m->count > m->nbuckets)
         grow(m);
-    return 0;
 }
 
 void *strmap_remove(struct strmap *m, const char *key)

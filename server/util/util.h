@@ -20,6 +20,25 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOGL_DEBUG, __VA_ARGS__)
 
+/* Out of memory, one policy (docs/architecture.md, "Out of memory"). Memory whose size the
+ * program fixes -- an object (a call, a binding, a subscription), a map node, a copy of a
+ * header that is already bounded by the parser -- comes from these: when the heap is
+ * exhausted they log one line and abort, and systemd restarts sipbx (the store's crash
+ * guarantee applies). Error paths for such allocations were many, rarely run and never
+ * tested; a half-built call is worse than a restart. Memory whose size a peer or a user
+ * chooses -- request bodies, imports, exports, query results, the trace queue -- still comes
+ * from malloc and a failure is answered (413, 500, 503), since a big request must not
+ * take the daemon down. Constructors (module_create) keep returning ENOMEM: they run at
+ * start-up, where the error reaches the operator as a readable line. */
+/** malloc that aborts on exhaustion (see above); size 0 returns a unique pointer. */
+void *util_xmalloc(size_t size);
+/** calloc that aborts on exhaustion or when n * size overflows. */
+void *util_xcalloc(size_t n, size_t size);
+/** realloc that aborts on exhaustion. */
+void *util_xrealloc(void *p, size_t size);
+/** strdup that aborts on exhaustion; NULL for a NULL s. */
+char *util_xstrdup(const char *s);
+
 /** Fills buf with len bytes from the kernel's CSPRNG; returns 0 or an errno value. */
 int util_random(void *buf, size_t len);
 /** Writes 2*len lowercase hex digits and a NUL to out (which holds 2*len+1 bytes). */
@@ -97,8 +116,9 @@ int strmap_create(struct strmap **out);
 void strmap_destroy(struct strmap *m, void (*free_val)(void *));
 /** Returns the value for key, or NULL. */
 void *strmap_get(const struct strmap *m, const char *key);
-/** Inserts or replaces; returns 0 or ENOMEM. The old value (if any) goes to *old. */
-int strmap_put(struct strmap *m, const char *key, void *val, void **old);
+/** Inserts or replaces (aborting when out of memory, as util_xmalloc). The old value (if
+ *  any) goes to *old. */
+void strmap_put(struct strmap *m, const char *key, void *val, void **old);
 /** Removes key and returns its value, or NULL when absent. */
 void *strmap_remove(struct strmap *m, const char *key);
 /** Number of entries. */

@@ -1,5 +1,5 @@
 /* Unit tests of server/util: the string map, hex, extension syntax, constant-time compare
- * and admin password hashing. */
+ * admin password hashing and the allocators that abort when memory runs out. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,9 +8,13 @@
 
 #include "util/util.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- strmap ---- */
 
@@ -25,9 +29,9 @@ static void test_strmap_put_get(void **state)
     assert_null(strmap_get(m, "alice"));
 
     void *old = &a; /* must be cleared for a new key */
-    assert_int_equal(strmap_put(m, "alice", &a, &old), 0);
+    strmap_put(m, "alice", &a, &old);
     assert_null(old);
-    assert_int_equal(strmap_put(m, "bob", &b, NULL), 0);
+    strmap_put(m, "bob", &b, NULL);
     assert_int_equal(strmap_count(m), 2);
     assert_ptr_equal(strmap_get(m, "alice"), &a);
     assert_ptr_equal(strmap_get(m, "bob"), &b);
@@ -38,7 +42,7 @@ static void test_strmap_put_get(void **state)
     /* Keys are copied: changing the caller's buffer changes nothing. */
     char key[16];
     snprintf(key, sizeof key, "carol");
-    assert_int_equal(strmap_put(m, key, &b, NULL), 0);
+    strmap_put(m, key, &b, NULL);
     snprintf(key, sizeof key, "XXXXX");
     assert_ptr_equal(strmap_get(m, "carol"), &b);
     assert_null(strmap_get(m, "XXXXX"));
@@ -51,9 +55,9 @@ static void test_strmap_replace(void **state)
     struct strmap *m;
     int a = 1, b = 2;
     assert_int_equal(strmap_create(&m), 0);
-    assert_int_equal(strmap_put(m, "k", &a, NULL), 0);
+    strmap_put(m, "k", &a, NULL);
     void *old = NULL;
-    assert_int_equal(strmap_put(m, "k", &b, &old), 0);
+    strmap_put(m, "k", &b, &old);
     assert_ptr_equal(old, &a);
     assert_ptr_equal(strmap_get(m, "k"), &b);
     assert_int_equal(strmap_count(m), 1);
@@ -66,8 +70,8 @@ static void test_strmap_remove(void **state)
     struct strmap *m;
     int a = 1, b = 2;
     assert_int_equal(strmap_create(&m), 0);
-    assert_int_equal(strmap_put(m, "a", &a, NULL), 0);
-    assert_int_equal(strmap_put(m, "b", &b, NULL), 0);
+    strmap_put(m, "a", &a, NULL);
+    strmap_put(m, "b", &b, NULL);
     assert_ptr_equal(strmap_remove(m, "a"), &a);
     assert_int_equal(strmap_count(m), 1);
     assert_null(strmap_get(m, "a"));
@@ -76,7 +80,7 @@ static void test_strmap_remove(void **state)
     assert_int_equal(strmap_count(m), 1);
     assert_ptr_equal(strmap_get(m, "b"), &b);
     /* A removed key can be put again. */
-    assert_int_equal(strmap_put(m, "a", &b, NULL), 0);
+    strmap_put(m, "a", &b, NULL);
     assert_ptr_equal(strmap_get(m, "a"), &b);
     assert_int_equal(strmap_count(m), 2);
     strmap_destroy(m, NULL);
@@ -113,7 +117,7 @@ static void test_strmap_foreach_drop(void **state)
     for (int i = 0; i < 100; i++) {
         vals[i] = i;
         snprintf(key, sizeof key, "k%d", i);
-        assert_int_equal(strmap_put(m, key, &vals[i], NULL), 0);
+        strmap_put(m, key, &vals[i], NULL);
     }
     struct visit v = {0, 0};
     strmap_foreach(m, drop_even, &v);
@@ -147,7 +151,7 @@ static void test_strmap_growth(void **state)
         assert_non_null(v);
         *v = i;
         snprintf(key, sizeof key, "user-%d@example.com", i);
-        assert_int_equal(strmap_put(m, key, v, NULL), 0);
+        strmap_put(m, key, v, NULL);
     }
     assert_int_equal(strmap_count(m), N);
     for (int i = 0; i < N; i++) {
@@ -374,17 +378,72 @@ static void test_password_generate(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* ---- allocation that aborts ---- */
+
+static void test_xalloc(void **state)
+{
+    (void)state;
+    char *s = util_xstrdup("extension 100");
+    assert_string_equal(s, "extension 100");
+    free(s);
+    assert_null(util_xstrdup(NULL));
+    int *z = util_xcalloc(64, sizeof *z);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(z[i], 0);
+    z = util_xrealloc(z, 4096 * sizeof *z);
+    z[4095] = 7;
+    free(z);
+    free(util_xmalloc(0)); /* a unique pointer, freeable */
+}
+
+/* A request that cannot be met (n * size overflows) ends the process with SIGABRT and one
+ * line on stderr, rather than returning NULL to a caller that no longer checks. */
+static void test_xalloc_aborts(void **state)
+{
+    (void)state;
+    int err[2];
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(err[1], STDERR_FILENO);
+        signal(SIGABRT, SIG_DFL);
+        volatile size_t n = SIZE_MAX / 2;
+        void *p = util_xcalloc(n, 4);
+        _exit(p ? 0 : 1); /* not reached */
+    }
+    close(err[1]);
+    char line[256] = "";
+    ssize_t got = read(err[0], line, sizeof line - 1);
+    close(err[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_true(got > 0);
+    assert_non_null(strstr(line, "sipbx: out of memory"));
+}
+
 int main(void)
 {
     log_set_level(LOGL_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strmap_put_get),    cmocka_unit_test(test_strmap_replace),
-        cmocka_unit_test(test_strmap_remove),     cmocka_unit_test(test_strmap_foreach_drop),
-        cmocka_unit_test(test_strmap_growth),     cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_sha256_hmac),       cmocka_unit_test(test_buf),
-        cmocka_unit_test(test_sip_header),        cmocka_unit_test(test_valid_extension),
-        cmocka_unit_test(test_ct_compare),        cmocka_unit_test(test_password_hash_verify),
-        cmocka_unit_test(test_password_generate), cmocka_unit_test(test_utf8_chars),
+        cmocka_unit_test(test_strmap_put_get),
+        cmocka_unit_test(test_strmap_replace),
+        cmocka_unit_test(test_strmap_remove),
+        cmocka_unit_test(test_strmap_foreach_drop),
+        cmocka_unit_test(test_strmap_growth),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_sha256_hmac),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_sip_header),
+        cmocka_unit_test(test_valid_extension),
+        cmocka_unit_test(test_ct_compare),
+        cmocka_unit_test(test_password_hash_verify),
+        cmocka_unit_test(test_password_generate),
+        cmocka_unit_test(test_utf8_chars),
+        cmocka_unit_test(test_xalloc),
+        cmocka_unit_test(test_xalloc_aborts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
