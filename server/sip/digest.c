@@ -2,7 +2,14 @@
  * Nonces need no server state to check; accepted nonce-counts are remembered until the
  * nonce expires, which is what refuses a replayed request, and so are wrong answers, which
  * retire a nonce after max_wrong of them: a guessing script that keeps answering one
- * challenge gets a handful of guesses out of it, not thousands. */
+ * challenge gets a handful of guesses out of it, not thousands.
+ *
+ * The records are bounded (DIGEST_TRACK_MAX). When they are all in use by nonces that have
+ * not expired (10,000 phones at once, a storm above 200 registrations a second for the
+ * nonce lifetime, or answers sent to fill the table) the oldest eighth goes and every nonce
+ * issued before the newest of them becomes stale (the floor): its phone is challenged again
+ * and answers the fresh nonce, one round trip more. Refusing new records instead, as this
+ * code once did, refused every authentication until the old nonces expired. */
 #include "sip/digest.h"
 #include "util/util.h"
 
@@ -20,6 +27,8 @@ struct digest {
     int ttl;
     int max_wrong;
     struct strmap *seen; /* nonce -> struct seen */
+    int64_t floor;       /* nonces issued before this (seconds) are stale */
+    int64_t floor_logged;
     int64_t last_prune;
     uint64_t retired;
 };
@@ -28,7 +37,12 @@ struct seen {
     uint32_t max_nc; /* 0: no answer accepted yet */
     int wrong;       /* wrong answers so far */
     int64_t expires; /* the record may go after this */
+    int64_t issued;  /* when the nonce was made (seconds) */
 };
+
+/* The newest nonces are never made stale to make room: a phone must have time to answer
+ * its challenge. A table full of nonces younger than this refuses new records. */
+#define FLOOR_MIN_AGE 5
 
 int digest_create(struct digest **out, const unsigned char secret[DIGEST_SECRET_LEN],
                   const char *realm, int ttl, int max_wrong)
@@ -133,18 +147,75 @@ static void expected_response(const struct digest_creds *c, const char *method, 
     md5_hex(&ctx, out);
 }
 
-/* A new record for nonce, kept until expires; NULL when DIGEST_TRACK_MAX records exist
- * already (prunes first, once, to make room). */
-static struct seen *track(struct digest *d, const char *nonce, int64_t now, int64_t expires)
+struct issued_list {
+    int64_t *t;
+    size_t n;
+};
+
+static int collect_issued(const char *key, void *val, void *ctx)
+{
+    (void)key;
+    struct issued_list *l = ctx;
+    l->t[l->n++] = ((struct seen *)val)->issued;
+    return STRMAP_KEEP;
+}
+
+static int below_floor(const char *key, void *val, void *ctx)
+{
+    (void)key;
+    struct seen *s = val;
+    if (s->issued < *(const int64_t *)ctx) {
+        free(s);
+        return STRMAP_DROP;
+    }
+    return STRMAP_KEEP;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Makes room in a full table: raises the floor past the oldest eighth of the nonces (not
+ * past now - FLOOR_MIN_AGE) and drops their records. 0 when nothing could go. */
+static int raise_floor(struct digest *d, int64_t now)
+{
+    struct issued_list l = {util_xcalloc(strmap_count(d->seen), sizeof *l.t), 0};
+    strmap_foreach(d->seen, collect_issued, &l);
+    qsort(l.t, l.n, sizeof *l.t, cmp_i64);
+    int64_t floor = l.n ? l.t[l.n / 8] + 1 : d->floor;
+    free(l.t);
+    if (floor > now - FLOOR_MIN_AGE)
+        floor = now - FLOOR_MIN_AGE;
+    if (floor <= d->floor)
+        return 0;
+    size_t before = strmap_count(d->seen);
+    d->floor = floor;
+    strmap_foreach(d->seen, below_floor, &floor);
+    if (now - d->floor_logged >= 60) {
+        d->floor_logged = now;
+        log_warn("digest: %d nonces in use, the most sipbx tracks: nonces older than %lld s "
+                 "are stale now (phones answer a fresh challenge)",
+                 DIGEST_TRACK_MAX, (long long)(now - floor));
+    }
+    return strmap_count(d->seen) < before;
+}
+
+/* A new record for nonce (made at issued), kept until expires; NULL when DIGEST_TRACK_MAX
+ * records of nonces younger than FLOOR_MIN_AGE exist already. */
+static struct seen *track(struct digest *d, const char *nonce, int64_t now, int64_t issued,
+                          int64_t expires)
 {
     if (strmap_count(d->seen) >= DIGEST_TRACK_MAX) {
         digest_prune(d, now);
-        if (strmap_count(d->seen) >= DIGEST_TRACK_MAX)
+        if (strmap_count(d->seen) >= DIGEST_TRACK_MAX && !raise_floor(d, now))
             return NULL;
     }
     struct seen *s = util_xcalloc(1, sizeof *s);
     strmap_put(d->seen, nonce, s, NULL);
     s->expires = expires;
+    s->issued = issued;
     return s;
 }
 
@@ -210,11 +281,15 @@ enum digest_result digest_verify(struct digest *d, const struct digest_creds *c,
     got[32] = '\0';
     int match = util_ct_compare(want, got, 32) == 0 && ha1 != NULL;
 
+    /* Below the floor its records may be gone: stale whatever the answer, so it tells
+     * nothing about the password (and it costs the same as any other answer). */
+    if (now - age < d->floor)
+        return DIGEST_STALE;
     if (!match) {
         /* Stale nonces too: an expired nonce answered with the right password says
          * stale=true, so it would otherwise be an oracle for as long as one likes. */
         if (!s)
-            s = track(d, c->nonce, now, now + d->ttl);
+            s = track(d, c->nonce, now, now - age, now + d->ttl);
         if (s) {
             s->wrong++;
             /* Kept at least ttl after its last wrong answer, so a retired nonce stays so. */
@@ -235,7 +310,7 @@ enum digest_result digest_verify(struct digest *d, const struct digest_creds *c,
         nc = 1;
     if (s && nc <= s->max_nc)
         return DIGEST_REPLAY;
-    if (!s && !(s = track(d, c->nonce, now, now - age + d->ttl)))
+    if (!s && !(s = track(d, c->nonce, now, now - age, now - age + d->ttl)))
         return DIGEST_REPLAY; /* cannot track it: refuse rather than allow replays */
     s->max_nc = nc;
     if (now - d->last_prune >= 60)

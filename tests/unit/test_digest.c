@@ -415,6 +415,53 @@ static void test_prune_during_verify(void **state)
     assert_int_equal(digest_tracked(f->d), 1);
 }
 
+/* A full table of live nonces (a storm, or answers sent to fill it) does not stop
+ * authentication: the oldest eighth goes, and the nonces older than the floor are stale,
+ * whatever is answered to them, so none of them can be replayed. */
+static void test_full_table(void **state)
+{
+    struct fixture *f = *state;
+    char first[DIGEST_NONCE_LEN + 1];
+    snprintf(first, sizeof first, "%s", f->nonce); /* issued at T0 */
+    assert_int_equal(verify(f, T0), DIGEST_OK);
+    for (int i = 1; i < DIGEST_TRACK_MAX; i++) { /* 1000 phones a second for 65 s */
+        int64_t t = T0 + i / 1000;
+        digest_nonce(f->d, t, f->nonce);
+        sign(f, PASS, "00000001");
+        assert_int_equal(verify(f, t), DIGEST_OK);
+    }
+    assert_int_equal(digest_tracked(f->d), DIGEST_TRACK_MAX);
+    int64_t now = T0 + DIGEST_TRACK_MAX / 1000 + 1; /* all still within their 300 s */
+    digest_nonce(f->d, now, f->nonce);
+    sign(f, PASS, "00000001");
+    assert_int_equal(verify(f, now), DIGEST_OK); /* refused (REPLAY) before */
+    assert_true(digest_tracked(f->d) <= DIGEST_TRACK_MAX - DIGEST_TRACK_MAX / 8 + 1);
+    /* The first nonce's record is gone: replaying its answer is not accepted. */
+    snprintf(f->nonce, sizeof f->nonce, "%s", first);
+    sign(f, PASS, "00000001");
+    assert_int_equal(verify(f, now), DIGEST_STALE);
+    sign(f, PASS, "00000002");
+    assert_int_equal(verify(f, now), DIGEST_STALE);
+    sign(f, "wrong", "00000003");
+    assert_int_equal(verify(f, now), DIGEST_STALE); /* says nothing about the password */
+}
+
+/* Nonces younger than a few seconds are never made stale to make room: a table full of
+ * them refuses new records (and so the authentication) until they age. */
+static void test_full_table_of_fresh_nonces(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < DIGEST_TRACK_MAX; i++) {
+        digest_nonce(f->d, T0, f->nonce);
+        sign(f, PASS, "00000001");
+        assert_int_equal(verify(f, T0), DIGEST_OK);
+    }
+    digest_nonce(f->d, T0 + 1, f->nonce);
+    sign(f, PASS, "00000001");
+    assert_int_equal(verify(f, T0 + 1), DIGEST_REPLAY);
+    assert_int_equal(verify(f, T0 + 6), DIGEST_OK);
+}
+
 int main(void)
 {
     log_set_level(LOGL_ERROR);
@@ -437,6 +484,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_during_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_table_of_fresh_nonces, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
