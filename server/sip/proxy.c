@@ -4,6 +4,7 @@
  * call table informed. One struct ptxn per proxied server transaction, one struct branch per
  * client transaction it started. */
 #include "sip/sip_int.h"
+#include "voicemail/vm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -788,20 +789,37 @@ static int ring_target(struct ptxn *t, const char *target)
     if (!started)
         return 500;
     const struct store_forward_rule *na = &u->fwd->rule[STORE_FWD_NO_ANSWER];
-    if (is_invite && na->enabled && na->target[0] && na->timeout > 0)
+    if (is_invite && na->enabled && (na->target[0] || na->voicemail) && na->timeout > 0)
         su_timer_set_interval(t->noanswer, on_noanswer, t, (su_duration_t)na->timeout * 1000);
     return 0;
 }
 
-/* Applies u's rule of kind: a new leg rings its target. Returns -1 when u has no such rule,
- * 0 when the target rings, else the SIP status to answer with. */
+/* Rings sipbx's own voicemail user agent as the current leg of t: op on mailbox ext (why: the
+ * RFC 5806 reason of the forward that led there, "" for none). The Request-URI carries a
+ * token the user agent checks (voicemail/vm.h), so it is a target like any phone: the call
+ * stays authenticated, traced and recorded here. Returns 0 or a SIP status. */
+static int ring_voicemail(struct ptxn *t, const char *ext, enum vm_op op, const char *why)
+{
+    char uri[512];
+    if (!t->s->vm || vm_target(t->s->vm, op, ext, why, t->call_id, uri, sizeof uri) != 0)
+        return 480;
+    t->target_ext[0] = '\0'; /* no forward rules apply beyond voicemail */
+    if (add_branch(t, uri, NULL, t->method == sip_method_invite) != 0)
+        return 500;
+    snprintf(t->branches->target, sizeof t->branches->target, "voicemail:%s", ext);
+    return 0;
+}
+
+/* Applies u's rule of kind: a new leg rings its target (or u's voicemail). Returns -1 when u has no
+ * such rule, 0 when the target rings, else the SIP status to answer with. */
 static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_kind kind)
 {
     static const char *const reasons[STORE_FWD_KINDS] = {"unconditional", "user-busy", "no-answer",
                                                          "unavailable"};
     const struct store_forward_rule *r = &u->fwd->rule[kind];
-    if (!r->enabled || !r->target[0])
+    if (!r->enabled || (!r->target[0] && !r->voicemail))
         return -1;
+    const char *to = r->voicemail ? "voicemail" : r->target;
     if (t->hops >= SIP_MAX_FORWARDS) {
         log_warn("proxy: %s: more than %d forwards, stopping at %s", reasons[kind],
                  SIP_MAX_FORWARDS, u->extension);
@@ -818,9 +836,9 @@ static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_k
         memcpy(t->diversion, entry, el);
         memcpy(t->diversion + el, ", ", sep);
     }
-    log_info("proxy: %s forwards to %s (%s)", u->extension, r->target, reasons[kind]);
+    log_info("proxy: %s forwards to %s (%s)", u->extension, to, reasons[kind]);
     if (t->call)
-        calls_forwarded(t->s, t->call, u->extension, r->target, reasons[kind]);
+        calls_forwarded(t->s, t->call, u->extension, to, reasons[kind]);
     if (t->irq && !t->final_sent) {
         sip_count_response(t->s, 181);
         nta_incoming_treply(t->irq, SIP_181_CALL_IS_BEING_FORWARDED, TAG_END());
@@ -828,6 +846,8 @@ static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_k
     su_timer_reset(t->noanswer);
     t->gen++;
     t->gen_pending = 0;
+    if (r->voicemail)
+        return ring_voicemail(t, u->extension, VM_LEAVE, reasons[kind]);
     char target[sizeof r->target];
     snprintf(target, sizeof target, "%s", r->target); /* u may not outlive a reload */
     return ring_target(t, target);
@@ -1006,7 +1026,10 @@ static void route_new(struct sip *s, const struct sip_req *r, sip_t const *sip)
     }
     char target[STORE_EXT_MAX];
     snprintf(target, sizeof target, "%s", ruri->url_user);
-    int status = ring_target(t, target);
+    /* The voicemail number: the caller's own mailbox (the digest said who that is). */
+    int status = is_invite && strcmp(target, s->cfg->voicemail_number) == 0
+                     ? ring_voicemail(t, caller->extension, VM_LISTEN, "")
+                     : ring_target(t, target);
     if (status) {
         send_final(t, status, NULL, 0);
         ptxn_maybe_done(t);
