@@ -1,6 +1,7 @@
 /* G.711 (ITU-T, 1972): mu-law and A-law companding of 16-bit linear samples, computed as the
- * reference implementation does (segment search, 13/14-bit magnitudes). Decoding goes through
- * two tables of 256 entries made at the first call. */
+ * ITU-T's reference implementation (G.191, g711.c) does: segment search, 13/14-bit magnitudes,
+ * negative samples by their one's complement. Decoding goes through two tables of 256 entries
+ * made at the first call. */
 #include "audio/audio.h"
 
 #include <pthread.h>
@@ -56,7 +57,7 @@ static uint8_t linear_to_ulaw(int16_t sample)
 {
     int v = sample, mask = 0xFF;
     if (v < 0) {
-        v = -v;
+        v = ~v;
         mask = 0x7F;
     }
     if (v > ULAW_CLIP)

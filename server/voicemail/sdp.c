@@ -167,8 +167,13 @@ int vm_sdp_make(const char *answer_to, size_t answer_len, const char *addr, int 
             if (rc == 0)
                 rc = add(out, outlen, &len, "a=ptime:20\r\na=%s\r\n", mode_answer(m->m_mode));
         } else {
-            /* Every other stream is refused with port 0 (RFC 3264 6), in its place. */
-            const char *fmt = m->m_format && m->m_format->l_text ? m->m_format->l_text : "0";
+            /* Every other stream is refused with port 0 (RFC 3264 6), in its place, with one
+             * of its formats (RTP ones are parsed into rtpmaps, others kept as text). */
+            char pt[8];
+            snprintf(pt, sizeof pt, "%u", m->m_rtpmaps ? (unsigned)m->m_rtpmaps->rm_pt : 0u);
+            const char *fmt = m->m_rtpmaps                         ? pt
+                              : m->m_format && m->m_format->l_text ? m->m_format->l_text
+                                                                   : "0";
             if (add(out, outlen, &len, "m=%s 0 %s %s\r\n",
                     m->m_type_name ? m->m_type_name : "audio",
                     m->m_proto_name ? m->m_proto_name : "RTP/AVP", fmt) != 0)
