@@ -5,7 +5,9 @@
  * or play from, a mailbox. A call leaves a message (greeting, tone, recording until hang-up,
  * silence, '#' or the longest message) or listens to its own mailbox (new messages first;
  * 5 replays, 7 deletes, 6 or # goes on; DTMF as RFC 4733 telephone-events or SIP INFO).
- * It runs the mailbox's disk and database work too: only voicemail calls wait for it. */
+ * Tokens are good for TOKEN_TTL seconds and once (the Call-IDs taken are remembered), so
+ * one seen on the loopback or in a trace opens nothing. It runs the mailbox's disk and
+ * database work too: only voicemail calls wait for it. */
 #include "config/config.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -34,6 +36,7 @@
 #include <sofia-sip/url.h>
 
 #define TOKEN_BYTES     12            /* 96 bits of HMAC-SHA256 in the Request-URI */
+#define TOKEN_TTL       32            /* seconds a token is good for: the proxy sends it at once */
 #define RETENTION_MS    60000         /* how often retention runs */
 #define FIRST_RETENTION 5000          /* ... and first after start */
 #define MENU_WAIT_MS    8000          /* silence after the menu before it is said again */
@@ -45,7 +48,6 @@
 
 enum state {
     ST_NEW,       /* INVITE answered, no ACK yet */
-    ST_FULL,      /* saying the mailbox is full */
     ST_GREETING,  /* greeting and tone */
     ST_RECORDING, /* recording */
     ST_INTRO,     /* "you have ..." */
@@ -97,6 +99,7 @@ struct vm_ua {
     su_timer_t *retention, *stop_timer;
     struct vm_audio *tone;
     int stopping, shutdown_sent;
+    struct strmap *used; /* Call-IDs whose token was taken -> when (int64_t *): no replays */
     /* start-up handshake with vm_create's thread */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -109,10 +112,11 @@ struct vm_ua {
 static const char *const op_names[] = {"leave", "listen"};
 
 static void make_token(const struct vm *vm, enum vm_op op, const char *box, const char *why,
-                       const char *call_id, char out[2 * TOKEN_BYTES + 1])
+                       const char *call_id, long long ts, char out[2 * TOKEN_BYTES + 1])
 {
     char data[1024];
-    int n = snprintf(data, sizeof data, "%s\n%s\n%s\n%s", op_names[op], box, why, call_id);
+    int n =
+        snprintf(data, sizeof data, "%s\n%s\n%s\n%lld\n%s", op_names[op], box, why, ts, call_id);
     unsigned char mac[32];
     util_hmac_sha256(vm->key, sizeof vm->key, data,
                      n < 0                     ? 0
@@ -128,9 +132,10 @@ int vm_target(const struct vm *vm, enum vm_op op, const char *box, const char *w
     char token[2 * TOKEN_BYTES + 1];
     if (!util_valid_extension(box) || strspn(why, "abcdefghijklmnopqrstuvwxyz-") != strlen(why))
         return -1;
-    make_token(vm, op, box, why, call_id, token);
-    int n = snprintf(out, outlen, "sip:%s@127.0.0.1:%d;vm=%s%s%s;vmt=%s", box, vm->port,
-                     op_names[op], why[0] ? ";why=" : "", why, token);
+    long long ts = (long long)util_now();
+    make_token(vm, op, box, why, call_id, ts, token);
+    int n = snprintf(out, outlen, "sip:%s@127.0.0.1:%d;vm=%s%s%s;vmts=%lld;vmt=%s", box, vm->port,
+                     op_names[op], why[0] ? ";why=" : "", why, ts, token);
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
@@ -153,16 +158,37 @@ static int from_proxy(struct vm_ua *ua)
            memcmp(mine.bytes, a.bytes, a.family == AF_INET ? 4 : 16) == 0;
 }
 
+static int drop_used(const char *key, void *val, void *ctx)
+{
+    (void)key;
+    if (*(int64_t *)val < *(int64_t *)ctx) {
+        free(val);
+        return STRMAP_DROP;
+    }
+    return STRMAP_KEEP;
+}
+
 /* Checks the Request-URI of a new INVITE: the operation, mailbox and reason it names, signed
- * for this Call-ID. Fills c; 0, or -1 when it is not one the proxy made. */
-static int check_target(struct vm_ua *ua, sip_t const *sip, struct vm_call *c)
+ * for this Call-ID a moment ago, and not taken before (a token read off the loopback or a
+ * trace cannot be used again). Fills c; 0, or -1 with why set when it is not one the proxy
+ * just made. */
+static int check_target(struct vm_ua *ua, sip_t const *sip, struct vm_call *c, const char **why_not)
 {
     url_t const *u = sip->sip_request->rq_url;
-    char op[16], why[16] = "", got[2 * TOKEN_BYTES + 8], want[2 * TOKEN_BYTES + 1];
+    char op[16], why[16] = "", got[2 * TOKEN_BYTES + 8], want[2 * TOKEN_BYTES + 1], ts[24];
+    *why_not = "no valid token";
     if (!u->url_user || !util_valid_extension(u->url_user) || !sip->sip_call_id ||
         url_param(u->url_params, "vm", op, sizeof op) == 0 ||
+        url_param(u->url_params, "vmts", ts, sizeof ts) == 0 ||
         url_param(u->url_params, "vmt", got, sizeof got) != 2 * TOKEN_BYTES + 1)
         return -1;
+    char *end;
+    long long t = strtoll(ts, &end, 10);
+    int64_t now = util_now();
+    if (*end || t < now - TOKEN_TTL || t > now + TOKEN_TTL) {
+        *why_not = "an expired token";
+        return -1;
+    }
     if (url_param(u->url_params, "why", why, sizeof why) == 0)
         why[0] = '\0';
     if (strcmp(op, "leave") == 0)
@@ -171,9 +197,22 @@ static int check_target(struct vm_ua *ua, sip_t const *sip, struct vm_call *c)
         c->op = VM_LISTEN;
     else
         return -1;
-    make_token(ua->vm, c->op, u->url_user, why, sip->sip_call_id->i_id, want);
+    make_token(ua->vm, c->op, u->url_user, why, sip->sip_call_id->i_id, t, want);
     if (util_ct_compare(got, want, 2 * TOKEN_BYTES) != 0)
         return -1;
+    int64_t horizon = now - 2 * TOKEN_TTL;
+    strmap_foreach(ua->used, drop_used, &horizon);
+    if (strmap_get(ua->used, sip->sip_call_id->i_id)) {
+        *why_not = "a token used before";
+        return -1;
+    }
+    int64_t *when = malloc(sizeof *when);
+    if (!when || strmap_put(ua->used, sip->sip_call_id->i_id, when, NULL) != 0) {
+        free(when);
+        *why_not = "no memory to remember the token";
+        return -1;
+    }
+    *when = now;
     snprintf(c->box, sizeof c->box, "%s", u->url_user);
     snprintf(c->why, sizeof c->why, "%s", why);
     snprintf(c->call_id, sizeof c->call_id, "%s", sip->sip_call_id->i_id);
@@ -585,11 +624,12 @@ static void on_invite(struct vm_ua *ua, nua_handle_t *nh, struct vm_call *c, sip
         return;
     }
     c->ua = ua;
-    if (!from_proxy(ua) || check_target(ua, sip, c) != 0) {
+    const char *why_not = "not from this host";
+    if (!from_proxy(ua) || check_target(ua, sip, c, &why_not) != 0) {
         /* Not made by the proxy: refused, and nothing about the mailbox said. */
         log_warn("voicemail: refused an INVITE from %s to %s: %s", source,
                  sip->sip_request->rq_url->url_user ? sip->sip_request->rq_url->url_user : "?",
-                 from_proxy(ua) ? "no valid token" : "not from this host");
+                 why_not);
         free(c);
         respond(nh, 403, "Forbidden");
         nua_handle_destroy(nh);
@@ -911,6 +951,11 @@ int ua_start(struct vm *vm, char *err, size_t errlen)
         return -1;
     }
     ua->vm = vm;
+    if (strmap_create(&ua->used) != 0) {
+        free(ua);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     pthread_mutex_init(&ua->lock, NULL);
     pthread_cond_init(&ua->cond, NULL);
     size_t tone_n = AUDIO_RATE * TONE_MS / 1000;
@@ -939,6 +984,7 @@ int ua_start(struct vm *vm, char *err, size_t errlen)
 fail:
     vm->ua = NULL;
     vm_audio_unref(ua->tone);
+    strmap_destroy(ua->used, free);
     pthread_mutex_destroy(&ua->lock);
     pthread_cond_destroy(&ua->cond);
     free(ua);
@@ -961,6 +1007,7 @@ void ua_stop(struct vm *vm)
     }
     vm->ua = NULL;
     vm_audio_unref(ua->tone);
+    strmap_destroy(ua->used, free);
     pthread_mutex_destroy(&ua->lock);
     pthread_cond_destroy(&ua->cond);
     free(ua);

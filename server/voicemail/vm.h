@@ -46,9 +46,11 @@ void vm_destroy(struct vm *vm);
 int vm_port(const struct vm *vm);
 
 /** Writes the Request-URI that reaches op on mailbox box for the call call_id into out:
- *  sip:BOX@127.0.0.1:PORT;vm=OP;why=WHY;vmt=TOKEN, where the token is an HMAC only holders
- *  of the secret make (why: RFC 5806 reason of a forward, "" for none). Any thread.
- *  Returns 0, or -1 when it does not fit. */
+ *  sip:BOX@127.0.0.1:PORT;vm=OP;why=WHY;vmts=TIME;vmt=TOKEN, where the token is an HMAC
+ *  of all of it, the time and the Call-ID, that only holders of the secret make (why: RFC
+ *  5806 reason of a forward, "" for none). The user agent takes a token for a short while
+ *  and once. Any thread. Returns 0, or -1 when box or why cannot be in a URI or it does
+ *  not fit. */
 int vm_target(const struct vm *vm, enum vm_op op, const char *box, const char *why,
               const char *call_id, char *out, size_t outlen);
 
