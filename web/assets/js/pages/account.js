@@ -46,7 +46,12 @@ export function render(main, { params, signal, go }) {
   }
 
   function draw() {
-    fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted cut-inline', title: user.display_name }, ` · ${user.display_name}`) : null), presenceSlot);
+    const vmLink = h('a', { href: `#/voicemail/${enc}`, id: 'account-voicemail' }, 'Voicemail');
+    fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted cut-inline', title: user.display_name }, ` · ${user.display_name}`) : null), presenceSlot,
+      h('p', { class: 'account-links' }, h('a', { href: `#/forwarding/${enc}` }, 'Forwarding'), ' · ', vmLink));
+    api('GET', `/users/${enc}/voicemail`, { signal }).then((b) => {
+      fill(vmLink, 'Voicemail', b.new ? ` (${b.new} new)` : b.old ? ` (${b.old} heard)` : '');
+    }).catch(() => { /* the link works without the count */ });
     fill(presenceSlot, presence(user, regs));
     fill(body,
       h('div', { class: 'grid-2' },
