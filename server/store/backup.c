@@ -165,7 +165,7 @@ static int extract_files(sqlite3 *d, const char *vm_dir, char *why, size_t whyle
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         ssize_t w = fd >= 0 && len ? write(fd, data, len) : 0;
         if (fd < 0 || w != (ssize_t)len || fsync(fd) != 0) {
-            snprintf(why, whylen, "cannot write %s: %s", path, strerror(errno));
+            snprintf(why, whylen, "cannot write %.200s: %s", path, strerror(errno));
             if (fd >= 0)
                 close(fd);
             goto out;

@@ -248,9 +248,9 @@ static int read_file(const char *path, unsigned char **out, size_t *len)
 struct vm_audio *mailbox_audio(struct vm *vm, const char *file)
 {
     char path[8192], err[160];
-    unsigned char *data;
-    size_t len, n;
-    int16_t *pcm;
+    unsigned char *data = NULL;
+    size_t len = 0, n = 0;
+    int16_t *pcm = NULL;
     if (file_path(vm->dir, file, path, sizeof path) != 0)
         return NULL;
     int rc = read_file(path, &data, &len);

@@ -898,6 +898,7 @@ static void *ua_thread(void *arg)
     struct vm_ua *ua = arg;
     struct vm *vm = ua->vm;
     char url[64], err[256];
+    pthread_setname_np(pthread_self(), "sipbx-voicemail");
     ua->root = su_root_create(ua);
     if (!ua->root) {
         ready(ua, -1, "cannot create the voicemail event loop");

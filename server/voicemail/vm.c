@@ -134,6 +134,17 @@ const char *vm_dir(const struct vm *vm)
     return vm->dir;
 }
 
+void vm_get_stats(struct vm *vm, struct vm_stats *out)
+{
+    struct media_stats ms = {0};
+    if (vm->media)
+        media_get_stats(vm->media, &ms);
+    out->calls = ms.sessions;
+    out->rtp_sent = ms.sent;
+    out->rtp_received = ms.received;
+    out->late_ticks = ms.late_ticks;
+}
+
 /* ---- without a running voicemail ---- */
 
 struct files {

@@ -72,6 +72,15 @@ void vm_set_listener(struct vm *vm,
                      void (*fn)(const char *ext, int new_count, int old_count, void *ctx),
                      void *ctx);
 
+/** What the media thread did since start-up, for /metrics; any thread. */
+struct vm_stats {
+    int calls;                       /* voicemail calls with media now */
+    unsigned long long rtp_sent;     /* RTP packets sent */
+    unsigned long long rtp_received; /* RTP packets received (audio and key presses) */
+    unsigned long long late_ticks;   /* 20 ms ticks that came one or more ticks late */
+};
+void vm_get_stats(struct vm *vm, struct vm_stats *out);
+
 /** Deletes user ext with store_user_delete and then the files of its messages from dir
  *  (the rows go with the user). Returns store_user_delete's result. */
 int vm_user_delete(struct store *st, const char *dir, const char *ext);

@@ -55,8 +55,8 @@ int main(int argc, char **argv)
     int count = (argc - 2) / 2;
     for (int i = 0; i < count; i++) {
         const char *path = argv[3 + 2 * i];
-        unsigned char *data;
-        size_t len, n;
+        unsigned char *data = NULL;
+        size_t len = 0, n = 0;
         int16_t *pcm;
         char err[256];
         int rc = read_file(path, &data, &len);
