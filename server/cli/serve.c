@@ -1,9 +1,10 @@
-/* `sipbx serve`: settings, database, writer thread, SIP side, event stream, REST API; runs
- * until SIGINT/SIGTERM. */
+/* `sipbx serve`: settings, database, writer thread, SIP side, event stream, webhooks, REST
+ * API; runs until SIGINT/SIGTERM. */
 #include "cert/cert.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "events/events.h"
+#include "hooks/hooks.h"
 #include "http/http.h"
 #include "sip/sip.h"
 #include "store/store.h"
@@ -324,6 +325,7 @@ int cli_serve(int argc, char **argv)
     struct sip *sip = NULL;
     struct http *http = NULL;
     struct vm *vm = NULL;
+    struct hooks *hooks = NULL;
     struct events *ev = NULL, *tev = NULL;            /* calls and registrations; stored traces */
     struct cert *tls_cert = NULL, *https_cert = NULL; /* SIP over TLS (and HTTPS); HTTPS's own */
     char sip_tls_dir[PATH_MAX]; /* for the SIP agent's TLS transport (TPTAG_CERTIFICATE) */
@@ -383,9 +385,13 @@ int cli_serve(int argc, char **argv)
     sip_set_voicemail(sip, vm);
     announced = (struct announced){ev, tev};
     store_writer_set_announce(w, publish_announced, &announced);
+    if (hooks_create(&hooks, cfg.db_path, w, ev, err, sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        goto out;
+    }
     if (http_create(&http, &cfg, cfg.db_path, domain, sip, vm, w, ev, tev,
-                    https_cert ? https_cert : tls_cert, cfg.sip_tls_port ? tls_cert : NULL, err,
-                    sizeof err) != 0) {
+                    https_cert ? https_cert : tls_cert, cfg.sip_tls_port ? tls_cert : NULL, hooks,
+                    err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
@@ -451,6 +457,8 @@ out:
     if (sip_initialised)
         sip_deinit();
     store_writer_destroy(w);
+    /* After the writer, which has queued the last events for webhooks by now. */
+    hooks_destroy(hooks);
     events_destroy(ev);  /* the SIP side publishes into it until sip_destroy */
     events_destroy(tev); /* the writer publishes into it until store_writer_destroy */
     store_close(st);

@@ -2,7 +2,6 @@
  * the change up within about 50 ms (its writer follows the user_changes log, db/006). */
 #include "cli/cli.h"
 #include "config/config.h"
-#include "sip/digest.h"
 #include "voicemail/vm.h"
 #include "store/store.h"
 #include "users/users.h"
@@ -76,13 +75,17 @@ static int user_add(struct store *st, const struct cli_args *a)
     }
     snprintf(u.display_name, sizeof u.display_name, "%s", display ? display : "");
     snprintf(u.realm, sizeof u.realm, "%s", realm);
-    digest_ha1(u.ha1, ext, realm, pw);
+    users_ha1(u.ha1, ext, realm, pw);
     u.enabled = 1;
     u.call_waiting = 1;
     u.created_at = util_now();
     int rc = store_user_add(st, &u);
     if (rc == EEXIST) {
-        fprintf(stderr, "sipbx: user %s already exists\n", ext);
+        struct store_group g;
+        if (store_group_get(st, ext, &g) == 0)
+            fprintf(stderr, "sipbx: extension %s is a ring group\n", ext);
+        else
+            fprintf(stderr, "sipbx: user %s already exists\n", ext);
         return 1;
     }
     if (rc != 0) {
@@ -103,7 +106,7 @@ static int user_passwd(struct store *st, const struct cli_args *a)
         fprintf(stderr, "sipbx: cannot read the domain: %s\n", store_errmsg(st));
         return 1;
     }
-    digest_ha1(ha1, ext, realm, pw);
+    users_ha1(ha1, ext, realm, pw);
     int rc = store_user_set_ha1(st, ext, realm, ha1);
     if (rc == ENOENT) {
         fprintf(stderr, "sipbx: no user %s\n", ext);

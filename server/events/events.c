@@ -20,8 +20,10 @@ struct events {
     size_t cap;
     uint64_t head; /* seq of the newest event */
     int closed;
-    void (*listener)(void *ctx); /* told of each publish (events_set_listener) */
-    void *listener_ctx;
+    struct {
+        events_listener fn; /* NULL: a free slot */
+        void *ctx;
+    } listeners[EVENTS_LISTENERS_MAX]; /* told of each publish */
 };
 
 int events_create(struct events **out, size_t capacity)
@@ -83,16 +85,33 @@ void events_publish(struct events *ev, const char *type, const char *json)
     s->type = t;
     s->json = j;
     pthread_cond_broadcast(&ev->cond);
-    if (ev->listener)
-        ev->listener(ev->listener_ctx);
+    for (int i = 0; i < EVENTS_LISTENERS_MAX; i++)
+        if (ev->listeners[i].fn)
+            ev->listeners[i].fn(ev->listeners[i].ctx, t, j);
     pthread_mutex_unlock(&ev->lock);
 }
 
-void events_set_listener(struct events *ev, void (*fn)(void *ctx), void *ctx)
+int events_add_listener(struct events *ev, events_listener fn, void *ctx)
 {
+    int rc = ENOSPC;
     pthread_mutex_lock(&ev->lock);
-    ev->listener = fn;
-    ev->listener_ctx = ctx;
+    for (int i = 0; i < EVENTS_LISTENERS_MAX && rc; i++)
+        if (!ev->listeners[i].fn) {
+            ev->listeners[i].fn = fn;
+            ev->listeners[i].ctx = ctx;
+            rc = 0;
+        }
+    pthread_mutex_unlock(&ev->lock);
+    return rc;
+}
+
+void events_remove_listener(struct events *ev, events_listener fn, void *ctx)
+{
+    /* Listeners are called under the lock: once it is ours, none is running. */
+    pthread_mutex_lock(&ev->lock);
+    for (int i = 0; i < EVENTS_LISTENERS_MAX; i++)
+        if (ev->listeners[i].fn == fn && ev->listeners[i].ctx == ctx)
+            ev->listeners[i].fn = NULL;
     pthread_mutex_unlock(&ev->lock);
 }
 

@@ -25,10 +25,20 @@ uint64_t events_head(struct events *ev);
  *  *missed receives how many events were overwritten before this subscriber read them. */
 int events_next(struct events *ev, uint64_t *cursor, int timeout_ms, char **type, char **json,
                 uint64_t *missed);
-/** Calls fn(ctx) after each publish, on the publishing thread and with the stream's lock
- *  held: fn must be quick and must not call into ev (it is meant to wake a thread that
- *  then reads). NULL stops the calls; once this returns, no call is under way. */
-void events_set_listener(struct events *ev, void (*fn)(void *ctx), void *ctx);
+/** Told of each event as it is published: on the publishing thread, with the stream's lock
+ *  held. type and json are the stream's copies, valid during the call only. fn must be
+ *  quick and must not call into the stream (it wakes a thread that then reads, or copies
+ *  what it needs). */
+typedef void (*events_listener)(void *ctx, const char *type, const char *json);
+
+#define EVENTS_LISTENERS_MAX 4
+
+/** Adds a listener, told of every event published from now on. Returns 0, or ENOSPC when
+ *  EVENTS_LISTENERS_MAX are set already. */
+int events_add_listener(struct events *ev, events_listener fn, void *ctx);
+/** Removes the listener added with fn and ctx; once this returns, no call to it is under
+ *  way and none will be made. */
+void events_remove_listener(struct events *ev, events_listener fn, void *ctx);
 /** Number of events published so far. */
 uint64_t events_count(struct events *ev);
 

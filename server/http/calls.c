@@ -1,6 +1,7 @@
 /* /api/v1/calls: the calls in progress, as a snapshot asked of the SIP thread (the live
  * call table is its own); a call leaves the list when it ends. */
 #include "http/http_int.h"
+#include "render/render.h"
 #include "sip/sip.h"
 #include "util/util.h"
 
@@ -42,7 +43,7 @@ void api_calls_list(struct http_req *r)
     cJSON *root = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(root, "items");
     for (int i = 0; i < n; i++) /* oldest first: sip_calls sorts by id */
         if (!ext || involves(&calls[i], ext))
-            cJSON_AddItemToArray(items, sip_call_json(&calls[i]));
+            cJSON_AddItemToArray(items, render_call(&calls[i]));
     free(calls);
     http_json(r, 200, root);
 }
@@ -65,7 +66,7 @@ void api_calls_get(struct http_req *r)
     if (found < 0)
         http_error(r, 404, "not_found", "no call %s in progress", r->param);
     else
-        http_json(r, 200, sip_call_json(&calls[found]));
+        http_json(r, 200, render_call(&calls[found]));
     free(calls);
 }
 

@@ -2,6 +2,7 @@
  * streamed CSV export in the shape of Asterisk's Master.csv, counted per time bucket and
  * disposition for the dashboard's chart, and summed up per extension (answer rate, talk). */
 #include "http/http_int.h"
+#include "render/render.h"
 #include "util/util.h"
 
 #include <ctype.h>
@@ -183,12 +184,28 @@ static int read_search(struct http_req *r, struct store_cdr_filter *f)
     return 0;
 }
 
+/* Reads linked_call (the Call-ID of the call the records came from) into f; -1 after a
+ * 400. */
+static int read_linked(struct http_req *r, struct store_cdr_filter *f)
+{
+    const char *v = param(r, "linked_call");
+    if (!v)
+        return 0;
+    if (!v[0] || strlen(v) >= sizeof f->linked_call) {
+        http_error(r, 400, "invalid_parameter", "linked_call: a Call-ID of 1 to %zu bytes",
+                   sizeof f->linked_call - 1);
+        return -1;
+    }
+    snprintf(f->linked_call, sizeof f->linked_call, "%s", v);
+    return 0;
+}
+
 /* The filters shared by the list and the CSV export; -1 after a 400. */
 static int read_filter(struct http_req *r, struct store_cdr_filter *f)
 {
     memset(f, 0, sizeof *f);
     if (read_range(r, &f->since_us, &f->until_us) != 0 || read_ext(r, f) != 0 ||
-        read_disposition(r, f) != 0 || read_search(r, f) != 0)
+        read_disposition(r, f) != 0 || read_search(r, f) != 0 || read_linked(r, f) != 0)
         return -1;
     return 0;
 }
@@ -228,47 +245,6 @@ static void add_int64(cJSON *o, const char *key, int64_t v)
     char buf[24];
     snprintf(buf, sizeof buf, "%" PRId64, v);
     cJSON_AddRawToObject(o, key, buf);
-}
-
-/* A time in microseconds, as key (RFC 3339) and key_us (a number); both null when 0. */
-static void add_time_pair(cJSON *o, const char *key, int64_t us)
-{
-    char key_us[32];
-    snprintf(key_us, sizeof key_us, "%s_us", key);
-    http_add_time_us(o, key, us);
-    if (us)
-        add_int64(o, key_us, us);
-    else
-        cJSON_AddNullToObject(o, key_us);
-}
-
-static cJSON *cdr_json(const struct store_cdr *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    add_int64(o, "id", c->id);
-    cJSON_AddStringToObject(o, "call_id", c->call_id);
-    cJSON_AddStringToObject(o, "caller", c->caller);
-    cJSON_AddStringToObject(o, "caller_name", c->caller_name);
-    cJSON_AddStringToObject(o, "dialled", c->dialled);
-    cJSON_AddStringToObject(o, "answered_by", c->answered_by);
-    cJSON *fw = cJSON_Parse(c->forwards);
-    if (!cJSON_IsArray(fw)) {
-        cJSON_Delete(fw);
-        fw = cJSON_CreateArray();
-    }
-    cJSON_AddItemToObject(o, "forwards", fw);
-    add_time_pair(o, "start", c->start_us);
-    add_time_pair(o, "answer", c->answer_us);
-    add_time_pair(o, "end", c->end_us);
-    add_int64(o, "duration", c->duration);
-    add_int64(o, "billsec", c->billsec);
-    cJSON_AddStringToObject(o, "disposition", c->disposition);
-    cJSON_AddNumberToObject(o, "status", c->status);
-    cJSON_AddStringToObject(o, "phrase", c->phrase);
-    cJSON_AddStringToObject(o, "hangup_by", c->hangup_by);
-    cJSON_AddStringToObject(o, "user_agent", c->user_agent);
-    cJSON_AddBoolToObject(o, "interrupted", c->interrupted);
-    return o;
 }
 
 /* ---- GET /cdrs ---- */
@@ -358,7 +334,7 @@ static int list_one(const struct store_cdr *c, void *arg)
         lc->more = 1;
         return -1; /* the page is full and one more exists */
     }
-    cJSON_AddItemToArray(lc->items, cdr_json(c));
+    cJSON_AddItemToArray(lc->items, render_cdr(c));
     lc->n++;
     cursor_text(lc->last, sizeof lc->last, lc->f, c);
     return 0;
@@ -464,7 +440,7 @@ static const char csv_header[] =
     "accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,lastdata,start,answer,end,"
     "duration,billsec,disposition,amaflags,uniqueid,userfield,"
     "id,caller_name,answered_by,forwards,status,phrase,hangup_by,user_agent,interrupted,"
-    "start_us,answer_us,end_us\r\n";
+    "start_us,answer_us,end_us,linked_call,link\r\n";
 
 /* The extension (or URI) a call last rang: the target of its last forward, or the dialled
  * number. */
@@ -483,7 +459,7 @@ static void last_target(const struct store_cdr *c, char *out, size_t outlen)
 
 static void csv_row(struct buf *b, const struct store_cdr *c, const char *domain)
 {
-    char buf[600], target[300];
+    char buf[2 * STORE_DISPLAY_NAME_MAX + 80], target[300];
     csv_text(b, ""); /* accountcode: sipbx has no account codes */
     csv_text(b, c->caller);
     csv_text(b, c->dialled);
@@ -533,6 +509,8 @@ static void csv_row(struct buf *b, const struct store_cdr *c, const char *domain
     csv_num(b, c->start_us, c->start_us != 0);
     csv_num(b, c->answer_us, c->answer_us != 0);
     csv_num(b, c->end_us, c->end_us != 0);
+    csv_text(b, c->linked_call);
+    csv_text(b, c->link);
     buf_add(b, "\r\n", 2);
 }
 

@@ -118,49 +118,47 @@ static int parse_sip_uri(const char *s, char *user, size_t userlen, char *host, 
     return *p == '\0' ? 0 : -1;
 }
 
-/* Checks the target of rule kind of user ext: well-formed always, not the user itself,
- * and, when the rule is on, an existing user if it names one of this PBX. Returns 0, or
- * -1 after a 422 (or 500) reply. */
-static int check_target(struct http_req *r, const char *ext, const char *kind,
-                        const struct store_forward_rule *rule)
+int http_check_target(struct http_req *r, const char *ext, const char *field, const char *t,
+                      int enabled)
 {
-    const char *t = rule->target;
-    char user[sizeof rule->target], host[sizeof rule->target];
+    char user[256], host[256];
     const char *local; /* the extension of this PBX it names, or NULL */
     if (!t[0]) {
-        if (rule->enabled && !rule->voicemail) {
-            http_error(r, 422, "missing_field", "%s.target: required when the rule is enabled",
-                       kind);
+        if (enabled) {
+            http_error(r, 422, "missing_field", "%s: required when the rule is enabled", field);
             return -1;
         }
         return 0;
     }
     if (util_valid_extension(t)) {
         local = t;
-    } else if (parse_sip_uri(t, user, sizeof user, host, sizeof host) == 0) {
+    } else if (strlen(t) < sizeof user &&
+               parse_sip_uri(t, user, sizeof user, host, sizeof host) == 0) {
         local = sip_host_is_ours(r->h->sip, host) ? user : NULL;
         if (local && !util_valid_extension(local)) {
-            http_error(r, 422, "invalid_field", "%s.target: no such extension %s", kind, local);
+            http_error(r, 422, "invalid_field", "%s: no such extension %s", field, local);
             return -1;
         }
     } else {
         http_error(r, 422, "invalid_field",
-                   "%s.target: must be an extension of this PBX or a SIP URI (sip:user@host)",
-                   kind);
+                   "%s: must be an extension of this PBX or a SIP URI (sip:user@host)", field);
         return -1;
     }
-    if (!local || rule->voicemail)
-        return 0; /* to voicemail, a target is only kept for later */
+    if (!local)
+        return 0;
     if (strcmp(local, ext) == 0) {
-        http_error(r, 422, "invalid_field", "%s.target: cannot forward %s to itself", kind, ext);
+        http_error(r, 422, "invalid_field", "%s: cannot forward %s to itself", field, ext);
         return -1;
     }
-    if (!rule->enabled)
+    if (!enabled)
         return 0; /* a parked rule may keep a target that has gone since */
     struct store_user u;
+    struct store_group g;
     int rc = store_user_get(r->st, local, &u);
+    if (rc == ENOENT)
+        rc = store_group_get(r->st, local, &g);
     if (rc == ENOENT) {
-        http_error(r, 422, "invalid_field", "%s.target: no such extension %s", kind, local);
+        http_error(r, 422, "invalid_field", "%s: no such extension %s", field, local);
         return -1;
     }
     if (rc != 0) {
@@ -264,9 +262,15 @@ void api_forwarding_put(struct http_req *r)
         if (obj && read_rule(r, obj, k, &f.rule[k]) != 0)
             goto out;
     }
-    for (int k = 0; k < STORE_FWD_KINDS; k++)
-        if (check_target(r, ext, store_forward_kinds[k], &f.rule[k]) != 0)
+    for (int k = 0; k < STORE_FWD_KINDS; k++) {
+        char field[32];
+        snprintf(field, sizeof field, "%s.target", store_forward_kinds[k]);
+        /* To voicemail a target is not needed, and one given is only kept for later: it is
+         * checked like the target of a rule that is off. */
+        if (http_check_target(r, ext, field, f.rule[k].target,
+                              f.rule[k].enabled && !f.rule[k].voicemail) != 0)
             goto out;
+    }
 
     int rc = store_forward_set(r->st, ext, &f);
     if (rc == ENOENT) {

@@ -110,6 +110,7 @@ struct http {
     struct store_writer *writer;
     struct events *events;       /* served at /api/v1/events, or NULL */
     struct events *trace_events; /* trace.changed, served at /api/v1/events?trace=, or NULL */
+    struct hooks *hooks;         /* the webhooks (/api/v1/webhooks), or NULL */
     atomic_int streams;          /* event streams open now */
     atomic_int stopping;         /* set by http_destroy: event streams end, nothing parks */
     atomic_int large_upload;     /* 1 while a large upload (import, greeting) is read or served */
@@ -240,10 +241,7 @@ void http_add_time(cJSON *obj, const char *key, int64_t t);
 /** A positive decimal id from a path or cursor (1 to 18 digits, no sign, no leading zero);
  *  0 when s is not one. */
 int64_t http_parse_id(const char *s);
-/** Writes the time us (microseconds since the epoch) as RFC 3339 UTC with microseconds,
- *  "YYYY-MM-DDTHH:MM:SS.ffffffZ", into out (at least 32 bytes). */
-void http_format_time_us(char *out, size_t outlen, int64_t us);
-/** Adds key = the time us as http_format_time_us writes it, or null when us is 0. */
+/** Adds key = the time us as util_format_time_us writes it, or null when us is 0. */
 void http_add_time_us(cJSON *obj, const char *key, int64_t us);
 /** Hex-encodes a string into an opaque cursor (out holds 2*strlen(s)+1 bytes). */
 void http_cursor_encode(char *out, size_t outlen, const char *s);
@@ -355,7 +353,18 @@ void api_users_patch(struct http_req *r);
 void api_users_delete(struct http_req *r);
 /* ---- users_import.c ---- */
 void api_users_import(struct http_req *r);
+void api_groups_list(struct http_req *r);
+void api_groups_create(struct http_req *r);
+void api_groups_get(struct http_req *r);
+void api_groups_put(struct http_req *r);
+void api_groups_delete(struct http_req *r);
 void api_forwarding_get(struct http_req *r);
+/** Checks target, the forward target of ext (a user or a ring group) named field in
+ *  messages: well-formed always ("" only when not enabled), not ext itself, and, when
+ *  enabled, an existing user or group if it names one of this PBX. Returns 0, or -1 after a
+ *  422 (or 500) reply. */
+int http_check_target(struct http_req *r, const char *ext, const char *field, const char *target,
+                      int enabled);
 void api_forwarding_put(struct http_req *r);
 /* ---- voicemail.c ---- */
 void api_voicemail_list(struct http_req *r);
@@ -377,6 +386,9 @@ void api_cdrs_summary(struct http_req *r);
 void api_cdrs_stats(struct http_req *r);
 void api_traces_get(struct http_req *r);
 void api_calls_list(struct http_req *r);
+/** GET /api/v1/presence[?extension=E]: every user's presence and busy lamp, from the SIP
+ *  thread (http/presence.c). */
+void api_presence_list(struct http_req *r);
 void api_calls_get(struct http_req *r);
 void api_calls_delete(struct http_req *r);
 void api_events_get(struct http_req *r);
@@ -385,5 +397,16 @@ void api_metrics_get(struct http_req *r);
 void api_security_blocks_list(struct http_req *r);
 void api_security_blocks_delete(struct http_req *r);
 void api_security_targets_list(struct http_req *r);
+/* ---- webhooks.c ---- */
+void api_webhooks_list(struct http_req *r);
+void api_webhooks_create(struct http_req *r);
+void api_webhooks_get(struct http_req *r);
+void api_webhooks_delete(struct http_req *r);
+void api_webhooks_deliveries(struct http_req *r);
+void api_webhooks_ping(struct http_req *r);
+/* ---- openapi.c; the document itself is generated from docs/openapi.json ---- */
+extern const char http_openapi_doc[];
+extern const size_t http_openapi_doc_len;
+void api_openapi_get(struct http_req *r);
 
 #endif

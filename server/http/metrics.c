@@ -1,4 +1,5 @@
 /* /metrics: counters and gauges in the Prometheus text format (version 0.0.4). */
+#include "hooks/hooks.h"
 #include "http/http_int.h"
 #include "sip/sip.h"
 #include "util/util.h"
@@ -39,6 +40,11 @@ void api_metrics_get(struct http_req *r)
         buf_printf(&b, "sipbx_calls_active %d\n", active);
     }
     free(calls);
+    header(&b, "sipbx_calls_total", "counter",
+           "Calls ended since start-up, by the disposition of their record.");
+    for (int i = 0; i < SIP_DISPOSITIONS; i++)
+        buf_printf(&b, "sipbx_calls_total{disposition=\"%s\"} %llu\n", sip_disposition_names[i],
+                   ss.calls[i]);
     header(&b, "sipbx_sip_requests_total", "counter", "SIP requests received, by method.");
     for (int i = 0; i < SIP_METHOD_SLOTS; i++)
         buf_printf(&b, "sipbx_sip_requests_total{method=\"%s\"} %llu\n", sip_method_slot_names[i],
@@ -76,6 +82,18 @@ void api_metrics_get(struct http_req *r)
     header(&b, "sipbx_sip_nonces_retired_total", "counter",
            "Digest nonces retired after too many wrong answers.");
     buf_printf(&b, "sipbx_sip_nonces_retired_total %llu\n", ss.nonces_retired);
+    header(&b, "sipbx_sip_subscriptions", "gauge",
+           "Active SIP event subscriptions (SUBSCRIBE dialogs), by event package.");
+    for (int i = 0; i < SIP_EVENT_PACKAGES; i++)
+        buf_printf(&b, "sipbx_sip_subscriptions{package=\"%s\"} %llu\n", sip_event_package_names[i],
+                   ss.subscriptions[i]);
+    header(&b, "sipbx_sip_notifies_sent_total", "counter",
+           "NOTIFY requests sent to watchers (state changes, new, refreshed and ended "
+           "subscriptions).");
+    buf_printf(&b, "sipbx_sip_notifies_sent_total %llu\n", ss.notifies_sent);
+    header(&b, "sipbx_presence_publications", "gauge",
+           "Presence documents phones have published (PUBLISH) and that have not expired.");
+    buf_printf(&b, "sipbx_presence_publications %llu\n", ss.publications);
     header(&b, "sipbx_http_requests_total", "counter", "HTTP requests answered, by status code.");
     for (int code = 100; code < 600; code++) {
         unsigned long long n = atomic_load_explicit(&r->h->responses[code], memory_order_relaxed);
@@ -137,6 +155,31 @@ void api_metrics_get(struct http_req *r)
     header(&b, "sipbx_store_queue_depth", "gauge",
            "Rows queued for the database writer and not yet committed.");
     buf_printf(&b, "sipbx_store_queue_depth %zu\n", store_writer_depth(r->h->writer));
+    int webhooks = store_webhook_count(r->st);
+    int64_t pending = store_delivery_pending(r->st);
+    if (webhooks >= 0 && pending >= 0) {
+        header(&b, "sipbx_webhooks", "gauge", "Webhooks registered.");
+        buf_printf(&b, "sipbx_webhooks %d\n", webhooks);
+        header(&b, "sipbx_webhook_deliveries_pending", "gauge",
+               "Webhook deliveries waiting to be sent or sent again.");
+        buf_printf(&b, "sipbx_webhook_deliveries_pending %lld\n", (long long)pending);
+    }
+    if (r->h->hooks) {
+        struct hooks_stats hs;
+        hooks_get_stats(r->h->hooks, &hs);
+        header(&b, "sipbx_webhook_deliveries_in_flight", "gauge",
+               "Webhook deliveries being sent now.");
+        buf_printf(&b, "sipbx_webhook_deliveries_in_flight %d\n", hs.in_flight);
+        header(&b, "sipbx_webhook_attempts_total", "counter",
+               "Webhook delivery tries since start-up: delivered (answered 2xx), retried (failed, "
+               "to be tried again) or given_up (failed its last try).");
+        buf_printf(&b, "sipbx_webhook_attempts_total{result=\"delivered\"} %llu\n",
+                   (unsigned long long)hs.delivered);
+        buf_printf(&b, "sipbx_webhook_attempts_total{result=\"retried\"} %llu\n",
+                   (unsigned long long)hs.retried);
+        buf_printf(&b, "sipbx_webhook_attempts_total{result=\"given_up\"} %llu\n",
+                   (unsigned long long)hs.given_up);
+    }
 
     if (b.failed) {
         free(b.p);

@@ -382,28 +382,9 @@ void http_add_time(cJSON *obj, const char *key, int64_t t)
         cJSON_AddNullToObject(obj, key);
         return;
     }
-    time_t tt = (time_t)t;
-    struct tm tm;
     char buf[32];
-    gmtime_r(&tt, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    util_format_time(buf, sizeof buf, t);
     cJSON_AddStringToObject(obj, key, buf);
-}
-
-void http_format_time_us(char *out, size_t outlen, int64_t us)
-{
-    /* Floor division, so a time before the epoch still has 0..999999 microseconds. */
-    int64_t sec = us / 1000000, frac = us % 1000000;
-    if (frac < 0) {
-        frac += 1000000;
-        sec--;
-    }
-    time_t tt = (time_t)sec;
-    struct tm tm;
-    char base[24];
-    gmtime_r(&tt, &tm);
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, outlen, "%s.%06lldZ", base, (long long)frac);
 }
 
 void http_add_time_us(cJSON *obj, const char *key, int64_t us)
@@ -413,7 +394,7 @@ void http_add_time_us(cJSON *obj, const char *key, int64_t us)
         return;
     }
     char buf[40];
-    http_format_time_us(buf, sizeof buf, us);
+    util_format_time_us(buf, sizeof buf, us);
     cJSON_AddStringToObject(obj, key, buf);
 }
 

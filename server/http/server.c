@@ -283,8 +283,10 @@ static void wake_watch(void *arg)
 /* An event was published (on the publisher's thread, under the ring's lock): the watch
  * thread resumes the streams it is news to. Nothing to do while no stream is open, which
  * spares the SIP thread a system call per event. */
-static void on_event(void *arg)
+static void on_event(void *arg, const char *type, const char *json)
 {
+    (void)type;
+    (void)json;
     struct http *h = arg;
     if (atomic_load(&h->streams) > 0)
         wake_watch(h);
@@ -707,7 +709,7 @@ static struct MHD_Daemon *start_daemon(struct http *h, struct http_listener *l, 
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
                 const char *domain, struct sip *sip, struct vm *vm, struct store_writer *w,
                 struct events *ev, struct events *traces, const struct cert *https_cert,
-                const struct cert *sip_cert, char *err, size_t errlen)
+                const struct cert *sip_cert, struct hooks *hooks, char *err, size_t errlen)
 {
     struct http *h = calloc(1, sizeof *h);
     if (!h) {
@@ -723,6 +725,7 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
     h->writer = w;
     h->events = ev;
     h->trace_events = traces;
+    h->hooks = hooks;
     /* Event ids are this run's start in microseconds plus the sequence number, so an id
      * a client kept from an earlier run is never taken for one of this run. */
     h->event_id_base = (uint64_t)util_now() * 1000000u;
@@ -762,10 +765,11 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
         snprintf(err, errlen, "cannot set up the HTTP server: %s", strerror(e));
         goto fail;
     }
-    if (ev)
-        events_set_listener(ev, on_event, h);
-    if (traces)
-        events_set_listener(traces, on_event, h);
+    if ((ev && (e = events_add_listener(ev, on_event, h)) != 0) ||
+        (traces && (e = events_add_listener(traces, on_event, h)) != 0)) {
+        snprintf(err, errlen, "cannot follow the event stream: %s", strerror(e));
+        goto fail;
+    }
 
     /* Both sockets are bound before either daemon starts: what the daemons' threads read
      * of h (the ports) is written by then. */
@@ -851,9 +855,9 @@ void http_destroy(struct http *h)
     atomic_store(&h->stopping, 1);
     pthread_mutex_unlock(&h->wait_lock);
     if (h->events)
-        events_set_listener(h->events, NULL, NULL);
+        events_remove_listener(h->events, on_event, h);
     if (h->trace_events)
-        events_set_listener(h->trace_events, NULL, NULL);
+        events_remove_listener(h->trace_events, on_event, h);
     http_jobs_destroy(h->jobs);
     if (h->watch_started) {
         wake_watch(h);

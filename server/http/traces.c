@@ -1,6 +1,8 @@
 /* /api/v1/traces/{call_id}: every SIP message captured for a call, in order, as JSON for
- * the dashboard's ladder diagram, or as a pcap file (one IP packet per message, UDP or TCP
- * as the message travelled) that Wireshark and tshark open and dissect as SIP. */
+ * the dashboard's ladder diagram, or as a capture file that Wireshark and tshark open and
+ * dissect as SIP: one IP packet per message, UDP or TCP as the message travelled, in a
+ * classic pcap; a call with messages over TLS is a pcapng file, those messages decrypted
+ * as exported PDUs for the SIP dissector, marked as such. */
 #include "http/http_int.h"
 #include "util/util.h"
 
@@ -13,19 +15,52 @@
 #include <string.h>
 #include <strings.h>
 
-#define PCAP_SUFFIX   ".pcap"
-#define LINKTYPE_RAW  101    /* each record is an IPv4 or IPv6 packet, no link header */
-#define PCAP_SNAPLEN  262144 /* above any packet written */
-#define IP4_HDR       20
-#define IP6_HDR       40
-#define UDP_HDR       8
-#define TCP_HDR       20
-#define IP_MAX        65535 /* the largest IPv4 total length / IPv6 payload length */
-#define IPPROTO_UDP_N 17
-#define IPPROTO_TCP_N 6
-#define TCP_PSH_ACK   0x18
-#define TCP_FIRST_SEQ 1u /* sequence numbers as Wireshark shows them relative to the start */
-#define PCAP_STREAMS  32 /* TCP directions a call's capture follows (a handful in practice) */
+#define PCAP_SUFFIX        ".pcap"
+#define PCAPNG_SUFFIX      ".pcapng" /* the name of the file when it is one */
+#define LINKTYPE_RAW       101       /* each record is an IPv4 or IPv6 packet, no link header */
+#define LINKTYPE_UPPER_PDU 252       /* Wireshark's exported PDUs: tags naming the dissector */
+#define PCAP_SNAPLEN       262144    /* above any packet written */
+#define IP4_HDR            20
+#define IP6_HDR            40
+#define UDP_HDR            8
+#define TCP_HDR            20
+#define IP_MAX             65535 /* the largest IPv4 total length / IPv6 payload length */
+#define IPPROTO_UDP_N      17
+#define IPPROTO_TCP_N      6
+#define TCP_PSH_ACK        0x18
+#define TCP_FIRST_SEQ      1u /* sequence numbers as Wireshark shows them relative to the start */
+#define PCAP_STREAMS       32 /* TCP directions a call's capture follows (a handful in practice) */
+
+/* pcapng (draft-ietf-opsawg-pcapng): block types and options */
+#define NG_SHB            0x0a0d0d0au
+#define NG_IDB            1u
+#define NG_EPB            6u
+#define NG_BYTE_ORDER     0x1a2b3c4du
+#define NG_OPT_END        0
+#define NG_OPT_COMMENT    1
+#define NG_IF_NAME        2
+#define NG_IF_DESCRIPTION 3
+#define NG_SHB_USERAPPL   4
+
+/* Exported-PDU tags (Wireshark's wsutil/exported_pdu_tlvs.h): big-endian type, length and a
+ * value padded to 4 bytes, the list ending with a tag 0 of length 0. */
+#define EPDU_DISSECTOR 12 /* the name of the dissector for the PDU: "sip" */
+#define EPDU_IPV4_SRC  20
+#define EPDU_IPV4_DST  21
+#define EPDU_IPV6_SRC  22
+#define EPDU_IPV6_DST  23
+#define EPDU_PORT_TYPE 24
+#define EPDU_SRC_PORT  25
+#define EPDU_DST_PORT  26
+#define EPDU_PT_TCP    2
+
+#define TLS_COMMENT "sipbx: SIP over TLS, decrypted by sipbx" /* on each such packet */
+
+/* A pcapng option: its code and a text value. */
+struct ng_option {
+    unsigned code;
+    const char *value;
+};
 
 /* ---- helpers ---- */
 
@@ -135,6 +170,12 @@ static void put32(unsigned char *p, uint32_t v)
     put16(p + 2, v & 0xffff);
 }
 
+static void put16le(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
 static void put32le(unsigned char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -166,9 +207,18 @@ struct tcp_dir {
     uint32_t next_seq;
 };
 
+/* A call without a TLS message is written as a classic pcap, which every tool reads; one
+ * with a TLS message as pcapng, the only format that can hold its decrypted messages
+ * (exported PDUs, a link type of their own) next to IP packets and say what they are. */
+enum pcap_format { PCAP_CLASSIC, PCAP_NG };
+enum pcap_iface { IFACE_IP, IFACE_TLS }; /* pcapng interfaces, written on first use */
+
 struct pcap_ctx {
+    enum pcap_format format;
     struct buf out;
     int n;
+    int ifid[2]; /* pcapng interface id of each enum pcap_iface, -1 until written */
+    int nif;
     struct tcp_dir dirs[PCAP_STREAMS];
     int ndirs;
 };
@@ -194,11 +244,160 @@ static struct tcp_dir *tcp_dir(struct pcap_ctx *pc, const struct endpoint *src,
     return d;
 }
 
+static size_t pad4(size_t n)
+{
+    return (n + 3) & ~(size_t)3;
+}
+
+/* The bytes a pcapng option with a value of n bytes takes (code, length, padded value). */
+static size_t ng_opt_size(size_t n)
+{
+    return 4 + pad4(n);
+}
+
+/* Writes a pcapng option at p (its padding zeroed); returns the bytes written. */
+static size_t ng_opt(unsigned char *p, unsigned code, const char *value)
+{
+    size_t n = strlen(value);
+    put16le(p, code);
+    put16le(p + 2, (unsigned)n);
+    memcpy(p + 4, value, n);
+    memset(p + 4 + n, 0, pad4(n) - n);
+    return ng_opt_size(n);
+}
+
+/* Appends a pcapng block of type with the fixed part body (blen bytes, a multiple of 4)
+ * and the options opts (code and value pairs, code 0 ending them). */
+static void ng_block(struct buf *b, uint32_t type, const unsigned char *body, size_t blen,
+                     const struct ng_option *opts)
+{
+    size_t len = 12 + blen + 4; /* type, length, body, end of options, length again */
+    for (const struct ng_option *o = opts; o->code; o++)
+        len += ng_opt_size(strlen(o->value));
+    unsigned char *p = (unsigned char *)buf_grow(b, len);
+    if (!p)
+        return; /* b->failed says so */
+    put32le(p, type);
+    put32le(p + 4, (uint32_t)len);
+    memcpy(p + 8, body, blen);
+    size_t off = 8 + blen;
+    for (const struct ng_option *o = opts; o->code; o++)
+        off += ng_opt(p + off, o->code, o->value);
+    put32le(p + off, NG_OPT_END); /* code and length 0 */
+    put32le(p + off + 4, (uint32_t)len);
+}
+
+/* The pcapng interfaces: where each kind of record comes from, as Wireshark names it. */
+static const struct {
+    unsigned linktype;
+    const char *name, *description;
+} ng_ifaces[] = {
+    [IFACE_IP] = {LINKTYPE_RAW, "sipbx",
+                  "SIP as sipbx sent and received it: UDP datagrams and TCP segments"},
+    [IFACE_TLS] = {LINKTYPE_UPPER_PDU, "sipbx-tls",
+                   "SIP over TLS as sipbx decrypted it (exported PDUs, no TLS records)"},
+};
+
+/* The pcapng interface of kind, its Interface Description Block appended first when this
+ * is its first packet. */
+static int ng_iface(struct pcap_ctx *pc, enum pcap_iface kind)
+{
+    if (pc->ifid[kind] >= 0)
+        return pc->ifid[kind];
+    unsigned char idb[8];
+    put16le(idb, ng_ifaces[kind].linktype);
+    put16le(idb + 2, 0); /* reserved */
+    put32le(idb + 4, PCAP_SNAPLEN);
+    const struct ng_option o[] = {{NG_IF_NAME, ng_ifaces[kind].name},
+                                  {NG_IF_DESCRIPTION, ng_ifaces[kind].description},
+                                  {0, NULL}};
+    ng_block(&pc->out, NG_IDB, idb, sizeof idb, o);
+    pc->ifid[kind] = pc->nif++;
+    return pc->ifid[kind];
+}
+
+/* Appends the frame of one record around a packet of caplen bytes (of origlen before it was
+ * cut) at time_us, on the interface of kind: a classic pcap record header, or a pcapng
+ * Enhanced Packet Block whose padding and options (a comment on a TLS message) are written
+ * too. Returns where the packet's bytes go, or NULL when out of memory. */
+static unsigned char *record_begin(struct pcap_ctx *pc, enum pcap_iface kind, int64_t time_us,
+                                   size_t caplen, size_t origlen)
+{
+    uint64_t us = time_us > 0 ? (uint64_t)time_us : 0;
+    if (pc->format == PCAP_CLASSIC) {
+        unsigned char *rec = (unsigned char *)buf_grow(&pc->out, 16 + caplen);
+        if (!rec)
+            return NULL;
+        put32le(rec, (uint32_t)(us / 1000000));
+        put32le(rec + 4, (uint32_t)(us % 1000000));
+        put32le(rec + 8, (uint32_t)caplen);
+        put32le(rec + 12, (uint32_t)origlen);
+        return rec + 16;
+    }
+    int ifid = ng_iface(pc, kind);
+    const char *comment = kind == IFACE_TLS ? TLS_COMMENT : NULL;
+    size_t len = 28 + pad4(caplen) + (comment ? ng_opt_size(strlen(comment)) : 0) + 4 + 4;
+    unsigned char *p = (unsigned char *)buf_grow(&pc->out, len);
+    if (!p)
+        return NULL;
+    put32le(p, NG_EPB);
+    put32le(p + 4, (uint32_t)len);
+    put32le(p + 8, (uint32_t)ifid);
+    put32le(p + 12, (uint32_t)(us >> 32)); /* microseconds: if_tsresol's default */
+    put32le(p + 16, (uint32_t)us);
+    put32le(p + 20, (uint32_t)caplen);
+    put32le(p + 24, (uint32_t)origlen);
+    size_t off = 28 + caplen;
+    memset(p + off, 0, pad4(caplen) - caplen);
+    off = 28 + pad4(caplen);
+    if (comment)
+        off += ng_opt(p + off, NG_OPT_COMMENT, comment);
+    put32le(p + off, NG_OPT_END);
+    put32le(p + off + 4, (uint32_t)len);
+    return p + 28;
+}
+
+/* Writes an exported-PDU tag with a value of n bytes (n a multiple of 4); returns its size. */
+static size_t pdu_tag(unsigned char *p, unsigned tag, const void *value, size_t n)
+{
+    put16(p, tag);
+    put16(p + 2, (unsigned)n);
+    memcpy(p + 4, value, n);
+    return 4 + n;
+}
+
+/* A message that went over TLS, as sipbx decrypted it: one exported PDU for Wireshark's SIP
+ * dissector with the real addresses and TCP ports. */
+static int pcap_tls(struct pcap_ctx *pc, const struct store_trace *t, const struct endpoint *src,
+                    const struct endpoint *dst)
+{
+    size_t alen = src->family == AF_INET6 ? 16 : 4;
+    size_t tags = (4 + 4) + 2 * (4 + alen) + 3 * (4 + 4) + 4;
+    unsigned char *p =
+        record_begin(pc, IFACE_TLS, t->time_us, tags + t->raw_len, tags + t->raw_len);
+    if (!p)
+        return ENOMEM;
+    unsigned char v[4];
+    size_t off = pdu_tag(p, EPDU_DISSECTOR, "sip\0", 4);
+    off += pdu_tag(p + off, alen == 16 ? EPDU_IPV6_SRC : EPDU_IPV4_SRC, src->addr, alen);
+    off += pdu_tag(p + off, alen == 16 ? EPDU_IPV6_DST : EPDU_IPV4_DST, dst->addr, alen);
+    put32(v, EPDU_PT_TCP);
+    off += pdu_tag(p + off, EPDU_PORT_TYPE, v, 4);
+    put32(v, src->port);
+    off += pdu_tag(p + off, EPDU_SRC_PORT, v, 4);
+    put32(v, dst->port);
+    off += pdu_tag(p + off, EPDU_DST_PORT, v, 4);
+    put32(p + off, 0); /* EPDU_END, length 0 */
+    memcpy(p + tags, t->raw, t->raw_len);
+    return 0;
+}
+
 /* Appends one record: an IPv4 or IPv6 packet from src to dst carrying the message in a UDP
  * datagram, or for a message that came or went over TCP, in one TCP segment (PSH, ACK)
  * whose sequence number follows the bytes sent before in that direction and whose
  * acknowledgement covers those of the other. A message too long for one packet is cut, and
- * the record's original length says by how much. */
+ * the record's original length says by how much. A message over TLS starts the file again
+ * as pcapng (EAGAIN) unless it is one, and is then written by pcap_tls. */
 static int pcap_one(const struct store_trace *t, void *arg)
 {
     struct pcap_ctx *pc = arg;
@@ -211,23 +410,24 @@ static int pcap_one(const struct store_trace *t, void *arg)
         map_v6(&src);
         map_v6(&dst);
     }
-    int tcp = strcmp(t->transport, "tcp") == 0 || strcmp(t->transport, "tls") == 0;
+    if (strcmp(t->transport, "tls") == 0) {
+        if (pc->format == PCAP_CLASSIC)
+            return EAGAIN;
+        int rc = pcap_tls(pc, t, &src, &dst);
+        pc->n += rc == 0;
+        return rc;
+    }
+    int tcp = strcmp(t->transport, "tcp") == 0;
     unsigned proto = tcp ? IPPROTO_TCP_N : IPPROTO_UDP_N;
     size_t ip_hdr = v6 ? IP6_HDR : IP4_HDR, l4_hdr = tcp ? TCP_HDR : UDP_HDR;
     size_t room = IP_MAX - l4_hdr - (v6 ? 0 : IP4_HDR);
     size_t payload = t->raw_len < room ? t->raw_len : room;
     size_t pkt = ip_hdr + l4_hdr + payload;
 
-    unsigned char *rec = (unsigned char *)buf_grow(&pc->out, 16 + pkt);
-    if (!rec)
+    unsigned char *ip = record_begin(pc, IFACE_IP, t->time_us, pkt, ip_hdr + l4_hdr + t->raw_len);
+    if (!ip)
         return ENOMEM;
-    int64_t us = t->time_us > 0 ? t->time_us : 0;
-    put32le(rec, (uint32_t)(us / 1000000));
-    put32le(rec + 4, (uint32_t)(us % 1000000));
-    put32le(rec + 8, (uint32_t)pkt);
-    put32le(rec + 12, (uint32_t)(ip_hdr + l4_hdr + t->raw_len));
-
-    unsigned char *ip = rec + 16, *l4 = ip + ip_hdr;
+    unsigned char *l4 = ip + ip_hdr;
     memset(ip, 0, ip_hdr + l4_hdr);
     size_t alen = v6 ? 16 : 4;
     if (v6) {
@@ -282,37 +482,57 @@ static int pcap_one(const struct store_trace *t, void *arg)
 static void send_pcap(struct http_req *r, const char *call_id, struct pcap_ctx *pc)
 {
     /* The file name: the Call-ID with anything but [A-Za-z0-9._-] replaced. */
+    const char *suffix = pc->format == PCAP_NG ? PCAPNG_SUFFIX : PCAP_SUFFIX;
     char name[96], disp[160];
     size_t i = 0;
-    for (const char *p = call_id; *p && i < sizeof name - sizeof PCAP_SUFFIX; p++)
+    for (const char *p = call_id; *p && i < sizeof name - sizeof PCAPNG_SUFFIX; p++)
         name[i++] = isalnum((unsigned char)*p) || strchr("._-", *p) ? *p : '_';
-    snprintf(name + i, sizeof name - i, "%s", PCAP_SUFFIX);
+    snprintf(name + i, sizeof name - i, "%s", suffix);
     snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name);
-    http_text(r, 200, "application/vnd.tcpdump.pcap", pc->out.p, pc->out.len);
+    http_text(r, 200,
+              pc->format == PCAP_NG ? "application/x-pcapng" : "application/vnd.tcpdump.pcap",
+              pc->out.p, pc->out.len);
     pc->out.p = NULL;
     http_header(r, "Content-Disposition", disp);
 }
 
-/* The pcap of call_id into pc; returns 0, ENOENT, ENOMEM or EIO. */
-static int build_pcap(struct http_req *r, const char *call_id, struct pcap_ctx *pc)
+/* The capture of call_id in format into pc; returns 0, ENOENT, ENOMEM, EIO, or EAGAIN when
+ * a classic pcap met a message over TLS (pc is empty then). */
+static int build_pcap(struct http_req *r, const char *call_id, enum pcap_format format,
+                      struct pcap_ctx *pc)
 {
     memset(pc, 0, sizeof *pc);
-    unsigned char *h = (unsigned char *)buf_grow(&pc->out, 24);
-    if (!h)
-        return ENOMEM;
-    put32le(h, 0xa1b2c3d4); /* microsecond timestamps */
-    h[4] = 2;               /* version 2.4, little-endian like every field here */
-    h[5] = 0;
-    h[6] = 4;
-    h[7] = 0;
-    put32le(h + 8, 0);  /* thiszone: UTC */
-    put32le(h + 12, 0); /* sigfigs */
-    put32le(h + 16, PCAP_SNAPLEN);
-    put32le(h + 20, LINKTYPE_RAW);
-    int rc = store_trace_list(r->st, call_id, pcap_one, pc);
-    if (rc != 0) {
-        buf_free(&pc->out);
+    pc->format = format;
+    pc->ifid[IFACE_IP] = pc->ifid[IFACE_TLS] = -1;
+    if (format == PCAP_NG) {
+        /* Section Header Block: byte-order magic, version 1.0, section length unknown. */
+        unsigned char shb[16];
+        put32le(shb, NG_BYTE_ORDER);
+        put16le(shb + 4, 1);
+        put16le(shb + 6, 0);
+        put32le(shb + 8, 0xffffffffu);
+        put32le(shb + 12, 0xffffffffu);
+        const struct ng_option o[] = {{NG_SHB_USERAPPL, "sipbx " SIPBX_VERSION}, {0, NULL}};
+        ng_block(&pc->out, NG_SHB, shb, sizeof shb, o);
+    } else {
+        unsigned char *h = (unsigned char *)buf_grow(&pc->out, 24);
+        if (h) {
+            put32le(h, 0xa1b2c3d4); /* microsecond timestamps */
+            h[4] = 2;               /* version 2.4, little-endian like every field here */
+            h[5] = 0;
+            h[6] = 4;
+            h[7] = 0;
+            put32le(h + 8, 0);  /* thiszone: UTC */
+            put32le(h + 12, 0); /* sigfigs */
+            put32le(h + 16, PCAP_SNAPLEN);
+            put32le(h + 20, LINKTYPE_RAW);
+        }
     }
+    int rc = pc->out.failed ? ENOMEM : store_trace_list(r->st, call_id, pcap_one, pc);
+    if (rc == 0 && pc->out.failed)
+        rc = ENOMEM;
+    if (rc != 0)
+        buf_free(&pc->out);
     return rc;
 }
 
@@ -404,7 +624,9 @@ void api_traces_get(struct http_req *r)
     if (pcap) {
         struct pcap_ctx pc;
         id[n - sl] = '\0';
-        rc = build_pcap(r, id, &pc);
+        rc = build_pcap(r, id, PCAP_CLASSIC, &pc);
+        if (rc == EAGAIN)
+            rc = build_pcap(r, id, PCAP_NG, &pc);
         if (rc == 0) {
             send_pcap(r, id, &pc);
             return;

@@ -1,8 +1,8 @@
 /* /api/v1/users: SIP accounts. Passwords are write-only and stored as the digest HA1 for
  * the SIP domain; a change is in effect on the SIP side when the answer is sent. */
 #include "http/http_int.h"
+#include "render/render.h"
 #include "users/users.h"
-#include "sip/digest.h"
 #include "sip/sip.h"
 #include "util/util.h"
 #include "voicemail/vm.h"
@@ -17,22 +17,6 @@
 #define USERS_SYNC_MS    2000 /* how long a user change waits for the SIP side */
 
 #define EXT_RULE "1-32 letters, digits or -_.!~*'+, not starting with '-'"
-
-static cJSON *user_json(const struct store_user *u)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "extension", u->extension);
-    cJSON_AddStringToObject(o, "display_name", u->display_name);
-    cJSON_AddBoolToObject(o, "enabled", u->enabled);
-    cJSON_AddBoolToObject(o, "call_waiting", u->call_waiting);
-    if (u->ring_timeout > 0)
-        cJSON_AddNumberToObject(o, "ring_timeout", u->ring_timeout);
-    else
-        cJSON_AddNullToObject(o, "ring_timeout");
-    http_add_time(o, "created_at", u->created_at);
-    http_add_time(o, "updated_at", u->updated_at);
-    return o;
-}
 
 /* Hands a change of the users table to the SIP side and waits until it is in effect, so a
  * user created over REST can register as soon as the answer arrives. The writer's tick
@@ -63,6 +47,7 @@ struct user_input {
     const char *display_name, *password;
     int has_enabled, enabled;
     int has_call_waiting, call_waiting;
+    int has_dnd, dnd;
     int has_ring_timeout, ring_timeout;
 };
 
@@ -83,6 +68,8 @@ static int read_input(struct http_req *r, const cJSON *body, struct user_input *
         return -1;
     if ((in->has_call_waiting = http_field_bool(r, body, "call_waiting", &in->call_waiting)) < 0)
         return -1;
+    if ((in->has_dnd = http_field_bool(r, body, "dnd", &in->dnd)) < 0)
+        return -1;
     in->has_ring_timeout =
         http_field_int(r, body, "ring_timeout", 1, RING_TIMEOUT_MAX, 1, &in->ring_timeout);
     if (in->has_ring_timeout < 0)
@@ -102,6 +89,8 @@ static void apply_input(struct store_user *u, const struct user_input *in)
         u->enabled = in->enabled;
     if (in->has_call_waiting)
         u->call_waiting = in->call_waiting;
+    if (in->has_dnd)
+        u->dnd = in->dnd;
     if (in->has_ring_timeout)
         u->ring_timeout = in->ring_timeout;
 }
@@ -121,10 +110,9 @@ static const struct {
 #define SORT_LIST "extension, name, status or created (- before it: descending)"
 
 static const char *const statuses[] = {
-    [STORE_USER_ANY] = "any",
-    [STORE_USER_ONLINE] = "online",
-    [STORE_USER_OFFLINE] = "offline",
-    [STORE_USER_DISABLED] = "disabled",
+    [STORE_USER_ANY] = "any",         [STORE_USER_ONLINE] = "online",
+    [STORE_USER_OFFLINE] = "offline", [STORE_USER_DISABLED] = "disabled",
+    [STORE_USER_DND] = "dnd",
 };
 
 /* A cursor is the sort as asked, the last user's sort key and its extension key, apart by
@@ -147,8 +135,9 @@ static int list_one(const struct store_user *u, const char *key, const char *key
         lc->more = 1;
         return -1; /* stop: the page is full and one more exists */
     }
-    cJSON *o = user_json(u);
-    cJSON_AddBoolToObject(o, "online", online);
+    cJSON *o = render_user(u);
+    if (o)
+        cJSON_AddBoolToObject(o, "online", online);
     cJSON_AddItemToArray(lc->items, o);
     lc->n++;
     snprintf(lc->last, sizeof lc->last, "%s%c%s%c%s", lc->sort, CURSOR_SEP, key, CURSOR_SEP, key2);
@@ -186,7 +175,7 @@ static int list_params(struct http_req *r, struct store_user_query *q, const cha
             k++;
         if (k == sizeof statuses / sizeof statuses[0]) {
             http_error(r, 400, "invalid_parameter",
-                       "status: must be online, offline, disabled or any");
+                       "status: must be online, offline, disabled, dnd or any");
             return -1;
         }
         q->status = (enum store_user_status)k;
@@ -258,8 +247,9 @@ void api_users_list(struct http_req *r)
 
 void api_users_create(struct http_req *r)
 {
-    static const char *const fields[] = {"extension", "username",     "display_name", "password",
-                                         "enabled",   "call_waiting", "ring_timeout", NULL};
+    static const char *const fields[] = {"extension",    "username", "display_name",
+                                         "password",     "enabled",  "call_waiting",
+                                         "ring_timeout", "dnd",      NULL};
     cJSON *body = http_body_object(r, fields);
     if (!body)
         return;
@@ -293,14 +283,18 @@ void api_users_create(struct http_req *r)
     memset(&u, 0, sizeof u);
     snprintf(u.extension, sizeof u.extension, "%s", ext);
     snprintf(u.realm, sizeof u.realm, "%s", r->h->domain);
-    digest_ha1(u.ha1, ext, r->h->domain, in.password);
+    users_ha1(u.ha1, ext, r->h->domain, in.password);
     u.enabled = 1;
     u.call_waiting = 1;
     apply_input(&u, &in);
     u.created_at = util_now();
     int rc = store_user_add(r->st, &u);
     if (rc == EEXIST) {
-        http_error(r, 409, "conflict", "extension: user %s already exists", ext);
+        struct store_group g;
+        if (store_group_get(r->st, ext, &g) == 0)
+            http_error(r, 409, "conflict", "extension: %s is a ring group", ext);
+        else
+            http_error(r, 409, "conflict", "extension: user %s already exists", ext);
         goto out;
     }
     if (rc != 0) {
@@ -316,7 +310,7 @@ void api_users_create(struct http_req *r)
     char location[128];
     snprintf(location, sizeof location, "/api/v1/users/%s", u.extension);
     http_header(r, "Location", location);
-    http_json(r, 201, user_json(&u));
+    http_json(r, 201, render_user(&u));
 out:
     cJSON_Delete(body);
 }
@@ -335,7 +329,7 @@ void api_users_get(struct http_req *r)
     else if (rc != 0)
         http_store_error(r);
     else
-        http_json(r, 200, user_json(&u));
+        http_json(r, 200, render_user(&u));
 }
 
 /* ---- PATCH /users/{ext} ---- */
@@ -360,7 +354,7 @@ static int patch_tx(struct store *st, void *arg)
         return rc;
     if (pc->in->password) {
         char ha1[STORE_HA1_LEN];
-        digest_ha1(ha1, pc->ext, pc->realm, pc->in->password);
+        users_ha1(ha1, pc->ext, pc->realm, pc->in->password);
         if ((rc = store_user_set_ha1(st, pc->ext, pc->realm, ha1)) != 0)
             return rc;
     }
@@ -369,8 +363,9 @@ static int patch_tx(struct store *st, void *arg)
 
 void api_users_patch(struct http_req *r)
 {
-    static const char *const fields[] = {"extension", "username",     "display_name", "password",
-                                         "enabled",   "call_waiting", "ring_timeout", NULL};
+    static const char *const fields[] = {"extension",    "username", "display_name",
+                                         "password",     "enabled",  "call_waiting",
+                                         "ring_timeout", "dnd",      NULL};
     const char *ext = path_ext(r);
     if (!ext)
         return;
@@ -411,7 +406,7 @@ void api_users_patch(struct http_req *r)
         log_warn("http: cannot remove the registrations of %s now: the SIP side did not answer",
                  ext);
     log_info("http: user %s changed", ext);
-    http_json(r, 200, user_json(&pc.u));
+    http_json(r, 200, render_user(&pc.u));
 out:
     cJSON_Delete(body);
 }

@@ -77,6 +77,12 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
     out->blocked_requests = atomic_load_explicit(&s->blocked_requests, memory_order_relaxed);
     out->attacked_extensions = atomic_load_explicit(&s->attacked_extensions, memory_order_relaxed);
     out->nonces_retired = atomic_load_explicit(&s->nonces_retired, memory_order_relaxed);
+    for (int i = 0; i < SIP_EVENT_PACKAGES; i++)
+        out->subscriptions[i] = atomic_load_explicit(&s->subscriptions[i], memory_order_relaxed);
+    out->notifies_sent = atomic_load_explicit(&s->notifies_sent, memory_order_relaxed);
+    out->publications = atomic_load_explicit(&s->publications, memory_order_relaxed);
+    for (int i = 0; i < SIP_DISPOSITIONS; i++)
+        out->calls[i] = atomic_load_explicit(&s->calls_ended[i], memory_order_relaxed);
 }
 
 struct kick_arg {
@@ -233,7 +239,8 @@ static void handle_options(struct sip *s, const struct sip_req *r, sip_t const *
 {
     (void)sip;
     sip_req_reply(s, r, SIP_200_OK, SIPTAG_ALLOW_STR(SIP_ALLOW),
-                  SIPTAG_ACCEPT_STR("application/sdp"), TAG_END());
+                  SIPTAG_ACCEPT_STR("application/sdp"), SIPTAG_ALLOW_EVENTS_STR("presence, dialog"),
+                  TAG_END());
 }
 
 /* OPTIONS to the server itself (no user, or a keep-alive outside a dialog to our address)
@@ -247,13 +254,16 @@ static void handle_options_or_route(struct sip *s, const struct sip_req *r, sip_
         proxy_handle(s, r, sip);
 }
 
-/* The dispatch table: requests for sipbx itself; everything else goes to the proxy. */
+/* The dispatch table: requests for sipbx itself; everything else goes to the proxy.
+ * sipbx is the presence server of its domain: SUBSCRIBE and PUBLISH end here. */
 static const struct {
     sip_method_t method;
     void (*handle)(struct sip *s, const struct sip_req *r, sip_t const *sip);
 } routes[] = {
     {sip_method_register, reg_handle},
     {sip_method_options, handle_options_or_route},
+    {sip_method_subscribe, subs_handle},
+    {sip_method_publish, pres_publish_handle},
 };
 
 static void on_request(struct sip *s, const struct sip_req *r, sip_t const *sip)
@@ -336,8 +346,11 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     (void)arg;
     int64_t now = util_now();
     calls_expire(s, util_mono());
+    calls_expire_refers(s);
     conns_sweep(s);
     reg_expire(s, now);
+    pres_expire(s, now);
+    subs_expire(s, now);
     digest_prune(s->digest, now);
     int64_t mono = util_mono();
     strmap_foreach(s->quiet, drop_quiet, &mono);
@@ -454,6 +467,11 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
      * wildcard (the domain defaults to the host's primary address). */
     int wildcard = strcmp(cfg->sip_host, "0.0.0.0") == 0 || strcmp(cfg->sip_host, "::") == 0;
     snprintf(s->rr_host, sizeof s->rr_host, "%s", wildcard ? domain : cfg->sip_host);
+    if (gethostname(s->hostname, sizeof s->hostname) != 0)
+        s->hostname[0] = '\0';
+    s->hostname[sizeof s->hostname - 1] = '\0';
+    s->loopback = wildcard || strncmp(cfg->sip_host, "127.", 4) == 0 ||
+                  strcmp(cfg->sip_host, "::1") == 0 || strcasecmp(cfg->sip_host, "localhost") == 0;
     su_log_redirect(NULL, sofia_log, NULL);
 
     if (!(s->root = su_root_create(s))) {
@@ -465,8 +483,8 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     static const char rr_label[] = "sipbx record-route v1";
     util_hmac_sha256(secret, SIP_SECRET_LEN, rr_label, sizeof rr_label - 1, s->rr_key);
     if (strmap_create(&s->calls) != 0 || strmap_create(&s->in_calls) != 0 ||
-        strmap_create(&s->quiet) != 0 || conns_create(&s->conns) != 0 ||
-        regcache_create(&s->regcache) != 0 ||
+        strmap_create(&s->refers) != 0 || strmap_create(&s->quiet) != 0 ||
+        conns_create(&s->conns) != 0 || regcache_create(&s->regcache) != 0 ||
         digest_create(&s->digest, secret, domain, cfg->nonce_ttl, cfg->nonce_max_failures) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
@@ -520,6 +538,11 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
     s->port = m && m->m_url->url_port ? atoi(m->m_url->url_port) : cfg->sip_port;
     if (cfg->sip_tls_port && add_tls(s, cfg, tls_dir, err, errlen) != 0)
         goto fail;
+    /* After the agent: restored subscriptions are notified from the loop. */
+    if (pres_create(s, st) != 0 || subs_create(s, st) != 0) {
+        snprintf(err, errlen, "cannot load subscriptions and presence from the database");
+        goto fail;
+    }
 
     s->housekeeping = su_timer_create(su_root_task(s->root), 1000);
     if (!s->housekeeping || su_timer_set_for_ever(s->housekeeping, on_housekeeping, s) != 0) {
@@ -728,16 +751,22 @@ void sip_destroy(struct sip *s)
      * the capture thread, which drains what the agent wrote until it was gone. */
     proxy_shutdown(s);
     calls_destroy_all(s);
+    subs_destroy(s); /* NOTIFYs in flight go with their subscriptions */
+    pres_destroy(s);
     if (s->agent)
         nta_agent_destroy(s->agent);
     trace_destroy(s->trace);
     reg_destroy(s->reg);
     if (s->users)
         strmap_destroy(s->users, free);
+    if (s->groups)
+        strmap_destroy(s->groups, free);
     if (s->quiet)
         strmap_destroy(s->quiet, free);
     if (s->in_calls)
         strmap_destroy(s->in_calls, free);
+    if (s->refers)
+        strmap_destroy(s->refers, free);
     conns_destroy(s->conns);
     regcache_destroy(s->regcache);
     digest_destroy(s->digest);

@@ -1,6 +1,7 @@
 /* The live call table: one entry per routed INVITE from first INVITE to BYE (or failure),
  * with the timestamps and parties a CDR needs, and an event to subscribers at each change. */
 #include "events/events.h"
+#include "render/render.h"
 #include "sip/sip_int.h"
 
 #include <stdlib.h>
@@ -22,37 +23,6 @@ static int64_t session_grace(unsigned long interval)
     return interval / 3 < 32 ? (int64_t)(interval / 3) : 32;
 }
 
-cJSON *sip_call_json(const struct sip_call_info *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddNumberToObject(o, "id", (double)c->id);
-    cJSON_AddStringToObject(o, "call_id", c->call_id);
-    cJSON_AddStringToObject(o, "state", c->state);
-    cJSON_AddStringToObject(o, "caller", c->caller);
-    cJSON_AddStringToObject(o, "caller_name", c->caller_name);
-    cJSON_AddStringToObject(o, "callee", c->callee);
-    cJSON_AddStringToObject(o, "caller_contact", c->caller_contact);
-    cJSON_AddStringToObject(o, "callee_contact", c->callee_contact);
-    cJSON_AddStringToObject(o, "user_agent", c->user_agent);
-    cJSON_AddNumberToObject(o, "started_us", (double)c->started_us);
-    cJSON_AddNumberToObject(o, "ringing_us", (double)c->ringing_us);
-    cJSON_AddNumberToObject(o, "answered_us", (double)c->answered_us);
-    cJSON_AddNumberToObject(o, "ended_us", (double)c->ended_us);
-    cJSON_AddNumberToObject(o, "final_status", c->final_status);
-    cJSON_AddStringToObject(o, "hangup_by", c->hangup_by);
-    cJSON *fw = cJSON_AddArrayToObject(o, "forwards");
-    for (int i = 0; fw && i < c->nforwards; i++) {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "from", c->forwards[i].from);
-        cJSON_AddStringToObject(f, "to", c->forwards[i].to);
-        cJSON_AddStringToObject(f, "reason", c->forwards[i].reason);
-        cJSON_AddItemToArray(fw, f);
-    }
-    return o;
-}
-
 void sip_publish(struct sip *s, const char *type, cJSON *obj)
 {
     if (s->events && obj) {
@@ -66,9 +36,13 @@ void sip_publish(struct sip *s, const char *type, cJSON *obj)
 
 static void publish_call(struct sip *s, const char *type, const struct call *c)
 {
+    pres_call(s, c); /* the busy lamps of its parties */
     if (s->events)
-        sip_publish(s, type, sip_call_json(&c->info));
+        sip_publish(s, type, render_call(&c->info));
 }
+
+const char *const sip_disposition_names[SIP_DISPOSITIONS] = {"ANSWERED", "BUSY", "NO ANSWER",
+                                                             "CANCELLED", "FAILED"};
 
 /* Asterisk-style disposition of a call from its final status and who ended it. */
 static const char *disposition(const struct call *c)
@@ -100,14 +74,7 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
     snprintf(r.caller_name, sizeof r.caller_name, "%s", i->caller_name);
     snprintf(r.dialled, sizeof r.dialled, "%s", i->callee);
     snprintf(r.answered_by, sizeof r.answered_by, "%s", c->answered_by);
-    cJSON *fw = cJSON_CreateArray();
-    for (int k = 0; fw && k < i->nforwards; k++) {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "from", i->forwards[k].from);
-        cJSON_AddStringToObject(f, "to", i->forwards[k].to);
-        cJSON_AddStringToObject(f, "reason", i->forwards[k].reason);
-        cJSON_AddItemToArray(fw, f);
-    }
+    cJSON *fw = render_forwards(i);
     char *fws = fw ? cJSON_PrintUnformatted(fw) : NULL;
     snprintf(r.forwards, sizeof r.forwards, "%s",
              fws && strlen(fws) < sizeof r.forwards ? fws : "[]");
@@ -128,6 +95,11 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
     snprintf(r.user_agent, sizeof r.user_agent, "%s", i->user_agent);
     r.open = open;
     r.interrupted = interrupted;
+    snprintf(r.linked_call, sizeof r.linked_call, "%s", i->linked_call);
+    snprintf(r.link, sizeof r.link, "%s", i->link);
+    for (int k = 0; !open && k < SIP_DISPOSITIONS; k++)
+        if (strcmp(r.disposition, sip_disposition_names[k]) == 0)
+            atomic_fetch_add_explicit(&s->calls_ended[k], 1, memory_order_relaxed);
     if (store_writer_cdr(s->writer, &r) != 0)
         log_error("cdr: out of memory, record of call %s lost", i->call_id);
 }
@@ -178,6 +150,93 @@ static void set_state(struct call *c, const char *state)
     snprintf(c->info.state, sizeof c->info.state, "%s", state);
 }
 
+/* ---- transfers and pickups: which call a new one came from ---- */
+
+/* How long after a REFER the call it asks for counts as its result. */
+#define REFER_WINDOW_S 60
+/* At most this many REFERs are remembered (a flood of REFERs does not grow memory). */
+#define REFERS_MAX 1024
+
+/* A REFER that passed in an answered call: its recipient (the transferee) is to call the
+ * Refer-To user. */
+struct refer {
+    char call_id[256]; /* of the call the REFER came in */
+    int64_t at;        /* monotonic seconds */
+};
+
+static int drop_old_refer(const char *key, void *val, void *arg)
+{
+    (void)key;
+    return ((struct refer *)val)->at + REFER_WINDOW_S < *(int64_t *)arg ? STRMAP_DROP : STRMAP_KEEP;
+}
+
+static void refer_key(char *out, size_t outlen, const char *transferee, const char *target)
+{
+    snprintf(out, outlen, "%s|%s", transferee, target);
+}
+
+/* A REFER passes in answered call c (from_caller: the caller sent it): remembers that the
+ * other side was asked to call the Refer-To user (RFC 3515), for refer_link. */
+static void refer_seen(struct sip *s, struct call *c, sip_t const *sip, int from_caller)
+{
+    url_t const *to = sip->sip_refer_to ? sip->sip_refer_to->r_url : NULL;
+    const char *transferee = from_caller ? c->answered_by : c->info.caller;
+    if (!to || !to->url_user || !*to->url_user || !*transferee)
+        return;
+    int64_t now = util_mono();
+    if (strmap_count(s->refers) >= REFERS_MAX)
+        strmap_foreach(s->refers, drop_old_refer, &now);
+    if (strmap_count(s->refers) >= REFERS_MAX)
+        return;
+    char key[2 * STORE_EXT_MAX + 256];
+    refer_key(key, sizeof key, transferee, to->url_user);
+    struct refer *r = calloc(1, sizeof *r);
+    void *old = NULL;
+    if (!r)
+        return;
+    snprintf(r->call_id, sizeof r->call_id, "%s", c->info.call_id);
+    r->at = now;
+    if (strmap_put(s->refers, key, r, &old) != 0)
+        free(r);
+    free(old);
+}
+
+/* Links new call c (caller to callee) to the call it came from: the call whose dialog an
+ * INVITE with Replaces takes over (RFC 3891: a pickup while that one rings, the end of an
+ * attended transfer once answered), or the call in which the caller was asked by a REFER
+ * to call callee a moment ago (a blind transfer; an attended one names the call the REFER
+ * came in, which the transfer started from). */
+static void refer_link(struct sip *s, struct call *c, sip_t const *sip, const char *caller,
+                       const char *callee)
+{
+    struct sip_call_info *i = &c->info;
+    if (sip->sip_replaces && sip->sip_replaces->rp_call_id) {
+        const struct call *r = strmap_get(s->calls, sip->sip_replaces->rp_call_id);
+        snprintf(i->linked_call, sizeof i->linked_call, "%s", sip->sip_replaces->rp_call_id);
+        snprintf(i->link, sizeof i->link, "%s",
+                 r && !r->info.answered_us ? "pickup" : "attended-transfer");
+    }
+    char key[2 * STORE_EXT_MAX + 256];
+    refer_key(key, sizeof key, caller, callee);
+    struct refer *r = strmap_count(s->refers) ? strmap_get(s->refers, key) : NULL;
+    if (!r)
+        return;
+    if (r->at + REFER_WINDOW_S >= util_mono() && strcmp(r->call_id, i->call_id) != 0) {
+        snprintf(i->linked_call, sizeof i->linked_call, "%s", r->call_id);
+        if (!i->link[0])
+            snprintf(i->link, sizeof i->link, "%s", "transfer");
+    }
+    free(strmap_remove(s->refers, key));
+}
+
+/* Housekeeping: forgets REFERs whose call did not come within the window. */
+void calls_expire_refers(struct sip *s)
+{
+    int64_t now = util_mono();
+    if (strmap_count(s->refers))
+        strmap_foreach(s->refers, drop_old_refer, &now);
+}
+
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
                          const char *callee, const char *source, const char *transport)
 {
@@ -224,6 +283,7 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
     snprintf(hop, sizeof hop, "sip:%s;transport=%s", source, transport);
     c->legs.a_hop = strdup(hop);
     c->legs.a_cseq = sip->sip_cseq->cs_seq;
+    refer_link(s, c, sip, caller->extension, callee);
     c->info.started_us = util_now_us();
     c->max_end = util_mono() + s->cfg->max_call_seconds;
     void *old = NULL;
@@ -236,10 +296,12 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
     return c;
 }
 
-void calls_ringing(struct sip *s, struct call *c, const char *contact)
+void calls_ringing(struct sip *s, struct call *c, const char *contact, sip_t const *resp)
 {
     if (c->info.ringing_us)
         return;
+    if (resp && resp->sip_to && resp->sip_to->a_tag)
+        snprintf(c->to_tag, sizeof c->to_tag, "%s", resp->sip_to->a_tag);
     c->info.ringing_us = util_now_us();
     set_state(c, "ringing");
     snprintf(c->info.callee_contact, sizeof c->info.callee_contact, "%s", contact);
@@ -257,6 +319,7 @@ void calls_forwarded(struct sip *s, struct call *c, const char *from, const char
         i->nforwards++;
     }
     snprintf(i->callee_contact, sizeof i->callee_contact, "%s", "");
+    c->to_tag[0] = '\0';
     i->ringing_us = 0;
     set_state(c, "forwarded");
     publish_call(s, "call.forwarded", c);
@@ -311,6 +374,8 @@ void calls_answered(struct sip *s, struct call *c, const char *contact, const ch
     if (c->info.answered_us)
         return; /* a second 2xx (another fork, or a retransmission) */
     c->legs.b_to = header_text((sip_header_t const *)resp->sip_to);
+    snprintf(c->to_tag, sizeof c->to_tag, "%s",
+             resp->sip_to && resp->sip_to->a_tag ? resp->sip_to->a_tag : "");
     c->legs.b_target = resp->sip_contact ? url_text(resp->sip_contact->m_url) : NULL;
     c->legs.b_hop = next_hop ? strdup(next_hop) : NULL;
     legs_routes(s, &c->legs, resp->sip_record_route);
@@ -375,6 +440,8 @@ void calls_in_dialog(struct sip *s, sip_t const *sip)
         *seen = sip->sip_cseq->cs_seq;
     if (m == sip_method_bye) {
         end_call(s, c, hangup_names[from_caller ? 0 : 1]);
+    } else if (m == sip_method_refer) {
+        refer_seen(s, c, sip, from_caller);
     } else if (m == sip_method_invite && sip->sip_payload && sip->sip_payload->pl_len) {
         int hold = sdp_is_hold(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
         int held = strcmp(c->info.state, "held") == 0;

@@ -104,18 +104,6 @@ void digest_nonce(struct digest *d, int64_t now, char out[DIGEST_NONCE_LEN + 1])
     nonce_mac(d, out, out + 24);
 }
 
-void digest_ha1(char out[33], const char *user, const char *realm, const char *password)
-{
-    su_md5_t ctx;
-    su_md5_init(&ctx);
-    su_md5_strupdate(&ctx, user);
-    su_md5_update(&ctx, ":", 1);
-    su_md5_strupdate(&ctx, realm);
-    su_md5_update(&ctx, ":", 1);
-    su_md5_strupdate(&ctx, password);
-    md5_hex(&ctx, out);
-}
-
 /* The expected request-digest for c (RFC 2617 3.2.2.1, qop=auth or none). */
 static void expected_response(const struct digest_creds *c, const char *method, const char *ha1,
                               char out[33])

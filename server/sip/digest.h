@@ -62,7 +62,5 @@ void digest_prune(struct digest *d, int64_t now);
 size_t digest_tracked(const struct digest *d);
 /** Nonces retired so far (for the metrics). */
 uint64_t digest_retired_total(const struct digest *d);
-/** Writes hex MD5(user ":" realm ":" password) into out. */
-void digest_ha1(char out[33], const char *user, const char *realm, const char *password);
 
 #endif

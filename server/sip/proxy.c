@@ -67,6 +67,22 @@ struct ptxn {
     su_timer_t *noanswer; /* the current target's no-answer forward rule */
     char *call_id;        /* of the request (malloc'd), for the trace capture */
     int by_admin;         /* ended by an administrator (DELETE /api/v1/calls/{id}) */
+    /* The caller's identity as sipbx authenticated it (initial requests only): for the
+     * devices rung (see set_identity). */
+    char *identity; /* "Name" <sip:ext@domain> (malloc'd), or NULL */
+    char *display;  /* the account's name as a quoted string, for a From without one */
+    char caller_ext[STORE_EXT_MAX];
+    struct group_run *grp; /* the ring group being rung, or NULL */
+};
+
+/* A ring group's call in progress: a copy of the group (a change made meanwhile applies
+ * to the next call) and how far it got. */
+struct group_run {
+    struct sip_group g;
+    int next; /* the member a sequential group tries next */
+    int gen;  /* the leg its members ring in; -1 once it is over */
+    int rang; /* members whose devices rang */
+    int busy; /* members skipped as busy (in a call without call waiting, or DND) */
 };
 
 /* ---- helpers ---- */
@@ -80,15 +96,21 @@ int proxy_is_us(struct sip *s, url_t const *url)
                                                : 5060;
     if (port != s->port && (!s->tls_port || port != s->tls_port))
         return 0;
-    return strcasecmp(url->url_host, s->domain) == 0 ||
-           strcasecmp(url->url_host, s->rr_host) == 0 ||
-           strcasecmp(url->url_host, s->cfg->sip_host) == 0;
+    return sip_host_is_ours(s, url->url_host);
 }
 
 int sip_host_is_ours(struct sip *s, const char *host)
 {
-    return host && (strcasecmp(host, s->domain) == 0 || strcasecmp(host, s->rr_host) == 0 ||
-                    strcasecmp(host, s->cfg->sip_host) == 0);
+    if (!host)
+        return 0;
+    if (strcasecmp(host, s->domain) == 0 || strcasecmp(host, s->rr_host) == 0 ||
+        strcasecmp(host, s->cfg->sip_host) == 0 ||
+        (s->hostname[0] && strcasecmp(host, s->hostname) == 0))
+        return 1;
+    /* A phone on this machine may name it localhost (Linphone's outbound proxy, a test):
+     * ours when we listen there. */
+    return s->loopback && (strcasecmp(host, "localhost") == 0 || strcmp(host, "127.0.0.1") == 0 ||
+                           strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0);
 }
 
 /* True when a Request-URI host is this PBX's domain (any port: phones often omit it). */
@@ -274,6 +296,9 @@ static void ptxn_destroy(struct ptxn *t)
     if (t->call && !t->final_sent)
         calls_failed(t->s, t->call, 500, "sipbx");
     free(t->call_id);
+    free(t->identity);
+    free(t->display);
+    free(t->grp);
     free(t);
 }
 
@@ -292,6 +317,7 @@ static void ptxn_maybe_done(struct ptxn *t)
 #define REASON_TIMEOUT   "SIP;cause=408;text=\"Ring timeout\""
 #define REASON_FORWARDED "SIP;cause=408;text=\"No answer, forwarded\""
 #define REASON_ADMIN     "SIP;cause=487;text=\"Ended by the administrator\""
+#define REASON_NEXT      "SIP;cause=408;text=\"No answer, ringing the next member\""
 
 static int on_cancel_answer(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
 {
@@ -359,6 +385,23 @@ static void cancel_branches(struct ptxn *t, const char *reason)
     cancel_leg(t, -1, reason);
 }
 
+/* A response on its way to the caller carries the From the caller sent: the name
+ * set_identity filled in was for the callee (RFC 3261 8.2.6.2: From as in the request). */
+static void restore_from(struct ptxn *t, msg_t *m)
+{
+    sip_t *sip = sip_object(m);
+    msg_t *req = t->display && t->irq ? nta_incoming_getrequest(t->irq) : NULL;
+    sip_t const *rq = req ? sip_object(req) : NULL;
+    if (rq && rq->sip_from && sip->sip_from) {
+        sip_from_t *from = sip_from_dup(msg_home(m), rq->sip_from);
+        if (from)
+            msg_header_replace(m, (msg_pub_t *)sip, (msg_header_t *)sip->sip_from,
+                               (msg_header_t *)from);
+    }
+    if (req)
+        msg_destroy(req);
+}
+
 /* Relays a response received on branch b upstream (without our Via). */
 static void relay(struct ptxn *t, nta_outgoing_t *orq, int status)
 {
@@ -366,6 +409,7 @@ static void relay(struct ptxn *t, nta_outgoing_t *orq, int status)
     if (!m)
         return;
     sip_via_remove(m, sip_object(m));
+    restore_from(t, m);
     sip_count_response(t->s, status);
     nta_incoming_mreply(t->irq, m);
 }
@@ -394,6 +438,7 @@ static void send_final(struct ptxn *t, int status, const char *phrase, int by_ca
         msg_t *m = t->best;
         t->best = NULL;
         sip_via_remove(m, sip_object(m));
+        restore_from(t, m);
         sip_count_response(t->s, status);
         nta_incoming_mreply(t->irq, m);
     } else {
@@ -452,11 +497,17 @@ static void on_linger(su_root_magic_t *magic, su_timer_t *timer, void *arg)
 }
 
 static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_kind kind);
+static void group_leg_failed(struct ptxn *t);
 
-/* The current leg ended without a 2xx: forward on busy when the target asks for it,
- * otherwise answer the caller with the best response. */
+/* The current leg ended without a 2xx: a ring group tries its next member; otherwise
+ * forward on busy when the target asks for it, or answer the caller with the best
+ * response. */
 static void leg_failed(struct ptxn *t)
 {
+    if (t->grp && t->grp->gen == t->gen) {
+        group_leg_failed(t);
+        return;
+    }
     int busy = t->best_status == 486 || t->best_status == 600 || t->best_status == 603;
     const struct sip_user *u = busy ? usercache_get(t->s, t->target_ext) : NULL;
     if (u) {
@@ -489,7 +540,7 @@ static int on_response(struct branch *b, nta_outgoing_t *orq, sip_t const *sip)
             return 0;
         relay(t, orq, status);
         if (t->call && (status == 180 || status == 183))
-            calls_ringing(t->s, t->call, b->contact);
+            calls_ringing(t->s, t->call, b->contact, sip);
         return 0;
     }
 
@@ -661,9 +712,52 @@ static struct ptxn *ptxn_create(struct sip *s, nta_incoming_t *irq, sip_t const 
     return t;
 }
 
+/* True for the header h named name (any case): an extension header Sofia does not parse. */
+static int unknown_named(sip_unknown_t const *h, const char *name)
+{
+    return h->un_name && strcasecmp(h->un_name, name) == 0;
+}
+
+/* RFC 3325: the caller's identity as sipbx authenticated it. What the phone claimed itself
+ * (P-Asserted-Identity, P-Preferred-Identity) goes, always; the devices of this PBX's users
+ * (own: the trust domain) get a P-Asserted-Identity with the account's name, others (a SIP
+ * URI forward target) none. A From without a display name gets the account's, so the
+ * ringing phone shows who calls, also in scripts that are not ASCII. */
+static void set_identity(struct ptxn *t, msg_t *m, int own)
+{
+    sip_t *sip = sip_object(m);
+    su_home_t *home = msg_home(m);
+    sip_unknown_t *h = sip->sip_unknown, *next;
+    for (; h; h = next) {
+        next = h->un_next;
+        if (unknown_named(h, "P-Asserted-Identity") || unknown_named(h, "P-Preferred-Identity"))
+            msg_header_remove(m, (msg_pub_t *)sip, (msg_header_t *)h);
+    }
+    if (t->display && sip->sip_from) {
+        sip_from_t *from = sip_from_dup(home, sip->sip_from);
+        if (from) {
+            from->a_display = su_strdup(home, t->display);
+            msg_header_replace(m, (msg_pub_t *)sip, (msg_header_t *)sip->sip_from,
+                               (msg_header_t *)from);
+        }
+    }
+    if (own && t->identity) {
+        size_t n = strlen(t->identity) + sizeof "P-Asserted-Identity: ";
+        char *hdr = su_alloc(home, n);
+        msg_header_t *pai = NULL;
+        if (hdr) {
+            snprintf(hdr, n, "P-Asserted-Identity: %s", t->identity);
+            pai = msg_header_make(home, sip_unknown_class, hdr);
+        }
+        if (!pai || msg_header_insert(m, (msg_pub_t *)sip, pai) != 0)
+            log_warn("proxy: cannot add P-Asserted-Identity for %s", t->caller_ext);
+    }
+}
+
 /* Starts one client transaction of the current leg towards contact via next_hop (NULL:
- * resolve contact). Returns 0 or -1. */
-static int add_branch(struct ptxn *t, const char *contact, const char *next_hop, int record_route)
+ * resolve contact); own: contact is a device registered here. Returns 0 or -1. */
+static int add_branch(struct ptxn *t, const char *contact, const char *next_hop, int record_route,
+                      int own)
 {
     struct sip *s = t->s;
     struct branch *b = calloc(1, sizeof *b);
@@ -681,6 +775,8 @@ static int add_branch(struct ptxn *t, const char *contact, const char *next_hop,
         return -1;
     }
     sip_t *sip = sip_object(m);
+    if (t->caller_ext[0])
+        set_identity(t, m, own);
     if (t->diversion[0]) {
         char hdr[sizeof t->diversion + 16];
         snprintf(hdr, sizeof hdr, "Diversion: %s", t->diversion);
@@ -725,9 +821,33 @@ static int is_uri(const char *target)
     return strchr(target, ':') != NULL || strchr(target, '@') != NULL;
 }
 
+static int ring_group(struct ptxn *t, const struct sip_group *g);
+
+/* Notes that the current request reaches extension ext; returns 0, or 482 when it did
+ * already (a forwarding loop). */
+static int visit(struct ptxn *t, const char *ext)
+{
+    for (int i = 0; i < t->nvisited; i++) {
+        if (strcmp(t->visited[i], ext) == 0) {
+            log_warn("proxy: forwarding loop at %s for %s", ext,
+                     t->call ? t->call->info.call_id : "?");
+            return 482;
+        }
+    }
+    if (t->nvisited <= SIP_MAX_FORWARDS)
+        snprintf(t->visited[t->nvisited++], STORE_EXT_MAX, "%s", ext);
+    return 0;
+}
+
+/* True when user u cannot take another call now: busy in one without call waiting. */
+static int user_busy(struct sip *s, const struct sip_user *u)
+{
+    return !u->call_waiting && calls_busy(s, u->extension) > 0;
+}
+
 /* Rings every device of target (an extension, following its unconditional and unavailable
- * rules, or a SIP URI) as the current leg of t. Returns 0 when something rings, else the
- * SIP status to answer the caller with. */
+ * rules, or a ring group, or a SIP URI) as the current leg of t. Returns 0 when something
+ * rings, else the SIP status to answer the caller with. */
 static int ring_target(struct ptxn *t, const char *target)
 {
     struct sip *s = t->s;
@@ -744,29 +864,30 @@ static int ring_target(struct ptxn *t, const char *target)
         su_home_deinit(home);
         if (!ours) {
             t->target_ext[0] = '\0';
-            return add_branch(t, uri, NULL, is_invite) == 0 ? 0 : 500;
+            return add_branch(t, uri, NULL, is_invite, 0) == 0 ? 0 : 500;
         }
     } else {
         snprintf(ext, sizeof ext, "%s", target);
     }
 
     const struct sip_user *u = usercache_get(s, ext);
-    if (!u)
-        return 404;
-    for (int i = 0; i < t->nvisited; i++) {
-        if (strcmp(t->visited[i], u->extension) == 0) {
-            log_warn("proxy: forwarding loop at %s for %s", u->extension,
-                     t->call ? t->call->info.call_id : "?");
-            return 482;
-        }
+    if (!u) {
+        const struct sip_group *g = usercache_group(s, ext);
+        return g ? ring_group(t, g) : 404;
     }
-    if (t->nvisited <= SIP_MAX_FORWARDS)
-        snprintf(t->visited[t->nvisited++], STORE_EXT_MAX, "%s", u->extension);
+    int r = visit(t, u->extension);
+    if (r)
+        return r;
     snprintf(t->target_ext, sizeof t->target_ext, "%s", u->extension);
 
-    int r;
     if (is_invite && (r = forward_to(t, u, STORE_FWD_UNCONDITIONAL)) >= 0)
         return r;
+    if (is_invite && u->enabled && u->dnd) {
+        log_info("proxy: %s does not want to be disturbed", u->extension);
+        if ((r = forward_to(t, u, STORE_FWD_BUSY)) >= 0)
+            return r;
+        return 486;
+    }
     struct reg_target targets[MAX_FORK];
     size_t n = u->enabled ? reg_targets(s, u->extension, targets, MAX_FORK) : 0;
     if (n == 0) {
@@ -774,14 +895,14 @@ static int ring_target(struct ptxn *t, const char *target)
             return r;
         return 480;
     }
-    if (is_invite && !u->call_waiting && calls_busy(s, u->extension) > 0) {
+    if (is_invite && user_busy(s, u)) {
         if ((r = forward_to(t, u, STORE_FWD_BUSY)) >= 0)
             return r;
         return 486;
     }
     int started = 0;
     for (size_t i = 0; i < n; i++) {
-        if (add_branch(t, targets[i].contact, targets[i].next_hop, is_invite) == 0)
+        if (add_branch(t, targets[i].contact, targets[i].next_hop, is_invite, 1) == 0)
             started++;
         else
             log_warn("proxy: cannot forward to %s", targets[i].contact);
@@ -804,41 +925,37 @@ static int ring_voicemail(struct ptxn *t, const char *ext, enum vm_op op, const 
     if (!t->s->vm || vm_target(t->s->vm, op, ext, why, t->call_id, uri, sizeof uri) != 0)
         return 480;
     t->target_ext[0] = '\0'; /* no forward rules apply beyond voicemail */
-    if (add_branch(t, uri, NULL, t->method == sip_method_invite) != 0)
+    if (add_branch(t, uri, NULL, t->method == sip_method_invite, 1) != 0)
         return 500;
     snprintf(t->branches->target, sizeof t->branches->target, "voicemail:%s", ext);
     return 0;
 }
 
-/* Applies u's rule of kind: a new leg rings its target (or u's voicemail). Returns -1 when u has no
- * such rule, 0 when the target rings, else the SIP status to answer with. */
-static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_kind kind)
+/* Diverts the call from extension from (a user's rule, or a ring group nobody answered) to
+ * target for reason (RFC 5806): a new leg rings it, or, with to_voicemail, rings the
+ * voicemail of from (target then says "voicemail"). Returns 0 when the target rings, else
+ * the SIP status to answer with. */
+static int divert(struct ptxn *t, const char *from, const char *target, const char *reason,
+                  int to_voicemail)
 {
-    static const char *const reasons[STORE_FWD_KINDS] = {"unconditional", "user-busy", "no-answer",
-                                                         "unavailable"};
-    const struct store_forward_rule *r = &u->fwd->rule[kind];
-    if (!r->enabled || (!r->target[0] && !r->voicemail))
-        return -1;
-    const char *to = r->voicemail ? "voicemail" : r->target;
     if (t->hops >= SIP_MAX_FORWARDS) {
-        log_warn("proxy: %s: more than %d forwards, stopping at %s", reasons[kind],
-                 SIP_MAX_FORWARDS, u->extension);
+        log_warn("proxy: %s: more than %d forwards, stopping at %s", reason, SIP_MAX_FORWARDS,
+                 from);
         return 482;
     }
     t->hops++;
     /* RFC 5806: the newest diversion comes first; an entry that does not fit is left out. */
     char entry[400];
-    snprintf(entry, sizeof entry, "<sip:%s@%s>;reason=%s;counter=1", u->extension, t->s->domain,
-             reasons[kind]);
+    snprintf(entry, sizeof entry, "<sip:%s@%s>;reason=%s;counter=1", from, t->s->domain, reason);
     size_t el = strlen(entry), ol = strlen(t->diversion), sep = ol ? 2 : 0;
     if (el + sep + ol < sizeof t->diversion) {
         memmove(t->diversion + el + sep, t->diversion, ol + 1);
         memcpy(t->diversion, entry, el);
         memcpy(t->diversion + el, ", ", sep);
     }
-    log_info("proxy: %s forwards to %s (%s)", u->extension, to, reasons[kind]);
+    log_info("proxy: %s forwards to %s (%s)", from, target, reason);
     if (t->call)
-        calls_forwarded(t->s, t->call, u->extension, to, reasons[kind]);
+        calls_forwarded(t->s, t->call, from, target, reason);
     if (t->irq && !t->final_sent) {
         sip_count_response(t->s, 181);
         nta_incoming_treply(t->irq, SIP_181_CALL_IS_BEING_FORWARDED, TAG_END());
@@ -846,11 +963,171 @@ static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_k
     su_timer_reset(t->noanswer);
     t->gen++;
     t->gen_pending = 0;
-    if (r->voicemail)
-        return ring_voicemail(t, u->extension, VM_LEAVE, reasons[kind]);
-    char target[sizeof r->target];
-    snprintf(target, sizeof target, "%s", r->target); /* u may not outlive a reload */
-    return ring_target(t, target);
+    if (to_voicemail)
+        return ring_voicemail(t, from, VM_LEAVE, reason);
+    char to[256];
+    snprintf(to, sizeof to, "%s", target); /* target may not outlive a reload */
+    return ring_target(t, to);
+}
+
+/* Applies u's rule of kind: a new leg rings its target (or u's voicemail). Returns -1 when
+ * u has no such rule, 0 when the target rings, else the SIP status to answer with. */
+static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_kind kind)
+{
+    static const char *const reasons[STORE_FWD_KINDS] = {"unconditional", "user-busy", "no-answer",
+                                                         "unavailable"};
+    const struct store_forward_rule *r = &u->fwd->rule[kind];
+    if (!r->enabled || (!r->target[0] && !r->voicemail))
+        return -1;
+    char from[STORE_EXT_MAX], target[sizeof r->target];
+    snprintf(from, sizeof from, "%s", u->extension); /* u may not outlive a reload */
+    snprintf(target, sizeof target, "%s", r->voicemail ? "voicemail" : r->target);
+    return divert(t, from, target, reasons[kind], r->voicemail);
+}
+
+/* ---- ring groups ---- */
+
+static void on_group_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg);
+
+/* Rings the devices of member ext of t's group in the current leg, when the member can
+ * take the call: enabled, registered, not the caller, not busy, no do-not-disturb. Its
+ * own forward rules do not apply (the group decides where an unanswered call goes).
+ * Returns 1 when a device rings, else 0. */
+static int ring_member(struct ptxn *t, const char *ext)
+{
+    struct sip *s = t->s;
+    struct group_run *g = t->grp;
+    int is_invite = t->method == sip_method_invite;
+    const struct sip_user *u = usercache_get(s, ext);
+    if (!u || !u->enabled || strcmp(u->extension, t->caller_ext) == 0)
+        return 0;
+    if (is_invite && (u->dnd || user_busy(s, u))) {
+        g->busy++;
+        return 0;
+    }
+    struct reg_target targets[MAX_FORK];
+    size_t n = reg_targets(s, u->extension, targets, MAX_FORK);
+    int started = 0;
+    snprintf(t->target_ext, sizeof t->target_ext, "%s", u->extension); /* the branch's */
+    for (size_t i = 0; i < n; i++) {
+        if (add_branch(t, targets[i].contact, targets[i].next_hop, is_invite, 1) == 0)
+            started++;
+        else
+            log_warn("proxy: cannot ring %s of group %s", targets[i].contact, g->g.extension);
+    }
+    g->rang += started > 0;
+    return started > 0;
+}
+
+/* The group has nobody more to ring: its no-answer target rings next, if it has one (an
+ * INVITE only). Returns -1 when there is none, 0 when the target rings, else the SIP
+ * status to answer with. */
+static int group_divert(struct ptxn *t)
+{
+    struct group_run *g = t->grp;
+    g->gen = -1; /* the group is over: a failure of the target's leg is the target's */
+    if (!g->g.no_answer_target[0] || t->method != sip_method_invite)
+        return -1;
+    const char *reason = g->rang ? "no-answer" : g->busy ? "user-busy" : "unavailable";
+    char from[STORE_EXT_MAX], target[sizeof g->g.no_answer_target];
+    snprintf(from, sizeof from, "%s", g->g.extension);
+    snprintf(target, sizeof target, "%s", g->g.no_answer_target);
+    return divert(t, from, target, reason, 0);
+}
+
+/* Rings the group's members in the current leg: every one that can take the call
+ * (ringall), or the next one that can (sequential). Returns 0 when something rings; when
+ * nothing could, what group_divert returns, or with no target the status for the caller:
+ * -1 when members rang before (their best answer counts), 486 when all were busy, 480
+ * when none was reachable. */
+static int group_ring(struct ptxn *t)
+{
+    struct group_run *g = t->grp;
+    int started = 0;
+    g->gen = t->gen;
+    while (g->next < g->g.nmembers) {
+        if (ring_member(t, g->g.members[g->next++]) && (started = 1) &&
+            g->g.strategy == STORE_GROUP_SEQUENTIAL)
+            break;
+    }
+    if (started) {
+        if (t->method == sip_method_invite &&
+            (g->g.strategy == STORE_GROUP_SEQUENTIAL || g->g.no_answer_target[0]))
+            su_timer_set_interval(t->noanswer, on_group_timeout, t,
+                                  (su_duration_t)g->g.member_timeout * 1000);
+        return 0;
+    }
+    int rang = g->rang, busy = g->busy, r = group_divert(t);
+    if (r >= 0 || rang)
+        return r;
+    return busy ? 486 : 480;
+}
+
+/* Starts ringing group g as the current leg of t. Returns 0 when a member (or the
+ * group's target) rings, else the SIP status to answer with. */
+static int ring_group(struct ptxn *t, const struct sip_group *g)
+{
+    int r = visit(t, g->extension);
+    if (r)
+        return r;
+    if (!t->grp && !(t->grp = malloc(sizeof *t->grp)))
+        return 500;
+    /* A group reached again through a forward target starts afresh (visit() stops loops). */
+    memset(t->grp, 0, sizeof *t->grp);
+    t->grp->g = *g;
+    log_info("proxy: ringing group %s (%s, %d member(s))", g->extension,
+             store_group_strategies[g->strategy == STORE_GROUP_SEQUENTIAL], g->nmembers);
+    return group_ring(t);
+}
+
+/* Moves a sequential group on to its next member, or ends the group (timed_out: the
+ * last members rang out). Returns 1 when it answered the caller (the transaction may be
+ * done), else 0. */
+static int group_next(struct ptxn *t, int timed_out)
+{
+    struct group_run *g = t->grp;
+    int r;
+    if (g->g.strategy == STORE_GROUP_SEQUENTIAL && g->next < g->g.nmembers) {
+        t->gen++;
+        t->gen_pending = 0;
+        r = group_ring(t);
+    } else {
+        r = group_divert(t);
+    }
+    if (r == 0)
+        return 0;
+    if (r < 0 && timed_out) {
+        end_unanswered(t, 408, REASON_TIMEOUT); /* rang out: nobody answered */
+        return 0;
+    }
+    if (r < 0)
+        finish_failed(t);
+    else
+        send_final(t, r, NULL, 0);
+    return 1;
+}
+
+/* Every device the group rang in the current leg answered with a failure (on_response
+ * then checks whether the transaction is done). */
+static void group_leg_failed(struct ptxn *t)
+{
+    su_timer_reset(t->noanswer);
+    group_next(t, 0);
+}
+
+/* A member (sequential) or the whole group (ringall with a target) rang long enough. */
+static void on_group_timeout(su_root_magic_t *magic, su_timer_t *timer, void *arg)
+{
+    (void)magic;
+    (void)timer;
+    struct ptxn *t = arg;
+    if (t->final_sent || t->ending || !t->grp || t->grp->gen != t->gen)
+        return;
+    sip_keep_trace(t->s, t->call_id);
+    cancel_leg(t, t->gen,
+               t->grp->g.strategy == STORE_GROUP_SEQUENTIAL ? REASON_NEXT : REASON_FORWARDED);
+    if (group_next(t, 1))
+        ptxn_maybe_done(t);
 }
 
 static void on_noanswer(su_root_magic_t *magic, su_timer_t *timer, void *arg)
@@ -956,7 +1233,7 @@ static void forward_in_dialog(struct sip *s, const struct sip_req *r, sip_t cons
     struct ptxn *t = ptxn_create(s, irq, sip);
     char uri[512];
     url_e(uri, sizeof uri, sip->sip_request->rq_url);
-    if (!t || add_branch(t, uri, hop[0] ? hop : NULL, 0) != 0) {
+    if (!t || add_branch(t, uri, hop[0] ? hop : NULL, 0, 0) != 0) {
         if (t) {
             t->irq = NULL;
             ptxn_destroy(t);
@@ -976,6 +1253,71 @@ static int routes_elsewhere(struct sip *s, sip_t const *sip)
         if (!proxy_is_us(s, r->r_url))
             return 1;
     return 0;
+}
+
+/* name as a SIP quoted-string (RFC 3261 25.1: quotes and backslashes escaped), malloc'd;
+ * NULL when out of memory. */
+static char *quoted(const char *name)
+{
+    size_t n = strlen(name);
+    char *q = malloc(2 * n + 3), *p = q;
+    if (!q)
+        return NULL;
+    *p++ = '"';
+    for (; *name; name++) {
+        if (*name == '"' || *name == '\\')
+            *p++ = '\\';
+        *p++ = *name;
+    }
+    *p++ = '"';
+    *p = '\0';
+    return q;
+}
+
+/* Notes the authenticated caller's identity on t for the devices it rings (set_identity):
+ * its account's name for a From without one (unless the caller asked for privacy, RFC
+ * 3323), and the P-Asserted-Identity. */
+static void caller_identity(struct ptxn *t, const struct sip_user *caller, sip_t const *sip)
+{
+    snprintf(t->caller_ext, sizeof t->caller_ext, "%s", caller->extension);
+    int private = 0;
+    sip_privacy_t const *p = sip->sip_privacy; /* Sofia joins several into one */
+    for (int i = 0; p && p->priv_values && p->priv_values[i]; i++)
+    private |=
+        strcasecmp(p->priv_values[i], "id") == 0 || strcasecmp(p->priv_values[i], "user") == 0;
+    if (private || !caller->display_name[0]) {
+        if (!private) {
+            size_t n = strlen(caller->extension) + strlen(t->s->domain) + 8;
+            if ((t->identity = malloc(n)))
+                snprintf(t->identity, n, "<sip:%s@%s>", caller->extension, t->s->domain);
+        }
+        return;
+    }
+    char *name = quoted(caller->display_name);
+    if (!name)
+        return;
+    size_t n = strlen(name) + strlen(caller->extension) + strlen(t->s->domain) + 12;
+    if ((t->identity = malloc(n)))
+        snprintf(t->identity, n, "%s <sip:%s@%s>", name, caller->extension, t->s->domain);
+    if (!sip->sip_from->a_display || !*sip->sip_from->a_display)
+        t->display = name;
+    else
+        free(name);
+}
+
+/* The ring timeout of a call to ext: the callee's own or the global one; a ring group
+ * adds the time its members ring before its no-answer target takes over. */
+static int ring_seconds(struct sip *s, const char *ext)
+{
+    const struct sip_user *callee = usercache_get(s, ext);
+    if (callee)
+        return callee->ring_timeout > 0 ? callee->ring_timeout : s->cfg->ring_timeout;
+    const struct sip_group *g = usercache_group(s, ext);
+    int extra = !g                                      ? 0
+                : g->strategy == STORE_GROUP_SEQUENTIAL ? g->nmembers * g->member_timeout
+                : g->no_answer_target[0]                ? g->member_timeout
+                                                        : 0;
+    return s->cfg->ring_timeout + extra;
 }
 
 static void route_new(struct sip *s, const struct sip_req *r, sip_t const *sip)
@@ -1014,15 +1356,15 @@ static void route_new(struct sip *s, const struct sip_req *r, sip_t const *sip)
         sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
         return;
     }
+    caller_identity(t, caller, sip);
     if (is_invite) {
         char source[96], transport[8];
         sip_source(s, r, source, sizeof source, transport, sizeof transport);
         t->call = calls_start(s, sip, caller, ruri->url_user, source, transport);
         if (t->call)
             t->call->invite = t;
-        const struct sip_user *callee = usercache_get(s, ruri->url_user);
-        int ring = callee && callee->ring_timeout > 0 ? callee->ring_timeout : s->cfg->ring_timeout;
-        su_timer_set_interval(t->timer, on_ring_timeout, t, (su_duration_t)ring * 1000);
+        su_timer_set_interval(t->timer, on_ring_timeout, t,
+                              (su_duration_t)ring_seconds(s, ruri->url_user) * 1000);
     }
     char target[STORE_EXT_MAX];
     snprintf(target, sizeof target, "%s", ruri->url_user);

@@ -28,6 +28,7 @@ struct reg {
  * back (GET /api/v1/registrations) has it. */
 static void publish(struct sip *s, const char *ext, const char *contact, const char *action)
 {
+    pres_changed(s, ext); /* open or closed, for watchers of its presence */
     if (!s->events)
         return;
     cJSON *o = cJSON_CreateObject();
@@ -44,7 +45,10 @@ static void publish(struct sip *s, const char *ext, const char *contact, const c
 /* Queues the removal of one binding (or all of ext) and announces it. */
 static void persist_remove(struct sip *s, const char *ext, const char *contact, const char *why)
 {
-    store_writer_reg_remove(s->writer, ext, contact);
+    if (store_writer_reg_remove(s->writer, ext, contact) != 0)
+        log_error("registrar: out of memory: the removal of %s's binding%s is not stored (a "
+                  "restart before it expires brings it back)",
+                  ext, contact ? "" : "s");
     publish(s, ext, contact, why);
 }
 
@@ -293,7 +297,10 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
         r.registered_at = b->r.registered_at;
     }
     b->r = r;
-    store_writer_reg_save(s->writer, &b->r);
+    if (store_writer_reg_save(s->writer, &b->r) != 0)
+        log_error("registrar: out of memory: the binding of %s is not stored (it holds until "
+                  "a restart)",
+                  r.extension);
     publish(s, r.extension, r.contact, r.registered_at == now ? "registered" : "refreshed");
     return 0;
 }
@@ -396,18 +403,36 @@ size_t reg_targets(struct sip *s, const char *ext, struct reg_target *out, size_
     return n;
 }
 
+struct contact_find {
+    const char *want;
+    const struct binding *hit;
+};
+
+static int find_contact(const char *key, void *val, void *arg)
+{
+    (void)key;
+    struct contact_find *f = arg;
+    for (const struct binding *b = val; b && !f->hit; b = b->next)
+        if (strcmp(b->r.contact, f->want) == 0)
+            f->hit = b;
+    return STRMAP_KEEP;
+}
+
 int reg_next_hop(struct sip *s, url_t const *contact, char *out, size_t outlen)
 {
-    if (!contact->url_user)
-        return -1;
     char want[512];
     if (url_e(want, sizeof want, contact) < 0)
         return -1;
-    for (struct binding *b = strmap_get(s->reg->aors, contact->url_user); b; b = b->next) {
-        if (strcmp(b->r.contact, want) == 0) {
-            format_next_hop(&b->r, out, outlen);
-            return 0;
-        }
-    }
-    return -1;
+    /* The Contact's user part is the extension for most phones, so that list first; others
+     * write one of their own (baresip: "100-0x55d3..."), and then every binding is looked
+     * at (one in-dialog request per call does this, not each REGISTER). */
+    struct contact_find f = {want, NULL};
+    if (contact->url_user)
+        find_contact(NULL, strmap_get(s->reg->aors, contact->url_user), &f);
+    if (!f.hit)
+        strmap_foreach(s->reg->aors, find_contact, &f);
+    if (!f.hit)
+        return -1;
+    format_next_hop(&f.hit->r, out, outlen);
+    return 0;
 }

@@ -66,7 +66,15 @@ int sip_barrier(struct sip *s);
 #define SIP_METHOD_SLOTS 15
 extern const char *const sip_method_slot_names[SIP_METHOD_SLOTS];
 
+/** Event packages of the event server (subs.c), by index in the metrics. */
+#define SIP_EVENT_PACKAGES 2
+extern const char *const sip_event_package_names[SIP_EVENT_PACKAGES];
+
 /** A snapshot of the SIP side's counters, readable from any thread. */
+/** The ways a call ends, as its record's disposition says them (db/004_records.sql). */
+#define SIP_DISPOSITIONS 5
+extern const char *const sip_disposition_names[SIP_DISPOSITIONS];
+
 struct sip_stats {
     unsigned long long requests[SIP_METHOD_SLOTS]; /* by sip_method_slot_names */
     unsigned long long responses[7];               /* by class: [1] 1xx .. [6] 6xx */
@@ -80,7 +88,29 @@ struct sip_stats {
     unsigned long long blocked_requests;    /* requests dropped from blocked addresses */
     unsigned long long attacked_extensions; /* extensions with many failures in the window */
     unsigned long long nonces_retired;      /* nonces retired after wrong answers */
+    unsigned long long subscriptions[SIP_EVENT_PACKAGES]; /* active now, by package */
+    unsigned long long notifies_sent;                     /* NOTIFY requests sent */
+    unsigned long long publications;            /* published presence documents held now */
+    unsigned long long calls[SIP_DISPOSITIONS]; /* calls ended, by sip_disposition_names */
 };
+
+/** A user's presence as the REST API and the event stream show it. */
+struct sip_presence_info {
+    char extension[STORE_EXT_MAX];
+    char basic[8];   /* open, closed */
+    char note[128];  /* the published note, or "Available", "On the phone", "Offline" */
+    int busy;        /* in an answered call */
+    char dialog[12]; /* busy lamp: idle, trying, early, confirmed */
+    int published;   /* the state comes from a PUBLISH (else from registrations and calls) */
+    size_t watchers; /* active subscriptions to it */
+};
+
+/** Copies every user's presence (or only ext's, when not NULL), sorted by extension, into
+ *  a new array (*out, free() it), by sip_execute (whose deadline applies). Returns the
+ *  count, or -1 (errno ETIMEDOUT, or out of memory). */
+int sip_presence(struct sip *s, const char *ext, struct sip_presence_info **out);
+/** Renders one user's presence as a JSON object (a new cJSON the caller deletes). */
+struct cJSON *sip_presence_json(const struct sip_presence_info *p);
 
 /** Fills out with the current counters; any thread. */
 void sip_get_stats(struct sip *s, struct sip_stats *out);
@@ -106,23 +136,26 @@ struct sip_call_info {
     char call_id[256];          /* the caller's Call-ID */
     char state[16];             /* trying, ringing, forwarded, answered, held, ended */
     char caller[STORE_EXT_MAX]; /* extension of the caller */
-    char caller_name[128];      /* display name the caller sent (data, not markup) */
-    char callee[STORE_EXT_MAX]; /* dialled extension */
-    char caller_contact[512];   /* where the caller's phone is */
-    char callee_contact[512];   /* the callee's device that answered (or is ringing) */
-    char user_agent[256];       /* the caller's User-Agent */
-    int64_t started_us;         /* INVITE in, microseconds since the epoch (UTC) */
-    int64_t ringing_us;         /* first 180/183 relayed, or 0 */
-    int64_t answered_us;        /* 2xx relayed, or 0 */
-    int64_t ended_us;           /* BYE, final failure or cancel, or 0 */
-    int final_status;           /* final SIP status of the INVITE, 0 while pending */
-    char hangup_by[8];          /* caller, callee, sipbx, admin, or "" */
-    int nforwards;              /* entries used in forwards */
+    char caller_name[STORE_DISPLAY_NAME_MAX]; /* display name the caller sent, or its
+                                                 account's (data, not markup) */
+    char callee[STORE_EXT_MAX];               /* dialled extension */
+    char caller_contact[512];                 /* where the caller's phone is */
+    char callee_contact[512]; /* the callee's device that answered (or is ringing) */
+    char user_agent[256];     /* the caller's User-Agent */
+    int64_t started_us;       /* INVITE in, microseconds since the epoch (UTC) */
+    int64_t ringing_us;       /* first 180/183 relayed, or 0 */
+    int64_t answered_us;      /* 2xx relayed, or 0 */
+    int64_t ended_us;         /* BYE, final failure or cancel, or 0 */
+    int final_status;         /* final SIP status of the INVITE, 0 while pending */
+    char hangup_by[8];        /* caller, callee, sipbx, admin, or "" */
+    int nforwards;            /* entries used in forwards */
     struct {
         char from[STORE_EXT_MAX]; /* the user whose rule forwarded the call */
         char to[256];             /* the target: an extension or a SIP URI */
         char reason[16];          /* unconditional, user-busy, no-answer, unavailable (RFC 5806) */
     } forwards[SIP_MAX_FORWARDS];
+    char linked_call[256]; /* the Call-ID of the call this one came from, or "" */
+    char link[20];         /* how: transfer, attended-transfer, pickup; "" for none */
 };
 
 /** True when host (of a SIP URI) names this PBX: its domain or the address it listens on.
@@ -140,9 +173,6 @@ int sip_calls(struct sip *s, struct sip_call_info **out);
  *  Returns 0, ENOENT when there is no such call (or it has ended), or -1 when the SIP side
  *  did not take the request (errno ETIMEDOUT). */
 int sip_hangup(struct sip *s, uint64_t id);
-
-/** Renders one call as a JSON object (a new cJSON the caller deletes). */
-struct cJSON *sip_call_json(const struct sip_call_info *c);
 
 /** An address blocked for failed digest checks, as the REST API and the CLI show it. */
 struct sip_block {

@@ -36,13 +36,24 @@ struct vm;
 /** A user as the SIP thread knows it (a copy of the store's row). */
 struct sip_user {
     char extension[STORE_EXT_MAX];
-    char display_name[STORE_NAME_MAX];
+    const char *display_name; /* whole, "" for none; in the entry's own allocation */
     char ha1[STORE_HA1_LEN];
     int ha1_valid; /* 0 when ha1 was made for another realm: the password must be reset */
     int enabled;
     int call_waiting;
+    int dnd; /* do-not-disturb */
     int ring_timeout;
     const struct store_forward *fwd; /* call-forward rules; never NULL */
+};
+
+/** A ring group as the SIP thread knows it (a copy of the store's rows). */
+struct sip_group {
+    char extension[STORE_EXT_MAX];
+    enum store_group_strategy strategy;
+    int member_timeout;
+    char no_answer_target[256];
+    int nmembers;
+    char members[STORE_GROUP_MEMBERS_MAX][STORE_EXT_MAX];
 };
 
 struct sip {
@@ -57,6 +68,7 @@ struct sip {
     struct ban *ban;        /* addresses blocked for failed digests */
     int64_t blocks_version; /* of the CLI's lifts; owned by the writer thread's tick */
     struct strmap *users;   /* extension -> struct sip_user */
+    struct strmap *groups;  /* extension -> struct sip_group (ring groups) */
     struct reg *reg;
     struct store_writer *writer;
     struct events *events;         /* may be NULL */
@@ -65,10 +77,15 @@ struct sip {
     struct strmap *calls;          /* Call-ID -> struct call */
     _Atomic uint64_t next_call_id; /* shared by every SIP worker: call ids are unique */
     struct strmap *in_calls;       /* extension -> answered calls it takes part in (int *) */
+    struct strmap *refers;         /* "transferee|target" -> a REFER seen in a call (calls.c) */
     struct ptxn *txns;             /* proxied transactions in progress */
     char rr_host[256];             /* host of our Record-Route and Via */
+    char hostname[256];            /* the machine's name (gethostname), also ours; "" if none */
+    int loopback;                  /* we listen on loopback (or everywhere): localhost is us */
     unsigned char rr_key[32];      /* signs our Record-Route (dialog tokens), from the DB secret */
     struct strmap *quiet;          /* "what|source" -> last log line (int64_t *), see sip_log_due */
+    struct subs *subs;             /* the event server's subscriptions (subs.c) */
+    struct pres *pres;             /* presence and busy lamp state (presence.c) */
     struct conns *conns;           /* the TCP/TLS connection guard */
     struct regcache *regcache;     /* stateless answers to REGISTER over UDP (regcache.c) */
     su_timer_t *housekeeping;
@@ -94,6 +111,10 @@ struct sip {
     _Atomic uint64_t blocked_requests;
     _Atomic uint64_t attacked_extensions;
     _Atomic uint64_t nonces_retired;
+    _Atomic uint64_t subscriptions[SIP_EVENT_PACKAGES]; /* active now, by package */
+    _Atomic uint64_t notifies_sent;
+    _Atomic uint64_t publications;                  /* presence documents held now */
+    _Atomic uint64_t calls_ended[SIP_DISPOSITIONS]; /* by sip_disposition_names */
 };
 
 /* The Server header of our responses. */
@@ -101,7 +122,8 @@ struct sip {
 
 /* The methods sipbx accepts, for Allow headers. */
 #define SIP_ALLOW                                                                                  \
-    "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, PRACK"
+    "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, PRACK, "   \
+    "SUBSCRIBE, PUBLISH"
 
 /* ---- agent.c ---- */
 
@@ -241,6 +263,7 @@ struct call_legs {
 struct call {
     struct sip_call_info info;
     char from_tag[128];    /* the caller's tag: tells who sends a BYE */
+    char to_tag[128];      /* the tag of the device ringing (first 18x) or that answered */
     struct ptxn *invite;   /* the initial INVITE while it is pending */
     char answered_by[256]; /* extension (or URI) whose device answered */
     int64_t max_end;       /* monotonic second after which a silent call is dropped */
@@ -252,8 +275,8 @@ struct call {
  *  ("addr:port") over transport. NULL on no memory. */
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
                          const char *callee, const char *source, const char *transport);
-/** A 180/183 was relayed (contact: the ringing device). */
-void calls_ringing(struct sip *s, struct call *c, const char *contact);
+/** A 180/183 (resp) was relayed (contact: the ringing device). */
+void calls_ringing(struct sip *s, struct call *c, const char *contact, sip_t const *resp);
 /** The call was forwarded from user from to target for reason (RFC 5806 reason). */
 void calls_forwarded(struct sip *s, struct call *c, const char *from, const char *to,
                      const char *reason);
@@ -273,10 +296,57 @@ int calls_busy(struct sip *s, const char *ext);
 /** Drops answered calls whose session expired without a refresh (RFC 4028), or, without
  *  a session timer, that outlived the maximum call length (no BYE seen). */
 void calls_expire(struct sip *s, int64_t mono_now);
+/** Forgets REFERs whose resulting call did not come in time (housekeeping). */
+void calls_expire_refers(struct sip *s);
 /** Frees every call (shutdown). */
 void calls_destroy_all(struct sip *s);
 /** Publishes an event (type, JSON object rendered by the caller) when events are on. */
 void sip_publish(struct sip *s, const char *type, struct cJSON *obj);
+
+/* ---- subs.c: the event server (RFC 6665) ---- */
+
+struct subs;
+/** Creates the subscription table and takes back the subscriptions of the last run
+ *  (start-up, after the user cache): those whose user is gone are ended, the others
+ *  notified if their state changed, once the loop runs. Returns 0, ENOMEM or EIO. */
+int subs_create(struct sip *s, struct store *st);
+void subs_destroy(struct sip *s);
+/** Handles a SUBSCRIBE: a new subscription, a refresh or an unsubscribe of one of ours;
+ *  an in-dialog SUBSCRIBE of another dialog goes to the proxy. */
+void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip);
+/** What ext's packages say may have changed: NOTIFY each watcher whose document did. */
+void subs_notify_presentity(struct sip *s, const char *ext);
+/** Ends the subscriptions of a deleted user, watched or watching, with a final NOTIFY. */
+void subs_user_deleted(struct sip *s, const char *ext);
+/** Ends subscriptions whose time is up (every second). */
+void subs_expire(struct sip *s, int64_t now);
+/** Active subscriptions to ext, any package. */
+size_t subs_watchers(struct sip *s, const char *ext);
+
+/* ---- presence.c: presence documents and busy lamps ---- */
+
+struct pres;
+struct buf;
+/** Creates the presence state and takes back the unexpired publications of the last run;
+ *  returns 0, ENOMEM or EIO. */
+int pres_create(struct sip *s, struct store *st);
+void pres_destroy(struct sip *s);
+/** Handles a PUBLISH of presence (RFC 3903). */
+void pres_publish_handle(struct sip *s, const struct sip_req *r, sip_t const *sip);
+/** ext's state may have changed (registration, call, publication): after this turn of
+ *  the loop an event goes out if its summary changed, and watchers are notified. */
+void pres_changed(struct sip *s, const char *ext);
+/** A call changed state (every call event): the busy lamps of its parties follow. */
+void pres_call(struct sip *s, const struct call *c);
+/** Forgets a deleted user's publications and ends its subscriptions. */
+void pres_user_deleted(struct sip *s, const char *ext);
+/** Drops expired publications and ended dialogs shown long enough (every second). */
+void pres_expire(struct sip *s, int64_t now);
+/** Appends ext's presence document (PIDF, RFC 3863): the newest publication, else one
+ *  derived from its registrations and calls. */
+void pres_pidf(struct sip *s, const char *ext, struct buf *out);
+/** Appends ext's dialog-info document (RFC 4235, state "full") with this version. */
+void pres_dialog_info(struct sip *s, const char *ext, uint32_t version, struct buf *out);
 
 /* ---- regcache.c: REGISTER over UDP without server transactions ---- */
 
@@ -323,13 +393,16 @@ void memtrim_tick(struct sip *s, int64_t now);
 
 /* ---- usercache.c ---- */
 
-/** Loads all users from st into s->users (start-up); returns 0, ENOMEM or EIO. */
+/** Loads all users and ring groups from st into s->users and s->groups (start-up);
+ *  returns 0, ENOMEM or EIO. */
 int usercache_load(struct sip *s, struct store *st);
 /** Writer-thread tick: reads the users changed since the last tick from the user_changes
  *  log and sends them (a delta) to the SIP thread; prunes the log rows it has applied. */
 void usercache_tick(struct store *st, void *sip);
 /** Looks a user up by extension; NULL when unknown. */
 const struct sip_user *usercache_get(struct sip *s, const char *ext);
+/** Looks a ring group up by extension; NULL when there is none. */
+const struct sip_group *usercache_group(struct sip *s, const char *ext);
 
 /** The users changed between two sequence numbers of the log, read and ready to apply. */
 struct usercache_delta;

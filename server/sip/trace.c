@@ -60,10 +60,11 @@ enum rec_kind { REC_RECV = 1, REC_SENT, REC_ACCEPT, REC_STOP };
 struct rec {
     uint32_t magic;
     uint32_t kind;
-    int64_t time_us;   /* when tport moved the bytes (wall clock, UTC) */
-    uint32_t len;      /* bytes that follow */
-    char transport[8]; /* udp, tcp, tls */
-    char peer[72];     /* "addr:port" or "[v6]:port" */
+    int64_t time_us;     /* when tport moved the bytes (wall clock, UTC) */
+    uint32_t len;        /* bytes that follow */
+    char transport[8];   /* udp, tcp, tls */
+    char peer[72];       /* "addr:port" or "[v6]:port" */
+    uint16_t local_port; /* sipbx's port for the transport (TLS has its own); 0: unknown */
 };
 
 /* The write end of this thread's capture pipe, for tport_dump_iovec(); -1 while capture is
@@ -131,6 +132,7 @@ struct stamp {
     int out;
     char transport[8];
     char peer[72];
+    uint16_t local_port;
     int64_t time_us;
 };
 
@@ -291,7 +293,13 @@ static void emit(struct trace *t, const struct stamp *st, const char *msg, size_
     row.time_us = st->time_us;
     snprintf(row.direction, sizeof row.direction, "%s", st->out ? "out" : "in");
     snprintf(row.transport, sizeof row.transport, "%s", st->transport);
-    snprintf(row.local, sizeof row.local, "%s", t->local);
+    /* t->local names the SIP port; a message over TLS went through the TLS port. */
+    const char *colon = strrchr(t->local, ':');
+    if (st->local_port && colon)
+        snprintf(row.local, sizeof row.local, "%.*s:%u", (int)(colon - t->local), t->local,
+                 st->local_port);
+    else
+        snprintf(row.local, sizeof row.local, "%s", t->local);
     snprintf(row.remote, sizeof row.remote, "%s", st->peer);
     const char *eol = memchr(msg, '\n', n);
     size_t fl = eol ? (size_t)(eol - msg) : n;
@@ -402,7 +410,8 @@ static void deliver(struct trace *t, const struct rec *r, const char *data)
         accept_call(t, call_id);
         return;
     }
-    struct stamp st = {.out = r->kind == REC_SENT, .time_us = r->time_us};
+    struct stamp st = {
+        .out = r->kind == REC_SENT, .local_port = r->local_port, .time_us = r->time_us};
     memcpy(st.transport, r->transport, sizeof st.transport);
     memcpy(st.peer, r->peer, sizeof st.peer);
     st.transport[sizeof st.transport - 1] = st.peer[sizeof st.peer - 1] = '\0';
@@ -596,6 +605,8 @@ void tport_dump_iovec(tport_t const *self, msg_t *msg, size_t n, su_iovec_t cons
     snprintf(r.transport, sizeof r.transport, "%s", tpn && tpn->tpn_proto ? tpn->tpn_proto : "udp");
     for (char *p = r.transport; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    tp_name_t const *pri = tport_name(tport_parent(self)); /* the listening transport */
+    r.local_port = pri && pri->tpn_port ? (uint16_t)atoi(pri->tpn_port) : 0;
 
     struct iovec v[DUMP_IOV + 1];
     size_t nv = 1, left = n, total = 0;

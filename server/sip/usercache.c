@@ -1,10 +1,12 @@
-/* The SIP thread's copy of the users and their forward rules. It reads them all once, at
- * start-up; after that the writer thread follows the user_changes log (db/006, written by
- * triggers, so changes made by the CLI in another process count too): it reads only the
+/* The SIP thread's copy of the users with their forward rules, and of the ring groups. It reads
+ * them all once, at start-up; after that the writer thread follows the user_changes log (db/006,
+ * written by triggers, so changes made by the CLI in another process count too): it reads only the
  * users changed since the last sequence number it applied and sends that delta to the SIP
  * thread, which puts those users in place. A change costs the same with 10 users or
  * 100,000, and the SIP thread never reads the database itself. */
 #include "sip/sip_int.h"
+
+#include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -18,7 +20,7 @@
 static const struct store_forward no_rules;
 
 /* A user and, when one of them is enabled, its own copy of its rules, in one allocation
- * (free() frees both). */
+ * with its display name behind (free() frees all). */
 struct user_with_rules {
     struct sip_user user;
     struct store_forward rules;
@@ -31,15 +33,18 @@ static struct sip_user *user_new(const struct store_user *u, const struct store_
     int any = 0;
     for (int k = 0; k < STORE_FWD_KINDS; k++)
         any |= fwd->rule[k].enabled;
-    struct sip_user *su = calloc(1, any ? sizeof(struct user_with_rules) : sizeof(struct sip_user));
+    size_t head = any ? sizeof(struct user_with_rules) : sizeof(struct sip_user);
+    size_t name = strlen(u->display_name) + 1;
+    struct sip_user *su = calloc(1, head + name);
     if (!su)
         return NULL;
     memcpy(su->extension, u->extension, sizeof su->extension);
-    memcpy(su->display_name, u->display_name, sizeof su->display_name);
+    su->display_name = memcpy((char *)su + head, u->display_name, name);
     memcpy(su->ha1, u->ha1, sizeof su->ha1);
     su->ha1_valid = strcmp(u->realm, realm) == 0;
     su->enabled = u->enabled;
     su->call_waiting = u->call_waiting;
+    su->dnd = u->dnd;
     su->ring_timeout = u->ring_timeout;
     if (any) {
         struct user_with_rules *uw = (struct user_with_rules *)su;
@@ -51,20 +56,45 @@ static struct sip_user *user_new(const struct store_user *u, const struct store_
     return su;
 }
 
-/* Reads the user ext and its rules from st: 0 with *out set, 0 with *out NULL when the
- * user does not exist (any more), or an errno value. */
-static int user_read(struct store *st, const char *ext, const char *realm, struct sip_user **out)
+/* A new cache entry for the group g; NULL when out of memory. */
+static struct sip_group *group_new(const struct store_group *g)
+{
+    struct sip_group *sg = calloc(1, sizeof *sg);
+    if (!sg)
+        return NULL;
+    memcpy(sg->extension, g->extension, sizeof sg->extension);
+    sg->strategy = g->strategy;
+    sg->member_timeout = g->member_timeout;
+    memcpy(sg->no_answer_target, g->no_answer_target, sizeof sg->no_answer_target);
+    sg->nmembers = g->nmembers;
+    memcpy(sg->members, g->members, (size_t)g->nmembers * STORE_EXT_MAX);
+    return sg;
+}
+
+/* Reads the user ext and its rules from st, or else the group ext: 0 with *user or *group
+ * set, 0 with both NULL when there is no such extension (any more), or an errno value. */
+static int ext_read(struct store *st, const char *ext, const char *realm, struct sip_user **user,
+                    struct sip_group **group)
 {
     struct store_user u;
     struct store_forward fwd;
-    *out = NULL;
+    *user = NULL;
+    *group = NULL;
     int rc = store_user_get(st, ext, &u);
-    if (rc == ENOENT)
-        return 0;
+    if (rc == ENOENT) {
+        struct store_group g;
+        rc = store_group_get(st, ext, &g);
+        if (rc == ENOENT)
+            return 0;
+        if (rc != 0)
+            return EIO;
+        *group = group_new(&g);
+        return *group ? 0 : ENOMEM;
+    }
     if (rc != 0 || store_forward_get(st, ext, &fwd) != 0)
         return EIO;
-    *out = user_new(&u, &fwd, realm);
-    return *out ? 0 : ENOMEM;
+    *user = user_new(&u, &fwd, realm);
+    return *user ? 0 : ENOMEM;
 }
 
 /* ---- start-up: everything ---- */
@@ -101,6 +131,19 @@ static int count_stale_realm(const char *key, void *val, void *ctx)
     return STRMAP_KEEP;
 }
 
+static int add_group(const struct store_group *g, void *arg)
+{
+    struct strmap *groups = arg;
+    struct sip_group *sg = group_new(g);
+    if (!sg)
+        return ENOMEM;
+    if (strmap_put(groups, sg->extension, sg, NULL) != 0) {
+        free(sg);
+        return ENOMEM;
+    }
+    return 0;
+}
+
 int usercache_load(struct sip *s, struct store *st)
 {
     /* The version first: a change made while the table is read is applied again later,
@@ -111,11 +154,19 @@ int usercache_load(struct sip *s, struct store *st)
     struct load_ctx lc = {NULL, s->domain, st, 0};
     if (strmap_create(&lc.map) != 0)
         return ENOMEM;
-    if (store_user_list(st, NULL, 0, add_user, &lc) != 0) {
+    struct strmap *groups = NULL;
+    if (strmap_create(&groups) != 0) {
         strmap_destroy(lc.map, free);
+        return ENOMEM;
+    }
+    if (store_user_list(st, NULL, 0, add_user, &lc) != 0 ||
+        store_group_list(st, add_group, groups) != 0) {
+        strmap_destroy(lc.map, free);
+        strmap_destroy(groups, free);
         return EIO;
     }
     s->users = lc.map;
+    s->groups = groups;
     atomic_fetch_add_explicit(&s->users_read, lc.read, memory_order_relaxed);
     int stale = 0;
     strmap_foreach(lc.map, count_stale_realm, &stale);
@@ -131,12 +182,20 @@ const struct sip_user *usercache_get(struct sip *s, const char *ext)
     return ext ? strmap_get(s->users, ext) : NULL;
 }
 
+const struct sip_group *usercache_group(struct sip *s, const char *ext)
+{
+    return ext && s->groups ? strmap_get(s->groups, ext) : NULL;
+}
+
 /* ---- afterwards: what changed ---- */
 
-/* One changed user: its new entry, or NULL when it was deleted. */
+/* One changed extension: its new entry (a user or a group), or neither when it was
+ * deleted. */
 struct change {
     char extension[STORE_EXT_MAX];
     struct sip_user *user;
+    struct sip_group *group;
+    int flags; /* STORE_CHANGE_*: created, a group's change */
 };
 
 /* A delta on its way from the writer thread to the SIP thread, which owns it once sent. */
@@ -151,13 +210,15 @@ static void delta_free(struct usercache_delta *d)
 {
     if (!d)
         return;
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++) {
         free(d->changes[i].user);
+        free(d->changes[i].group);
+    }
     free(d->changes);
     free(d);
 }
 
-static int collect_change(const char *ext, void *arg)
+static int collect_change(const char *ext, int flags, void *arg)
 {
     struct usercache_delta *d = arg;
     if (d->n == d->cap) {
@@ -170,7 +231,8 @@ static int collect_change(const char *ext, void *arg)
     }
     struct change *c = &d->changes[d->n];
     snprintf(c->extension, sizeof c->extension, "%s", ext);
-    int rc = user_read(d->st, ext, d->s->domain, &c->user);
+    c->flags = flags;
+    int rc = ext_read(d->st, ext, d->s->domain, &c->user, &c->group);
     if (rc != 0)
         return rc;
     d->n++;
@@ -183,6 +245,23 @@ void usercache_apply(struct sip *s, struct usercache_delta *d)
     for (size_t i = 0; i < d->n; i++) {
         struct change *c = &d->changes[i];
         void *old = NULL;
+        if (c->group) {
+            if (strmap_put(s->groups, c->group->extension, c->group, &old) != 0) {
+                log_error("usercache: out of memory: ring group %s not updated", c->extension);
+                continue;
+            }
+            c->group = NULL;
+            free(old);
+            /* An extension that was a user and is a group now (deleted, then made a group
+             * between two ticks). */
+            if ((old = strmap_remove(s->users, c->extension)) != NULL) {
+                free(old);
+                reg_remove_user(s, c->extension);
+                removed++;
+            }
+            continue;
+        }
+        free(strmap_remove(s->groups, c->extension)); /* a group no more, if it was one */
         if (c->user) {
             if (strmap_put(s->users, c->user->extension, c->user, &old) != 0) {
                 /* No memory for a new entry: the user stays unknown until it changes
@@ -195,7 +274,8 @@ void usercache_apply(struct sip *s, struct usercache_delta *d)
             free(old);
         } else if ((old = strmap_remove(s->users, c->extension)) != NULL) {
             free(old);
-            reg_remove_user(s, c->extension); /* a deleted user keeps no bindings */
+            reg_remove_user(s, c->extension);   /* a deleted user keeps no bindings */
+            pres_user_deleted(s, c->extension); /* nor publications or subscriptions */
             removed++;
         }
     }
@@ -243,6 +323,30 @@ void usercache_delta_free(struct usercache_delta *d)
     delta_free(d);
 }
 
+/* Tells of each change of a user in d as a user.changed event (the event stream,
+ * webhooks), once committed; a ring group's changes are not a user's. The users' rows were
+ * committed before the delta was read; the event waits for the writer's next batch only so
+ * that it travels the way registration.changed does. */
+static void announce_changes(struct sip *s, const struct usercache_delta *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const struct change *c = &d->changes[i];
+        if (!c->user && (c->group || (c->flags & STORE_CHANGE_GROUP)))
+            continue;
+        const char *what = !c->user                            ? "deleted"
+                           : (c->flags & STORE_CHANGE_CREATED) ? "created"
+                                                               : "updated";
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "extension", c->extension);
+        cJSON_AddStringToObject(o, "change", what);
+        char *json = cJSON_PrintUnformatted(o);
+        if (!json || store_writer_announce(s->writer, "user.changed", json, 0) != 0)
+            log_error("usercache: out of memory: no user.changed event for %s", c->extension);
+        free(json);
+        cJSON_Delete(o);
+    }
+}
+
 void usercache_tick(struct store *st, void *arg)
 {
     struct sip *s = arg;
@@ -265,6 +369,7 @@ void usercache_tick(struct store *st, void *arg)
     }
     *(struct usercache_delta **)su_msg_data(msg) = d;
     su_msg_deinitializer(msg, delta_msg_gone);
+    announce_changes(s, d); /* before the SIP thread owns d */
     if (su_msg_send_to(msg, su_root_task(s->root), delta_deliver) != 0) {
         su_msg_destroy(msg);
         return;

@@ -11,16 +11,18 @@
 int store_cdr_save(struct store *st, const struct store_cdr *c)
 {
     sqlite3_stmt *s = store_stmt(
-        st, "INSERT INTO cdrs (call_id, caller, caller_name, dialled, answered_by, forwards, "
-            "start_us, answer_us, end_us, duration, billsec, disposition, status, phrase, "
-            "hangup_by, user_agent, open, interrupted) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, 0), "
-            "nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id, start_us) DO UPDATE "
-            "SET answered_by = excluded.answered_by, forwards = excluded.forwards, "
-            "answer_us = excluded.answer_us, end_us = excluded.end_us, "
-            "duration = excluded.duration, billsec = excluded.billsec, "
-            "disposition = excluded.disposition, status = excluded.status, "
-            "phrase = excluded.phrase, hangup_by = excluded.hangup_by, open = excluded.open, "
-            "interrupted = excluded.interrupted");
+        st,
+        "INSERT INTO cdrs (call_id, caller, caller_name, dialled, answered_by, forwards, "
+        "start_us, answer_us, end_us, duration, billsec, disposition, status, phrase, "
+        "hangup_by, user_agent, open, interrupted, linked_call, link) VALUES (?, ?, ?, ?, ?, ?, "
+        "?, nullif(?, 0), nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id, "
+        "start_us) DO UPDATE "
+        "SET answered_by = excluded.answered_by, forwards = excluded.forwards, "
+        "answer_us = excluded.answer_us, end_us = excluded.end_us, "
+        "duration = excluded.duration, billsec = excluded.billsec, "
+        "disposition = excluded.disposition, status = excluded.status, "
+        "phrase = excluded.phrase, hangup_by = excluded.hangup_by, open = excluded.open, "
+        "interrupted = excluded.interrupted");
     if (!s)
         return EIO;
     store_bind_text(s, 1, c->call_id);
@@ -41,6 +43,8 @@ int store_cdr_save(struct store *st, const struct store_cdr *c)
     store_bind_text(s, 16, c->user_agent);
     sqlite3_bind_int(s, 17, c->open);
     sqlite3_bind_int(s, 18, c->interrupted);
+    store_bind_text(s, 19, c->linked_call);
+    store_bind_text(s, 20, c->link);
     return store_step_done(st, s);
 }
 
@@ -71,6 +75,51 @@ int store_cdr_close_interrupted(struct store *st, int64_t now_us)
     return sqlite3_changes(sqlite3_db_handle(s));
 }
 
+/* The columns of a record, in the order read_cdr() reads them. */
+#define CDR_COLS                                                                                   \
+    "id, call_id, caller, caller_name, dialled, answered_by, forwards, start_us, "                 \
+    "coalesce(answer_us, 0), coalesce(end_us, 0), duration, billsec, disposition, status, "        \
+    "phrase, hangup_by, user_agent, open, interrupted"
+
+static void read_cdr(sqlite3_stmt *s, struct store_cdr *c)
+{
+    memset(c, 0, sizeof *c);
+    c->id = sqlite3_column_int64(s, 0);
+    store_col_text(s, 1, c->call_id, sizeof c->call_id);
+    store_col_text(s, 2, c->caller, sizeof c->caller);
+    store_col_text(s, 3, c->caller_name, sizeof c->caller_name);
+    store_col_text(s, 4, c->dialled, sizeof c->dialled);
+    store_col_text(s, 5, c->answered_by, sizeof c->answered_by);
+    store_col_text(s, 6, c->forwards, sizeof c->forwards);
+    c->start_us = sqlite3_column_int64(s, 7);
+    c->answer_us = sqlite3_column_int64(s, 8);
+    c->end_us = sqlite3_column_int64(s, 9);
+    c->duration = sqlite3_column_int64(s, 10);
+    c->billsec = sqlite3_column_int64(s, 11);
+    store_col_text(s, 12, c->disposition, sizeof c->disposition);
+    c->status = sqlite3_column_int(s, 13);
+    store_col_text(s, 14, c->phrase, sizeof c->phrase);
+    store_col_text(s, 15, c->hangup_by, sizeof c->hangup_by);
+    store_col_text(s, 16, c->user_agent, sizeof c->user_agent);
+    c->open = sqlite3_column_int(s, 17);
+    c->interrupted = sqlite3_column_int(s, 18);
+}
+
+int store_cdr_get(struct store *st, const char *call_id, int64_t start_us, struct store_cdr *out)
+{
+    sqlite3_stmt *s =
+        store_stmt(st, "SELECT " CDR_COLS " FROM cdrs WHERE call_id = ? AND start_us = ?");
+    if (!s)
+        return EIO;
+    store_bind_text(s, 1, call_id);
+    sqlite3_bind_int64(s, 2, start_us);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        read_cdr(s, out);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ENOENT : EIO;
+}
+
 /* Closed records only (open ones are calls still up), said in the way that fits the
  * query: a plain test when the rows are read anyway, or, for counting from an index alone,
  * "not one of the few open ones" (their ids come from the partial index cdrs_open). */
@@ -95,7 +144,7 @@ static const struct {
  * fits: start_us for a time range or a plain listing, disposition, ...) with its
  * parameters numbered as in bind_filter(): ?1 since, ?2 until, ?3 ext, ?4 disposition,
  * ?5 and ?6 the cursor's start and id, ?8 its sort key, ?9 the search (?10 as a LIKE
- * pattern). counting: for a count(*), which need not read in any order. */
+ * pattern), ?11 the linked call. counting: for a count(*), which need not read in any order. */
 static void filter_sql(char *out, size_t outlen, const char *closed,
                        const struct store_cdr_filter *f, int cursor, int counting)
 {
@@ -113,8 +162,8 @@ static void filter_sql(char *out, size_t outlen, const char *closed,
                  " AND %s %s= ?8 AND (%s %s ?8 OR start_us %s ?5 OR (start_us = ?5 AND id %s ?6))",
                  k, lt, k, lt, lt, lt);
     }
-    snprintf(out, outlen, "WHERE %s%s%s%s%s%s%s", closed, f->since_us ? " AND start_us >= ?1" : "",
-             f->until_us ? " AND start_us < ?2" : "",
+    snprintf(out, outlen, "WHERE %s%s%s%s%s%s%s%s", closed,
+             f->since_us ? " AND start_us >= ?1" : "", f->until_us ? " AND start_us < ?2" : "",
              f->ext[0] ? " AND (caller = ?3 OR dialled = ?3 OR answered_by = ?3)" : "",
              /* With an extension, counting goes through its three indexes; the "+" keeps
               * SQLite (without statistics) from reading all of a disposition instead. */
@@ -126,7 +175,7 @@ static void filter_sql(char *out, size_t outlen, const char *closed,
                        "OR answered_by = ?9 OR caller IN " NAMED_USERS " OR dialled IN " NAMED_USERS
                        " OR answered_by IN " NAMED_USERS ")"
                      : "",
-             after);
+             f->linked_call[0] ? " AND linked_call = ?11" : "", after);
 }
 
 static void bind_filter(sqlite3_stmt *s, const struct store_cdr_filter *f, int cursor)
@@ -139,6 +188,8 @@ static void bind_filter(sqlite3_stmt *s, const struct store_cdr_filter *f, int c
         store_bind_text(s, 3, f->ext);
     if (f->disposition[0])
         store_bind_text(s, 4, f->disposition);
+    if (f->linked_call[0])
+        store_bind_text(s, 11, f->linked_call);
     if (cursor) {
         sqlite3_bind_int64(s, 5, f->before_start_us);
         sqlite3_bind_int64(s, 6, f->before_id);
@@ -194,12 +245,13 @@ int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit
     else
         snprintf(order, sizeof order, "%s%s %s, %sstart_us %s, %sid %s", plus,
                  sort_keys[f->sort].column, dir, plus, dir, plus, dir);
-    snprintf(sql, sizeof sql,
-             "SELECT id, call_id, caller, caller_name, dialled, answered_by, forwards, start_us, "
-             "coalesce(answer_us, 0), coalesce(end_us, 0), duration, billsec, disposition, "
-             "status, phrase, hangup_by, user_agent, open, interrupted FROM cdrs %s "
-             "ORDER BY %s LIMIT ?7",
-             where, order);
+    snprintf(
+        sql, sizeof sql,
+        "SELECT id, call_id, caller, caller_name, dialled, answered_by, forwards, start_us, "
+        "coalesce(answer_us, 0), coalesce(end_us, 0), duration, billsec, disposition, "
+        "status, phrase, hangup_by, user_agent, open, interrupted, linked_call, link FROM cdrs %s "
+        "ORDER BY %s LIMIT ?7",
+        where, order);
     sqlite3_stmt *s = prepare_once(st, sql);
     if (!s)
         return EIO;
@@ -228,6 +280,8 @@ int store_cdr_list(struct store *st, const struct store_cdr_filter *f, int limit
         store_col_text(s, 16, c.user_agent, sizeof c.user_agent);
         c.open = sqlite3_column_int(s, 17);
         c.interrupted = sqlite3_column_int(s, 18);
+        store_col_text(s, 19, c.linked_call, sizeof c.linked_call);
+        store_col_text(s, 20, c.link, sizeof c.link);
         if ((ret = cb(&c, ctx)) != 0)
             break;
     }

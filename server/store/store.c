@@ -219,6 +219,7 @@ int store_step_done(struct store *st, sqlite3_stmt *s)
     switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
     case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_TRIGGER: /* db/010: users and groups share their extensions */
         return EEXIST;
     case SQLITE_CONSTRAINT_FOREIGNKEY:
         return ENOENT;

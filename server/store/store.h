@@ -75,24 +75,23 @@ struct store_user {
     int ring_timeout; /* 0 = the global ring timeout */
     int64_t created_at;
     int64_t updated_at;
+    int dnd; /* do-not-disturb: calls are refused as busy (or go to the busy forward) */
 };
 
-/** Adds a user; returns 0, EEXIST for a duplicate extension, or EIO. */
+/** Adds a user; returns 0, EEXIST for an extension taken (by a user or a ring group), or
+ *  EIO. */
 int store_user_add(struct store *st, const struct store_user *u);
 /** Reads one user; returns 0, ENOENT or EIO. */
 int store_user_get(struct store *st, const char *ext, struct store_user *out);
-/** Writes display name, enabled, call waiting and ring timeout of an existing user;
- *  returns 0, ENOENT or EIO. */
+/** Writes display name, enabled, call waiting, ring timeout and do-not-disturb of an
+ *  existing user; returns 0, ENOENT or EIO. */
 int store_user_update(struct store *st, const struct store_user *u);
 /** Replaces a user's digest; returns 0, ENOENT or EIO. */
 int store_user_set_ha1(struct store *st, const char *ext, const char *realm, const char *ha1);
 /** Deletes a user and (by cascade) its registrations; returns 0, ENOENT or EIO. */
 int store_user_delete(struct store *st, const char *ext);
 /** Calls cb for users with extension > after (NULL: from the start), in extension order, at
- *  most limit of them (<= 0: all). Display names come cut to at most STORE_NAME_MAX - 1
- *  bytes (at a character boundary): the size of the SIP side's copy of a user, which this
- *  walk fills (store_user_get and store_user_query give them whole). Returns 0, EIO, or
- *  what a non-zero cb returned. */
+ *  most limit of them (<= 0: all). Returns 0, EIO, or what a non-zero cb returned. */
 int store_user_list(struct store *st, const char *after, int limit,
                     int (*cb)(const struct store_user *u, void *ctx), void *ctx);
 
@@ -111,6 +110,7 @@ enum store_user_status {
     STORE_USER_ONLINE,  /* enabled, with a binding that has not expired */
     STORE_USER_OFFLINE, /* enabled, without one */
     STORE_USER_DISABLED,
+    STORE_USER_DND, /* enabled, with do-not-disturb on */
 };
 
 /* A filtered, sorted page of users. Zero/NULL fields do not filter. */
@@ -140,11 +140,17 @@ int store_user_count(struct store *st);
 /** The sequence number of the latest change of a user or its forward rules, by any
  *  process (the user_changes log, db/006); 0 when there was none. It only grows. */
 int64_t store_users_version(struct store *st);
-/** Calls cb once for each extension changed (added, changed, deleted, its forward rules
- *  changed) with a sequence number in (after, upto], in no particular order. Returns 0,
- *  EIO, or what a non-zero cb returned. */
+/* What the changes of one extension were (store_user_changes' flags). */
+enum {
+    STORE_CHANGE_CREATED = 1, /* one of them created the user */
+    STORE_CHANGE_GROUP = 2,   /* one of them was of a ring group of that extension */
+};
+/** Calls cb once for each extension changed (a user added, changed, deleted, its forward
+ *  rules changed; a ring group or its members changed) with a sequence number in (after,
+ *  upto], in no particular order, with STORE_CHANGE_* flags. Returns 0, EIO, or what a
+ *  non-zero cb returned. */
 int store_user_changes(struct store *st, int64_t after, int64_t upto,
-                       int (*cb)(const char *ext, void *ctx), void *ctx);
+                       int (*cb)(const char *ext, int flags, void *ctx), void *ctx);
 /** Deletes the change log up to and including upto (applied by the daemon); 0 or EIO. */
 int store_user_changes_prune(struct store *st, int64_t upto);
 
@@ -175,6 +181,56 @@ int store_reg_list(struct store *st, const char *ext, int64_t now,
 /** Deletes bindings that expired at or before now; returns the number removed or -1. */
 int store_reg_purge(struct store *st, int64_t now);
 
+/* ---- presence (presence.c): event subscriptions and published presence (db/009) ---- */
+
+#define STORE_SUB_HDR_MAX 512
+
+/** One subscription dialog of the event server (sip/subs.c), as stored. */
+struct store_sub {
+    char call_id[256];
+    char local_tag[48];
+    char package[24];
+    char event_id[64];
+    char watcher[STORE_EXT_MAX];
+    char presentity[STORE_EXT_MAX];
+    char remote[STORE_SUB_HDR_MAX]; /* the watcher's From, with its tag */
+    char local[STORE_SUB_HDR_MAX];  /* sipbx's To, with its tag */
+    char target[STORE_SUB_HDR_MAX]; /* the watcher's Contact URI */
+    char next_hop[160];
+    char route[1024];
+    char contact[300];
+    uint32_t local_cseq, remote_cseq;
+    char state_hash[33];
+    uint32_t version;
+    int64_t created_at, expires_at;
+};
+
+/** Inserts or replaces the subscription (call_id, local_tag); returns 0 or EIO. */
+int store_sub_save(struct store *st, const struct store_sub *sub);
+/** Deletes the subscription (call_id, local_tag); returns 0 or EIO. */
+int store_sub_remove(struct store *st, const char *call_id, const char *local_tag);
+/** Calls cb for every stored subscription (expired ones too: the caller decides), oldest
+ *  first. Returns 0, EIO, or what a non-zero cb returned. */
+int store_sub_list(struct store *st, int (*cb)(const struct store_sub *sub, void *ctx), void *ctx);
+
+#define STORE_PIDF_MAX 8192 /* the largest PIDF document accepted and kept, in bytes */
+
+/** One publication of presence (RFC 3903), as stored. */
+struct store_pub {
+    char etag[40];
+    char extension[STORE_EXT_MAX];
+    char body[STORE_PIDF_MAX + 1];
+    int64_t published_at, expires_at;
+};
+
+/** Inserts or replaces the publication etag; returns 0 or EIO. */
+int store_pub_save(struct store *st, const struct store_pub *p);
+/** Deletes publication etag; returns 0 or EIO. */
+int store_pub_remove(struct store *st, const char *etag);
+/** Calls cb for every stored publication, oldest first. Returns 0, EIO, or what a non-zero
+ *  cb returned. */
+int store_pub_list(struct store *st, int (*cb)(const struct store_pub *p, void *ctx), void *ctx);
+
 /* ---- call-forward rules ---- */
 
 enum store_fwd_kind {
@@ -203,6 +259,46 @@ int store_forward_get(struct store *st, const char *ext, struct store_forward *o
 /** Replaces all four rules of ext in one transaction; returns 0, ENOENT (no such user) or
  *  EIO. Validation is the caller's (the REST layer). */
 int store_forward_set(struct store *st, const char *ext, const struct store_forward *f);
+
+/* ---- ring groups (groups.c) ---- */
+
+#define STORE_GROUP_MEMBERS_MAX 32
+
+enum store_group_strategy {
+    STORE_GROUP_RINGALL,    /* every member at once */
+    STORE_GROUP_SEQUENTIAL, /* one after another, member_timeout seconds each */
+};
+/** The strategies by enum store_group_strategy, as the API and the database name them. */
+extern const char *const store_group_strategies[2];
+
+struct store_group {
+    char extension[STORE_EXT_MAX];
+    char name[STORE_DISPLAY_NAME_MAX];
+    enum store_group_strategy strategy;
+    int member_timeout;         /* seconds a member rings (sequential), or the group (ringall)
+                                   before no_answer_target */
+    char no_answer_target[256]; /* an extension or a SIP URI; "" for none */
+    int nmembers;
+    char members[STORE_GROUP_MEMBERS_MAX][STORE_EXT_MAX]; /* user extensions, in order */
+    int64_t created_at, updated_at;
+};
+
+/** Creates a group with its members in one transaction. Returns 0, EEXIST when the
+ *  extension is taken (by a user or a group), ENOENT when a member is not a user, or EIO. */
+int store_group_add(struct store *st, const struct store_group *g);
+/** Reads one group with its members; returns 0, ENOENT or EIO. */
+int store_group_get(struct store *st, const char *ext, struct store_group *out);
+/** Replaces name, strategy, timeout, target and members of an existing group in one
+ *  transaction; returns 0, ENOENT (no such group, or a member is not a user) or EIO. */
+int store_group_update(struct store *st, const struct store_group *g);
+/** Deletes a group; returns 0, ENOENT or EIO. */
+int store_group_delete(struct store *st, const char *ext);
+/** Calls cb for every group with its members, in the natural order of extensions. Returns
+ *  0, EIO, or what a non-zero cb returned. */
+int store_group_list(struct store *st, int (*cb)(const struct store_group *g, void *ctx),
+                     void *ctx);
+/** Number of groups, or -1 on error. */
+int store_group_count(struct store *st);
 
 /* ---- voicemail (voicemail.c, db/011) ---- */
 
@@ -268,7 +364,7 @@ struct store_cdr {
     int64_t id;
     char call_id[256];
     char caller[STORE_EXT_MAX];
-    char caller_name[STORE_NAME_MAX];
+    char caller_name[STORE_DISPLAY_NAME_MAX];
     char dialled[STORE_EXT_MAX];
     char answered_by[256];
     char forwards[1024];                 /* JSON array */
@@ -279,12 +375,17 @@ struct store_cdr {
     char phrase[64];
     char hangup_by[8];
     char user_agent[256];
-    int open;        /* answered and not ended yet: the kill -9 journal */
-    int interrupted; /* closed at start-up after the process died mid-call */
+    int open;              /* answered and not ended yet: the kill -9 journal */
+    int interrupted;       /* closed at start-up after the process died mid-call */
+    char linked_call[256]; /* the Call-ID of the call this one came from, "" for none */
+    char link[20];         /* how: transfer, attended-transfer, pickup; "" for none */
 };
 
 /** Inserts or updates the record keyed by (call_id, start_us); returns 0 or EIO. */
 int store_cdr_save(struct store *st, const struct store_cdr *c);
+/** Reads the record of the call call_id that started at start_us (the key of
+ *  store_cdr_save); returns 0, ENOENT or EIO. */
+int store_cdr_get(struct store *st, const char *call_id, int64_t start_us, struct store_cdr *out);
 /** Closes records left open by a process that died: ended at the last heartbeat (or at
  *  now_us when none), marked interrupted. Returns how many, or -1. */
 int store_cdr_close_interrupted(struct store *st, int64_t now_us);
@@ -312,6 +413,7 @@ struct store_cdr_filter {
      * ASCII), that a user whose display name holds q made, was dialled by or answered,
      * or whose caller, dialled or answering extension is q. */
     char q[STORE_NAME_MAX];
+    char linked_call[256]; /* records that came from the call with this Call-ID */
     enum store_cdr_sort sort;
     int asc; /* ascending (the default is descending: newest, longest, Z first) */
     /* Keyset cursor: records after this one in the order (before it when descending), 0
@@ -423,6 +525,101 @@ int store_block_pending(struct store *st, const char *source);
 /** A counter that changes whenever a block is marked lifted, by any process. */
 int64_t store_blocks_version(struct store *st);
 
+/* ---- webhooks and their deliveries (webhooks.c) ---- */
+
+#define STORE_WEBHOOK_URL_MAX    2048 /* bytes of a URL */
+#define STORE_WEBHOOK_EVENTS_MAX 160  /* the comma-separated event names, NUL included */
+#define STORE_WEBHOOK_SECRET_MAX 80
+#define STORE_WEBHOOK_DESC_MAX   256 /* bytes of a description, NUL included */
+#define STORE_EVENT_ID_LEN       37  /* a UUID in text and a NUL */
+#define STORE_EVENT_NAME_MAX     32
+
+struct store_webhook {
+    int64_t id;
+    char url[STORE_WEBHOOK_URL_MAX + 1];
+    char events[STORE_WEBHOOK_EVENTS_MAX]; /* "call.ended,user.changed" */
+    char secret[STORE_WEBHOOK_SECRET_MAX];
+    char description[STORE_WEBHOOK_DESC_MAX];
+    int64_t created_at;
+};
+
+/** Adds a webhook (id is assigned, into w->id); returns 0 or EIO. */
+int store_webhook_add(struct store *st, struct store_webhook *w);
+/** Reads one; returns 0, ENOENT or EIO. */
+int store_webhook_get(struct store *st, int64_t id, struct store_webhook *out);
+/** Calls cb for every webhook, in id order. Returns 0, EIO, or what a non-zero cb
+ *  returned. */
+int store_webhook_list(struct store *st, int (*cb)(const struct store_webhook *w, void *ctx),
+                       void *ctx);
+/** Deletes a webhook and its deliveries; returns 0, ENOENT or EIO. */
+int store_webhook_delete(struct store *st, int64_t id);
+/** Number of webhooks, or -1. */
+int store_webhook_count(struct store *st);
+
+enum store_delivery_state {
+    STORE_DELIVERY_PENDING,
+    STORE_DELIVERY_DELIVERED,
+    STORE_DELIVERY_FAILED,
+    STORE_DELIVERY_STATES
+};
+/** The states by enum store_delivery_state, as the database and the API name them. */
+extern const char *const store_delivery_states[STORE_DELIVERY_STATES];
+
+struct store_delivery {
+    int64_t id, webhook_id;
+    char event_id[STORE_EVENT_ID_LEN];
+    char event[STORE_EVENT_NAME_MAX];
+    char *body; /* the JSON to POST: malloc'd by store_delivery_next (the caller frees);
+                 * NULL from store_delivery_list */
+    int64_t created_us;
+    enum store_delivery_state state;
+    int attempts;
+    int64_t next_try_us; /* pending: not before; 0 once finished */
+    int64_t last_try_us; /* 0: never tried */
+    int last_status;     /* HTTP status of the last try; 0: none */
+    char last_error[256];
+    int64_t done_us; /* delivered or given up; 0 while pending */
+};
+
+/** Queues one delivery of the event (name, id, the body to POST, when it happened) for
+ *  every webhook whose events include name, due at once. Returns the number queued, or -1
+ *  (logged). */
+int store_delivery_fanout(struct store *st, const char *event, const char *event_id,
+                          const char *body, int64_t created_us);
+/** Queues one delivery for webhook_id alone, due at once (a test event); returns 0 with
+ *  its id in *id, ENOENT (no such webhook) or EIO. */
+int store_delivery_add(struct store *st, int64_t webhook_id, const char *event,
+                       const char *event_id, const char *body, int64_t created_us, int64_t *id);
+/** The pending delivery of webhook_id that is due first (by next try, then id): fills out
+ *  (with a malloc'd body) and returns 0; ENOENT when it has none; EIO. *
+ *  When due_us is not NULL it receives that delivery's next try even when it is later
+ *  than now_us (then ENOENT is returned and out is not filled). */
+int store_delivery_next(struct store *st, int64_t webhook_id, int64_t now_us,
+                        struct store_delivery *out, int64_t *due_us);
+/** Records a try of delivery id at now_us that ended in state (pending: to be tried again
+ *  at next_try_us), with the HTTP status (0: none) and why it failed ("" when it did not).
+ *  Returns 0, ENOENT (deleted meanwhile, with its webhook) or EIO. */
+int store_delivery_tried(struct store *st, int64_t id, int64_t now_us,
+                         enum store_delivery_state state, int64_t next_try_us, int status,
+                         const char *error);
+/** Calls cb for the deliveries of webhook_id with id < before (0: from the newest), newest
+ *  first, at most limit (<= 0: all), without their bodies. Returns 0, EIO, or what a
+ *  non-zero cb returned. */
+int store_delivery_list(struct store *st, int64_t webhook_id, int64_t before, int limit,
+                        int (*cb)(const struct store_delivery *d, void *ctx), void *ctx);
+/** Counts the deliveries of webhook_id by state into counts (by enum store_delivery_state);
+ *  returns 0 or EIO. */
+int store_delivery_counts(struct store *st, int64_t webhook_id,
+                          int64_t counts[STORE_DELIVERY_STATES]);
+/** Deliveries waiting to be sent (or sent again), of every webhook; -1 on error. */
+int64_t store_delivery_pending(struct store *st);
+/** Retention of webhook_id's deliveries: deletes the finished ones that finished before
+ *  oldest_us or are not among the keep newest finished, and gives up (state failed, with
+ *  a reason) the oldest pending ones beyond max_pending. Returns how many rows it deleted
+ *  or gave up, or -1. */
+int64_t store_delivery_prune(struct store *st, int64_t webhook_id, int64_t oldest_us, int keep,
+                             int max_pending, int64_t now_us);
+
 /* ---- admins ---- */
 
 /** Number of admin accounts, or -1 on error. */
@@ -510,6 +707,14 @@ int store_writer_block_save(struct store_writer *w, const struct store_block *b)
 int store_writer_block_remove(struct store_writer *w, const char *source, int64_t since);
 /** Queues removal of one binding, or all of ext when contact is NULL. Returns 0 or ENOMEM. */
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact);
+/** Queues a subscription to save (store_sub_save; a copy is taken); 0 or ENOMEM. */
+int store_writer_sub_save(struct store_writer *w, const struct store_sub *sub);
+/** Queues the removal of subscription (call_id, local_tag); 0 or ENOMEM. */
+int store_writer_sub_remove(struct store_writer *w, const char *call_id, const char *local_tag);
+/** Queues a publication to save (store_pub_save; a copy is taken); 0 or ENOMEM. */
+int store_writer_pub_save(struct store_writer *w, const struct store_pub *p);
+/** Queues the removal of publication etag; 0 or ENOMEM. */
+int store_writer_pub_remove(struct store_writer *w, const char *etag);
 /** Queues an event (type, one line of JSON) that the writer hands to the announce function
  *  once everything queued before it is committed, so a reader that reacts to it finds the
  *  change in the database. With once, the same event (type and JSON) queued again into
@@ -521,6 +726,21 @@ int store_writer_announce(struct store_writer *w, const char *type, const char *
 void store_writer_set_announce(struct store_writer *w,
                                void (*fn)(const char *type, const char *json, void *ctx),
                                void *ctx);
+/** Queues an event for the outbox (store_writer_set_outbox): the writer hands it to the
+ *  outbox's apply function inside the transaction of its batch, after every row queued
+ *  before it, so what that function writes (webhook deliveries) is committed with those
+ *  rows or not at all. at_us: when the event happened (microseconds since the epoch).
+ *  Returns 0 or ENOMEM (type longer than 63 characters included). */
+int store_writer_outbox(struct store_writer *w, const char *type, const char *json, int64_t at_us);
+/** Where store_writer_outbox's events go: apply(st, type, json, at_us, ctx) runs on the
+ *  writer thread in the batch's transaction (its errno fails the batch, which is retried
+ *  like any failed batch: return one only when the database failed); committed(ctx) runs
+ *  once a batch that held any of them is committed. NULL apply drops them. Set it before
+ *  traffic starts. */
+void store_writer_set_outbox(struct store_writer *w,
+                             int (*apply)(struct store *st, const char *type, const char *json,
+                                          int64_t at_us, void *ctx),
+                             void (*committed)(void *ctx), void *ctx);
 /** When the writer's batches have been failing (disk full, I/O error): the wall-clock second
  *  of the first failure of the current run of them, with why the last one failed; 0 while
  *  it writes. *failed_total (if not NULL): batches that failed so far, retries included. */

@@ -6,7 +6,9 @@
 
 #include <sqlite3.h>
 
-#define STORE_STMT_CACHE 64
+/* Statements a connection keeps prepared: more than any one connection uses (an HTTP
+ * connection of the pool may serve every endpoint in turn). */
+#define STORE_STMT_CACHE 128
 
 struct store {
     sqlite3 *db;

@@ -8,7 +8,7 @@
 
 #define USER_COLS                                                                                  \
     "extension, display_name, ha1, realm, enabled, call_waiting, coalesce(ring_timeout, 0), "      \
-    "created_at, updated_at"
+    "created_at, updated_at, dnd"
 
 static void read_user(sqlite3_stmt *s, struct store_user *u)
 {
@@ -22,13 +22,15 @@ static void read_user(sqlite3_stmt *s, struct store_user *u)
     u->ring_timeout = sqlite3_column_int(s, 6);
     u->created_at = sqlite3_column_int64(s, 7);
     u->updated_at = sqlite3_column_int64(s, 8);
+    u->dnd = sqlite3_column_int(s, 9);
 }
 
 int store_user_add(struct store *st, const struct store_user *u)
 {
-    sqlite3_stmt *s = store_stmt(st, "INSERT INTO users (extension, display_name, ha1, realm, "
-                                     "enabled, call_waiting, ring_timeout, created_at, updated_at) "
-                                     "VALUES (?, ?, ?, ?, ?, ?, nullif(?, 0), ?, ?)");
+    sqlite3_stmt *s =
+        store_stmt(st, "INSERT INTO users (extension, display_name, ha1, realm, "
+                       "enabled, call_waiting, ring_timeout, created_at, updated_at, dnd) "
+                       "VALUES (?, ?, ?, ?, ?, ?, nullif(?, 0), ?, ?, ?)");
     if (!s)
         return EIO;
     store_bind_text(s, 1, u->extension);
@@ -40,6 +42,7 @@ int store_user_add(struct store *st, const struct store_user *u)
     sqlite3_bind_int(s, 7, u->ring_timeout);
     sqlite3_bind_int64(s, 8, u->created_at);
     sqlite3_bind_int64(s, 9, u->updated_at ? u->updated_at : u->created_at);
+    sqlite3_bind_int(s, 10, u->dnd ? 1 : 0);
     return store_step_done(st, s);
 }
 
@@ -68,7 +71,7 @@ static int changed_or_enoent(struct store *st, sqlite3_stmt *s)
 int store_user_update(struct store *st, const struct store_user *u)
 {
     sqlite3_stmt *s = store_stmt(st, "UPDATE users SET display_name = ?, enabled = ?, "
-                                     "call_waiting = ?, ring_timeout = nullif(?, 0), "
+                                     "call_waiting = ?, ring_timeout = nullif(?, 0), dnd = ?, "
                                      "updated_at = strftime('%s', 'now') WHERE extension = ?");
     if (!s)
         return EIO;
@@ -76,7 +79,8 @@ int store_user_update(struct store *st, const struct store_user *u)
     sqlite3_bind_int(s, 2, u->enabled ? 1 : 0);
     sqlite3_bind_int(s, 3, u->call_waiting ? 1 : 0);
     sqlite3_bind_int(s, 4, u->ring_timeout);
-    store_bind_text(s, 5, u->extension);
+    sqlite3_bind_int(s, 5, u->dnd ? 1 : 0);
+    store_bind_text(s, 6, u->extension);
     return changed_or_enoent(st, s);
 }
 
@@ -101,18 +105,6 @@ int store_user_delete(struct store *st, const char *ext)
     return changed_or_enoent(st, s);
 }
 
-/* Cuts the UTF-8 text s to fit size bytes with its NUL, before a whole character. */
-static void cut_name(char *s, size_t size)
-{
-    size_t n = strlen(s);
-    if (n < size)
-        return;
-    n = size - 1;
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-        n--; /* s[n] continues a character: cut before the character's first byte */
-    s[n] = '\0';
-}
-
 int store_user_list(struct store *st, const char *after, int limit,
                     int (*cb)(const struct store_user *u, void *ctx), void *ctx)
 {
@@ -126,7 +118,6 @@ int store_user_list(struct store *st, const char *after, int limit,
     struct store_user u;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         read_user(s, &u);
-        cut_name(u.display_name, STORE_NAME_MAX);
         if ((ret = cb(&u, ctx)) != 0)
             break;
     }
@@ -148,7 +139,7 @@ int store_user_list(struct store *st, const char *after, int limit,
  * snprintf (hence "%%"). */
 #define QUERY_ROWS                                                                                 \
     "WITH u AS (SELECT extension, display_name, ha1, realm, enabled, call_waiting, "               \
-    "coalesce(ring_timeout, 0) AS ring_timeout, created_at, updated_at, "                          \
+    "coalesce(ring_timeout, 0) AS ring_timeout, created_at, updated_at, dnd, "                     \
     "EXISTS (SELECT 1 FROM registrations g WHERE g.extension = users.extension "                   \
     "AND g.expires_at > ?1) AS online, " NATURAL_KEY " AS nat FROM users) "
 
@@ -170,6 +161,7 @@ static int query_sql(char *out, size_t outlen, const struct store_user_query *q,
         [STORE_USER_ONLINE] = " AND enabled = 1 AND online",
         [STORE_USER_OFFLINE] = " AND enabled = 1 AND NOT online",
         [STORE_USER_DISABLED] = " AND enabled = 0",
+        [STORE_USER_DND] = " AND enabled = 1 AND dnd = 1",
     };
     if ((unsigned)q->sort >= sizeof sort_keys / sizeof sort_keys[0] ||
         (unsigned)q->status >= sizeof status_sql / sizeof status_sql[0])
@@ -180,7 +172,7 @@ static int query_sql(char *out, size_t outlen, const struct store_user_query *q,
         out, outlen, QUERY_ROWS "SELECT %s FROM (SELECT *, %s AS k FROM u) WHERE 1%s%s%s%s%s",
         count ? "count(*)"
               : "extension, display_name, ha1, realm, enabled, call_waiting, "
-                "ring_timeout, created_at, updated_at, online, k, nat",
+                "ring_timeout, created_at, updated_at, dnd, online, k, nat",
         sort_keys[q->sort],
         q->q && *q->q ? " AND (instr(lower(extension), lower(?2)) > 0 OR "
                         "instr(lower(display_name), lower(?2)) > 0)"
@@ -227,9 +219,9 @@ int store_user_query(struct store *st, const struct store_user_query *q, int lim
     struct store_user u;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         read_user(s, &u);
-        const unsigned char *k = sqlite3_column_text(s, 10), *k2 = sqlite3_column_text(s, 11);
+        const unsigned char *k = sqlite3_column_text(s, 11), *k2 = sqlite3_column_text(s, 12);
         if ((ret = cb(&u, k ? (const char *)k : "", k2 ? (const char *)k2 : "",
-                      sqlite3_column_int(s, 9), ctx)) != 0)
+                      sqlite3_column_int(s, 10), ctx)) != 0)
             break;
     }
     if (ret == 0 && rc != SQLITE_DONE) {
@@ -265,10 +257,11 @@ int64_t store_users_version(struct store *st)
 }
 
 int store_user_changes(struct store *st, int64_t after, int64_t upto,
-                       int (*cb)(const char *ext, void *ctx), void *ctx)
+                       int (*cb)(const char *ext, int flags, void *ctx), void *ctx)
 {
-    sqlite3_stmt *s = store_stmt(st, "SELECT DISTINCT extension FROM user_changes "
-                                     "WHERE seq > ? AND seq <= ?");
+    sqlite3_stmt *s = store_stmt(st, "SELECT extension, max(created) | (max(grp) << 1) "
+                                     "FROM user_changes WHERE seq > ? AND seq <= ? "
+                                     "GROUP BY extension");
     if (!s)
         return EIO;
     sqlite3_bind_int64(s, 1, after);
@@ -277,7 +270,7 @@ int store_user_changes(struct store *st, int64_t after, int64_t upto,
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         char ext[STORE_EXT_MAX];
         store_col_text(s, 0, ext, sizeof ext);
-        if ((ret = cb(ext, ctx)) != 0)
+        if ((ret = cb(ext, sqlite3_column_int(s, 1), ctx)) != 0)
             break;
     }
     if (ret == 0 && rc != SQLITE_DONE)

@@ -14,11 +14,18 @@
 #include <string.h>
 #include <time.h>
 
-/* One queued row. apply() writes it inside the batch transaction. */
+/* One queued row or event, as the list holds it; apply() writes it inside the batch
+ * transaction. Rows are allocated as struct wop_row, events as the far smaller struct
+ * wop_event (a registration storm or a bulk import queues an event per row): both begin
+ * with a struct wop, so a pointer to one is a pointer to the other. */
 struct wop {
     struct wop *next;
     int (*apply)(struct store *st, const struct wop *op);
-    void *data; /* heap payload freed with the op (trace text) */
+    void *data; /* heap payload freed with the op (trace text, an event's JSON) */
+};
+
+struct wop_row {
+    struct wop op;
     union {
         struct store_cdr cdr;
         struct store_trace trace;
@@ -29,12 +36,19 @@ struct wop {
             char contact[512];
             int all;
         } rm;
-        struct {
-            char type[64]; /* the JSON is in data */
-            int once;      /* not again within the batch */
-        } event;
     } u;
 };
+
+struct wop_event {
+    struct wop op;
+    char type[64]; /* the JSON is in op.data */
+    int once;      /* announced: not again within the batch */
+    int64_t at_us; /* an outbox event: when it happened */
+};
+
+/* The row or event that op begins. */
+#define ROW(op)   ((const struct wop_row *)(op))
+#define EVENT(op) ((const struct wop_event *)(op))
 
 struct store_writer {
     struct store *st;
@@ -60,6 +74,10 @@ struct store_writer {
     uint64_t failed_total; /* batches not written (each retry counts) */
     void (*announce)(const char *type, const char *json, void *ctx); /* queued events */
     void *announce_ctx;
+    int (*outbox)(struct store *st, const char *type, const char *json, int64_t at_us,
+                  void *ctx); /* outbox events, in the batch transaction */
+    void (*outbox_committed)(void *ctx);
+    void *outbox_ctx;
     int retention_days;      /* trace retention, 0 = off */
     int64_t retention_bytes; /* 0 = off */
 };
@@ -83,10 +101,30 @@ static void add_ms(struct timespec *ts, int ms)
     }
 }
 
+/* A batch on its way into its transaction, with the outbox function read for it. */
+struct batch {
+    struct wop *ops;
+    int (*outbox)(struct store *st, const char *type, const char *json, int64_t at_us, void *ctx);
+    void *outbox_ctx;
+    int outbox_events; /* how many it held */
+};
+
+static int apply_outbox(struct store *st, const struct wop *op);
+
 static int apply_batch(struct store *st, void *ctx)
 {
-    for (const struct wop *op = ctx; op; op = op->next) {
-        int rc = op->apply(st, op);
+    struct batch *b = ctx;
+    b->outbox_events = 0;
+    for (const struct wop *op = b->ops; op; op = op->next) {
+        int rc;
+        if (op->apply == apply_outbox) {
+            rc = b->outbox
+                     ? b->outbox(st, EVENT(op)->type, op->data, EVENT(op)->at_us, b->outbox_ctx)
+                     : 0;
+            b->outbox_events++;
+        } else {
+            rc = op->apply(st, op);
+        }
         if (rc != 0)
             return rc;
     }
@@ -107,13 +145,13 @@ static void announce_events(const struct wop *batch, void (*fn)(const char *, co
     for (const struct wop *op = batch; op; op = op->next) {
         if (op->apply != apply_announce)
             continue;
-        int n = snprintf(key, sizeof key, "%s\n%s", op->u.event.type, (const char *)op->data);
-        int keyed = op->u.event.once && sent && n > 0 && (size_t)n < sizeof key;
+        int n = snprintf(key, sizeof key, "%s\n%s", EVENT(op)->type, (const char *)op->data);
+        int keyed = EVENT(op)->once && sent && n > 0 && (size_t)n < sizeof key;
         if (keyed && strmap_get(sent, key))
             continue;
         if (keyed)
             strmap_put(sent, key, (void *)op, NULL);
-        fn(op->u.event.type, op->data, ctx);
+        fn(EVENT(op)->type, op->data, ctx);
     }
     strmap_destroy(sent, NULL);
 }
@@ -169,10 +207,11 @@ static void *writer_main(void *arg)
         void (*tick)(struct store *, void *) = w->tick;
         void *tick_ctx = w->tick_ctx;
         int tick_ms = w->tick_ms;
+        struct batch b = {batch, w->outbox, w->outbox_ctx, 0};
         pthread_mutex_unlock(&w->lock);
 
         if (batch) {
-            int rc = store_tx(w->st, apply_batch, batch);
+            int rc = store_tx(w->st, apply_batch, &b);
             pthread_mutex_lock(&w->lock);
             if (rc == 0) {
                 w->depth -= n;
@@ -183,9 +222,13 @@ static void *writer_main(void *arg)
                 failures = 0;
                 void (*announce)(const char *, const char *, void *) = w->announce;
                 void *announce_ctx = w->announce_ctx;
+                void (*committed)(void *) = w->outbox_committed;
+                void *outbox_ctx = w->outbox_ctx;
                 pthread_mutex_unlock(&w->lock);
                 if (announce)
                     announce_events(batch, announce, announce_ctx);
+                if (committed && b.outbox_events)
+                    committed(outbox_ctx);
                 free_list(batch);
             } else {
                 /* Put the batch back in front of what arrived meanwhile and retry later:
@@ -339,22 +382,23 @@ static int enqueue(struct store_writer *w, struct wop *op)
 
 static int apply_reg_save(struct store *st, const struct wop *op)
 {
-    return store_reg_save(st, &op->u.reg);
+    return store_reg_save(st, &ROW(op)->u.reg);
 }
 
 static int apply_reg_remove(struct store *st, const struct wop *op)
 {
-    return store_reg_remove(st, op->u.rm.ext, op->u.rm.all ? NULL : op->u.rm.contact);
+    const struct wop_row *r = ROW(op);
+    return store_reg_remove(st, r->u.rm.ext, r->u.rm.all ? NULL : r->u.rm.contact);
 }
 
 static int apply_cdr(struct store *st, const struct wop *op)
 {
-    return store_cdr_save(st, &op->u.cdr);
+    return store_cdr_save(st, &ROW(op)->u.cdr);
 }
 
 static int apply_trace(struct store *st, const struct wop *op)
 {
-    return store_trace_add(st, &op->u.trace);
+    return store_trace_add(st, &ROW(op)->u.trace);
 }
 
 static int apply_announce(struct store *st, const struct wop *op)
@@ -364,20 +408,54 @@ static int apply_announce(struct store *st, const struct wop *op)
     return 0; /* nothing to write: published once what came before it is committed */
 }
 
+/* A new event op applied by apply, or NULL when out of memory (or type is too long). */
+static struct wop *event_new(int (*apply)(struct store *, const struct wop *), const char *type,
+                             const char *json, int once, int64_t at_us)
+{
+    struct wop_event *e = calloc(1, sizeof *e);
+    char *copy = strdup(json);
+    if (!e || !copy || strlen(type) >= sizeof e->type) {
+        free(e);
+        free(copy);
+        return NULL;
+    }
+    e->op.apply = apply;
+    e->op.data = copy;
+    snprintf(e->type, sizeof e->type, "%s", type);
+    e->once = once;
+    e->at_us = at_us;
+    return &e->op;
+}
+
 int store_writer_announce(struct store_writer *w, const char *type, const char *json, int once)
 {
-    struct wop *op = calloc(1, sizeof *op);
-    char *copy = strdup(json);
-    if (!op || !copy || strlen(type) >= sizeof op->u.event.type) {
-        free(op);
-        free(copy);
-        return ENOMEM;
-    }
-    op->apply = apply_announce;
-    snprintf(op->u.event.type, sizeof op->u.event.type, "%s", type);
-    op->u.event.once = once;
-    op->data = copy;
-    return enqueue(w, op);
+    struct wop *op = event_new(apply_announce, type, json, once, 0);
+    return op ? enqueue(w, op) : ENOMEM;
+}
+
+static int apply_outbox(struct store *st, const struct wop *op)
+{
+    (void)st;
+    (void)op;
+    return 0; /* never called: apply_batch hands these to the outbox function */
+}
+
+int store_writer_outbox(struct store_writer *w, const char *type, const char *json, int64_t at_us)
+{
+    struct wop *op = event_new(apply_outbox, type, json, 0, at_us);
+    return op ? enqueue(w, op) : ENOMEM;
+}
+
+void store_writer_set_outbox(struct store_writer *w,
+                             int (*apply)(struct store *st, const char *type, const char *json,
+                                          int64_t at_us, void *ctx),
+                             void (*committed)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&w->lock);
+    w->outbox = apply;
+    w->outbox_committed = committed;
+    w->outbox_ctx = ctx;
+    pthread_mutex_unlock(&w->lock);
 }
 
 void store_writer_set_announce(struct store_writer *w,
@@ -391,30 +469,30 @@ void store_writer_set_announce(struct store_writer *w,
 
 int store_writer_cdr(struct store_writer *w, const struct store_cdr *c)
 {
-    struct wop *op = calloc(1, sizeof *op);
-    if (!op)
+    struct wop_row *r = calloc(1, sizeof *r);
+    if (!r)
         return ENOMEM;
-    op->apply = apply_cdr;
-    op->u.cdr = *c;
-    return enqueue(w, op);
+    r->op.apply = apply_cdr;
+    r->u.cdr = *c;
+    return enqueue(w, &r->op);
 }
 
 int store_writer_trace(struct store_writer *w, const struct store_trace *t)
 {
-    struct wop *op = calloc(1, sizeof *op);
+    struct wop_row *r = calloc(1, sizeof *r);
     char *raw = malloc(t->raw_len + 1);
-    if (!op || !raw) {
-        free(op);
+    if (!r || !raw) {
+        free(r);
         free(raw);
         return ENOMEM;
     }
     memcpy(raw, t->raw, t->raw_len);
     raw[t->raw_len] = '\0';
-    op->apply = apply_trace;
-    op->u.trace = *t;
-    op->u.trace.raw = raw;
-    op->data = raw;
-    return enqueue(w, op);
+    r->op.apply = apply_trace;
+    r->u.trace = *t;
+    r->u.trace.raw = raw;
+    r->op.data = raw;
+    return enqueue(w, &r->op);
 }
 
 void store_writer_set_retention(struct store_writer *w, int days, int64_t max_bytes)
@@ -427,56 +505,123 @@ void store_writer_set_retention(struct store_writer *w, int days, int64_t max_by
 
 int store_writer_reg_save(struct store_writer *w, const struct store_reg *r)
 {
-    struct wop *op = calloc(1, sizeof *op);
-    if (!op)
+    struct wop_row *row = calloc(1, sizeof *row);
+    if (!row)
         return ENOMEM;
-    op->apply = apply_reg_save;
-    op->u.reg = *r;
-    return enqueue(w, op);
+    row->op.apply = apply_reg_save;
+    row->u.reg = *r;
+    return enqueue(w, &row->op);
 }
 
 static int apply_block_save(struct store *st, const struct wop *op)
 {
-    return store_block_save(st, &op->u.block);
+    return store_block_save(st, &ROW(op)->u.block);
 }
 
 static int apply_block_remove(struct store *st, const struct wop *op)
 {
-    return store_block_remove(st, op->u.block.source, op->u.block.since);
+    return store_block_remove(st, ROW(op)->u.block.source, ROW(op)->u.block.since);
 }
 
 int store_writer_block_save(struct store_writer *w, const struct store_block *b)
 {
-    struct wop *op = calloc(1, sizeof *op);
-    if (!op)
+    struct wop_row *r = calloc(1, sizeof *r);
+    if (!r)
         return ENOMEM;
-    op->apply = apply_block_save;
-    op->u.block = *b;
-    return enqueue(w, op);
+    r->op.apply = apply_block_save;
+    r->u.block = *b;
+    return enqueue(w, &r->op);
 }
 
 int store_writer_block_remove(struct store_writer *w, const char *source, int64_t since)
 {
-    struct wop *op = calloc(1, sizeof *op);
-    if (!op)
+    struct wop_row *r = calloc(1, sizeof *r);
+    if (!r)
         return ENOMEM;
-    op->apply = apply_block_remove;
-    snprintf(op->u.block.source, sizeof op->u.block.source, "%s", source);
-    op->u.block.since = since;
-    return enqueue(w, op);
+    r->op.apply = apply_block_remove;
+    snprintf(r->u.block.source, sizeof r->u.block.source, "%s", source);
+    r->u.block.since = since;
+    return enqueue(w, &r->op);
 }
 
 int store_writer_reg_remove(struct store_writer *w, const char *ext, const char *contact)
 {
-    struct wop *op = calloc(1, sizeof *op);
-    if (!op)
+    struct wop_row *r = calloc(1, sizeof *r);
+    if (!r)
         return ENOMEM;
-    op->apply = apply_reg_remove;
-    snprintf(op->u.rm.ext, sizeof op->u.rm.ext, "%s", ext);
+    r->op.apply = apply_reg_remove;
+    snprintf(r->u.rm.ext, sizeof r->u.rm.ext, "%s", ext);
     if (contact)
-        snprintf(op->u.rm.contact, sizeof op->u.rm.contact, "%s", contact);
-    op->u.rm.all = contact == NULL;
+        snprintf(r->u.rm.contact, sizeof r->u.rm.contact, "%s", contact);
+    r->u.rm.all = contact == NULL;
+    return enqueue(w, &r->op);
+}
+
+/* Subscriptions and publications are large (headers, a PIDF document): the op carries a
+ * heap copy in data rather than growing every queued row. */
+static int apply_sub_save(struct store *st, const struct wop *op)
+{
+    return store_sub_save(st, op->data);
+}
+
+static int apply_sub_remove(struct store *st, const struct wop *op)
+{
+    const struct store_sub *sub = op->data;
+    return store_sub_remove(st, sub->call_id, sub->local_tag);
+}
+
+static int apply_pub_save(struct store *st, const struct wop *op)
+{
+    return store_pub_save(st, op->data);
+}
+
+static int apply_pub_remove(struct store *st, const struct wop *op)
+{
+    return store_pub_remove(st, ((const struct store_pub *)op->data)->etag);
+}
+
+/* Queues apply with a heap copy of the size bytes at row. */
+static int enqueue_copy(struct store_writer *w, int (*apply)(struct store *, const struct wop *),
+                        const void *row, size_t size)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    void *copy = malloc(size);
+    if (!op || !copy) {
+        free(op);
+        free(copy);
+        return ENOMEM;
+    }
+    memcpy(copy, row, size);
+    op->apply = apply;
+    op->data = copy;
     return enqueue(w, op);
+}
+
+int store_writer_sub_save(struct store_writer *w, const struct store_sub *sub)
+{
+    return enqueue_copy(w, apply_sub_save, sub, sizeof *sub);
+}
+
+int store_writer_sub_remove(struct store_writer *w, const char *call_id, const char *local_tag)
+{
+    struct store_sub key;
+    memset(&key, 0, sizeof key);
+    snprintf(key.call_id, sizeof key.call_id, "%s", call_id);
+    snprintf(key.local_tag, sizeof key.local_tag, "%s", local_tag);
+    return enqueue_copy(w, apply_sub_remove, &key, sizeof key);
+}
+
+int store_writer_pub_save(struct store_writer *w, const struct store_pub *p)
+{
+    return enqueue_copy(w, apply_pub_save, p, sizeof *p);
+}
+
+int store_writer_pub_remove(struct store_writer *w, const char *etag)
+{
+    struct store_pub key;
+    memset(&key, 0, sizeof key);
+    snprintf(key.etag, sizeof key.etag, "%s", etag);
+    return enqueue_copy(w, apply_pub_remove, &key, sizeof key);
 }
 
 int64_t store_writer_failing(struct store_writer *w, char *why, size_t whylen,

@@ -3,7 +3,6 @@
  * created in one transaction, and each rejected row is reported with its reason. Shared
  * by POST /api/v1/users/import and `sipbx user import`. */
 #include "users/users.h"
-#include "sip/digest.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -101,7 +100,7 @@ static int take_row(struct users_import *im, int line, const char *ext, const ch
     r->line = line;
     snprintf(r->extension, sizeof r->extension, "%s", ext);
     snprintf(r->display_name, sizeof r->display_name, "%s", name ? name : "");
-    digest_ha1(r->ha1, ext, im->realm, password);
+    users_ha1(r->ha1, ext, im->realm, password);
     return 0;
 }
 
@@ -359,8 +358,8 @@ static int insert_all(struct store *st, void *arg)
         /* A failed INSERT ends that statement only, not the transaction. */
         int rc = store_user_add(st, &u);
         if (rc == EEXIST)
-            rc = reject(im, r->line, r->extension, "duplicate", "user %s already exists",
-                        r->extension);
+            rc = reject(im, r->line, r->extension, "duplicate",
+                        "user %s already exists (or a ring group has the extension)", r->extension);
         else if (rc == 0)
             im->created++;
         if (rc != 0)

@@ -5,6 +5,9 @@
 #include "util/util.h"
 
 #include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
 
 int users_display_name_problem(const char *name, char *why, size_t whylen)
 {
@@ -24,4 +27,24 @@ int users_display_name_problem(const char *name, char *why, size_t whylen)
         return 1;
     }
     return 0;
+}
+
+void users_ha1(char out[33], const char *ext, const char *realm, const char *password)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    /* Cannot fail for a built-in digest short of memory exhaustion: then the HA1 is empty
+     * and matches no password, rather than a made-up one. */
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL) ||
+        !EVP_DigestUpdate(ctx, ext, strlen(ext)) || !EVP_DigestUpdate(ctx, ":", 1) ||
+        !EVP_DigestUpdate(ctx, realm, strlen(realm)) || !EVP_DigestUpdate(ctx, ":", 1) ||
+        !EVP_DigestUpdate(ctx, password, strlen(password)) || !EVP_DigestFinal_ex(ctx, md, &n) ||
+        n != 16) {
+        out[0] = '\0';
+        EVP_MD_CTX_free(ctx);
+        return;
+    }
+    EVP_MD_CTX_free(ctx);
+    util_hex(out, md, 16);
 }

@@ -17,6 +17,11 @@ struct store;
  *  rule REST, the CLI and the import apply. */
 int users_display_name_problem(const char *name, char *why, size_t whylen);
 
+/** Writes the digest HA1 of an account, hex MD5(ext ":" realm ":" password) (RFC 2617
+ *  3.2.2.2): what the database stores instead of the password, and what SIP digest
+ *  authentication checks against. */
+void users_ha1(char out[33], const char *ext, const char *realm, const char *password);
+
 /** The formats users_import_parse reads. */
 enum users_format {
     USERS_CSV,  /* a header row naming extension, password and optionally display_name */

@@ -1,8 +1,9 @@
-/* Randomness, hex encoding, clocks and constant-time comparison. */
+/* Randomness, hex encoding, clocks, time as text and constant-time comparison. */
 #include "util/util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -58,6 +59,30 @@ int64_t util_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void util_format_time(char *out, size_t outlen, int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void util_format_time_us(char *out, size_t outlen, int64_t us)
+{
+    /* Floor division, so a time before the epoch still has 0..999999 microseconds. */
+    int64_t sec = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        sec--;
+    }
+    time_t tt = (time_t)sec;
+    struct tm tm;
+    char base[24];
+    gmtime_r(&tt, &tm);
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, outlen, "%s.%06lldZ", base, (long long)frac);
 }
 
 int util_ct_compare(const void *a, const void *b, size_t len)

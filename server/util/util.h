@@ -32,6 +32,12 @@ int64_t util_now(void);
 int64_t util_mono(void);
 /** Milliseconds from the same monotonic clock. */
 int64_t util_mono_ms(void);
+/** Writes the time t (seconds since the epoch) as RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ",
+ *  into out (at least 21 bytes). */
+void util_format_time(char *out, size_t outlen, int64_t t);
+/** Writes the time us (microseconds since the epoch) as RFC 3339 UTC with microseconds,
+ *  "YYYY-MM-DDTHH:MM:SS.ffffffZ", into out (at least 28 bytes). */
+void util_format_time_us(char *out, size_t outlen, int64_t us);
 /** Compares two byte strings in time independent of where they differ; 0 when equal. */
 int util_ct_compare(const void *a, const void *b, size_t len);
 /** True when s is a valid SIP user part we accept for an extension: 1-32 characters of

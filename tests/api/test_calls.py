@@ -10,7 +10,7 @@ from calltest import Call, EventStream
 
 CALL_KEYS = {"id", "call_id", "state", "caller", "caller_name", "callee", "caller_contact",
              "callee_contact", "user_agent", "started_us", "ringing_us", "answered_us",
-             "ended_us", "final_status", "hangup_by", "forwards"}
+             "ended_us", "final_status", "hangup_by", "forwards", "linked_call", "link"}
 
 
 class Calls(DaemonTest):

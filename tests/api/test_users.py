@@ -6,7 +6,7 @@ import hashlib
 import apitest
 from apitest import DaemonTest
 
-USER_KEYS = {"extension", "display_name", "enabled", "call_waiting", "ring_timeout",
+USER_KEYS = {"extension", "display_name", "enabled", "call_waiting", "dnd", "ring_timeout",
              "created_at", "updated_at"}
 
 

@@ -34,7 +34,8 @@ ok "conffiles and maintainer scripts"
 
 files=$(dpkg-deb -c "$DEB" | awk '{print $6}')
 for f in ./usr/sbin/sipbx ./etc/sipbx/sipbx.conf ./lib/systemd/system/sipbx.service \
-         ./usr/share/man/man8/sipbx.8.gz ./usr/share/sipbx/web/ ./usr/share/doc/sipbx/README.md; do
+         ./usr/share/man/man8/sipbx.8.gz ./usr/share/sipbx/web/ ./usr/share/doc/sipbx/README.md \
+         ./usr/share/doc/sipbx/openapi.json ./usr/share/sipbx/grafana/sipbx-dashboard.json; do
     grep -qx "$f" <<<"$files" || fail "package lacks $f"
 done
 ok "package contents"
@@ -90,6 +91,12 @@ code=$(curl -s --cacert "$cert" -o /dev/null -w '%{http_code}' "https://127.0.0.
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP/")
 [ "$code" = "301 https://127.0.0.1:$HTTPS/" ] || fail "plain HTTP / answered '$code', not a redirect to HTTPS"
 ok "HTTPS with the generated certificate; plain HTTP redirects"
+# The API description the package installs is the one the daemon serves.
+curl -sf -o "$root/served.json" "http://127.0.0.1:$HTTP/api/v1/openapi.json" ||
+    fail "GET /api/v1/openapi.json failed"
+cmp -s "$root/served.json" "$root/usr/share/doc/sipbx/openapi.json" ||
+    fail "the installed openapi.json is not the one the daemon serves"
+ok "openapi.json installed and served"
 kill -TERM "$pid"
 wait "$pid"; rc=$?
 pid=

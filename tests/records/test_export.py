@@ -1,7 +1,8 @@
 """The read side of call records and traces: GET /api/v1/cdrs (filters, pages, 400s),
 /cdrs.csv (columns, RFC 4180 quoting, formula defusing, same filters), /cdrs/summary (counts
 per bucket and disposition), /traces/{call_id} (the Call-ID percent-decoded from the path)
-and /traces/{call_id}.pcap read back with tshark.
+and /traces/{call_id}.pcap read back with tshark: a classic pcap for calls over UDP and TCP,
+a pcapng file for calls with TLS legs (raw phones over TLS), those marked as decrypted.
 
     python3 test_export.py --sipbx PATH/TO/sipbx
 """
@@ -9,6 +10,7 @@ and /traces/{call_id}.pcap read back with tshark.
 import calendar
 import csv
 import io
+import ipaddress
 import os
 import sqlite3
 import struct
@@ -16,6 +18,8 @@ import subprocess
 import urllib.parse
 
 import records
+from sipbxtest.net import HOST, free_port
+from sipbxtest.phone import Phone
 
 # Synthetic records live in January 2025, far from the real calls of the tests (now).
 JAN = calendar.timegm((2025, 1, 1, 0, 0, 0)) * 1000000
@@ -24,7 +28,7 @@ HOUR = 3600 * 1000000
 CSV_HEADER = ("accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,lastdata,start,"
               "answer,end,duration,billsec,disposition,amaflags,uniqueid,userfield,id,"
               "caller_name,answered_by,forwards,status,phrase,hangup_by,user_agent,interrupted,"
-              "start_us,answer_us,end_us")
+              "start_us,answer_us,end_us,linked_call,link")
 EVIL = 'Evil, "Guy" <img src=x onerror=alert(1)>'
 
 
@@ -49,6 +53,8 @@ class Export(records.RecordsTest):
 
     @classmethod
     def setUpClass(cls):
+        cls.tls_port = free_port()
+        cls.daemon_args = ("--sip-tls", "%s:%d" % (HOST, cls.tls_port))
         super().setUpClass()
         # 60 records, one every 20 minutes from 2025-01-01 00:00 UTC, dispositions in turn,
         # callers 100 and 102 alternating, all dialling 101 except every 7th (103).
@@ -95,7 +101,8 @@ class Export(records.RecordsTest):
         self.assertEqual(sorted(c), sorted([
             "id", "call_id", "caller", "caller_name", "dialled", "answered_by", "forwards",
             "start", "start_us", "answer", "answer_us", "end", "end_us", "duration", "billsec",
-            "disposition", "status", "phrase", "hangup_by", "user_agent", "interrupted"]))
+            "disposition", "status", "phrase", "hangup_by", "user_agent", "interrupted",
+            "linked_call", "link"]))
         busy = seen[-2]
         self.assertIsNone(busy["answer"])
         self.assertIsNone(busy["answer_us"])
@@ -358,6 +365,39 @@ class Export(records.RecordsTest):
         self.assertEqual(ip[0] >> 4, 6)
         self.assertEqual(ip[48:], raw)
 
+    def test_pcap_tls_ipv6(self):
+        """A TLS message from an IPv6 peer: IPv6 tags in its exported PDU (sipbx's IPv4 end
+        mapped), the exact bytes, and tshark dissects it as SIP."""
+        cid = "tls-v6@export.test"
+        raw = (b"MESSAGE sip:x SIP/2.0\r\nCall-ID: " + cid.encode() +
+               b"\r\nCSeq: 1 MESSAGE\r\nContent-Length: 5\r\n\r\nhi\xff\x00!")
+        con = sqlite3.connect(self.d.db, timeout=10)
+        with con:
+            con.execute("INSERT INTO trace_messages (call_id, time_us, direction, transport, "
+                        "local, remote, first_line, raw) VALUES (?, ?, 'in', 'tls', "
+                        "'127.0.0.1:5061', '[2001:db8::7]:40123', 'MESSAGE sip:x SIP/2.0', "
+                        "CAST(? AS TEXT))", (cid, JAN, raw))
+        con.close()
+        r = self.api("GET", "/api/v1/traces/" + cid + ".pcap")
+        self.assertEqual(r.header("Content-Type"), "application/x-pcapng")
+        pkts = read_pcapng(self, r.body)
+        self.assertEqual([(p[0], p[1], p[3]) for p in pkts], [(JAN, "sipbx-tls", TLS_COMMENT)])
+        tags, body = pdu_tags(pkts[0][2])
+        self.assertEqual(body, raw)
+        self.assertEqual(tags, {12: b"sip\0", 22: ipaddress.ip_address("2001:db8::7").packed,
+                                23: ipaddress.ip_address("::ffff:127.0.0.1").packed,
+                                24: struct.pack("!I", 2), 25: struct.pack("!I", 40123),
+                                26: struct.pack("!I", 5061)})
+        if not records.TSHARK:
+            self.skipTest("tshark not found")
+        path = os.path.join(self.workdir, "v6.pcap")
+        with open(path, "wb") as f:
+            f.write(r.body)
+        out = subprocess.run([records.TSHARK, "-r", path, "-Y", "sip", "-T", "fields",
+                              "-e", "sip.Method", "-e", "exported_pdu.ipv6_src"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.stdout.split(), ["MESSAGE", "2001:db8::7"], out.stderr)
+
     def test_pcap_read_back(self):
         for transport in ("u1", "t1"):
             with self.subTest(transport=transport):
@@ -366,39 +406,55 @@ class Export(records.RecordsTest):
                 self.cdr(call_id)
                 self.check_pcap(call_id, 16)
 
+    def test_pcap_tls(self):
+        """Calls with a leg over TLS come as pcapng: the UDP and TCP legs as IP packets on
+        one interface, the TLS messages (as sipbx decrypted them) on another as exported
+        PDUs for Wireshark's SIP dissector, with their real addresses and ports, each with a
+        comment saying so; tshark dissects every message as SIP."""
+        for caller_tr, callee_tr in (("tls", "udp"), ("tcp", "tls")):
+            with self.subTest(caller=caller_tr, callee=callee_tr):
+                for ext in ("100", "101"):  # no device of another test rings as well
+                    r = self.api("DELETE", "/api/v1/registrations/" + ext)
+                    self.assertIn(r.status, (200, 204), r)
+                port = {"tls": self.tls_port}
+                a = Phone(port.get(caller_tr, self.d.sip_port), "100", records.PASSWORDS["100"],
+                          transport=caller_tr)
+                b = Phone(port.get(callee_tr, self.d.sip_port), "101", records.PASSWORDS["101"],
+                          transport=callee_tr)
+                try:
+                    for p in (a, b):
+                        self.assertEqual(p.register().status, 200)
+                    r, dlg = a.invite("101")
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual(a.in_dialog(dlg, "BYE").status, 200)
+                finally:
+                    a.close()
+                    b.close()
+                self.cdr(dlg["call_id"])
+                self.check_pcap(dlg["call_id"], 12)
+
     def check_pcap(self, call_id, count):
         msgs = self.trace(call_id, count)["messages"]  # count, or more if any was resent
         r = self.api("GET", "/api/v1/traces/" + urllib.parse.quote(call_id, safe="") + ".pcap")
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.header("Content-Type"), "application/vnd.tcpdump.pcap")
-        pkts = read_pcap(self, r.body)
+        tls = any(m["transport"] == "tls" for m in msgs)
+        if tls:
+            self.assertEqual(r.header("Content-Type"), "application/x-pcapng")
+            self.assertRegex(r.header("Content-Disposition"), r'filename="[^"]+\.pcapng"$')
+            pkts = read_pcapng(self, r.body)
+        else:
+            self.assertEqual(r.header("Content-Type"), "application/vnd.tcpdump.pcap")
+            pkts = [(ts, "sipbx", ip, None) for ts, ip in read_pcap(self, r.body)]
         self.assertEqual(len(pkts), len(msgs))
         next_seq = {}  # TCP: (src, dst) -> where its next segment starts
-        for (ts, ip), m in zip(pkts, msgs):
+        for (ts, iface, data, comment), m in zip(pkts, msgs):
             self.assertEqual(ts, m["time_us"])
-            self.assertEqual(ip[0], 0x45)
-            self.assertEqual(struct.unpack("!H", ip[2:4])[0], len(ip))
-            self.assertEqual(checksum(ip[:20]), 0, "IPv4 header checksum")
-            src = "%d.%d.%d.%d:%d" % (tuple(ip[12:16]) + (struct.unpack("!H", ip[20:22])[0],))
-            dst = "%d.%d.%d.%d:%d" % (tuple(ip[16:20]) + (struct.unpack("!H", ip[22:24])[0],))
-            self.assertEqual((src, dst), (m["src"], m["dst"]))
-            # each message as it travelled: a UDP datagram, or a TCP segment
-            proto = {"udp": 17, "tcp": 6}[m["transport"]]
-            self.assertEqual(ip[9], proto, m)
-            pseudo = ip[12:20] + struct.pack("!BBH", 0, proto, len(ip) - 20)
-            if proto == 17:
-                self.assertEqual(struct.unpack("!H", ip[24:26])[0], len(ip) - 20)
-                self.assertEqual(checksum(pseudo + ip[20:]), 0, "UDP checksum")
-                payload = ip[28:]
+            if m["transport"] == "tls":
+                self.assertEqual((iface, comment), ("sipbx-tls", TLS_COMMENT), m)
+                check_pdu(self, data, m)
             else:
-                seq, ack = struct.unpack("!II", ip[24:32])
-                self.assertEqual((ip[32], ip[33]), (0x50, 0x18))  # 20-byte header; PSH, ACK
-                self.assertEqual(checksum(pseudo + ip[20:]), 0, "TCP checksum")
-                payload = ip[40:]
-                self.assertEqual(seq, next_seq.get((src, dst), 1), "TCP sequence")
-                self.assertEqual(ack, next_seq.get((dst, src), 1), "TCP acknowledgement")
-                next_seq[(src, dst)] = seq + len(payload)
-            self.assertEqual(payload.decode(), m["raw"])
+                self.assertEqual((iface, comment), ("sipbx", None), m)
+                check_ip_packet(self, data, m, next_seq)
         self.assertEqual(bool(next_seq), any(m["transport"] == "tcp" for m in msgs))
         if not records.TSHARK:
             self.skipTest("tshark not found")
@@ -409,21 +465,96 @@ class Export(records.RecordsTest):
             [records.TSHARK, "-r", path, "-Y", "sip", "-T", "fields", "-E", "separator=|",
              "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
              "-o", "tcp.check_checksum:TRUE",
+             # sipbx's TLS port taken for TLS, as Wireshark takes 5061: no TLS message is
+             # a TCP segment there, so none is lost to the TLS dissector
+             "-d", "tcp.port==%d,tls" % self.tls_port,
              "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "frame.time_epoch",
              "-e", "ip.checksum.status", "-e", "udp.checksum.status",
-             "-e", "tcp.checksum.status", "-e", "_ws.malformed", "-e", "_ws.expert.severity"],
+             "-e", "tcp.checksum.status", "-e", "_ws.malformed", "-e", "_ws.expert.severity",
+             "-e", "frame.comment", "-e", "frame.interface_name", "-e", "exported_pdu.src_port",
+             "-e", "exported_pdu.dst_port", "-e", "exported_pdu.prot_name"],
             capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
         lines = out.stdout.splitlines()
         self.assertEqual(len(lines), len(msgs), out.stdout)  # every message dissected as SIP
         for line, m in zip(lines, msgs):
-            method, status, epoch, ipsum, udpsum, tcpsum, malformed, expert = line.split("|")
+            (method, status, epoch, ipsum, udpsum, tcpsum, malformed, expert, comment, iface,
+             sport, dport, dissector) = line.split("|")
             self.assertEqual(method or int(status), m.get("method") or m.get("status"), line)
             self.assertAlmostEqual(float(epoch), m["time_us"] / 1e6, places=5)
+            self.assertEqual(malformed, "", line)
+            if m["transport"] == "tls":
+                # decrypted TLS: marked, on the real ports, handed to the SIP dissector
+                self.assertEqual((comment, iface, dissector), (TLS_COMMENT, "sipbx-tls", "sip"),
+                                 line)
+                self.assertEqual((int(sport), int(dport)),
+                                 (port_of(m["src"]), port_of(m["dst"])), line)
+                continue
+            self.assertEqual((comment, iface, sport), ("", "sipbx" if tls else "", ""), line)
             l4sum = tcpsum if m["transport"] == "tcp" else udpsum
-            self.assertEqual((ipsum, l4sum, malformed), ("1", "1", ""), line)  # 1 = Good
+            self.assertEqual((ipsum, l4sum), ("1", "1"), line)  # 1 = Good
             if not m["retransmission"]:  # (a resent message may be flagged as such)
                 self.assertEqual(expert, "", "Wireshark's expert info flags the packet: " + line)
+
+
+TLS_COMMENT = "sipbx: SIP over TLS, decrypted by sipbx"
+
+
+def port_of(endpoint):
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+def check_ip_packet(test, ip, m, next_seq):
+    """ip is message m as it travelled: an IPv4 packet from src to dst with a UDP datagram
+    or a TCP segment following the bytes before it in its direction (next_seq)."""
+    test.assertEqual(ip[0], 0x45)
+    test.assertEqual(struct.unpack("!H", ip[2:4])[0], len(ip))
+    test.assertEqual(checksum(ip[:20]), 0, "IPv4 header checksum")
+    src = "%d.%d.%d.%d:%d" % (tuple(ip[12:16]) + (struct.unpack("!H", ip[20:22])[0],))
+    dst = "%d.%d.%d.%d:%d" % (tuple(ip[16:20]) + (struct.unpack("!H", ip[22:24])[0],))
+    test.assertEqual((src, dst), (m["src"], m["dst"]))
+    proto = {"udp": 17, "tcp": 6}[m["transport"]]
+    test.assertEqual(ip[9], proto, m)
+    pseudo = ip[12:20] + struct.pack("!BBH", 0, proto, len(ip) - 20)
+    if proto == 17:
+        test.assertEqual(struct.unpack("!H", ip[24:26])[0], len(ip) - 20)
+        test.assertEqual(checksum(pseudo + ip[20:]), 0, "UDP checksum")
+        payload = ip[28:]
+    else:
+        seq, ack = struct.unpack("!II", ip[24:32])
+        test.assertEqual((ip[32], ip[33]), (0x50, 0x18))  # 20-byte header; PSH, ACK
+        test.assertEqual(checksum(pseudo + ip[20:]), 0, "TCP checksum")
+        payload = ip[40:]
+        test.assertEqual(seq, next_seq.get((src, dst), 1), "TCP sequence")
+        test.assertEqual(ack, next_seq.get((dst, src), 1), "TCP acknowledgement")
+        next_seq[(src, dst)] = seq + len(payload)
+    test.assertEqual(payload.decode(), m["raw"])
+
+
+def pdu_tags(data):
+    """The tags of an exported PDU ({tag: value}) and the bytes after them."""
+    tags, off = {}, 0
+    while True:
+        tag, n = struct.unpack("!HH", data[off:off + 4])
+        value, off = data[off + 4:off + 4 + n], off + 4 + n
+        if tag == 0:
+            return tags, data[off:]
+        tags[tag] = value
+
+
+def check_pdu(test, data, m):
+    """data is message m as an exported PDU: tags naming the SIP dissector, src and dst
+    (IPv4), TCP ports, then the message's bytes."""
+    tags, body = pdu_tags(data)
+    test.assertEqual(tags.pop(12).rstrip(b"\0"), b"sip")
+    ip = lambda b: "%d.%d.%d.%d" % tuple(b)  # noqa: E731
+    u32 = lambda b: struct.unpack("!I", b)[0]  # noqa: E731
+    src = "%s:%d" % (ip(tags.pop(20)), u32(tags.pop(25)))
+    dst = "%s:%d" % (ip(tags.pop(21)), u32(tags.pop(26)))
+    test.assertEqual((src, dst), (m["src"], m["dst"]))
+    test.assertEqual(u32(tags.pop(24)), 2)  # TCP
+    test.assertEqual(tags, {})
+    test.assertEqual(body.decode(), m["raw"])
 
 
 def read_pcap(test, data):
@@ -438,6 +569,51 @@ def read_pcap(test, data):
         out.append((sec * 1000000 + usec, data[off + 16:off + 16 + incl]))
         off += 16 + incl
     test.assertEqual(off, len(data))
+    return out
+
+
+def read_pcapng(test, data):
+    """(time in microseconds, interface name, packet, comment or None) of each Enhanced
+    Packet Block of a little-endian pcapng file, its blocks' lengths checked."""
+    ifaces, out, off, first = [], [], 0, True
+    while off < len(data):
+        btype, blen = struct.unpack("<II", data[off:off + 8])
+        test.assertEqual(blen % 4, 0)
+        test.assertEqual(struct.unpack("<I", data[off + blen - 4:off + blen])[0], blen)
+        body = data[off + 8:off + blen - 4]
+        if first:
+            test.assertEqual(btype, 0x0A0D0D0A)
+            test.assertEqual(struct.unpack("<IHH", body[:8]), (0x1A2B3C4D, 1, 0))
+            test.assertTrue(options(body[16:]).get(4, b"").startswith(b"sipbx "))
+            first = False
+        elif btype == 1:  # Interface Description Block
+            linktype, _, snaplen = struct.unpack("<HHI", body[:8])
+            opts = options(body[8:])
+            ifaces.append((opts[2].decode(), linktype, snaplen))
+            test.assertEqual(linktype, {"sipbx": 101, "sipbx-tls": 252}[opts[2].decode()])
+        else:
+            test.assertEqual(btype, 6)  # Enhanced Packet Block
+            ifid, hi, lo, incl, orig = struct.unpack("<IIIII", body[:20])
+            test.assertEqual(incl, orig)
+            test.assertLessEqual(incl, ifaces[ifid][2])
+            comment = options(body[20 + (incl + 3) // 4 * 4:]).get(1)
+            out.append(((hi << 32) | lo, ifaces[ifid][0], body[20:20 + incl],
+                        comment.decode() if comment else None))
+        off += blen
+    test.assertEqual(off, len(data))
+    test.assertEqual(len(set(i[0] for i in ifaces)), len(ifaces), "an interface twice")
+    return out
+
+
+def options(data):
+    """The options of a pcapng block: {code: value}, up to the end of options."""
+    out, off = {}, 0
+    while off + 4 <= len(data):
+        code, n = struct.unpack("<HH", data[off:off + 4])
+        if code == 0:
+            break
+        out[code] = data[off + 4:off + 4 + n]
+        off += 4 + (n + 3) // 4 * 4
     return out
 
 

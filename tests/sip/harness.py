@@ -613,6 +613,14 @@ class Ctx:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def with_tls(ctx):
+    """Starts the test's daemon again with SIP over TLS on a free port (ctx.tls_port); the
+    certificate is generated in its data directory on this first start."""
+    ctx.stop()
+    ctx.tls_port = free_port()
+    ctx.start(*ctx.serve_args, "--sip-tls", "%s:%d" % (HOST, ctx.tls_port), port=ctx.port)
+
+
 # ---------------------------------------------------------------------------------------------
 # the registry: each test_*.py beside this file registers its tests with @test
 

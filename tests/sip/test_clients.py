@@ -1,6 +1,7 @@
 """SIP tests with real clients: registrations replayed in the shape of captured softphones
-(the seeds: X-Lite, MicroSIP) and an end-to-end call between two real softphones (baresip),
-driven over baresip's ctrl_tcp.
+(the seeds: X-Lite, MicroSIP), an end-to-end call between two real softphones (baresip),
+driven over baresip's ctrl_tcp, and calls both ways between baresip and linphonec over TLS
+and over TCP.
 """
 
 import json
@@ -10,11 +11,12 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 from checks import captured, cdr_is
 from harness import (DOMAIN, HOST, SipClient, TestFailure, Skip, check, digest_response,
-                     free_port, log, parse_challenge, test)
+                     free_port, log, parse_challenge, test, with_tls)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,16 +73,35 @@ def t_seed_microsip(ctx):
 # ---------------------------------------------------------------------------------------------
 # an end-to-end call between two real softphones (baresip), driven over baresip's ctrl_tcp
 
+def free_port_pair():
+    """A port free for UDP and TCP whose next one is free for TCP too: baresip listens for
+    TLS one above its sip_listen port."""
+    for _ in range(50):
+        port = free_port()
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind((HOST, port + 1))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+    raise TestFailure("no two free loopback ports in a row")
+
+
 class Baresip:
     """One headless baresip for user, with its own config directory: SIP on a free loopback
     port, no sound card (a 440 Hz sine as microphone, a WAV file as speaker), driven by JSON
-    commands over its ctrl_tcp socket, which also reports every call event."""
+    commands over its ctrl_tcp socket, which also reports every call event. Registers over
+    UDP, or over transport "tcp" or "tls" to server_port; cafile: sipbx's certificate as its
+    CA (baresip 1.0 loads it but verifies no server certificate: later ones do with
+    sip_verify_server)."""
 
-    def __init__(self, ctx, user, binary):
+    def __init__(self, ctx, user, binary, transport="udp", server_port=None, cafile=None):
         self.user = user
         self.dir = os.path.join(ctx.tmp, "baresip-%s" % user)
         os.makedirs(self.dir)
-        self.sip_port, self.ctrl_port = free_port(), free_port()
+        self.sip_port, self.ctrl_port = free_port_pair(), free_port()
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write("poll_method epoll\n"
                     "sip_listen %s:%d\n"
@@ -95,9 +116,13 @@ class Baresip:
                     "ctrl_tcp_listen %s:%d\n"
                     % (HOST, self.sip_port, os.path.join(self.dir, "speaker.wav"),
                        os.path.join(self.dir, "alert.wav"), HOST, self.ctrl_port))
+            if cafile:
+                f.write("sip_cafile %s\n" % cafile)
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write("<sip:%s@%s:%d>;auth_pass=%s;regint=60;audio_codecs=PCMU\n"
-                    % (user, DOMAIN, ctx.port, ctx.users[user]))
+            f.write("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU\n"
+                    % (user, DOMAIN, server_port or ctx.port,
+                       "" if transport == "udp" else ";transport=" + transport,
+                       ctx.users[user]))
         self.logpath = os.path.join(self.dir, "baresip.log")
         with open(self.logpath, "wb") as out:
             # -t: a safety net, should the test die before it quits baresip
@@ -234,3 +259,249 @@ def t_baresip_call(ctx):
     got = captured(ctx, call_id, lambda ladder: ladder == want)
     check(got == want, "the captured ladder:\n%s\nwant:\n%s" % (
         "\n".join(map(str, got)), "\n".join(map(str, want))))
+
+
+# ---------------------------------------------------------------------------------------------
+# baresip and linphonec calling each other over TLS (and TCP)
+
+class Linphonec:
+    """One headless linphonec (linphone-cli) for user: its own HOME and configuration file,
+    SIP over one transport only, to the proxy proxy_host (sipbx's domain by default, so calls
+    go through it too), sound from and to files (no sound card), driven by commands on its
+    standard input; its standard output says what happens to calls. cafile: the only CA it
+    trusts for TLS, sipbx's own certificate (pinned); check_name: it checks that the
+    certificate names proxy_host as well, which Linphone's TLS library (mbedTLS 2) does for
+    DNS names only, not for IP addresses."""
+
+    def __init__(self, ctx, user, binary, transport, server_port, cafile=None, proxy_host=DOMAIN,
+                 check_name=False, name=None):
+        self.user = user
+        self.dir = os.path.join(ctx.tmp, name or "linphonec-%s" % user)
+        os.makedirs(os.path.join(self.dir, ".local", "share", "linphone"))  # its databases
+        ports = {"udp": "0", "tcp": "0", "tls": "0"}
+        ports[transport] = "-1"  # a port of its choosing
+        self.rc = os.path.join(self.dir, "linphonerc")
+        with open(self.rc, "w") as f:
+            f.write("[sip]\nsip_port=%s\nsip_tcp_port=%s\nsip_tls_port=%s\ndefault_proxy=0\n"
+                    "ipv6_enabled=0\n" % (ports["udp"], ports["tcp"], ports["tls"]))
+            if cafile:
+                f.write("root_ca=%s\nverify_server_certs=1\nverify_server_cn=%d\n"
+                        % (cafile, 1 if check_name else 0))
+            f.write("[rtp]\naudio_rtp_port=%d\n"
+                    "[sound]\nechocancellation=0\n"
+                    "[video]\nenabled=0\ncapture=0\ndisplay=0\n"
+                    "[proxy_0]\nreg_proxy=<sip:%s:%d;transport=%s>\n"
+                    "reg_identity=sip:%s@%s\nreg_expires=60\nreg_sendregister=1\n"
+                    "[auth_info_0]\nusername=%s\npasswd=%s\ndomain=%s\n"
+                    % (free_port(), proxy_host, server_port, transport, user, DOMAIN, user,
+                       ctx.users[user], DOMAIN))
+        self.logpath = os.path.join(self.dir, "linphonec.log")
+        env = dict(os.environ, HOME=self.dir)
+        env.pop("XDG_DATA_HOME", None)
+        env.pop("XDG_CONFIG_HOME", None)
+        self.proc = subprocess.Popen([binary, "-c", self.rc, "-d", "6", "-l", self.logpath],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, cwd=self.dir, env=env)
+        self.lines, self.seen = [], 0
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.command("soundcard use files")
+        self.wait_line(r"Using wav files instead of soundcard")
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append(None)  # end of output
+            self.cond.notify_all()
+
+    def command(self, text):
+        self.proc.stdin.write((text + "\n").encode())
+        self.proc.stdin.flush()
+
+    def output(self):
+        return "\n".join(line for line in self.lines if line is not None)
+
+    def log(self):
+        """The last part of its debug log (that is long), without the sound card search."""
+        text = open(self.logpath, errors="replace").read() if os.path.exists(self.logpath) \
+            else ""
+        keep = [line for line in text.splitlines() if "alsa error" not in line]
+        return "\n".join(keep[-60:])
+
+    def wait_line(self, pattern, timeout=10.0):
+        """Waits for a line of its output after those matched before; returns the match."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                while self.seen < len(self.lines):
+                    line = self.lines[self.seen]
+                    self.seen += 1
+                    if line is None:
+                        raise TestFailure("linphonec %s ended waiting for %r:\n%s\n%s" % (
+                            self.user, pattern, self.output(), self.log()))
+                    m = re.search(pattern, line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TestFailure("linphonec %s: no line %r:\n%s\n%s" % (
+                        self.user, pattern, self.output(), self.log()))
+                self.cond.wait(left)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.command("quit")
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(timeout=2)
+
+
+def live_call(ctx, caller, dialled, timeout=5.0):
+    """The open call record (answered, not ended) of caller to dialled, once the writer has
+    committed it; returns its Call-ID."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = ctx.db_exec("SELECT * FROM cdrs WHERE open = 1 AND caller = ? AND dialled = ?",
+                           caller, dialled)
+        if rows:
+            check(len(rows) == 1 and rows[0]["answered_by"] == dialled and rows[0]["answer_us"],
+                  "the live call: %s" % rows)
+            return rows[0]["call_id"]
+        check(time.monotonic() < deadline, "no live call of %s to %s: %s" % (
+            caller, dialled, ctx.db_exec("SELECT * FROM cdrs")))
+        time.sleep(0.1)
+
+
+def clients_call_each_other(ctx, transport):
+    """baresip 100 and linphonec 101 register over transport; 100 calls 101, 101 answers,
+    the call is live in the records, and 101 hangs up; then 101 calls 100, 100 answers and
+    hangs up. Every message of both calls went over transport, through sipbx's port for it.
+    Returns the two Call-IDs."""
+    baresip, linphonec = shutil.which("baresip"), shutil.which("linphonec")
+    if not baresip or not os.path.isdir("/usr/lib/baresip/modules"):
+        raise Skip("baresip (with its modules in /usr/lib/baresip/modules) is not installed")
+    if not linphonec:
+        raise Skip("linphonec (Debian's linphone-cli) is not installed")
+    port = ctx.tls_port if transport == "tls" else ctx.port
+    cafile = os.path.join(ctx.tmp, "tls", "cert.pem") if transport == "tls" else None
+    b = lp = None
+    try:
+        b = Baresip(ctx, "100", baresip, transport, port, cafile)
+        lp = Linphonec(ctx, "101", linphonec, transport, port, cafile)
+        for user in ("100", "101"):
+            rows = ctx.wait_list(user, "online", timeout=10)
+            check(len(rows) == 1 and ("transport=%s" % transport) in rows[0][1],
+                  "%s's binding is not over %s: %s" % (user, transport, rows))
+
+        # 100 (baresip) calls 101 (linphonec), which answers and hangs up
+        b.command("dial", "101")
+        lp.wait_line(r"Receiving new incoming call from sip:100@.*assigned id (\d+)")
+        b.wait_event("CALL_RINGING")
+        lp.command("answer")
+        lp.wait_line(r"Call \d+ with sip:100@\S+ connected")
+        b.wait_event("CALL_ESTABLISHED")
+        first = live_call(ctx, "100", "101")
+        lp.wait_line(r"Media streams established with sip:100@")
+        lp.command("terminate")
+        b.wait_event("CALL_CLOSED")  # the callee's BYE reached the caller
+        lp.wait_line(r"Call \d+ with sip:100@\S+ ended")
+        cdr_is(ctx, first, disposition="ANSWERED", caller="100", answered_by="101",
+               hangup_by="callee", status=200)
+
+        # 101 (linphonec) calls 100 (baresip), which answers and hangs up
+        lp.command("call 100")
+        b.wait_event("CALL_INCOMING")
+        lp.wait_line(r"Call \d+ to sip:100@\S+ ringing")
+        b.command("accept")
+        b.wait_event("CALL_ESTABLISHED")
+        lp.wait_line(r"Call \d+ with sip:100@\S+ connected")
+        second = live_call(ctx, "101", "100")
+        b.command("hangup")
+        b.wait_event("CALL_CLOSED")
+        lp.wait_line(r"Call \d+ with sip:100@\S+ ended")  # the callee's BYE reached it
+        cdr_is(ctx, second, disposition="ANSWERED", caller="101", answered_by="100",
+               hangup_by="callee", status=200)
+        check("Linphone" in ctx.cdr(second)["user_agent"],
+              "caller's User-Agent: %r" % ctx.cdr(second)["user_agent"])
+    except TestFailure:
+        for p, name in ((b, "baresip"), (lp, "linphonec")):
+            if p:
+                log("--- %s:\n%s" % (name, p.log()))
+        raise
+    finally:
+        for p in (b, lp):
+            if p:
+                p.stop()
+    for call_id in (first, second):
+        ends = {(r["transport"], r["local"]) for r in ctx.db_exec(
+            "SELECT DISTINCT transport, local FROM trace_messages WHERE call_id = ?", call_id)}
+        check(ends == {(transport, "%s:%d" % (HOST, port))},
+              "the messages of %s went %s, not only over %s to port %d" % (
+                  call_id, sorted(ends), transport, port))
+    log("  baresip and linphonec called each other over %s" % transport.upper())
+    return first, second
+
+
+def pinned_certificate_checked(ctx, linphonec):
+    """linphonec checks sipbx's certificate: given another CA it does not register; given
+    sipbx's certificate and the proxy named localhost (one of the certificate's DNS names),
+    it registers with the host name checked too."""
+    other = os.path.join(ctx.tmp, "other")
+    os.makedirs(other)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", os.path.join(other, "key.pem"),
+                    "-out", os.path.join(other, "cert.pem")],
+                   check=True, capture_output=True, timeout=30)
+    ours = os.path.join(ctx.tmp, "tls", "cert.pem")
+    for cafile, name in ((os.path.join(other, "cert.pem"), "another-ca"), (ours, "by-name")):
+        lp = Linphonec(ctx, "101", linphonec, "tls", ctx.tls_port, cafile,
+                       proxy_host="localhost", check_name=True, name="linphonec-" + name)
+        try:
+            if cafile == ours:
+                rows = ctx.wait_list("101", "online", timeout=10)
+                check("transport=tls" in rows[0][1], "101's binding: %s" % rows)
+            else:
+                deadline = time.monotonic() + 10
+                while "Certificate verification failed" not in lp.log():
+                    check(time.monotonic() < deadline, "linphonec with another CA: no failed "
+                          "verification in its log:\n%s" % lp.log())
+                    time.sleep(0.1)
+                check(ctx.user_list()["101"][0][0] == "offline",
+                      "linphonec registered with another CA: %s" % ctx.user_list()["101"])
+        finally:
+            lp.stop()
+    ctx.wait_list("101", "offline", timeout=5)  # it unregistered when it quit
+
+
+@test("tls_clients")
+def t_tls_clients(ctx):
+    """Two real softphones over TLS: baresip (100) and linphonec (101), each with sipbx's
+    self-signed certificate as its CA, register over TLS and call each other, each call
+    answered, live in the records, and ended with a BYE from the callee (to baresip too,
+    whose Contact names neither its extension nor its connection). linphonec checks the
+    certificate (pinned_certificate_checked); for the calls it reaches sipbx at its domain,
+    an IP address here, so without the host name check."""
+    with_tls(ctx)
+    linphonec = shutil.which("linphonec")
+    if linphonec:
+        pinned_certificate_checked(ctx, linphonec)
+    clients_call_each_other(ctx, "tls")
+
+
+@test("tcp_clients")
+def t_tcp_clients(ctx):
+    """baresip (100) and linphonec (101) register over TCP and call each other, as over TLS."""
+    clients_call_each_other(ctx, "tcp")

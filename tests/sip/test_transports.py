@@ -10,7 +10,7 @@ import re
 import time
 
 from checks import cdr_is
-from harness import HOST, USERS, check, log, test
+from harness import HOST, USERS, check, log, test, with_tls
 from sipbxtest.net import free_port
 from sipbxtest.phone import SDP, Phone, rand, request
 
@@ -24,14 +24,6 @@ def port_of(ctx, transport):
 
 def rr_re(ctx, transport):
     return RR % (port_of(ctx, transport), "" if transport == "udp" else ";transport=" + transport)
-
-
-def with_tls(ctx):
-    """Starts the test's daemon again with SIP over TLS on a free port (ctx.tls_port); the
-    certificate is generated in its data directory on this first start."""
-    ctx.stop()
-    ctx.tls_port = free_port()
-    ctx.start(*ctx.serve_args, "--sip-tls", "%s:%d" % (HOST, ctx.tls_port), port=ctx.port)
 
 
 def wait(ep, pred, what, timeout=5.0):
@@ -95,21 +87,26 @@ def cancel(caller, text):
     caller.send("\r\n".join([first] + keep + ["Content-Length: 0", "", ""]))
 
 
-def phones(ctx, caller_transport, callee_transport, callee_answer=True):
+def phones(ctx, caller_transport, callee_transport, callee_answer=True, contacts=None):
+    """Phones 100 and 101 registered; contacts: (user, port) of each one's Contact when not
+    its extension at its own port."""
+    (cu, cp), (eu, ep) = contacts or ((None, None), (None, None))
     caller = Phone(port_of(ctx, caller_transport), "100", USERS["100"],
-                   transport=caller_transport)
+                   transport=caller_transport, contact_user=cu, contact_port=cp)
     callee = Phone(port_of(ctx, callee_transport), "101", USERS["101"],
-                   transport=callee_transport, answer=callee_answer)
+                   transport=callee_transport, answer=callee_answer, contact_user=eu,
+                   contact_port=ep)
     for p in (caller, callee):
         r = p.register()
         check(r.status == 200, "REGISTER over %s: %s" % (p.transport, r.first))
     return caller, callee
 
 
-def answered_both_ways(ctx, caller_tr, callee_tr):
+def answered_both_ways(ctx, caller_tr, callee_tr, contacts=None):
     """A call from a caller on caller_tr to a callee on callee_tr: both legs as the phones
-    saw them, ACK and BYE from the caller, then a second call ended by the callee."""
-    caller, callee = phones(ctx, caller_tr, callee_tr)
+    saw them, ACK and BYE from the caller, then a second call ended by the callee.
+    contacts: as for phones()."""
+    caller, callee = phones(ctx, caller_tr, callee_tr, contacts=contacts)
     try:
         want = [rr_re(ctx, callee_tr)] + ([rr_re(ctx, caller_tr)] if caller_tr != callee_tr
                                           else [])
@@ -299,6 +296,25 @@ def t_tls_call(ctx):
     answered_both_ways(ctx, "tls", "tls")
     answered_both_ways(ctx, "tls", "udp")
     answered_both_ways(ctx, "udp", "tls")
+    # the capture names sipbx's end of each message as it was: the TLS port for TLS
+    ends = {(r["transport"], r["local"]) for r in ctx.db_exec(
+        "SELECT DISTINCT transport, local FROM trace_messages")}
+    want = {("tls", "%s:%d" % (HOST, ctx.tls_port)), ("udp", "%s:%d" % (HOST, ctx.port))}
+    check(ends == want, "sipbx's end in the capture: %s, want %s" % (sorted(ends), sorted(want)))
+
+
+@test("contact_user_not_extension")
+def t_contact_user(ctx):
+    """Phones on TCP and on TLS whose Contact's user part is not their extension and whose
+    Contact's port is not their connection's (baresip writes "100-0x55d3..." and the port it
+    listens on): a BYE to either still goes over the connection it registered on. sipbx
+    looked the binding up by the Contact's user part, found none, and opened a connection
+    to the Contact, where a phone behind NAT, or one that takes no TLS connections (baresip
+    without a certificate), is not reached; here nothing listens there."""
+    with_tls(ctx)
+    for tr in ("tcp", "tls"):
+        answered_both_ways(ctx, tr, tr, contacts=(("100-0x5b1d9e", free_port()),
+                                                  ("101-0x77ae30", free_port())))
 
 
 @test("tls_cancel", serve_args=("--ring-timeout", "2"))
@@ -324,3 +340,22 @@ def t_tls_cancel(ctx):
         finally:
             caller.close()
             callee.close()
+
+
+@test("localhost_is_us")
+def t_localhost_is_us(ctx):
+    """A phone on this machine whose outbound proxy is "localhost" (Linphone's setting, a
+    name of sipbx other than its domain) sends its INVITE with Route <sip:localhost:PORT;lr>
+    and Request-URI sip:101@localhost: sipbx takes both as its own (0.1 answered 403 "No
+    routing through this server") and the call goes through."""
+    caller, callee = phones(ctx, "udp", "udp")
+    try:
+        r, dlg = caller.invite("101", ruri="sip:101@localhost",
+                               extra=["Route: <sip:localhost:%d;lr>" % ctx.port])
+        check(r.status == 200, "INVITE via localhost: %s" % r.first)
+        wait(callee, request_of("INVITE", False), "INVITE at the callee")
+        b = caller.in_dialog(dlg, "BYE")
+        check(b.status == 200, "BYE: %s" % b.first)
+    finally:
+        caller.close()
+        callee.close()

@@ -388,6 +388,167 @@ static void test_failed_upgrade_to_user_changes(void **state)
     store_close(st);
 }
 
+/* Schema 9 adds the event server's subscriptions and the published presence documents to a
+ * database of an older version, keeping its data; rows go in, replace, list and go. */
+static int collect_sub(const struct store_sub *sub, void *ctx)
+{
+    *(struct store_sub *)ctx = *sub;
+    return 0;
+}
+
+static int collect_pub(const struct store_pub *p, void *ctx)
+{
+    *(struct store_pub *)ctx = *p;
+    return 0;
+}
+
+static int count_sub(const struct store_sub *sub, void *ctx)
+{
+    (void)sub;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_upgrade_to_presence(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], err[512] = "";
+    snprintf(path, sizeof path, "%s/old.db", f->dir);
+    make_old_db(path, 7);
+    struct store *st = NULL;
+    if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
+        fail_msg("upgrade from schema 7: %s", err);
+    assert_true(store_schema_version(st) >= 9);
+    struct store_user u;
+    assert_int_equal(store_user_get(st, "100", &u), 0);
+
+    static struct store_sub sub, back;
+    memset(&sub, 0, sizeof sub);
+    snprintf(sub.call_id, sizeof sub.call_id, "abc@host");
+    snprintf(sub.local_tag, sizeof sub.local_tag, "t1");
+    snprintf(sub.package, sizeof sub.package, "dialog");
+    snprintf(sub.watcher, sizeof sub.watcher, "101");
+    snprintf(sub.presentity, sizeof sub.presentity, "100");
+    snprintf(sub.remote, sizeof sub.remote, "<sip:101@pbx>;tag=w");
+    snprintf(sub.local, sizeof sub.local, "<sip:100@pbx>;tag=t1");
+    snprintf(sub.target, sizeof sub.target, "sip:101@192.0.2.1:5060");
+    snprintf(sub.next_hop, sizeof sub.next_hop, "sip:192.0.2.1:5060;transport=udp");
+    snprintf(sub.contact, sizeof sub.contact, "<sip:100@pbx:5060>");
+    sub.local_cseq = 3;
+    sub.remote_cseq = 2;
+    sub.version = 3;
+    sub.created_at = 1000;
+    sub.expires_at = 4600;
+    assert_int_equal(store_sub_save(st, &sub), 0);
+    sub.local_cseq = 4; /* a NOTIFY later: the same row, replaced */
+    assert_int_equal(store_sub_save(st, &sub), 0);
+    int n = 0;
+    assert_int_equal(store_sub_list(st, count_sub, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_sub_list(st, collect_sub, &back), 0);
+    assert_string_equal(back.remote, sub.remote);
+    assert_string_equal(back.route, "");
+    assert_int_equal(back.local_cseq, 4);
+    assert_int_equal(back.expires_at, 4600);
+    assert_int_equal(store_sub_remove(st, "abc@host", "t1"), 0);
+    n = 0;
+    assert_int_equal(store_sub_list(st, count_sub, &n), 0);
+    assert_int_equal(n, 0);
+
+    static struct store_pub p, pback;
+    memset(&p, 0, sizeof p);
+    snprintf(p.etag, sizeof p.etag, "e1");
+    snprintf(p.extension, sizeof p.extension, "100");
+    snprintf(p.body, sizeof p.body, "<presence/>");
+    p.published_at = 10;
+    p.expires_at = 3610;
+    assert_int_equal(store_pub_save(st, &p), 0);
+    assert_int_equal(store_pub_list(st, collect_pub, &pback), 0);
+    assert_string_equal(pback.body, "<presence/>");
+    assert_int_equal(store_pub_remove(st, "e1"), 0);
+    store_close(st);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM presence_publications"), 0);
+}
+
+/* The version of the migration before version in the table (what a database had before
+ * that one): 8 comes after 7 on main, after 6 on the branch that added it. */
+static int version_before(int version)
+{
+    int before = 0;
+    for (int i = 0; i < store_migration_count && store_migrations[i].version < version; i++)
+        before = store_migrations[i].version;
+    return before;
+}
+
+/* Schema 8 adds the webhooks and their deliveries, and marks the log rows of a creation. */
+static void test_upgrade_to_webhooks(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], err[512] = "";
+    snprintf(path, sizeof path, "%s/old.db", f->dir);
+    int before = version_before(8);
+    assert_true(before >= 6); /* the user change log is there */
+    make_old_db(path, before);
+    /* A change logged by the older version and not yet applied stays in the log. */
+    int64_t logged = raw_int(path, "SELECT count(*) FROM user_changes");
+    assert_true(logged >= 1);
+
+    struct store *st = NULL;
+    if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
+        fail_msg("upgrade from schema %d: %s", before, err);
+    assert_true(store_schema_version(st) >= 8);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                   "name IN ('webhooks', 'webhook_deliveries')"),
+                     2);
+    assert_int_equal(store_webhook_count(st), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM user_changes"), logged);
+    assert_int_equal(raw_int(path, "SELECT max(created) FROM user_changes"), 0);
+    struct store_user u;
+    assert_int_equal(store_user_get(st, "100", &u), 0);
+
+    /* From now on a creation is marked, whoever makes it (here: by hand). */
+    raw_exec(path, "INSERT INTO users (extension, display_name, ha1, realm, created_at, "
+                   "updated_at) VALUES ('101', '', '0123456789abcdef0123456789abcdef', 'r', 1, 1)");
+    assert_int_equal(raw_int(path, "SELECT created FROM user_changes WHERE extension = '101'"), 1);
+    raw_exec(path, "UPDATE users SET display_name = 'x' WHERE extension = '100'");
+    assert_int_equal(raw_int(path, "SELECT max(created) FROM user_changes WHERE extension = '100'"),
+                     0);
+    store_close(st);
+}
+
+static void test_failed_upgrade_to_webhooks(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], err[512] = "";
+    snprintf(path, sizeof path, "%s/old.db", f->dir);
+    int before = version_before(8);
+    make_old_db(path, before);
+    /* An index of the name the migration gives its second index, on a table of the
+     * user's: the two tables and the first index are made, then the upgrade fails. */
+    raw_exec(path, "CREATE TABLE mine (x); CREATE INDEX webhook_deliveries_log ON mine (x)");
+    int64_t objects = raw_int(path, "SELECT count(*) FROM sqlite_master");
+
+    struct store *st = NULL;
+    assert_int_equal(store_open(&st, path, STORE_MIGRATE, err, sizeof err), -1);
+    if (!strstr(err, "unchanged") || !strstr(err, migration_of(8)->name))
+        fail_msg("message does not name the migration and say unchanged: '%s'", err);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), before);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"), objects);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'webhooks'"),
+                     0);
+    /* The user change log has no new column, and its trigger is the old one. */
+    assert_int_equal(raw_int(path,
+                             "SELECT count(*) FROM pragma_table_info('user_changes') WHERE name = "
+                             "'created'"),
+                     0);
+
+    raw_exec(path, "DROP TABLE mine");
+    if (store_open(&st, path, STORE_MIGRATE, err, sizeof err) != 0)
+        fail_msg("upgrade after the fix: %s", err);
+    assert_int_equal(store_schema_version(st), store_latest_version());
+    store_close(st);
+}
+
 /* ---- transactions and settings ---- */
 
 static int tx_set_then(struct store *st, void *ctx)
@@ -589,8 +750,8 @@ static int keep_name(const struct store_user *u, void *ctx)
     return 0;
 }
 
-/* A display name of 127 four-byte characters is kept whole (get), and the walk that fills
- * the SIP side's copy cuts it to STORE_NAME_MAX - 1 bytes before a whole character. */
+/* A display name of 127 four-byte characters is kept whole, by get and by the walk that
+ * fills the SIP side's copy (which shows it on the ringing phone). */
 static void test_users_long_name(void **state)
 {
     struct fixture *f = *state;
@@ -603,9 +764,8 @@ static void test_users_long_name(void **state)
     assert_string_equal(got.display_name, u.display_name);
     char listed[STORE_DISPLAY_NAME_MAX];
     assert_int_equal(store_user_list(f->st, NULL, 0, keep_name, listed), 0);
-    assert_int_equal(strlen(listed), 124); /* 31 characters: a 32nd would need 128 bytes */
-    assert_int_equal(util_utf8_chars(listed), 31);
-    assert_memory_equal(listed, u.display_name, 124);
+    assert_string_equal(listed, u.display_name);
+    assert_int_equal(util_utf8_chars(listed), STORE_DISPLAY_NAME_CHARS);
 }
 
 /* ---- SIP blocks ---- */
@@ -626,6 +786,152 @@ static int blocks_of(struct store *st, int which, int64_t now)
 
 /* Saved blocks list while in force; the CLI's lift marks a row (moving the counter the
  * daemon watches) and the daemon's remove deletes only the block that started at since. */
+/* ---- webhooks and deliveries ---- */
+
+static int64_t add_webhook(struct store *st, const char *url, const char *events)
+{
+    struct store_webhook w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.url, sizeof w.url, "%s", url);
+    snprintf(w.events, sizeof w.events, "%s", events);
+    snprintf(w.secret, sizeof w.secret, "whsec_test");
+    w.created_at = NOW;
+    assert_int_equal(store_webhook_add(st, &w), 0);
+    assert_true(w.id > 0);
+    return w.id;
+}
+
+struct deliveries {
+    int64_t id[16];
+    char event[16][STORE_EVENT_NAME_MAX];
+    int n;
+};
+
+static int collect_delivery(const struct store_delivery *d, void *ctx)
+{
+    struct deliveries *c = ctx;
+    assert_true(c->n < 16);
+    assert_null(d->body); /* the log comes without bodies */
+    c->id[c->n] = d->id;
+    snprintf(c->event[c->n++], STORE_EVENT_NAME_MAX, "%s", d->event);
+    return 0;
+}
+
+static void test_webhooks(void **state)
+{
+    struct fixture *f = *state;
+    int64_t a = add_webhook(f->st, "http://127.0.0.1:9/a", "call.ended,user.changed");
+    int64_t b = add_webhook(f->st, "https://crm.example.com/b", "call.new,call.ended");
+    assert_int_equal(store_webhook_count(f->st), 2);
+    struct store_webhook w;
+    assert_int_equal(store_webhook_get(f->st, b, &w), 0);
+    assert_string_equal(w.url, "https://crm.example.com/b");
+    assert_string_equal(w.events, "call.new,call.ended");
+    assert_int_equal(store_webhook_get(f->st, b + 100, &w), ENOENT);
+
+    /* An event goes to the webhooks that want it, and only by whole names. */
+    assert_int_equal(store_delivery_fanout(f->st, "call.ended", "e1", "{\"n\":1}", NOW * 1000000),
+                     2);
+    assert_int_equal(
+        store_delivery_fanout(f->st, "user.changed", "e2", "{\"n\":2}", NOW * 1000000 + 1), 1);
+    assert_int_equal(store_delivery_fanout(f->st, "call", "e3", "{}", NOW * 1000000), 0);
+    assert_int_equal(store_delivery_fanout(f->st, "ended", "e3", "{}", NOW * 1000000), 0);
+    assert_int_equal(store_delivery_fanout(f->st, "registration.changed", "e3", "{}", 1), 0);
+
+    /* The next due delivery of a: the oldest, with its body; nothing due before its time. */
+    struct store_delivery d;
+    int64_t due = 0;
+    assert_int_equal(store_delivery_next(f->st, a, NOW * 1000000 - 1, &d, &due), ENOENT);
+    assert_int_equal(due, NOW * 1000000);
+    assert_int_equal(store_delivery_next(f->st, a, NOW * 1000000 + 5, &d, NULL), 0);
+    assert_string_equal(d.event, "call.ended");
+    assert_string_equal(d.event_id, "e1");
+    assert_string_equal(d.body, "{\"n\":1}");
+    assert_int_equal(d.state, STORE_DELIVERY_PENDING);
+    assert_int_equal(d.attempts, 0);
+    free(d.body);
+    int64_t first = d.id;
+
+    /* A failed try moves it back; the other becomes next. */
+    int64_t t1 = NOW * 1000000 + 10;
+    assert_int_equal(store_delivery_tried(f->st, first, t1, STORE_DELIVERY_PENDING, t1 + 5000000,
+                                          500, "HTTP 500"),
+                     0);
+    assert_int_equal(store_delivery_next(f->st, a, t1, &d, NULL), 0);
+    assert_string_equal(d.event_id, "e2");
+    free(d.body);
+    assert_int_equal(store_delivery_tried(f->st, d.id, t1, STORE_DELIVERY_DELIVERED, 0, 204, ""),
+                     0);
+    assert_int_equal(store_delivery_next(f->st, a, t1, &d, &due), ENOENT);
+    assert_int_equal(due, t1 + 5000000);
+    assert_int_equal(store_delivery_next(f->st, a, t1 + 5000000, &d, NULL), 0);
+    assert_int_equal(d.id, first);
+    assert_int_equal(d.attempts, 1);
+    assert_int_equal(d.last_status, 500);
+    assert_string_equal(d.last_error, "HTTP 500");
+    assert_int_equal(d.last_try_us, t1);
+    free(d.body);
+    assert_int_equal(
+        store_delivery_tried(f->st, first, t1 + 6000000, STORE_DELIVERY_FAILED, 0, 0, "timed out"),
+        0);
+    assert_int_equal(store_delivery_next(f->st, a, INT64_MAX, &d, &due), ENOENT);
+    assert_int_equal(store_delivery_tried(f->st, first + 1000, t1, STORE_DELIVERY_FAILED, 0, 0, ""),
+                     ENOENT);
+
+    /* The log, newest first, paged by id; the counts by state. */
+    struct deliveries c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_delivery_list(f->st, a, 0, 0, collect_delivery, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_true(c.id[0] > c.id[1]);
+    assert_string_equal(c.event[0], "user.changed");
+    struct deliveries older;
+    memset(&older, 0, sizeof older);
+    assert_int_equal(store_delivery_list(f->st, a, c.id[0], 1, collect_delivery, &older), 0);
+    assert_int_equal(older.n, 1);
+    assert_int_equal(older.id[0], c.id[1]);
+    int64_t counts[STORE_DELIVERY_STATES];
+    assert_int_equal(store_delivery_counts(f->st, a, counts), 0);
+    assert_int_equal(counts[STORE_DELIVERY_PENDING], 0);
+    assert_int_equal(counts[STORE_DELIVERY_DELIVERED], 1);
+    assert_int_equal(counts[STORE_DELIVERY_FAILED], 1);
+
+    /* A test event for one webhook; none for a webhook that does not exist. */
+    int64_t pid = 0;
+    assert_int_equal(store_delivery_add(f->st, b, "ping", "p1", "{}", NOW * 1000000, &pid), 0);
+    assert_true(pid > c.id[0]);
+    assert_int_equal(store_delivery_add(f->st, b + 100, "ping", "p2", "{}", NOW * 1000000, &pid),
+                     ENOENT);
+
+    /* Retention: the finished beyond the newest one kept go; the oldest pending beyond
+     * the bound are given up, the newest stay. */
+    assert_int_equal(store_delivery_prune(f->st, a, 0, 1, 100, t1), 1);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_delivery_list(f->st, a, 0, 0, collect_delivery, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.event[0], "user.changed");
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(store_delivery_add(f->st, a, "ping", "p", "{}", NOW * 1000000 + i, &pid),
+                         0);
+    assert_int_equal(store_delivery_prune(f->st, a, 0, 100, 3, t1), 1);
+    assert_int_equal(store_delivery_counts(f->st, a, counts), 0);
+    assert_int_equal(counts[STORE_DELIVERY_PENDING], 3);
+    assert_int_equal(counts[STORE_DELIVERY_FAILED], 1);
+    assert_int_equal(store_delivery_next(f->st, a, INT64_MAX, &d, NULL), 0);
+    assert_int_equal(d.created_us, NOW * 1000000 + 1); /* the oldest one was given up */
+    free(d.body);
+    /* By age: everything finished before the bound goes. */
+    assert_int_equal(store_delivery_prune(f->st, a, INT64_MAX, 100, 100, t1), 2);
+
+    /* Deleting a webhook takes its deliveries along. */
+    assert_int_equal(store_webhook_delete(f->st, a), 0);
+    assert_int_equal(store_webhook_delete(f->st, a), ENOENT);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM webhook_deliveries WHERE "
+                                      "webhook_id NOT IN (SELECT id FROM webhooks)"),
+                     0);
+    assert_int_equal(store_webhook_count(f->st), 1);
+}
+
 static void test_blocks(void **state)
 {
     struct fixture *f = *state;
@@ -721,13 +1027,15 @@ static void test_users_version(void **state)
 
 struct exts {
     char e[16][STORE_EXT_MAX];
+    int created[16];
     int n;
 };
 
-static int collect_ext(const char *ext, void *ctx)
+static int collect_ext(const char *ext, int created, void *ctx)
 {
     struct exts *c = ctx;
     assert_true(c->n < 16);
+    c->created[c->n] = created;
     snprintf(c->e[c->n++], STORE_EXT_MAX, "%s", ext);
     return 0;
 }
@@ -758,6 +1066,7 @@ static void test_user_changes(void **state)
     struct exts c = changes_between(f->st, v0, v1);
     assert_int_equal(c.n, 2);
     assert_true(has_ext(&c, "100") && has_ext(&c, "101"));
+    assert_true(c.created[0] && c.created[1]); /* both were created in the range */
 
     /* A user changed twice and its rules once is listed once; the others not at all. */
     struct store_user u = make_user("100");
@@ -774,10 +1083,15 @@ static void test_user_changes(void **state)
     c = changes_between(f->st, v1, v2);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.e[0], "100");
+    assert_int_equal(c.created[0], 0); /* changed, not created, in this range */
 
-    /* Only the range asked for. */
+    /* Only the range asked for; a range with the creation and later changes is a
+     * creation. */
     c = changes_between(f->st, v0, v0 + 1);
     assert_int_equal(c.n, 1);
+    c = changes_between(f->st, v0, v2);
+    assert_int_equal(c.n, 2);
+    assert_true(c.created[0] && c.created[1]);
 
     /* A deleted user is listed (its rules go by cascade, logged too). */
     assert_int_equal(store_user_delete(f->st, "100"), 0);
@@ -785,6 +1099,7 @@ static void test_user_changes(void **state)
     c = changes_between(f->st, v2, v3);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.e[0], "100");
+    assert_int_equal(c.created[0], 0);
 
     /* Failed changes and other tables log nothing. */
     assert_int_equal(store_user_delete(f->st, "100"), ENOENT);
@@ -1080,6 +1395,100 @@ static void test_writer_announce(void **state)
     assert_string_equal(a.json[2], "{\"n\":2}");
 }
 
+/* ---- the writer's outbox (webhook deliveries) ---- */
+
+struct outbox {
+    atomic_int applied, committed;
+    int fail_first; /* the first call fails (EIO): the batch is retried */
+    int seen_cdr;   /* the record queued before the event was there, inside the batch */
+    char json[4][64];
+    int64_t at[4];
+};
+
+static int outbox_apply(struct store *st, const char *type, const char *json, int64_t at_us,
+                        void *ctx)
+{
+    struct outbox *o = ctx;
+    int n = atomic_fetch_add(&o->applied, 1);
+    assert_string_equal(type, "call.ended");
+    struct store_cdr c;
+    o->seen_cdr = store_cdr_get(st, "outbox-call", NOW * 1000000, &c) == 0;
+    if (o->fail_first && n == 0)
+        return EIO;
+    if (n < 4) {
+        snprintf(o->json[n], sizeof o->json[n], "%s", json);
+        o->at[n] = at_us;
+    }
+    /* What the outbox writes is in the batch's transaction. */
+    return store_setting_set(st, "outbox", json);
+}
+
+static void outbox_committed(void *ctx)
+{
+    atomic_fetch_add(&((struct outbox *)ctx)->committed, 1);
+}
+
+static void queue_call_and_event(struct store_writer *w)
+{
+    struct store_cdr c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.call_id, sizeof c.call_id, "outbox-call");
+    snprintf(c.caller, sizeof c.caller, "100");
+    snprintf(c.dialled, sizeof c.dialled, "101");
+    snprintf(c.disposition, sizeof c.disposition, "ANSWERED");
+    c.start_us = NOW * 1000000;
+    c.end_us = c.start_us + 5000000;
+    assert_int_equal(store_writer_cdr(w, &c), 0);
+    assert_int_equal(store_writer_outbox(w, "call.ended", "{\"call_id\":\"outbox-call\"}", 42), 0);
+}
+
+static void test_writer_outbox(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "", val[64];
+    struct store_writer *w = NULL;
+    if (store_writer_create(&w, f->path, err, sizeof err) != 0)
+        fail_msg("writer: %s", err);
+    struct outbox o;
+    memset(&o, 0, sizeof o);
+    store_writer_set_outbox(w, outbox_apply, outbox_committed, &o);
+    queue_call_and_event(w);
+    char long_type[80];
+    memset(long_type, 't', sizeof long_type - 1);
+    long_type[sizeof long_type - 1] = '\0';
+    assert_int_equal(store_writer_outbox(w, long_type, "{}", 0), ENOMEM);
+    store_writer_destroy(w);
+    /* Applied once, after the record queued before it, in its transaction; told once. */
+    assert_int_equal(atomic_load(&o.applied), 1);
+    assert_true(o.seen_cdr);
+    assert_string_equal(o.json[0], "{\"call_id\":\"outbox-call\"}");
+    assert_int_equal(o.at[0], 42);
+    assert_int_equal(atomic_load(&o.committed), 1);
+    assert_int_equal(store_setting_get(f->st, "outbox", val, sizeof val), 0);
+
+    /* A failing outbox fails its batch, record and all; the retry writes both. */
+    raw_exec(f->path, "DELETE FROM cdrs; DELETE FROM settings WHERE key = 'outbox'");
+    if (store_writer_create(&w, f->path, err, sizeof err) != 0)
+        fail_msg("writer: %s", err);
+    memset(&o, 0, sizeof o);
+    o.fail_first = 1;
+    store_writer_set_outbox(w, outbox_apply, outbox_committed, &o);
+    queue_call_and_event(w);
+    store_writer_destroy(w);
+    assert_int_equal(atomic_load(&o.applied), 2);
+    assert_int_equal(atomic_load(&o.committed), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM cdrs WHERE call_id = 'outbox-call'"),
+                     1);
+
+    /* Without an outbox the events are dropped and the rows written. */
+    raw_exec(f->path, "DELETE FROM cdrs");
+    if (store_writer_create(&w, f->path, err, sizeof err) != 0)
+        fail_msg("writer: %s", err);
+    queue_call_and_event(w);
+    store_writer_destroy(w);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM cdrs"), 1);
+}
+
 static void test_writer_drains(void **state)
 {
     struct fixture *f = *state;
@@ -1235,6 +1644,9 @@ int main(void)
         T(test_failed_upgrade_changes_nothing),
         T(test_upgrade_to_user_changes),
         T(test_failed_upgrade_to_user_changes),
+        T(test_upgrade_to_presence),
+        T(test_upgrade_to_webhooks),
+        T(test_failed_upgrade_to_webhooks),
         T(test_tx),
         T(test_settings),
         T(test_users_crud),
@@ -1243,6 +1655,7 @@ int main(void)
         T(test_users_version),
         T(test_user_changes),
         T(test_blocks),
+        T(test_webhooks),
         T(test_regs_save_list),
         T(test_regs_upsert),
         T(test_regs_remove_purge),
@@ -1250,6 +1663,7 @@ int main(void)
         T(test_admins),
         T(test_writer_drains),
         T(test_writer_announce),
+        T(test_writer_outbox),
         T(test_writer_depth_and_idle_destroy),
         T(test_writer_tick),
         T(test_writer_poke),

@@ -209,6 +209,22 @@ test('a call appears, rings, is answered and ends in the live view; its ladder g
   await watcher.close();
 });
 
+test('the accounts page shows each user\'s presence note and busy lamp live', async () => {
+  await go('/accounts');
+  await page.waitForSelector('tr[data-ext="101"] .c-presence .lamp[data-basic="open"]');
+  assert.ok((await page.textContent('tr[data-ext="101"] .c-presence')).includes('Available'));
+  assert.ok((await page.textContent('tr[data-ext="100"] .c-presence')).includes('Offline'));
+  // a call to 101: its lamp rings, then says in a call, then goes dark, without a reload
+  const { callee, caller } = await startCall(sx, { calleePort: state.port101, ringMs: 1500, talkMs: 2000 });
+  await page.waitForSelector('tr[data-ext="101"] .lamp[data-dialog="early"] .b-ringing', { timeout: 8000 });
+  await page.waitForSelector('tr[data-ext="101"] .lamp[data-dialog="confirmed"] .b-talking', { timeout: 8000 });
+  assert.ok((await page.textContent('tr[data-ext="101"] .c-presence')).includes('On the phone'));
+  await shot(page, '05b-accounts-busy-lamp');
+  await Promise.all([caller.ok(), callee.ok()]);
+  await page.waitForSelector('tr[data-ext="101"] .lamp[data-dialog="idle"]', { timeout: 8000 });
+  assert.ok((await page.textContent('tr[data-ext="101"] .c-presence')).includes('Available'));
+});
+
 test('the ladder of a call: one arrow per captured message, message details, pcap', async () => {
   // from the call records (the live view's ended list only has calls seen live)
   await go('/records');
@@ -678,6 +694,40 @@ test('ladders: filter by method, fold retransmissions, save as SVG and PNG', asy
   await go(`/ladder/${encodeURIComponent('never-seen@nowhere')}`);
   await page.waitForSelector('#ladder-summary:has-text("Nothing captured")');
   assert.equal(await page.isVisible('#pcap-link'), false);
+});
+
+test('ladders: a leg over TLS is marked with a lock in the message, its pcap is pcapng', async () => {
+  // a caller over TLS and a callee over UDP, written straight into the capture
+  const cid = 'tls-leg@web.test';
+  const t0 = Date.now() * 1000;
+  const msg = (first, cseq) => `${first}\r\nVia: SIP/2.0/TLS 127.0.0.1:40001;branch=z9hG4bKtls\r\nFrom: <sip:100@127.0.0.1>;tag=a\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: ${cid}\r\nCSeq: ${cseq}\r\nContent-Length: 0\r\n\r\n`;
+  const rows = [
+    [t0, 'in', 'tls', '127.0.0.1:5061', '127.0.0.1:40001', 'INVITE sip:101@127.0.0.1 SIP/2.0', '1 INVITE'],
+    [t0 + 1000, 'out', 'udp', '127.0.0.1:5060', '127.0.0.1:40002', 'INVITE sip:101@127.0.0.1:40002 SIP/2.0', '1 INVITE'],
+  ];
+  execFileSync('sqlite3', [sx.db, 'PRAGMA busy_timeout=10000;' + rows.map(([t, dir, tr, local, remote, first, cseq]) =>
+    `INSERT INTO trace_messages (call_id, time_us, direction, transport, local, remote, first_line, raw)
+     VALUES ('${cid}', ${t}, '${dir}', '${tr}', '${local}', '${remote}', '${first}', '${msg(first, cseq).replace(/'/g, "''")}');`).join('')]);
+  await go(`/ladder/${encodeURIComponent(cid)}`);
+  await page.waitForFunction(() => document.querySelectorAll('svg.ladder .arrow').length === 2);
+  assert.match(await page.textContent('.party-head:nth-of-type(1) title'), /^caller 100, 127\.0\.0\.1:40001 over TLS$/);
+  assert.doesNotMatch(await page.textContent('.party-head:nth-of-type(3) title'), /TLS/);
+  await page.click('svg.ladder .arrow >> nth=0');
+  await page.waitForSelector('#ladder-detail:not([hidden]) .tls-mark');
+  const dd = await page.$eval('#ladder-detail .tls-mark', (e) => ({ text: e.textContent, lock: !!e.querySelector('svg.lock[aria-hidden="true"]'), row: e.closest('dd').textContent }));
+  assert.deepEqual([dd.text, dd.lock], ['TLS', true]);
+  assert.equal(dd.row, 'received from 127.0.0.1:40001 over TLS (encrypted on the wire; shown as sipbx decrypted it)');
+  await shot(page, '25-ladder-tls');
+  await page.click('svg.ladder .arrow >> nth=1');
+  await page.waitForFunction(() => document.querySelector('#ladder-detail pre.sipmsg')?.textContent.includes('40002 SIP/2.0'));
+  assert.equal(await page.$('#ladder-detail .tls-mark'), null);
+  assert.match(await page.textContent('#ladder-detail dl'), /sent to 127\.0\.0\.1:40002 over UDP/);
+  // the capture of a call with a TLS leg: pcapng, named so
+  const r = await page.request.get(sx.base + await page.getAttribute('#pcap-link', 'href'));
+  assert.equal(r.status(), 200);
+  assert.equal(r.headers()['content-type'], 'application/x-pcapng');
+  assert.match(r.headers()['content-disposition'], /filename="tls-leg_web\.test\.pcapng"$/);
+  assert.equal((await r.body()).readUInt32LE(0), 0x0a0d0d0a);
 });
 
 test('50 live calls in a compact table that fits one screen, with a filter', async () => {

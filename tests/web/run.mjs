@@ -1,5 +1,6 @@
 // ctest entry point of the browser tests:
 //   node run.mjs --sipbx PATH [--sipp PATH] [--artifacts DIR] [--browser chromium|firefox] [--https]
+//                [--file TEST.mjs]
 // Installs the drivers into tests/web/node_modules (npm install; no browser is ever
 // downloaded), then runs, with node's test runner, dashboard.test.mjs in Debian's
 // /usr/bin/chromium (playwright-core) or firefox.test.mjs in Debian's /usr/bin/firefox-esr
@@ -35,6 +36,7 @@ const BROWSERS = {
 const browser = BROWSERS[opt('--browser', 'chromium')];
 // --https: the same tests with the dashboard served over HTTPS (Chromium only).
 const overHttps = args.includes('--https');
+const testFile = opt('--file', browser && browser.file); // another test file for that browser
 
 if (!sipbx || !browser) {
   console.error('usage: node run.mjs --sipbx PATH [--sipp PATH] [--artifacts DIR] [--browser chromium|firefox]');
@@ -92,7 +94,7 @@ for (const [what, p, hint] of [[browser.name, browser.exe, browser.hint],
 
 fs.mkdirSync(artifacts, { recursive: true });
 console.log(`screenshots: ${artifacts}`);
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', path.join(HERE, browser.file)], {
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', path.join(HERE, testFile)], {
   cwd: HERE, stdio: 'inherit', timeout: 600000,
   env: { ...process.env, SIPBX_BIN: path.resolve(sipbx), SIPP: sipp, CHROMIUM: chromium, FIREFOX: firefox,
     SIPBX_WEB_ARTIFACTS: path.resolve(artifacts), SIPBX_WEB_ROOT: path.join(HERE, '../../web'),

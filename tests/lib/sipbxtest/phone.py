@@ -222,8 +222,9 @@ def request(ep, method, ruri, from_uri, to_uri, call_id, cseq, from_tag, to_tag=
              "To: <%s>%s" % (to_uri, ";tag=" + to_tag if to_tag else ""),
              "Call-ID: " + call_id, "CSeq: %d %s" % (cseq, method)]
     if contact:
+        user = getattr(ep, "contact_user", None) or re.sub(r"^sip:([^@]*)@.*$", r"\1", from_uri)
         lines.append("Contact: <sip:%s@%s:%d;transport=%s>" % (
-            re.sub(r"^sip:([^@]*)@.*$", r"\1", from_uri), ep.host, ep.port, ep.transport))
+            user, ep.host, getattr(ep, "contact_port", None) or ep.port, ep.transport))
     lines += list(extra)
     if body:
         lines.append("Content-Type: application/sdp")
@@ -237,11 +238,15 @@ SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\
 
 class Phone(Endpoint):
     """A registered user's phone: registers, places calls with proxy authentication, and
-    answers calls (180, then 200) and in-dialog requests (200) when answering is on."""
+    answers calls (180, then 200) and in-dialog requests (200) when answering is on. Its
+    Contact is ext at its own port, or contact_user at contact_port: baresip, for one, writes
+    "100-0x55d3..." at the port it listens on, not the one its connection came from."""
 
-    def __init__(self, server_port, ext, password, domain=HOST, answer=True, **kw):
+    def __init__(self, server_port, ext, password, domain=HOST, answer=True, contact_user=None,
+                 contact_port=None, **kw):
         super().__init__(server_port, **kw)
         self.ext, self.password, self.domain = ext, password, domain
+        self.contact_user, self.contact_port = contact_user, contact_port
         self.tag = rand(8)
         if answer:
             self.handler = Phone._answer
@@ -256,8 +261,9 @@ class Phone(Endpoint):
         if req.method == "INVITE" and not req.tag("To"):
             self.reply(req, 180, "Ringing", ["Record-Route: " + r for r in req.all("Record-Route")])
         extra = ["Record-Route: " + r for r in req.all("Record-Route")]
-        extra.append("Contact: <sip:%s@%s:%d;transport=%s>" % (self.ext, self.host, self.port,
-                                                              self.transport))
+        extra.append("Contact: <sip:%s@%s:%d;transport=%s>" % (
+            self.contact_user or self.ext, self.host, self.contact_port or self.port,
+            self.transport))
         body = SDP if req.method == "INVITE" else ""
         if body:
             extra.append("Content-Type: application/sdp")

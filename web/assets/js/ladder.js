@@ -157,7 +157,7 @@ function parties(msgs) {
     if (m.direction === 'out' && st === 181) forwardedBefore = true;
     if (!seen.has(key)) {
       const meth = methodOf(m);
-      const p = { key, addr: key, user: '' };
+      const p = { key, addr: key, user: '', transport: m.transport };
       if (m.direction === 'in' && !st) {
         p.role = meth === 'REGISTER' ? 'phone' : left.length ? 'caller ' + (left.length + 1) : (meth === 'INVITE' ? 'caller' : 'client');
         p.user = uriUser('X ' + (/<?(sips?:[^>;\s]+)/i.exec(header(m.raw, 'From', 'f')) || [])[1]);
@@ -265,7 +265,7 @@ export function drawLadder(msgs, { onSelect, selectedSeq, current = null, newFro
     const name = c.role + (c.user && c.role !== 'sipbx' ? ' ' + c.user : '');
     const addr = c.addr || '';
     head.append(s('g', { class: ['party-head', c.role === 'sipbx' ? 'is-sipbx' : null], dataset: { leg: String(c.leg) } },
-      s('title', null, addr ? `${name}, ${addr}` : name),
+      s('title', null, (addr ? `${name}, ${addr}` : name) + (c.transport === 'tls' ? ' over TLS' : '')),
       s('rect', { x: x(i) - COL_W / 2 + 8, y: 4, width: COL_W - 16, height: 38, rx: 6 }),
       c.leg ? s('line', { x1: x(i) - COL_W / 2 + 14, x2: x(i) + COL_W / 2 - 14, y1: 45, y2: 45, class: ['legbar', `leg-${c.leg}`] }) : null,
       s('text', { x: x(i), y: 20, 'text-anchor': 'middle', class: 'role' }, fit(name, ROLE_CHAR_W)),
@@ -348,6 +348,18 @@ export function drawLadder(msgs, { onSelect, selectedSeq, current = null, newFro
   return { head, body, cols, rows, current: () => (rows[cur] ? rows[cur].m.seq : null) };
 }
 
+/** How a message travelled: UDP or TCP as such; TLS with a lock, and a word that what is
+ *  shown is the message as sipbx decrypted it (or before it encrypted it). */
+function transportView(transport) {
+  const name = (transport || '').toUpperCase();
+  if (transport !== 'tls') return name;
+  const lock = s('svg', { class: 'lock', viewBox: '0 0 16 16', width: 12, height: 12, 'aria-hidden': 'true', focusable: 'false' },
+    s('path', { d: 'M5 7.5V5a3 3 0 0 1 6 0v2.5', fill: 'none', stroke: 'currentColor', 'stroke-width': 1.8 }),
+    s('rect', { x: 2.5, y: 7, width: 11, height: 8, rx: 1.5, fill: 'currentColor' }));
+  return [h('span', { class: 'tls-mark', title: 'SIP over TLS: encrypted on the wire' }, lock, name),
+    h('span', { class: 'muted' }, ' (encrypted on the wire; shown as sipbx decrypted it)')];
+}
+
 /** The whole message as text, header names set apart and SDP lines (media address,
  *  codecs, direction) marked; its SDP summed up above it, with what changed since the
  *  sender's previous SDP (prevSdp). Nothing is parsed as markup. */
@@ -377,7 +389,7 @@ export function messageView(m, t0, { sdp = null, changes = [] } = {}) {
   const meta = h('dl', { class: 'kv small' },
     h('dt', null, 'Message'), h('dd', null, `#${m.seq}${m.retransmission ? ' (retransmission)' : ''}`),
     h('dt', null, 'Time'), h('dd', null, `${new Date(m.time_us / 1000).toLocaleString(undefined, { hour12: false })}.${String(Math.floor((m.time_us % 1e6) / 1e3)).padStart(3, '0')} (${relTime(m, t0)})`),
-    h('dt', null, 'Direction'), h('dd', null, m.direction === 'in' ? `received from ${m.src}` : `sent to ${m.dst}`, ` over ${(m.transport || '').toUpperCase()}`),
+    h('dt', null, 'Direction'), h('dd', null, m.direction === 'in' ? `received from ${m.src}` : `sent to ${m.dst}`, ' over ', transportView(m.transport)),
     h('dt', null, 'Size'), h('dd', null, `${new TextEncoder().encode(raw).length} bytes`));
   const sdpBox = sdp ? h('section', { class: 'sdp-box', 'aria-label': 'SDP' },
     h('h3', null, 'SDP', changes.length ? h('span', { class: 'chg' }, ` changed: ${changes.map((c) => c.what).join(', ')}`) : null),

@@ -1,7 +1,8 @@
 // Accounts: the SIP accounts a page at a time as the server sorts and filters them (so a
 // thousand are as quick as ten), with whether each is online and from which devices;
 // create one, import many from CSV (checked line by line first), export them, and enable,
-// disable or delete several at once.
+// disable or delete several at once. Each account's presence note and busy lamp (what its
+// colleagues' phones show) follow presence.changed events live.
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, showError, toast, fmtRelative, fmtTime, debounce, showFormError, clearFormErrors, fieldError,
@@ -27,6 +28,7 @@ export function render(main, { signal, go, query }) {
   const cursors = [null]; // cursors[i]: the cursor of page i
   let page = 0;
   let users = [], regs = [], total = 0;
+  let pres = new Map(); // extension -> presence (GET /presence, then presence.changed)
   const selected = new Set();
 
   const listBox = h('div', { id: 'accounts-list' }, h('p', { class: 'muted' }, 'Loading…'));
@@ -117,6 +119,7 @@ export function render(main, { signal, go, query }) {
         sortHeader('Status', 'status', state.sort, onSort),
         sortHeader('Extension', 'extension', state.sort, onSort),
         sortHeader('Name', 'name', state.sort, onSort),
+        h('th', { scope: 'col' }, 'Presence'),
         h('th', { scope: 'col' }, 'Devices (contact, user agent)'),
         sortHeader('Created', 'created', state.sort, onSort, { defaultDesc: true }),
         h('th', { scope: 'col' }, h('span', { class: 'sr' }, 'Actions')))),
@@ -154,6 +157,7 @@ export function render(main, { signal, go, query }) {
       h('td', null, presence(u, devs)),
       h('td', null, h('a', { href: `#/accounts/${enc}`, class: 'ext-link' }, u.extension)),
       h('td', { class: 'c-name' }, u.display_name ? cut(u.display_name, { cls: 'name' }) : h('span', { class: 'muted' }, '—')),
+      h('td', { class: 'c-presence' }, lamp(pres.get(u.extension))),
       h('td', { class: 'devices' }, devs.length ? h('ul', { class: 'plain' }, devs.map((d) =>
         h('li', null, cut(d.contact, { tag: 'code', cls: 'contact' }), cut(d.user_agent || 'unknown device', { cls: 'ua' }),
           h('span', { class: 'muted small' }, `expires ${fmtRelative(d.expires_at)}`)))) : h('span', { class: 'muted' }, 'none')),
@@ -234,6 +238,31 @@ export function render(main, { signal, go, query }) {
     } catch (e) { showError(listBox, e, load); }
   }
 
+  // What the buddy lists and busy lamps of the phones show of p (GET /presence).
+  function lamp(p) {
+    if (!p) return h('span', { class: 'muted' }, '—');
+    const LAMPS = { trying: ['calling', 'calling'], early: ['ringing', 'ringing'], confirmed: ['talking', 'in a call'] };
+    const [cls, text] = LAMPS[p.dialog] || (p.busy ? ['talking', 'in a call'] : [null, null]);
+    return h('span', { class: 'lamp', dataset: { dialog: p.dialog, basic: p.basic } },
+      cut(p.note || (p.basic === 'open' ? 'Available' : 'Offline'), { cls: p.basic === 'open' ? 'p-note' : 'p-note muted' }),
+      cls ? [' ', h('span', { class: ['badge', `b-${cls}`] }, text)] : null);
+  }
+
+  async function loadPresence() {
+    try {
+      const r = await api('GET', '/presence', { signal });
+      pres = new Map(r.items.map((p) => [p.extension, p]));
+      draw();
+    } catch (e) { if (e.name !== 'AbortError') console.error('presence', e); }
+  }
+
+  function presenceChanged(type, p) {
+    if (!p || !users.some((u) => u.extension === p.extension)) { if (p) pres.set(p.extension, p); return; }
+    pres.set(p.extension, p);
+    const cell = listBox.querySelector(`tr[data-ext="${CSS.escape(p.extension)}"] .c-presence`);
+    if (cell) fill(cell, lamp(p));
+  }
+
   async function loadRegistrations() {
     try {
       regs = await listAll('/registrations', {}, { signal });
@@ -295,12 +324,15 @@ export function render(main, { signal, go, query }) {
   next.addEventListener('click', () => { if (cursors[page + 1]) { page++; load(); } });
 
   load();
+  loadPresence();
   const reload = debounce(load, 300);
   const offs = [
     // a change of who is online may move accounts in or out of the page (status filter
     // and order): the page is read again, not patched
     onRegistrations((ext) => users.some((u) => u.extension === ext), state.status || state.sort.key === 'status' ? reload : loadRegistrations, reload),
     on('reconnect', load),
+    on('reconnect', loadPresence),
+    on('presence.changed', presenceChanged),
   ];
   return () => offs.forEach((f) => f());
 }

@@ -1,11 +1,12 @@
 // Tokens and settings: API tokens (create: shown once; revoke), the addresses blocked for
-// failed SIP digest checks (lift), and the server's settings (domain, ports, ring timeout,
-// HTTPS and SIP over TLS with the certificate's fingerprint to pin) as the daemon runs with
-// them.
+// failed SIP digest checks (lift), the webhooks (pages/webhooks.js), and the server's
+// settings (domain, ports, ring timeout, HTTPS and SIP over TLS with the certificate's
+// fingerprint to pin) as the daemon runs with them.
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, showFormError, clearFormErrors, fieldError, badge } from '../dom.js';
 import { getSettings } from '../app.js';
+import { webhooksCard } from './webhooks.js';
 
 export function render(main, { signal }) {
   const settingsBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
@@ -27,6 +28,7 @@ export function render(main, { signal }) {
     h('section', { class: 'card' }, h('h2', null, 'Blocked addresses'),
       h('p', { class: 'muted' }, 'Addresses that failed SIP digest checks too often. Their requests are dropped until the block ends or is lifted.'),
       blocksBox),
+    webhooksCard({ signal }),
     h('section', { class: 'card' }, h('h2', null, 'Server'), settingsBox)));
 
   form.addEventListener('submit', async (ev) => {
