@@ -1,10 +1,11 @@
 // docs/openapi.json against the daemon: the document is valid OpenAPI 3.1; it describes
 // exactly the routes of server/http/routes.c; every object schema in it refuses fields it
 // does not name; and every documented operation, called with realistic inputs against a
-// running sipbx (users, phones that register and call, a blocked address, a webhook
-// receiver), answers with a documented status, content type, headers and body (validated
-// with ajv: OpenAPI 3.1 schemas are JSON Schema 2020-12). Webhook deliveries are checked
-// against the document's webhooks too.
+// running sipbx (users, a ring group, phones that register, call, pick up and get blocked,
+// a webhook receiver; and a second sipbx with HTTPS for what only HTTPS answers), answers
+// with a documented status, content type, headers and body (validated with ajv: OpenAPI
+// 3.1 schemas are JSON Schema 2020-12). Webhook deliveries and the data of the event
+// stream's events are checked against the document too.
 //
 //   SIPBX_BIN=build/sipbx node --test conformance.test.mjs   (run.mjs does this for ctest)
 //
@@ -18,6 +19,7 @@ import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -152,43 +154,57 @@ async function freePort() {
   throw new Error('no free loopback port');
 }
 
-const sx = {};
+/** A sipbx of this build on loopback, in a directory of its own, with an API token;
+ *  extra: more flags of `serve`. stopDaemon() stops it. */
+async function startDaemon(extra = []) {
+  const d = { out: '', err: '' };
+  d.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sipbx-openapi-'));
+  d.db = path.join(d.tmp, 'sipbx.db');
+  d.sipPort = await freePort();
+  d.httpPort = await freePort();
+  d.base = `http://${HOST}:${d.httpPort}`;
+  d.proc = spawn(SIPBX, ['serve', '--db', d.db, '--domain', HOST, '--sip', `${HOST}:${d.sipPort}`,
+    '--http', `${HOST}:${d.httpPort}`, ...extra], { cwd: d.tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+  d.proc.stdout.on('data', (x) => { d.out += x; });
+  d.proc.stderr.on('data', (x) => { d.err += x; });
+  d.exited = new Promise((r) => d.proc.on('exit', (code, sig) => r({ code, sig })));
+  const deadline = Date.now() + 20000;
+  while (!/password '([^']+)'/.test(d.out)) {
+    if (d.proc.exitCode !== null || Date.now() > deadline) throw new Error(`sipbx did not start:\n${d.out}\n${d.err}`);
+    await sleep(50);
+  }
+  d.password = /password '([^']+)'/.exec(d.out)[1];
+  d.token = execFileSync(SIPBX, ['token', 'create', 'openapi', '--db', d.db], { encoding: 'utf8' }).trim();
+  return d;
+}
+
+/** Stops d; fails on an exit status other than 0 or a sanitizer report. */
+async function stopDaemon(d) {
+  if (!d?.proc) return;
+  d.proc.kill('SIGTERM');
+  // (an unref'd timer: a pending one would keep node running after the daemon is gone)
+  const timeout = new Promise((r) => setTimeout(() => r({ code: 'timeout' }), 30000).unref());
+  const { code } = await Promise.race([d.exited, timeout]);
+  const bad = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:', 'WARNING: ThreadSanitizer'].filter((m) => d.err.includes(m));
+  if (code !== 0 || bad.length) {
+    console.error(d.err);
+    assert.fail(`sipbx exited with ${code}${bad.length ? ', sanitizer report: ' + bad.join(', ') : ''}`);
+  }
+  fs.rmSync(d.tmp, { recursive: true, force: true });
+}
+
+let sx = {}; // the daemon most operations are called on
+let tls = null; // one with HTTPS and SIP over TLS on, started when needed
 
 before(async () => {
   assert.ok(fs.existsSync(SIPBX), `no sipbx at ${SIPBX} (SIPBX_BIN)`);
-  sx.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sipbx-openapi-'));
-  sx.db = path.join(sx.tmp, 'sipbx.db');
-  sx.sipPort = await freePort();
-  sx.httpPort = await freePort();
-  sx.base = `http://${HOST}:${sx.httpPort}`;
-  sx.out = '';
-  sx.err = '';
-  sx.proc = spawn(SIPBX, ['serve', '--db', sx.db, '--domain', HOST, '--sip', `${HOST}:${sx.sipPort}`,
-    '--http', `${HOST}:${sx.httpPort}`, '--ring-timeout', '30',
-    // loopback is trusted by default; only 127.0.0.1 here, so a guesser on 127.0.0.5 is blocked
-    '--sip-trusted-networks', '127.0.0.1/32'], { cwd: sx.tmp, stdio: ['ignore', 'pipe', 'pipe'] });
-  sx.proc.stdout.on('data', (d) => { sx.out += d; });
-  sx.proc.stderr.on('data', (d) => { sx.err += d; });
-  sx.exited = new Promise((r) => sx.proc.on('exit', (code, sig) => r({ code, sig })));
-  const deadline = Date.now() + 20000;
-  while (!/password '([^']+)'/.test(sx.out)) {
-    if (sx.proc.exitCode !== null || Date.now() > deadline) throw new Error(`sipbx did not start:\n${sx.out}\n${sx.err}`);
-    await sleep(50);
-  }
-  sx.password = /password '([^']+)'/.exec(sx.out)[1];
-  sx.token = execFileSync(SIPBX, ['token', 'create', 'openapi', '--db', sx.db], { encoding: 'utf8' }).trim();
+  // loopback is trusted by default; only 127.0.0.1 here, so a guesser on 127.0.0.5 is blocked
+  sx = await startDaemon(['--ring-timeout', '30', '--sip-trusted-networks', '127.0.0.1/32']);
 });
 
 after(async () => {
-  if (!sx.proc) return;
-  sx.proc.kill('SIGTERM');
-  const { code } = await Promise.race([sx.exited, sleep(30000).then(() => ({ code: 'timeout' }))]);
-  const bad = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:', 'WARNING: ThreadSanitizer'].filter((m) => sx.err.includes(m));
-  if (code !== 0 || bad.length) {
-    console.error(sx.err);
-    assert.fail(`sipbx exited with ${code}${bad.length ? ', sanitizer report: ' + bad.join(', ') : ''}`);
-  }
-  fs.rmSync(sx.tmp, { recursive: true, force: true });
+  await stopDaemon(tls);
+  await stopDaemon(sx);
 });
 
 // ---- calling an operation and checking its answer ----
@@ -199,7 +215,8 @@ const covered = new Map(); // operation key -> statuses seen
  * Calls method path (a concrete path) and checks the answer against the document.
  * opts: query (object), headers, body (JSON), raw + type (a body as is), auth ('token',
  * 'none', or { cookie, csrf }), expect (the status the test wants), invalid (the request
- * body is meant to break the document's rules: it is not validated), localAddress.
+ * body is meant to break the document's rules: it is not validated), localAddress, daemon
+ * (another than sx) and https (call it at its HTTPS port, trusting its certificate).
  */
 async function call(method, p, opts = {}) {
   const op = operationOf(method, p);
@@ -216,7 +233,8 @@ async function call(method, p, opts = {}) {
   }
   const headers = { ...(opts.headers || {}) };
   const auth = opts.auth ?? 'token';
-  if (auth === 'token') headers.Authorization = `Bearer ${sx.token}`;
+  const d = opts.daemon || sx;
+  if (auth === 'token') headers.Authorization = `Bearer ${d.token}`;
   else if (auth && auth.cookie) {
     headers.Cookie = auth.cookie;
     if (auth.csrf) headers['X-CSRF-Token'] = auth.csrf;
@@ -239,7 +257,8 @@ async function call(method, p, opts = {}) {
     if (opts.body !== undefined) check(pointer('paths', op.template, method.toLowerCase(), 'requestBody', 'content', 'application/json', 'schema'), opts.body, `the request body of ${op.key}`);
   }
   const qs = new URLSearchParams(query).toString();
-  const url = sx.base + p + (qs ? '?' + qs : '');
+  const url = (opts.https ? d.httpsBase : d.base) + p + (qs ? '?' + qs : '');
+  if (opts.https) opts = { ...opts, ca: d.ca };
   const res = await request(method, url, headers, body, opts);
   checkAnswer(op, res);
   if (opts.expect !== undefined) assert.equal(res.status, opts.expect, `${op.key} (${p}) answered ${res.status}, not ${opts.expect}: ${res.text.slice(0, 300)}`);
@@ -248,11 +267,12 @@ async function call(method, p, opts = {}) {
   return res;
 }
 
-/** One HTTP request (node's http: it can bind a local address); an event stream is read
- *  until opts.until(text) holds, then closed. */
+/** One HTTP or HTTPS request (node's: it can bind a local address; opts.ca is the CA to
+ *  trust); an event stream is read until opts.until(text) holds, then closed. */
 function request(method, url, headers, body, opts) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, localAddress: opts.localAddress }, (res) => {
+    const mod = url.startsWith('https:') ? https : http;
+    const req = mod.request(url, { method, headers, localAddress: opts.localAddress, ca: opts.ca }, (res) => {
       const chunks = [];
       const done = () => {
         const buf = Buffer.concat(chunks);
@@ -385,9 +405,37 @@ test('every documented operation answers as documented', async (t) => {
     assert.equal(h.json.status, 'ok');
     const s = await call('GET', `${V1}/settings`, { expect: 200 });
     assert.equal(s.json.sip.port, sx.sipPort);
+    assert.equal(s.json.https.enabled, false);
+    assert.equal(s.json.sip.certificate, null);
     const m = await call('GET', '/metrics', { expect: 200 });
     assert.match(m.text, /^# HELP sipbx_/m);
     await call('GET', '/metrics', { auth: 'none', expect: 401 });
+    // an encoded NUL would cut the path short (user 100): refused before anything else
+    const nul = await call('GET', `${V1}/users/100%00x`, { expect: 400 });
+    assert.equal(nul.json.error.code, 'bad_request');
+  });
+
+  await t.test('HTTPS: the certificates in the settings; plain HTTP refuses the API', async () => {
+    tls = await startDaemon(['--https', `${HOST}:${await freePort()}`, '--sip-tls', `${HOST}:${await freePort()}`]);
+    tls.httpsBase = /REST API: (https:\/\/\S+)\/api\/v1/.exec(tls.out)[1];
+    tls.ca = fs.readFileSync(path.join(tls.tmp, 'tls/cert.pem'));
+    const s = await call('GET', `${V1}/settings`, { daemon: tls, https: true, expect: 200 });
+    assert.equal(s.json.https.enabled, true);
+    assert.ok(s.json.sip.transports.includes('tls'));
+    assert.equal(s.json.sip.certificate.fingerprint_sha256, s.json.https.certificate.fingerprint_sha256);
+    assert.equal(s.json.https.certificate.generated, true);
+    const r = await call('POST', `${V1}/session`, { daemon: tls, https: true, auth: 'none', body: { username: 'admin', password: tls.password }, expect: 200 });
+    assert.match(r.headers['set-cookie'][0], /; Secure/);
+    assert.ok(r.headers['strict-transport-security']);
+    // plain HTTP: the health check only; the API, its description and the metrics refused
+    await call('GET', `${V1}/health`, { daemon: tls, auth: 'none', expect: 200 });
+    for (const p of [`${V1}/users`, `${V1}/openapi.json`, '/metrics']) {
+      const refused = await call('GET', p, { daemon: tls, expect: 403 });
+      assert.equal(refused.json.error.code, 'https_required');
+    }
+    await call('POST', `${V1}/session`, { daemon: tls, auth: 'none', body: { username: 'admin', password: tls.password }, expect: 403 });
+    await stopDaemon(tls);
+    tls = null;
   });
 
   await t.test('this document, as the daemon serves it', async () => {
@@ -439,33 +487,73 @@ test('every documented operation answers as documented', async (t) => {
     await call('POST', `${V1}/users`, { raw: JSON.stringify({ extension: '104', password: 'x'.repeat(70000) }), type: 'application/json', invalid: true, expect: 413 });
     const page = await call('GET', `${V1}/users`, { query: { limit: '2' }, expect: 200 });
     assert.ok(page.json.next_cursor);
+    assert.equal(page.json.total, 4);
     await call('GET', `${V1}/users`, { query: { limit: '2', cursor: page.json.next_cursor }, expect: 200 });
     const found = await call('GET', `${V1}/users`, { query: { search: 'ali', enabled: 'true' }, expect: 200 });
     assert.deepEqual(found.json.items.map((u) => u.extension), ['100']);
+    assert.equal(found.json.items[0].online, false);
+    const byName = await call('GET', `${V1}/users`, { query: { q: 'o', status: 'offline', sort: '-name', limit: '1' }, expect: 200 });
+    assert.deepEqual([byName.json.items[0].display_name, byName.json.total], ['Carol', 2]);
+    await call('GET', `${V1}/users`, { query: { sort: 'name', cursor: byName.json.next_cursor }, expect: 400 });
+    await call('GET', `${V1}/users`, { query: { sort: 'colour' }, expect: 400 });
     await call('GET', `${V1}/users`, { query: { limit: '0' }, expect: 400 });
     await call('GET', `${V1}/users/100`, { expect: 200 });
     await call('GET', `${V1}/users/nobody`, { expect: 404 });
     await call('PATCH', `${V1}/users/102`, { body: { display_name: 'Carol B.', ring_timeout: 20, call_waiting: false }, expect: 200 });
     await call('PATCH', `${V1}/users/102`, { body: { ring_timeout: null, enabled: true }, expect: 200 });
     await call('PATCH', `${V1}/users/102`, { body: { colour: 'red' }, invalid: true, expect: 422 });
+    await call('PATCH', `${V1}/users/102`, { body: { extension: '199' }, expect: 422 });
+    // do-not-disturb, and the list of those who have it on
+    const dnd = await call('PATCH', `${V1}/users/102`, { body: { extension: '102', dnd: true }, expect: 200 });
+    assert.equal(dnd.json.dnd, true);
+    const quiet = await call('GET', `${V1}/users`, { query: { status: 'dnd' }, expect: 200 });
+    assert.deepEqual(quiet.json.items.map((u) => u.extension), ['102']);
+    assert.equal((await call('PATCH', `${V1}/users/102`, { body: { dnd: false }, expect: 200 })).json.dnd, false);
     await call('PATCH', `${V1}/users/nobody`, { body: { enabled: false }, expect: 404 });
     const csv = await call('POST', `${V1}/users/import`, { raw: 'extension,password,display_name\n170,secret170,"Smith, Bob"\n171,no,Short\n', type: 'text/csv', expect: 200 });
     assert.equal(csv.json.created, 1);
+    const appCsv = await call('POST', `${V1}/users/import`, { raw: 'username,password\n174,secret174\n100,secret100\n', type: 'application/csv', expect: 200 });
+    assert.deepEqual([appCsv.json.created, appCsv.json.rejected.map((x) => x.reason)], [1, ['duplicate']]);
     const js = await call('POST', `${V1}/users/import`, { raw: JSON.stringify([{ extension: '172', password: 'secret172' }, { username: '173', password: 'secret173', display_name: 'Dan' }]), type: 'application/json', expect: 200 });
     assert.equal(js.json.created, 2);
     await call('POST', `${V1}/users/import`, { raw: '', type: 'text/csv', invalid: true, expect: 400 });
   });
 
+  await t.test('ring groups: create, list, read, replace', async () => {
+    const g = await call('POST', `${V1}/groups`, { body: { extension: '600', name: 'Sales', strategy: 'sequential', members: ['101', '102'], member_timeout: 20, no_answer_target: '100' }, expect: 201 });
+    assert.equal(g.headers.location, `${V1}/groups/600`);
+    assert.deepEqual(g.json.members, ['101', '102']);
+    // one namespace: a group cannot take a user's extension, nor a user a group's
+    await call('POST', `${V1}/groups`, { body: { extension: '100' }, expect: 409 });
+    await call('POST', `${V1}/users`, { body: { extension: '600', password: 'secret600' }, expect: 409 });
+    await call('POST', `${V1}/groups`, { body: { extension: '601', members: ['999'] }, expect: 422 });
+    await call('POST', `${V1}/groups`, { body: { extension: '601', strategy: 'random' }, invalid: true, expect: 422 });
+    await call('POST', `${V1}/groups`, { body: { name: 'no extension' }, invalid: true, expect: 422 });
+    const list = await call('GET', `${V1}/groups`, { expect: 200 });
+    assert.deepEqual(list.json.items.map((x) => x.extension), ['600']);
+    await call('GET', `${V1}/groups/600`, { expect: 200 });
+    await call('GET', `${V1}/groups/601`, { expect: 404 });
+    // a replace sets the whole group: what it leaves out takes its default
+    const put = await call('PUT', `${V1}/groups/600`, { body: { extension: '600', name: 'Sales', members: ['101'], no_answer_target: null }, expect: 200 });
+    assert.deepEqual([put.json.strategy, put.json.member_timeout, put.json.no_answer_target], ['ringall', 15, null]);
+    await call('PUT', `${V1}/groups/600`, { body: { extension: '601' }, expect: 422 });
+    await call('PUT', `${V1}/groups/601`, { body: {}, expect: 404 });
+  });
+
   await t.test('forwarding', async () => {
     await call('GET', `${V1}/users/100/forwarding`, { expect: 200 });
-    await call('PUT', `${V1}/users/100/forwarding`, { body: { busy: { enabled: true, target: '102' }, no_answer: { enabled: false, target: '', timeout: 15 }, unavailable: { enabled: true, target: 'sip:voicemail@192.0.2.20' } }, expect: 200 });
+    // targets of this PBX: existing users or ring groups
+    await call('PUT', `${V1}/users/100/forwarding`, { body: { busy: { enabled: true, target: '102' }, no_answer: { enabled: true, target: '600', timeout: 15 }, unavailable: { enabled: true, target: 'sip:voicemail@192.0.2.20' } }, expect: 200 });
+    await call('PUT', `${V1}/users/100/forwarding`, { body: { busy: { enabled: true, target: '199' } }, expect: 422 });
     await call('PUT', `${V1}/users/100/forwarding`, { body: {}, expect: 200 });
     await call('PUT', `${V1}/users/100/forwarding`, { body: { busy: { enabled: true } }, invalid: true, expect: 422 });
     await call('GET', `${V1}/users/nobody/forwarding`, { expect: 404 });
   });
 
-  await t.test('registrations, calls, records, traces, events', async () => {
-    const stream = call('GET', `${V1}/events`, { until: (text) => /event: call\.ended/.test(text), expect: 200 });
+  await t.test('registrations, calls, presence, records, statistics, traces, events', async () => {
+    let streamOpen = false;
+    const stream = call('GET', `${V1}/events`, { until: (text) => { streamOpen = text.startsWith('retry:'); return /event: call\.ended/.test(text); }, expect: 200 });
+    await until(() => streamOpen, 5000, 'the event stream did not start');
     const alice = await new Phone(sx.sipPort, '100', 'secret100').start();
     const bob = await new Phone(sx.sipPort, '101', 'secret101').start();
     const carol = await new Phone(sx.sipPort, '102', 'secret102', 'ring').start();
@@ -475,43 +563,98 @@ test('every documented operation answers as documented', async (t) => {
     const regs = await until(async () => { const x = await call('GET', `${V1}/registrations`, { query: { limit: '1' }, expect: 200 }); return x.json.next_cursor && x; }, 5000, 'the bindings are not listed');
     await call('GET', `${V1}/registrations`, { query: { limit: '1', cursor: regs.json.next_cursor }, expect: 200 });
     await call('GET', `${V1}/registrations`, { query: { extension: '101' }, expect: 200 });
+    const online = await call('GET', `${V1}/users`, { query: { status: 'online' }, expect: 200 });
+    assert.deepEqual(online.json.items.map((u) => [u.extension, u.online]), [['100', true], ['101', true], ['102', true]]);
+    await call('PATCH', `${V1}/users/103`, { body: { display_name: 'Dave' }, expect: 200 }); // a user.changed event
 
-    // an answered call, seen live, then its record and trace
+    // presence: the registered users are open and idle
+    const open = (x) => x.json.items.filter((p) => p.basic === 'open').map((p) => p.extension);
+    await until(async () => open(await call('GET', `${V1}/presence`, { expect: 200 })).length === 3, 5000, 'the registered users are not present');
+    const idle = await call('GET', `${V1}/presence`, { query: { extension: '101' }, expect: 200 });
+    assert.deepEqual(idle.json.items.map((p) => [p.extension, p.basic, p.busy, p.dialog]), [['101', 'open', false, 'idle']]);
+    await call('GET', `${V1}/presence`, { query: { extension: 'nobody' }, expect: 404 });
+
+    // an answered call, seen live (and in the busy lamp), then its record and trace
     const answered = alice.invite('101');
     const live = await until(async () => (await call('GET', `${V1}/calls`, { expect: 200 })).json.items.find((c) => c.callee === '101' && c.state === 'answered'), 10000, 'the answered call is not listed');
+    assert.deepEqual([live.linked_call, live.link], ['', '']);
     await call('GET', `${V1}/calls`, { query: { extension: '101' }, expect: 200 });
     await call('GET', `${V1}/calls/${live.id}`, { expect: 200 });
+    const busy = await call('GET', `${V1}/presence`, { query: { extension: '101' }, expect: 200 });
+    assert.deepEqual([busy.json.items[0].busy, busy.json.items[0].dialog], [true, 'confirmed']);
     const { status, dialog } = await answered;
     assert.equal(status, 200);
     assert.equal((await alice.inDialog(dialog, 'BYE')).status, 200);
     state.callId = dialog.callId;
-    // its events came, call.ended last; their data as the document describes it
+    // its events came, call.ended last; each event's data as the document describes it
     const events = (await stream).text.split('\n\n').map((block) => Object.fromEntries(block.split('\n').filter((l) => /^\w+: /.test(l)).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)])));
-    const schemaOf = { 'call.new': 'Call', 'call.ringing': 'Call', 'call.answered': 'Call', 'call.ended': 'Call', 'registration.changed': 'RegistrationChange' };
-    for (const e of events.filter((x) => schemaOf[x.event])) check(pointer('components', 'schemas', schemaOf[e.event]), JSON.parse(e.data), `the data of a ${e.event} event`);
-    assert.ok(events.some((e) => e.event === 'call.answered'));
+    const schemaOf = { 'call.new': 'Call', 'call.ringing': 'Call', 'call.forwarded': 'Call', 'call.answered': 'Call', 'call.held': 'Call', 'call.ended': 'Call', 'registration.changed': 'RegistrationChange', 'presence.changed': 'Presence', 'user.changed': 'UserChangeNote', overflow: 'Overflow' };
+    for (const e of events.filter((x) => x.event)) {
+      assert.ok(schemaOf[e.event], `an event ${e.event}, which the document does not describe`);
+      check(pointer('components', 'schemas', schemaOf[e.event]), JSON.parse(e.data), `the data of a ${e.event} event`);
+    }
+    for (const type of ['call.answered', 'presence.changed', 'user.changed']) assert.ok(events.some((e) => e.event === type), `no ${type} event`);
 
-    // a call that rings until the administrator ends it
+    // a call to the ring group: its member answers
+    const grouped = await alice.invite('600');
+    assert.equal(grouped.status, 200);
+    assert.equal((await alice.inDialog(grouped.dialog, 'BYE')).status, 200);
+
+    // a call that rings; another phone picks it up (an INVITE to the caller that replaces
+    // the ringing call's dialog), then the administrator ends the ringing one
     const ringing = alice.invite('102');
     const r = await until(async () => (await call('GET', `${V1}/calls`, { expect: 200 })).json.items.find((c) => c.callee === '102' && c.state === 'ringing'), 10000, 'the ringing call is not listed');
+    const picked = await bob.invite('100', [`Replaces: ${r.call_id};to-tag=${carol.tag};from-tag=${alice.tag}`]);
+    assert.equal(picked.status, 200);
+    const pickup = (await call('GET', `${V1}/calls`, { query: { extension: '101' }, expect: 200 })).json.items.find((c) => c.call_id === picked.dialog.callId);
+    assert.deepEqual([pickup.linked_call, pickup.link], [r.call_id, 'pickup']);
+    assert.equal((await bob.inDialog(picked.dialog, 'BYE')).status, 200);
     await call('DELETE', `${V1}/calls/${r.id}`, { expect: 204 });
     assert.equal((await ringing).status, 487);
     await call('GET', `${V1}/calls/${r.id}`, { expect: 404 });
     await call('DELETE', `${V1}/calls/${r.id}`, { expect: 404 });
 
-    const cdrs = await until(async () => { const x = await call('GET', `${V1}/cdrs`, { expect: 200 }); return x.json.items.length >= 2 && x; }, 5000, 'no records');
+    // the records: searched, sorted, counted, linked
+    const cdrs = await until(async () => { const x = await call('GET', `${V1}/cdrs`, { query: { count: 'true' }, expect: 200 }); return x.json.total === 4 && x; }, 5000, 'not 4 records');
     assert.ok(cdrs.json.items.some((c) => c.call_id === state.callId));
+    const group = cdrs.json.items.find((c) => c.call_id === grouped.dialog.callId);
+    assert.deepEqual([group.dialled, group.answered_by], ['600', '101']);
     const one = await call('GET', `${V1}/cdrs`, { query: { limit: '1' }, expect: 200 });
+    assert.equal(one.json.total, undefined, 'a total without count=true');
     await call('GET', `${V1}/cdrs`, { query: { limit: '1', cursor: one.json.next_cursor }, expect: 200 });
+    const longest = await call('GET', `${V1}/cdrs`, { query: { sort: '-talk', limit: '1', count: 'true' }, expect: 200 });
+    await call('GET', `${V1}/cdrs`, { query: { sort: '-talk', limit: '1', cursor: longest.json.next_cursor }, expect: 200 });
+    await call('GET', `${V1}/cdrs`, { query: { sort: 'caller', cursor: longest.json.next_cursor }, expect: 400 });
+    await call('GET', `${V1}/cdrs`, { query: { sort: 'price' }, expect: 400 });
+    await call('GET', `${V1}/cdrs`, { query: { count: 'maybe' }, expect: 400 });
+    const linked = await call('GET', `${V1}/cdrs`, { query: { linked_call: r.call_id }, expect: 200 });
+    assert.deepEqual(linked.json.items.map((c) => [c.call_id, c.linked_call, c.link]), [[picked.dialog.callId, r.call_id, 'pickup']]);
+    await call('GET', `${V1}/cdrs`, { query: { linked_call: 'x'.repeat(256) }, expect: 400 });
+    const bobs = await call('GET', `${V1}/cdrs`, { query: { q: 'bob', count: 'true' }, expect: 200 });
+    assert.equal(bobs.json.total, 3);
+    await call('GET', `${V1}/cdrs`, { query: { q: 'x'.repeat(128) }, expect: 400 });
     const today = new Date().toISOString().slice(0, 10);
     await call('GET', `${V1}/cdrs`, { query: { since: today, until: '2999-01-01T00:00:00Z', ext: '100', disposition: 'answered' }, expect: 200 });
     await call('GET', `${V1}/cdrs`, { query: { disposition: 'maybe' }, expect: 400 });
     const csv = await call('GET', `${V1}/cdrs.csv`, { query: { ext: '100', disposition: 'no_answer', since: today }, expect: 200 });
     assert.match(csv.text, /^"?accountcode/);
+    const linkedCsv = await call('GET', `${V1}/cdrs.csv`, { query: { linked_call: r.call_id, q: 'bob' }, expect: 200 });
+    assert.equal(linkedCsv.text.trim().split('\r\n').length, 2);
+    assert.match(linkedCsv.text, /"pickup"\r\n$/);
     await call('GET', `${V1}/cdrs.csv`, { query: { since: 'yesterday' }, expect: 400 });
     const sum = await call('GET', `${V1}/cdrs/summary`, { query: { bucket: '3600', ext: '100' }, expect: 200 });
-    assert.ok(sum.json.items.reduce((a, b) => a + b.total, 0) >= 2);
+    assert.equal(sum.json.items.reduce((a, b) => a + b.total, 0), 4);
     await call('GET', `${V1}/cdrs/summary`, { query: { bucket: '1' }, expect: 400 });
+
+    // statistics per extension
+    const stats = await call('GET', `${V1}/cdrs/stats`, { expect: 200 });
+    assert.deepEqual([stats.json.totals.calls, stats.json.totals.answered, stats.json.totals.dispositions.CANCELLED, stats.json.ext], [4, 3, 1, undefined]);
+    const bob7d = await call('GET', `${V1}/cdrs/stats`, { query: { period: '7d', ext: '101' }, expect: 200 });
+    assert.equal(bob7d.json.ext, '101');
+    assert.deepEqual(bob7d.json.items.map((x) => [x.extension, x.display_name, x.placed.calls, x.received.calls, x.received.answered, x.answer_rate]), [['101', 'Bob', 1, 2, 2, 1]]);
+    await call('GET', `${V1}/cdrs/stats`, { query: { since: today, until: '2999-01-01T00:00:00Z' }, expect: 200 });
+    await call('GET', `${V1}/cdrs/stats`, { query: { period: '1y' }, expect: 400 });
+    await call('GET', `${V1}/cdrs/stats`, { query: { period: '7d', since: today }, expect: 400 });
 
     const enc = encodeURIComponent(state.callId);
     const trace = await call('GET', `${V1}/traces/${enc}`, { expect: 200 });
@@ -583,9 +726,12 @@ test('every documented operation answers as documented', async (t) => {
     await call('DELETE', `${V1}/webhooks/${state.hook.id}`, { expect: 404 });
   });
 
-  await t.test('deleting a user; logging out with the cookie', async () => {
+  await t.test('deleting a user and a ring group; logging out with the cookie', async () => {
     await call('DELETE', `${V1}/users/103`, { auth: { cookie: state.cookie, csrf: state.csrf }, expect: 204 });
     await call('DELETE', `${V1}/users/103`, { expect: 404 });
+    await call('DELETE', `${V1}/groups/600`, { expect: 204 });
+    await call('DELETE', `${V1}/groups/600`, { expect: 404 });
+    await call('DELETE', `${V1}/groups/100`, { expect: 404 }); // a user, not a group
     await call('DELETE', `${V1}/session`, { auth: { cookie: state.cookie, csrf: state.csrf }, expect: 204 });
   });
 

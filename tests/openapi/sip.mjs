@@ -125,13 +125,14 @@ export class Phone {
     return r;
   }
 
-  /** An INVITE to ext, authenticated; resolves with { status, dialog } once final. */
-  async invite(ext) {
+  /** An INVITE to ext (with the header lines headers, e.g. a Replaces), authenticated;
+   *  resolves with { status, dialog } once final. */
+  async invite(ext, headers = []) {
     const callId = rand() + '@call';
     const to = `sip:${ext}@${this.domain}`;
     let extra = [];
     for (let cseq = 1; cseq <= 2; cseq++) {
-      const req = this.request('INVITE', to, { to, callId, cseq, extra, body: SDP });
+      const req = this.request('INVITE', to, { to, callId, cseq, extra: [...headers, ...extra], body: SDP });
       const r = await this.transact(req, 20000);
       if (r.status >= 300) {
         // a non-2xx final is acknowledged hop by hop, on the INVITE's branch

@@ -542,11 +542,12 @@ class Ctx:
 
     def sipp_start(self, scenario, user="100", password=None, auth_user=None, local_port=None,
                    keys=None, transport=None, cid_str=None, calls=1, pause_ms=None,
-                   background=True, args=()):
+                   background=True, timeout=None, args=()):
         """Starts SIPp on a scenario (calls of it, each with its own Call-ID) and, in the
         background, returns once it listens on its port, so a phone is ready for the INVITE
         that follows. cid_str shapes [call_id] (sipp maps answers to calls by Call-ID, so
-        scenarios must use [call_id] as it is); pause_ms is the length of <pause/> (-d); args
+        scenarios must use [call_id] as it is); pause_ms is the length of <pause/> (-d);
+        timeout, what a call may last (a SIPp duration, SIPP_TIMEOUT unless given); args
         more of SIPp's command line."""
         if not self.sipp_bin:
             raise Skip("sipp not found")
@@ -569,7 +570,7 @@ class Ctx:
                       remote="%s:%d" % (HOST, self.port),
                       keys=dict({"user": user, "domain": DOMAIN}, **(keys or {})), calls=calls,
                       transport=transport, name="%s-%d-%d" % (name, local_port, len(self.sipps)),
-                      timeout=SIPP_TIMEOUT, binary=self.sipp_bin)
+                      timeout=timeout or SIPP_TIMEOUT, binary=self.sipp_bin)
         self.sipps.append(run)
         if background:
             run.wait_bound()

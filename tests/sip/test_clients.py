@@ -17,6 +17,7 @@ import time
 from checks import captured, cdr_is
 from harness import (DOMAIN, HOST, SipClient, TestFailure, Skip, check, digest_response,
                      free_port, log, parse_challenge, test, with_tls)
+from sipbxtest.phone import Phone
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,9 +96,13 @@ class Baresip:
     commands over its ctrl_tcp socket, which also reports every call event. Registers over
     UDP, or over transport "tcp" or "tls" to server_port; cafile: sipbx's certificate as its
     CA (baresip 1.0 loads it but verifies no server certificate: later ones do with
-    sip_verify_server)."""
+    sip_verify_server). contacts: lines of its address book; with them it loads the contact
+    and presence modules (a contact with ;presence=p2p is subscribed to) and sends every
+    request through sipbx as its outbound proxy, as a phone set up for a PBX does (its
+    contacts' addresses name the domain, not sipbx's port)."""
 
-    def __init__(self, ctx, user, binary, transport="udp", server_port=None, cafile=None):
+    def __init__(self, ctx, user, binary, transport="udp", server_port=None, cafile=None,
+                 contacts=()):
         self.user = user
         self.dir = os.path.join(ctx.tmp, "baresip-%s" % user)
         os.makedirs(self.dir)
@@ -118,11 +123,17 @@ class Baresip:
                        os.path.join(self.dir, "alert.wav"), HOST, self.ctrl_port))
             if cafile:
                 f.write("sip_cafile %s\n" % cafile)
+            if contacts:
+                f.write("module contact.so\nmodule_app presence.so\n")
+        params = "" if transport == "udp" else ";transport=" + transport
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU\n"
-                    % (user, DOMAIN, server_port or ctx.port,
-                       "" if transport == "udp" else ";transport=" + transport,
-                       ctx.users[user]))
+            f.write("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU%s\n"
+                    % (user, DOMAIN, server_port or ctx.port, params, ctx.users[user],
+                       ';outbound="sip:%s:%d%s;lr"' % (HOST, server_port or ctx.port, params)
+                       if contacts else ""))
+        if contacts:
+            with open(os.path.join(self.dir, "contacts"), "w") as f:
+                f.write("".join(line + "\n" for line in contacts))
         self.logpath = os.path.join(self.dir, "baresip.log")
         with open(self.logpath, "wb") as out:
             # -t: a safety net, should the test die before it quits baresip
@@ -192,6 +203,25 @@ class Baresip:
                     self.user, kind, [e.get("type") for e in self.events], self.log()))
             if obj.get("event"):
                 self.events.append(obj)
+
+    def presence(self):
+        """What its contact list (the contacts command) shows of each contact's presence:
+        {address: status}, the status as baresip words it (Unknown, Online, Offline, Busy)."""
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.command("contacts").get("data", ""))
+        return {m.group(2): m.group(1)
+                for m in re.finditer(r"^>?\s*(\w+) .*<(sip:[^>]+)>", text, re.M)}
+
+    def wait_presence(self, uri, status, timeout=15.0):
+        """Waits until its contact list shows uri with status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.presence()
+            if shown.get(uri) == status:
+                return
+            if time.monotonic() > deadline:
+                raise TestFailure("baresip %s shows %s as %s, not %s:\n%s" % (
+                    self.user, uri, shown.get(uri), status, self.log()))
+            time.sleep(0.1)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -505,3 +535,132 @@ def t_tls_clients(ctx):
 def t_tcp_clients(ctx):
     """baresip (100) and linphonec (101) register over TCP and call each other, as over TLS."""
     clients_call_each_other(ctx, "tcp")
+
+
+# ---------------------------------------------------------------------------------------------
+# presence in real softphones: linphonec's friend list and baresip's presence module
+
+def need_clients():
+    """The paths of baresip and linphonec; skips the test (77) when either is missing."""
+    baresip, linphonec = shutil.which("baresip"), shutil.which("linphonec")
+    if not baresip or not os.path.isfile("/usr/lib/baresip/modules/presence.so"):
+        raise Skip("baresip (with its presence module in /usr/lib/baresip/modules) is not "
+                   "installed")
+    if not linphonec:
+        raise Skip("linphonec (Debian's linphone-cli) is not installed")
+    return baresip, linphonec
+
+
+def subscribed(ctx, want, timeout=5.0):
+    """Waits until the one subscription sipbx keeps is want: (package, watcher, presentity)
+    (the writer thread commits in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [tuple(r.values()) for r in ctx.db_exec(
+            "SELECT package, watcher, presentity FROM subscriptions")]
+        if rows == [want]:
+            return
+        check(time.monotonic() < deadline, "stored subscriptions %s, want %s" % (rows, [want]))
+        time.sleep(0.1)
+
+
+@test("presence_linphonec")
+def t_presence_linphonec(ctx):
+    """linphonec (101) adds 100 to its friends (`friend add`), which subscribes to 100's
+    presence through sipbx, and prints each NOTIFY as "Friend ... is STATUS": Offline while
+    100 has no phone registered, Online once baresip registers as 100, On the phone while
+    baresip is in a call with 102 (sipbx's own document: open with the RPID activity
+    on-the-phone), Online after the call, Offline once baresip quits (unregisters). One line
+    per change: sipbx notifies changes, not repeats. `friend list` shows the friend (its
+    name and address; linphonec prints no presence there)."""
+    baresip, linphonec = need_clients()
+    ctx.add_users({"102": "secret102"})
+    lp = b = None
+    c = Phone(ctx.port, "102", "secret102")  # answers the call
+    friend = r'^(?:linphonec> )?Friend "Alice" <sip:100@%s> is (.+)$' % re.escape(DOMAIN)
+    try:
+        lp = Linphonec(ctx, "101", linphonec, "udp", ctx.port)
+        ctx.wait_list("101", "online", timeout=10)
+        lp.command('friend add "Alice" sip:100@%s' % DOMAIN)
+        shown = [lp.wait_line(friend, timeout=15).group(1)]
+        check(shown[-1] == "Offline", "100 has no phone, linphonec shows %s" % shown)
+        subscribed(ctx, ("presence", "101", "100"))
+        lp.command("friend list")
+        lp.wait_line(r"name: Alice$")
+        lp.wait_line(r"address: sip:100@%s$" % re.escape(DOMAIN))
+
+        check(c.register().status == 200, "102 registers")
+        b = Baresip(ctx, "100", baresip)
+        shown.append(lp.wait_line(friend, timeout=15).group(1))
+        check(shown[-1] == "Online", "100 registered, linphonec shows %s" % shown)
+        b.command("dial", "102")
+        b.wait_event("CALL_ESTABLISHED")
+        shown.append(lp.wait_line(friend, timeout=15).group(1))
+        check(shown[-1] == "On the phone", "100 in a call, linphonec shows %s" % shown)
+        b.command("hangup")
+        b.wait_event("CALL_CLOSED")
+        shown.append(lp.wait_line(friend, timeout=15).group(1))
+        check(shown[-1] == "Online", "100's call ended, linphonec shows %s" % shown)
+        b.stop()
+        shown.append(lp.wait_line(friend, timeout=15).group(1))
+        check(shown[-1] == "Offline", "100 unregistered, linphonec shows %s" % shown)
+        log("  linphonec showed 100 as: %s" % " -> ".join(shown))
+    except TestFailure:
+        for p, name in ((b, "baresip"), (lp, "linphonec")):
+            if p:
+                log("--- %s:\n%s" % (name, p.log()))
+        raise
+    finally:
+        for p in (b, lp):
+            if p:
+                p.stop()
+        c.close()
+
+
+@test("presence_baresip")
+def t_presence_baresip(ctx):
+    """baresip (100) with colleague 101 in its contacts (;presence=p2p: its presence module
+    subscribes, through sipbx as its outbound proxy) shows 101 as Offline while 101 has no
+    phone, Online once linphonec registers as 101, Busy while linphonec is in a call with
+    102 (baresip reads the RPID activity on-the-phone in sipbx's document), Online after
+    it, Offline once linphonec quits; its log says each change. Debian's baresip 1.0 has no
+    busy-lamp (dialog package) module: this is the presence module's view of a busy
+    colleague."""
+    baresip, linphonec = need_clients()
+    ctx.add_users({"102": "secret102"})
+    bob = "sip:101@%s" % DOMAIN
+    lp = b = None
+    c = Phone(ctx.port, "102", "secret102")  # answers the call
+    try:
+        b = Baresip(ctx, "100", baresip, contacts=['"Bob" <%s>;presence=p2p' % bob])
+        b.wait_presence(bob, "Offline")
+        subscribed(ctx, ("presence", "100", "101"))
+
+        check(c.register().status == 200, "102 registers")
+        lp = Linphonec(ctx, "101", linphonec, "udp", ctx.port)
+        b.wait_presence(bob, "Online")
+        lp.command("call 102")
+        lp.wait_line(r"Call \d+ with sip:102@\S+ connected")
+        b.wait_presence(bob, "Busy")
+        lp.command("terminate")
+        lp.wait_line(r"Call \d+ with sip:102@\S+ ended")
+        b.wait_presence(bob, "Online")
+        lp.stop()
+        ctx.wait_list("101", "offline", timeout=5)
+        b.wait_presence(bob, "Offline")
+        b.stop()  # its log is complete once it has ended
+        changes = re.findall(r"<%s> changed status from (\w+) to (\w+)" % re.escape(bob),
+                             re.sub(r"\x1b\[[0-9;]*m", "", b.log()))
+        check(changes == [("Offline", "Online"), ("Online", "Busy"), ("Busy", "Online"),
+                          ("Online", "Offline")], "baresip's log of 101's status: %s" % changes)
+        log("  baresip showed 101 as: Offline -> %s" % " -> ".join(to for _, to in changes))
+    except TestFailure:
+        for p, name in ((b, "baresip"), (lp, "linphonec")):
+            if p:
+                log("--- %s:\n%s" % (name, p.log()))
+        raise
+    finally:
+        for p in (b, lp):
+            if p:
+                p.stop()
+        c.close()

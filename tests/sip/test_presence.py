@@ -551,3 +551,194 @@ def t_pickup_replaces(ctx):
         a.close()
         b.close()
         c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# SIPp watchers: a subscription's life and the busy lamp through a call, for both packages
+
+BODY_TYPES = {"presence": "application/pidf+xml", "dialog": "application/dialog-info+xml"}
+
+
+def sipp_watcher(ctx, scenario, watcher, presentity, package, **kw):
+    """Starts a SIPp watcher (scenario) of watcher's subscription to presentity's package."""
+    keys = {"presentity": presentity, "package": package, "accept": BODY_TYPES[package]}
+    return ctx.sipp_start(scenario, user=watcher, keys=keys, **kw)
+
+
+def sipp_notifies(run):
+    """The NOTIFYs a SIPp watcher received, each once (a retransmission, should sipbx have
+    sent one before SIPp answered, is left out), in order."""
+    seen, out = set(), []
+    for m in run.received("NOTIFY"):
+        if m.cseq() not in seen:
+            seen.add(m.cseq())
+            out.append(m)
+    return out
+
+
+def sipp_answered(run, n, what, timeout=10.0):
+    """Waits until the SIPp watcher has answered n NOTIFYs (its 200s are in its log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        oks = {m.cseq() for m in run.sent(200) if (m.cseq() or "").endswith("NOTIFY")}
+        if len(oks) >= n:
+            return
+        if run.proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError("the SIPp watcher never answered %s (NOTIFY %d); it got:\n%s"
+                                 % (what, n, "\n---\n".join(m.raw for m in sipp_notifies(run))))
+        time.sleep(0.05)
+
+
+def in_subscription(notifies, package, run):
+    """Every NOTIFY of a SIPp watcher's subscription is in its dialog (the Call-ID of the
+    SUBSCRIBE, sipbx's tag of the 200 in From, the watcher's in To), says package with its
+    body type, and has a CSeq one above the last."""
+    sub = run.sent("SUBSCRIBE")[0]
+    ok = next(m for m in run.received(200) if m.cseq().endswith("SUBSCRIBE"))
+    for i, m in enumerate(notifies):
+        check(m.get("Call-ID") == sub.get("Call-ID"), "NOTIFY outside the dialog:\n%s" % m.raw)
+        check(m.tag("From") == ok.tag("To") and m.tag("To") == sub.tag("From"),
+              "NOTIFY tags are not the subscription's:\n%s" % m.raw)
+        check(m.get("Event") == package, "Event %r, want %s" % (m.get("Event"), package))
+        check(m.get("Content-Type") == BODY_TYPES[package],
+              "Content-Type %r for %s" % (m.get("Content-Type"), package))
+        check(m.cseq() == "%d NOTIFY" % (i + 1), "CSeq %r, want %d NOTIFY" % (m.cseq(), i + 1))
+
+
+def stored_subscriptions(ctx, want, timeout=5.0):
+    """Waits until the stored subscriptions (package, watcher, presentity) are want (the
+    writer thread commits in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = sorted(tuple(r.values()) for r in ctx.db_exec(
+            "SELECT package, watcher, presentity FROM subscriptions"))
+        if rows == sorted(want):
+            return
+        check(time.monotonic() < deadline, "stored subscriptions %s, want %s" % (rows, want))
+        time.sleep(0.1)
+
+
+@test("subscribe_refresh_sipp")
+def t_subscribe_refresh_sipp(ctx):
+    """SIPp watchers (subscribe_refresh.xml) through a subscription's life, for presence and
+    for the busy lamp: challenged, taken, notified at once; refreshed to 1200 s and notified
+    again with the state as it is; 423 below 60 s; cut to 3600 s above it; unsubscribed with
+    a final NOTIFY, after which the dialog is gone (481). What each NOTIFY says: the colleague
+    (101, registered, in no call) is open and Available, its lamp idle with a version one
+    above the last; nothing is left stored."""
+    ctx.add_users({"102": "secret102"})
+    colleague = Phone(ctx.port, "101", USERS["101"])
+    try:
+        check(colleague.register().status == 200, "101 registers")
+        for package in ("presence", "dialog"):
+            run = ctx.sipp_wait(sipp_watcher(ctx, "subscribe_refresh.xml", "102", "101",
+                                             package))
+            got = sipp_notifies(run)
+            check(len(got) == 4, "%s: %d NOTIFYs, want 4" % (package, len(got)))
+            in_subscription(got, package, run)
+            if package == "presence":
+                for m in got:
+                    check(basic(m) == "open" and "Available" in m.body,
+                          "101 is registered and in no call:\n%s" % m.body)
+            else:
+                versions = [int(re.search(r'version="(\d+)"', m.body).group(1)) for m in got]
+                check(versions == [1, 2, 3, 4], "dialog-info versions %s" % versions)
+                for m in got:
+                    check(not dialogs(m) and 'state="full"' in m.body
+                          and 'entity="sip:101@%s"' % DOMAIN in m.body, "idle lamp:\n%s" % m.body)
+            stored_subscriptions(ctx, [])
+            log("  %s: %s" % (package, [m.get("Subscription-State") for m in got]))
+    finally:
+        colleague.close()
+
+
+@test("subscribe_expiry_sipp")
+def t_subscribe_expiry_sipp(ctx):
+    """SIPp watchers (subscribe_expiry.xml) of both packages whose subscriptions run out:
+    each gets a final NOTIFY, terminated;reason=timeout, in its dialog with the next CSeq,
+    and nothing else (the colleague did not change while sipbx was down: no NOTIFY for
+    that). The hour is shortened in the database while sipbx is stopped, so the
+    subscriptions are also taken back at start-up with their expiry."""
+    ctx.add_users({"102": "secret102"})
+    runs = {package: sipp_watcher(ctx, "subscribe_expiry.xml", "102", "101", package,
+                                  timeout="90s")
+            for package in ("presence", "dialog")}
+    for package, run in runs.items():
+        sipp_answered(run, 1, "the first %s NOTIFY" % package)
+    stored_subscriptions(ctx, [("dialog", "102", "101"), ("presence", "102", "101")])
+    ctx.stop()
+    ctx.db_exec("UPDATE subscriptions SET expires_at = strftime('%s', 'now') + 3")
+    ctx.start(*ctx.serve_args, port=ctx.port)
+    for package, run in runs.items():
+        ctx.sipp_wait(run, timeout=60)
+        got = sipp_notifies(run)
+        check(len(got) == 2, "%s: %d NOTIFYs, want 2" % (package, len(got)))
+        in_subscription(got, package, run)
+        check(got[1].get("Subscription-State") == "terminated;reason=timeout",
+              "%s: %s" % (package, got[1].get("Subscription-State")))
+    stored_subscriptions(ctx, [])
+
+
+@test("blf_call_sipp")
+def t_blf_call_sipp(ctx):
+    """A SIPp busy-lamp key (blf_watcher.xml, 102 watching 101) through a whole call from
+    100 to 101, which raw phones drive one step at a time, each once the watcher has
+    answered the NOTIFY of the step before: idle, trying, early, confirmed, terminated, idle;
+    then the key's unsubscribe and its final NOTIFY. The scenario checks each document's
+    shape and state; here: every NOTIFY in the subscription's dialog, versions 1 to 7, the
+    call's Call-ID, 101's tag as local and 100's as remote (what a pickup names), 100 as the
+    remote identity and target, direction recipient."""
+    ctx.add_users({"102": "secret102"})
+    a = Phone(ctx.port, "100", USERS["100"], answer=False)
+    b = Phone(ctx.port, "101", USERS["101"], answer=False)
+    try:
+        check(a.register().status == 200 and b.register().status == 200, "registered")
+        w = ctx.sipp_start("blf_watcher.xml", user="102", keys={"presentity": "101"},
+                           timeout="60s")
+        sipp_answered(w, 1, "the idle lamp")
+
+        call_id = rand() + "@blf-sipp"
+        invite_async(a, "101", call_id)
+        inv = b.wait(lambda m: m.method == "INVITE", timeout=5)
+        check(inv is not None, "the INVITE did not reach 101")
+        sipp_answered(w, 2, "trying")
+        rr = ["Record-Route: " + x for x in inv.all("Record-Route")]
+        b.reply(inv, 180, "Ringing", rr)
+        sipp_answered(w, 3, "early")
+        b.reply(inv, 200, "OK", rr + ["Contact: <sip:101@%s:%d>" % (HOST, b.port),
+                                      "Content-Type: application/sdp"], SDP)
+        ok = a.wait(lambda m: m.status == 200 and "INVITE" in (m.cseq or ""), timeout=5)
+        check(ok is not None, "the caller got no 200")
+        dl = {"call_id": call_id, "from_tag": a.tag, "to_tag": ok.tag("To"),
+              "to": re.sub(r";tag=.*$", "", ok.get("To")).strip("<>"),
+              "route": list(reversed(ok.all("Record-Route"))), "cseq": 2,
+              "target": re.sub(r"^<|>.*$", "", ok.get("Contact"))}
+        a.in_dialog(dl, "ACK", cseq=2)
+        sipp_answered(w, 4, "confirmed")
+        b.handler = Phone._answer
+        r = a.in_dialog(dl, "BYE")
+        check(r.status == 200, "BYE: want 200, got\n%s" % r)
+        sipp_answered(w, 5, "terminated")
+        ctx.sipp_wait(w)  # idle again, the unsubscribe and its final NOTIFY
+    finally:
+        a.close()
+        b.close()
+    got = sipp_notifies(w)
+    check(len(got) == 7, "%d NOTIFYs, want 7" % len(got))
+    in_subscription(got, "dialog", w)
+    versions = [int(re.search(r'version="(\d+)"', m.body).group(1)) for m in got]
+    check(versions == list(range(1, 8)), "versions %s" % versions)
+    states = [[d["state"] for d in dialogs(m)] for m in got]
+    check(states == [[], ["trying"], ["early"], ["confirmed"], ["terminated"], [], []],
+          "lamp states %s" % states)
+    for m in got[1:5]:
+        d = dialogs(m)[0]
+        check(d["call-id"] == call_id and d["direction"] == "recipient", "dialog %s" % d)
+        check(d["remote_target"] == "sip:100@%s" % DOMAIN, "remote target %s" % d)
+        if d["state"] != "trying":  # 101's tag comes with its 180
+            check(d.get("local-tag") == b.tag and d.get("remote-tag") == a.tag,
+                  "%s: tags %s/%s, want %s/%s" % (d["state"], d.get("local-tag"),
+                                                  d.get("remote-tag"), b.tag, a.tag))
+    check(got[-1].get("Subscription-State") == "terminated;reason=timeout",
+          "final NOTIFY: %s" % got[-1].get("Subscription-State"))
+    log("  lamp of 101 as the SIPp key saw it: %s" % states)

@@ -558,6 +558,251 @@ test('an administrator hangs up a live call: both phones get a BYE, the record s
   await shot(page, '18d-calls-hung-up');
 });
 
+test('a blind transfer: the new call is marked live, in the records and in its ladder, with the chain', async () => {
+  await go('/');
+  await go('/calls'); // afresh: nothing listed as ended yet
+  await page.waitForSelector('#ended-calls p');
+  // call X: 100 -> 101; 101 REFERs 100 to 102; 100 hangs X up
+  const transferor = new Sipp(sx, 'transfer_callee.xml', { user: '101', port: state.port101, pauseMs: 300, keys: { target: '102' } });
+  await transferor.listening();
+  const transferee = new Sipp(sx, 'transfer_caller.xml', { user: '100', password: PW[100], port: await freePort(), keys: { callee: '101', name: 'Alice' } });
+  await Promise.all([transferee.ok(), transferor.ok()]);
+  const x = await page.waitForSelector('#ended-calls tr.call[data-state="ended"] >> nth=0', { timeout: 8000 });
+  const fromId = await x.getAttribute('data-call-id');
+  // call Z: 100 calls 102 as asked; it rings a while
+  const target = new Sipp(sx, 'callee.xml', { user: '102', port: state.port102, pauseMs: 2500 });
+  await target.listening();
+  const again = new Sipp(sx, 'caller.xml', { user: '100', password: PW[100], port: await freePort(), pauseMs: 1000, keys: { callee: '102', name: 'Alice' } });
+  const live = await page.waitForSelector('#live-calls tr.call .linkmark.from', { timeout: 8000 });
+  assert.equal(await live.textContent(), '↪ transferred from 100 → 101');
+  assert.equal(await live.$eval('a', (a) => a.getAttribute('href')), `#/ladder/${encodeURIComponent(fromId)}`);
+  const toId = await page.getAttribute('#live-calls tr.call', 'data-call-id');
+  await shot(page, '18e-calls-transferred');
+  await Promise.all([again.ok(), target.ok()]);
+  let cdr;
+  for (let i = 0; i < 50 && !(cdr && cdr.call_id === toId); i++) { // the writer commits in batches
+    cdr = (await sx.api('GET', `/cdrs?linked_call=${encodeURIComponent(fromId)}`)).json.items[0];
+    if (!cdr) await sleep(100);
+  }
+  assert.equal(cdr.call_id, toId);
+  assert.equal(cdr.link, 'transfer');
+  state.transferFrom = fromId;
+  state.transferTo = toId;
+
+  // the records: each of the two says where it came from or went on to
+  await go('/records');
+  const toRow = `tr[data-call-id="${toId}"]`, fromRow = `tr[data-call-id="${fromId}"]`;
+  await page.waitForSelector(`${toRow} .linkmark.from`);
+  assert.equal(await page.textContent(`${toRow} .linkmark.from`), '↪ transferred from 100 → 101');
+  assert.equal(await page.getAttribute(`${toRow} .linkmark.from a`, 'href'), `#/ladder/${encodeURIComponent(fromId)}`);
+  await page.waitForSelector(`${fromRow} .linkmark.to`);
+  assert.equal(await page.textContent(`${fromRow} .linkmark.to`), '↳ then transferred to 102');
+  assert.equal(await page.getAttribute(`${fromRow} .linkmark.to a`, 'href'), `#/ladder/${encodeURIComponent(toId)}`);
+  assert.equal(await page.$$eval('table.cdrs .linkmark', (m) => m.length), 2, 'no other record is linked');
+  await shot(page, '18f-records-transfer');
+  // from a page of its own (filtered to 102), the mark still names the call it came from
+  await go('/records?ext=102');
+  await page.waitForSelector(`${toRow} .linkmark.from`);
+  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '↪ transferred from 100 → 101', `${toRow} .linkmark.from`);
+
+  // its ladder: the chain above it, and the messages of both calls
+  await page.click(`${toRow} .linkmark.from a`);
+  await page.waitForURL(new RegExp(`#/ladder/${encodeURIComponent(fromId).replace(/[.]/g, '\\.')}$`));
+  await page.waitForSelector('#ladder-chain:not([hidden]) li >> nth=1');
+  const chain = await page.$$eval('#ladder-chain li', (ls) => ls.map((l) => [l.dataset.callId, l.querySelector('.conn')?.textContent || '', l.querySelector('.callref').textContent]));
+  assert.deepEqual(chain, [[fromId, '', '100 → 101 (this call)'], [toId, '→ transferred (blind) →', '100 → 102']]);
+  assert.equal(await page.getAttribute('#ladder-chain [aria-current="page"]', 'title'), `Call-ID ${fromId}`);
+  await page.waitForSelector('#ladder-related:not([hidden])');
+  assert.equal(await page.getAttribute('#ladder-related a', 'href'), `#/ladder/${encodeURIComponent(toId)}`);
+  // the messages of both calls in one diagram
+  const n = (await shownArrows(sx, fromId)) + (await shownArrows(sx, toId));
+  await page.waitForFunction((k) => document.querySelectorAll('svg.ladder .arrow').length === k, n);
+  // the parties of the second call named as such (not as another device of the callee)
+  assert.equal(await page.getAttribute('svg.ladder-head', 'aria-label'),
+    'Parties: caller 100, caller (call 2) 100, sipbx, callee 101, callee (call 2) 102-0x55f036541820');
+  const refer = await page.$$eval('svg.ladder .arrow .label', (ls) => ls.map((l) => l.textContent));
+  assert.ok(refer.includes('REFER') && refer.includes('202 Accepted (REFER)'), refer.join(', '));
+  await shot(page, '18g-ladder-transfer-chain');
+  // and from the new call's side
+  await page.click('#ladder-chain a.callref');
+  await page.waitForSelector(`#ladder-chain li[data-call-id="${toId}"] [aria-current="page"]`);
+  assert.equal(await page.textContent('#ladder-chain li[data-link="transfer"] .conn'), '→ transferred (blind) →');
+  // the words of the other links (an attended transfer, a pickup), as the marks say them
+  const words = await page.evaluate(async () => {
+    const { originMark, successorsMark } = await import('/assets/js/cdrs.js');
+    const pickup = { call_id: 'b', caller: '102', dialled: '100', linked_call: 'a', link: 'pickup' };
+    const attended = { call_id: 'c', caller: '101', dialled: '102', linked_call: 'a', link: 'attended-transfer' };
+    return [originMark(pickup, { caller: '100', dialled: '101' }).textContent, originMark(attended, null).textContent,
+      successorsMark([pickup, attended]).textContent];
+  });
+  assert.deepEqual(words, ['↪ picked up from 100 → 101', '↪ transferred (attended) from call a', '↳ then picked up by 102, transferred (attended) to 102']);
+});
+
+test('ring groups: an empty page says what they are; create one with members found and put in order', async () => {
+  await go('/groups');
+  await page.waitForSelector('#no-groups');
+  assert.match(await page.textContent('#no-groups'), /A ring group is an extension of its own/);
+  await shot(page, '35-groups-empty');
+  await page.click('#new-group-btn');
+  await page.waitForSelector('#group-form');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'g-ext');
+  // an extension of an account is refused by the server, at the field
+  await page.fill('#g-ext', '101');
+  await page.fill('#g-name', 'Sales');
+  await page.check('#g-strat-sequential');
+  assert.match(await page.textContent('#g-members-help'), /ring in this order/);
+  await page.click('#group-form button[type=submit]');
+  const extErr = await page.waitForSelector('#group-form .field-error');
+  assert.equal(await extErr.textContent(), '101 is a user');
+  assert.equal(await page.getAttribute('#g-ext', 'aria-invalid'), 'true');
+  await page.fill('#g-ext', '600');
+  // members: found by name or extension (the server searches), added in order
+  await page.waitForFunction(() => document.querySelectorAll('#g-results li').length === 3); // every account, before a search
+  await page.fill('#g-member-search', 'bob');
+  await page.waitForFunction(() => [...document.querySelectorAll('#g-results li')].map((l) => l.dataset.ext).join() === '101');
+  await page.click('#g-results li[data-ext="101"] button');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'g-member-search', 'back to the search after adding');
+  await page.fill('#g-member-search', 'alice');
+  await page.waitForFunction(() => [...document.querySelectorAll('#g-results li')].map((l) => l.dataset.ext).join() === '100');
+  await page.keyboard.press('Enter'); // adds the first found, does not submit
+  await page.fill('#g-member-search', '102');
+  await page.waitForFunction(() => [...document.querySelectorAll('#g-results li')].map((l) => l.dataset.ext).join() === '102');
+  await page.click('#g-results li[data-ext="102"] button');
+  const order = () => page.$$eval('#g-members li', (ls) => ls.map((l) => l.dataset.ext));
+  assert.deepEqual(await order(), ['101', '100', '102']);
+  assert.equal(await page.textContent('#g-members-count'), '3 of 32');
+  assert.equal(await page.isDisabled('#g-results li[data-ext="102"] button'), true, 'a member is not offered twice');
+  // put in order: 100 first, then 102, then 101
+  const focused = () => page.evaluate(() => document.activeElement.getAttribute('aria-label'));
+  await page.click('#g-members button[aria-label="Move 100 up"]');
+  assert.equal(await focused(), 'Move 100 down', 'the focus stays with the moved member (up is disabled at the top)');
+  await page.click('#g-members button[aria-label="Move 102 up"]');
+  assert.equal(await focused(), 'Move 102 up');
+  assert.deepEqual(await order(), ['100', '102', '101']);
+  assert.match(await page.textContent('#g-members-said'), /moved to position 2 of 3/);
+  await page.fill('#g-timeout', '10');
+  // a no-answer target the server does not know is reported at its field
+  await page.fill('#g-target', '999');
+  await page.click('#group-form button[type=submit]');
+  const tErr = await page.waitForSelector('#g-target + .field-error, .field:has(#g-target) .field-error');
+  assert.equal(await tErr.textContent(), 'No such extension 999');
+  await page.fill('#g-target', 'sip:reception@example.com');
+  await shot(page, '36-groups-form');
+  await page.click('#group-form button[type=submit]');
+  await page.waitForSelector('#toast.show:has-text("Ring group 600 created")');
+  const g = (await sx.api('GET', '/groups/600')).json;
+  assert.deepEqual([g.name, g.strategy, g.members, g.member_timeout, g.no_answer_target],
+    ['Sales', 'sequential', ['100', '102', '101'], 10, 'sip:reception@example.com']);
+  // listed: the members by name, in order
+  const row = await page.waitForSelector('table.groups tr[data-ext="600"]');
+  assert.deepEqual(await row.$$eval('.c-members li', (ls) => ls.map((l) => l.textContent)), ['Alice 100', `${XSS} 102`, 'Bob 101']);
+  assert.match(await row.textContent(), /One after another/);
+  assert.match(await row.$eval('.c-timeout', (c) => c.textContent), /^10 s each$/);
+  assert.equal(await page.$$eval('img[src="x"]', (e) => e.length), 0);
+  await shot(page, '37-groups-list');
+});
+
+test('ring groups: edit (the whole group is saved), delete after a confirmation', async () => {
+  assert.equal((await sx.api('POST', '/groups', { extension: '601', name: 'Support', members: ['101'], no_answer_target: '600' })).status, 201);
+  await go('/calls'); // the page may be on the groups already: come to it afresh
+  await go('/groups');
+  await page.waitForSelector('table.groups tr[data-ext="601"]');
+  assert.match(await page.textContent('tr[data-ext="601"] .c-target'), /^group Sales 600$/);
+  await page.click('tr[data-ext="600"] a:has-text("Edit")');
+  await page.waitForURL(/#\/groups\/600$/);
+  await page.waitForSelector('#g-members li[data-ext="100"]');
+  assert.equal(await page.$('#g-ext'), null, 'the extension cannot change');
+  await page.check('#g-strat-ringall');
+  assert.match(await page.textContent('#g-members-help'), /all ring at once/);
+  await page.click('#g-members button[aria-label="Remove 102"]');
+  await page.fill('#g-target', '');
+  await page.click('#group-form button[type=submit]');
+  await page.waitForURL(/#\/groups$/);
+  await page.waitForSelector('#toast.show:has-text("Ring group 600 saved")');
+  const g = (await sx.api('GET', '/groups/600')).json;
+  assert.deepEqual([g.name, g.strategy, g.members, g.member_timeout, g.no_answer_target], ['Sales', 'ringall', ['100', '101'], 10, null]);
+  await page.waitForFunction(() => document.querySelector('tr[data-ext="600"] .c-members')?.textContent === 'Alice 100Bob 101');
+  // delete: Cancel keeps it, OK removes it
+  await page.click('tr[data-ext="601"] button:has-text("Delete")');
+  assert.equal(await page.textContent('dialog h2'), 'Delete ring group 601?');
+  await page.click('dialog button[value="cancel"]');
+  assert.equal((await sx.api('GET', '/groups/601')).status, 200);
+  await page.click('tr[data-ext="601"] button:has-text("Delete")');
+  await page.click('dialog button[value="ok"]');
+  await page.waitForSelector('tr[data-ext="601"]', { state: 'detached' });
+  assert.equal((await sx.api('GET', '/groups/601')).status, 404);
+  // a forwarding rule may send calls to a group: offered as the target is typed
+  await go('/forwarding/100');
+  await page.waitForSelector('#fw-busy-target');
+  await page.waitForSelector('#fw-targets option[value="600"]', { state: 'attached' });
+  assert.equal(await page.getAttribute('#fw-busy-target', 'list'), 'fw-targets');
+  await page.check('#fw-busy-en');
+  await page.fill('#fw-busy-target', '600');
+  await page.click('form.forwarding button[type=submit]');
+  await page.waitForSelector('#toast.show:has-text("saved")');
+  assert.equal((await sx.api('GET', '/users/100/forwarding')).json.busy.target, '600');
+  await page.uncheck('#fw-busy-en');
+  await page.fill('#fw-busy-target', '');
+  await page.click('form.forwarding button[type=submit]');
+  await page.waitForSelector('#toast.show:has-text("saved")');
+  // the forwarding page of a group says where its calls go
+  await go('/forwarding/600');
+  await page.waitForSelector('#fw-is-group');
+});
+
+test('do not disturb: the switch of an account, the badge and filter of the list, several at once', async () => {
+  try {
+    await dndChecks();
+  } finally { // the calls of later tests need the phones to ring
+    for (const e of ['100', '101', '102']) await sx.api('PATCH', `/users/${e}`, { dnd: false });
+  }
+});
+
+async function dndChecks() {
+  await go('/accounts/101');
+  const sw = await page.waitForSelector('#dnd-switch');
+  assert.equal(await sw.getAttribute('role'), 'switch');
+  assert.equal(await sw.getAttribute('aria-checked'), 'false');
+  await sw.click();
+  await page.waitForSelector('#dnd-switch[aria-checked="true"]');
+  await page.waitForSelector('#toast.show:has-text("Do not disturb on for 101")');
+  assert.equal((await sx.api('GET', '/users/101')).json.dnd, true);
+  assert.match(await page.textContent('#dnd-help'), /^Calls to 101 get busy/);
+  await shot(page, '38-account-dnd');
+  // the list: a badge, and the filter
+  await go('/accounts');
+  await page.waitForSelector('tr[data-ext="101"] .b-dnd');
+  assert.equal(await page.$('tr[data-ext="100"] .b-dnd'), null);
+  await page.selectOption('#acc-status', 'dnd');
+  await page.waitForFunction(() => [...document.querySelectorAll('table.accounts tbody tr')].map((r) => r.dataset.ext).join() === '101');
+  assert.match(page.url(), /status=dnd/);
+  // several at once
+  await page.selectOption('#acc-status', '');
+  await page.waitForSelector('tr[data-ext="102"]');
+  await page.check('tr[data-ext="100"] td.sel input');
+  await page.check('tr[data-ext="102"] td.sel input');
+  await page.click('#bulk-bar button:has-text("Do not disturb on")');
+  assert.equal(await page.textContent('dialog h2'), 'Turn on do not disturb for 2 accounts?');
+  await page.click('dialog button[value="ok"]');
+  await page.waitForSelector('#toast.show:has-text("2 accounts set to do not disturb")');
+  await page.waitForSelector('tr[data-ext="102"] .b-dnd');
+  assert.deepEqual((await sx.api('GET', '/users?status=dnd')).json.items.map((u) => u.extension), ['100', '101', '102']);
+  await shot(page, '39-accounts-dnd');
+  // the group shows who will not ring
+  await go('/groups');
+  await page.waitForSelector('tr[data-ext="600"] .c-members .b-dnd');
+  await go('/accounts?status=dnd');
+  await page.waitForFunction(() => document.querySelectorAll('table.accounts tbody tr').length === 3);
+  await page.check('table.accounts thead input[type=checkbox]');
+  await page.click('#bulk-bar button:has-text("Do not disturb off")');
+  await page.click('dialog button[value="ok"]');
+  await page.waitForSelector('#no-match');
+  assert.deepEqual((await sx.api('GET', '/users?status=dnd')).json.items, []);
+  // and the switch back on the account page
+  await go('/accounts/101');
+  await page.waitForSelector('#dnd-switch[aria-checked="false"]');
+}
+
 test('display names: the limit in characters, counted in the field and said before saving', async () => {
   await go('/accounts');
   await page.click('button:has-text("New account")');
@@ -930,6 +1175,7 @@ test('office scale: 1,000 more accounts, 350 registrations, 100,000 records: eve
     '/accounts': () => document.querySelectorAll('table.accounts tbody tr').length === 50,
     '/accounts/2000': () => !!document.querySelector('.devices-table') && !!document.getElementById('account-totals-list'),
     '/forwarding/2000': () => !!document.getElementById('fw-no_answer-en') && document.querySelectorAll('#fw-account option').length > 1000,
+    '/groups': () => !!document.querySelector('table.groups tr[data-ext="600"] .chip'),
     '/calls': () => !!document.querySelector('#no-calls, #live-calls table'),
     '/records': () => document.querySelectorAll('table.cdrs tbody tr').length === 50 && /records/.test(document.getElementById('records-count').textContent),
     '/stats?period=30d': () => !!document.querySelector('#stats-table table') && !!document.querySelector('svg.chart'),
@@ -947,6 +1193,35 @@ test('office scale: 1,000 more accounts, 350 registrations, 100,000 records: eve
   fs.writeFileSync(path.join(ARTIFACTS, 'load-times.json'), JSON.stringify({ accounts: users, records: (await sx.api('GET', '/cdrs?limit=1&count=true')).json.total, ms: loadTimes }, null, 2) + '\n');
   console.log(`# load times at ${users} accounts: ${JSON.stringify(loadTimes)}`);
   for (const [hash, ms] of Object.entries(loadTimes)) assert.ok(ms < 2500, `${hash} took ${ms} ms`);
+});
+
+test('ring groups at scale: members found among 1,000 accounts as the search is typed', async () => {
+  await go('/groups/600');
+  await page.waitForSelector('#g-members li[data-ext="100"]');
+  await page.waitForSelector('#g-results li');
+  assert.equal(await page.$$eval('#g-results li', (l) => l.length), 8, 'a page of results, not every account');
+  assert.match(await page.textContent('#g-results-count'), new RegExp(`^${state.users.toLocaleString('en-US')} accounts match; the first 8 are shown`));
+  const want = (await sx.api('GET', '/users?q=staff%20234&limit=1')).json.total;
+  assert.ok(want > 8, `${want} accounts match`);
+  const t0 = Date.now();
+  await page.fill('#g-member-search', 'staff 234');
+  await page.waitForFunction((n) => document.getElementById('g-results-count').textContent.startsWith(`${n} accounts match; the first 8`), want);
+  const ms = Date.now() - t0; // with the 200 ms pause for typing
+  assert.ok(ms < 1000, `results after ${ms} ms`);
+  await page.fill('#g-member-search', 'staff 2345');
+  await page.waitForFunction(() => [...document.querySelectorAll('#g-results li')].map((l) => l.dataset.ext).join() === '2345');
+  await page.keyboard.press('Enter');
+  await page.click('#g-members button[aria-label="Move 2345 up"]');
+  assert.deepEqual(await page.$$eval('#g-members li', (ls) => ls.map((l) => l.dataset.ext)), ['100', '2345', '101']);
+  await page.check('#g-strat-sequential');
+  await page.fill('#g-member-search', 'staff 23');
+  await page.waitForFunction(() => /^\d+ accounts match; the first 8/.test(document.getElementById('g-results-count').textContent));
+  await docShot(page, 'groups');
+  await page.click('#group-form button[type=submit]');
+  await page.waitForURL(/#\/groups$/);
+  const g = (await sx.api('GET', '/groups/600')).json;
+  assert.deepEqual([g.strategy, g.members], ['sequential', ['100', '2345', '101']]);
+  await page.waitForFunction(() => document.querySelector('tr[data-ext="600"] .c-members')?.textContent === 'Alice 100Staff 2345 2345Bob 101');
 });
 
 test('accounts at scale: pages, sort by every column, filter, search, no match', async () => {
@@ -1069,11 +1344,11 @@ test('accounts: export as CSV, without passwords, formulas defused', async () =>
   const file = path.join(ARTIFACTS, 'accounts.csv');
   await dl.saveAs(file);
   const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\r\n');
-  assert.equal(lines[0], 'extension,display_name,enabled,online,call_waiting,ring_timeout,created_at,updated_at');
+  assert.equal(lines[0], 'extension,display_name,enabled,online,call_waiting,ring_timeout,created_at,updated_at,dnd');
   const offline = (await sx.api('GET', '/users?limit=1&status=offline')).json.total;
   assert.equal(lines.length, offline + 1);
   assert.ok(!/password|secret3001/i.test(lines.join('\n')));
-  assert.ok(lines.includes('3006,"\'=HYPERLINK(""x"")",true,false,true,,' + (await sx.api('GET', '/users/3006')).json.created_at + ',' + (await sx.api('GET', '/users/3006')).json.updated_at), lines.find((l) => l.startsWith('3006')));
+  assert.ok(lines.includes('3006,"\'=HYPERLINK(""x"")",true,false,true,,' + (await sx.api('GET', '/users/3006')).json.created_at + ',' + (await sx.api('GET', '/users/3006')).json.updated_at + ',false'), lines.find((l) => l.startsWith('3006')));
 });
 
 test('call records at scale: search by Call-ID or name, sort, the total for the filter', async () => {
@@ -1136,7 +1411,8 @@ test('accessibility: axe finds nothing serious on any page, light or dark', asyn
   const found = [];
   try {
     const pages = ['/', '/accounts', '/accounts/100', '/forwarding/100', '/voicemail/102', '/calls', '/records', '/stats',
-      `/ladder/${encodeURIComponent(state.forwardedCallId)}`, '/settings'];
+      `/ladder/${encodeURIComponent(state.forwardedCallId)}`, '/settings', '/groups', '/groups/600',
+      `/ladder/${encodeURIComponent(state.transferFrom)}`];
     for (const scheme of ['light', 'dark']) {
       await p.emulateMedia({ colorScheme: scheme });
       for (const hsh of pages) {
@@ -1146,13 +1422,14 @@ test('accessibility: axe finds nothing serious on any page, light or dark', asyn
         await sleep(400);
         if (hsh.startsWith('/ladder')) { await p.click('svg.ladder .arrow >> nth=0'); await p.waitForSelector('#ladder-detail:not([hidden])'); }
         if (hsh === '/accounts') await p.click('button:has-text("Import CSV")');
+        if (hsh === '/groups') await p.click('#new-group-btn'); // the form, with the search's results
         const r = await p.evaluate(() => window.axe.run(document, { resultTypes: ['violations'], rules: { 'label-content-name-mismatch': { enabled: true } } }));
         for (const v of r.violations) {
           if (v.impact === 'serious' || v.impact === 'critical') {
             found.push(`${scheme} ${hsh}: ${v.id} (${v.impact}) ${v.nodes.length}× e.g. ${v.nodes[0].target.join(' ')}: ${v.nodes[0].failureSummary}`);
           }
         }
-        if (scheme === 'dark') await shot(p, `34-dark${hsh.split('/').slice(0, 2).join('-') || '-overview'}`);
+        if (scheme === 'dark') await shot(p, `34-dark${(hsh.startsWith('/ladder/') ? `/ladder/${pages.indexOf(hsh)}` : hsh).split('/').slice(0, 3).join('-')}`);
         if (scheme === 'dark' && hsh === '/records') await docShot(p, 'records-dark');
       }
     }
@@ -1178,13 +1455,15 @@ test('readable at phone width', async () => {
   await phone.setViewportSize({ width: 390, height: 844 });
   // every page, with the long names, contacts and user agents of the office-scale accounts
   const pages = ['/', '/accounts', '/accounts?q=very-long', '/accounts/101', '/accounts/2007', '/forwarding/101', '/voicemail/102', '/calls', '/records',
-    '/records?q=bulk', '/stats', `/ladder/${encodeURIComponent(state.callId)}`, `/ladder/${encodeURIComponent(state.holdCallId)}`, '/settings', '/ladder'];
+    '/records?q=bulk', '/stats', `/ladder/${encodeURIComponent(state.callId)}`, `/ladder/${encodeURIComponent(state.holdCallId)}`, '/settings', '/ladder',
+    '/groups', '/groups/600', `/ladder/${encodeURIComponent(state.transferTo)}`, `/records?ext=102`];
   for (const [i, h] of pages.entries()) {
     await phone.goto(`${sx.base}/#${h}`);
     await phone.waitForSelector('main section.page');
     await phone.waitForLoadState('networkidle').catch(() => {});
     await sleep(300);
     if (h.startsWith('/ladder/')) { await phone.click('svg.ladder .arrow >> nth=0'); await phone.waitForSelector('#ladder-detail:not([hidden])'); }
+    if (h === '/groups') await phone.click('#new-group-btn');
     const w = await phone.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(w <= 391, `${h}: the page is ${w} px wide`);
     await shot(phone, `21-phone-${String(i).padStart(2, '0')}-${h.split('/')[1].replace(/\W+/g, '-') || 'overview'}`);

@@ -284,11 +284,37 @@ test('SIP-derived and admin-entered text shows as text, never as markup', async 
   assert.deepEqual(xssRequests, [], 'no <img src=x> was made');
 });
 
+test('a ring group made in the Groups page: members found by search, put in order, saved', async () => {
+  await go('/groups');
+  await page.waitForSelector('#no-groups');
+  await page.click('#new-group-btn');
+  await page.waitForSelector('#g-ext');
+  await fill('#g-ext', '600');
+  await fill('#g-name', 'Sales');
+  await page.click('#g-strat-sequential');
+  await fill('#g-member-search', 'bob');
+  await page.waitForFunction(() => [...document.querySelectorAll('#g-results li')].map((l) => l.dataset.ext).join() === '101');
+  await page.click('#g-results li[data-ext="101"] button');
+  await fill('#g-member-search', '100');
+  await page.waitForFunction(() => [...document.querySelectorAll('#g-results li')].map((l) => l.dataset.ext).join() === '100');
+  await page.keyboard.press('Enter'); // the first found is added, the form not sent
+  await page.waitForSelector('#g-members li[data-ext="100"]');
+  await page.click('#g-members button[aria-label="Move 100 up"]');
+  assert.deepEqual(await page.$$eval('#g-members li', (ls) => ls.map((l) => l.dataset.ext)), ['100', '101']);
+  await shot(page, '16-groups-form');
+  await page.click('#group-form button[type=submit]');
+  await page.waitForSelector('table.groups tr[data-ext="600"]');
+  const g = (await sx.api('GET', '/groups/600')).json;
+  assert.deepEqual([g.name, g.strategy, g.members], ['Sales', 'sequential', ['100', '101']]);
+  assert.deepEqual(await page.$$eval('tr[data-ext="600"] .c-members li', (ls) => ls.map((l) => l.textContent)), ['Alice 100', 'Bob 101']);
+  await shot(page, '17-groups');
+});
+
 test('readable at phone width', async () => {
   const phone = await browser.newPage();
   watch(phone);
   await phone.setViewport({ width: 390, height: 844 });
-  for (const h of ['/', '/accounts', '/calls', `/ladder/${encodeURIComponent(state.callId)}`]) {
+  for (const h of ['/', '/accounts', '/calls', `/ladder/${encodeURIComponent(state.callId)}`, '/groups']) {
     await go(h, phone);
     await sleep(300);
     const w = await phone.evaluate(() => document.documentElement.scrollWidth);

@@ -11,6 +11,7 @@ const routes = [
   { re: /^\/$/, page: 'overview', nav: 'overview', title: 'Overview' },
   { re: /^\/accounts$/, page: 'accounts', nav: 'accounts', title: 'Accounts' },
   { re: /^\/accounts\/([^/]+)$/, page: 'account', nav: 'accounts', title: 'Account' },
+  { re: /^\/groups(?:\/([^/]+))?$/, page: 'groups', nav: 'groups', title: 'Ring groups' },
   { re: /^\/forwarding(?:\/([^/]+))?$/, page: 'forwarding', nav: 'forwarding', title: 'Forwarding' },
   { re: /^\/voicemail(?:\/([^/]+))?$/, page: 'voicemail', nav: 'voicemail', title: 'Voicemail' },
   { re: /^\/calls$/, page: 'calls', nav: 'calls', title: 'Live calls' },

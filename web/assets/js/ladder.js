@@ -149,25 +149,30 @@ function remoteOf(m) { return m.direction === 'in' ? m.src : m.dst; }
  */
 function parties(msgs) {
   const left = [], right = [], seen = new Map();
-  let forwardedBefore = false; // a 181 went to the caller, or a callee failed/was cancelled
-  let sawCallee = false;
+  // per Call-ID (a transfer's calls may be merged in; a party of another call than the
+  // first is named with its call's number): whether a 181 went to the caller or a callee
+  // failed or was cancelled (forwardedBefore), and whether a callee was called
+  const calls = new Map();
   for (const m of msgs) {
     const key = remoteOf(m) || '?';
     const st = statusOf(m);
-    if (m.direction === 'out' && st === 181) forwardedBefore = true;
+    if (!calls.has(m.call_id)) calls.set(m.call_id, { n: calls.size + 1, forwardedBefore: false, sawCallee: false });
+    const c = calls.get(m.call_id);
+    const call = c.n > 1 ? ` (call ${c.n})` : '';
+    if (m.direction === 'out' && st === 181) c.forwardedBefore = true;
     if (!seen.has(key)) {
       const meth = methodOf(m);
       const p = { key, addr: key, user: '', transport: m.transport };
       if (m.direction === 'in' && !st) {
-        p.role = meth === 'REGISTER' ? 'phone' : left.length ? 'caller ' + (left.length + 1) : (meth === 'INVITE' ? 'caller' : 'client');
+        p.role = meth === 'REGISTER' ? 'phone' : call ? 'caller' + call : left.length ? 'caller ' + (left.length + 1) : (meth === 'INVITE' ? 'caller' : 'client');
         p.user = uriUser('X ' + (/<?(sips?:[^>;\s]+)/i.exec(header(m.raw, 'From', 'f')) || [])[1]);
         left.push(p);
       } else {
         if (meth === 'INVITE') {
           // after a 181 or a failed/cancelled leg a new INVITE is a forward; at the same
           // time as the first one it is another device of the callee (a parallel fork)
-          p.role = forwardedBefore ? 'forward target' : !sawCallee ? 'callee' : 'callee (fork)';
-          sawCallee = true;
+          p.role = c.forwardedBefore ? 'forward target' + call : !c.sawCallee ? 'callee' + call : 'callee (fork)' + call;
+          c.sawCallee = true;
         } else {
           p.role = 'peer';
         }
@@ -176,8 +181,8 @@ function parties(msgs) {
       }
       seen.set(key, p);
     }
-    if (m.direction === 'in' && st >= 300 && sawCallee) forwardedBefore = true;
-    if (m.direction === 'out' && methodOf(m) === 'CANCEL') forwardedBefore = true;
+    if (m.direction === 'in' && st >= 300 && c.sawCallee) c.forwardedBefore = true;
+    if (m.direction === 'out' && methodOf(m) === 'CANCEL') c.forwardedBefore = true;
   }
   const cols = [...left, { key: '@sipbx', role: 'sipbx', addr: sipbxAddr(msgs), user: '', leg: 0 }, ...right];
   let leg = 0;

@@ -1,6 +1,7 @@
-// One account: edit it, reset its password (shown once), see its devices (with the
-// ladders of their registrations), the values a softphone needs, and its calls: totals of
-// the last day, week or month and the most recent ones.
+// One account: edit it, switch do-not-disturb on or off, reset its password (shown once),
+// see its devices (with the ladders of their registrations), the values a softphone needs,
+// and its calls: totals of the last day, week or month and the most recent ones; links to
+// its forwarding rules and its voicemail (with the number of new messages).
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, debounce, showFormError, clearFormErrors, fieldError,
@@ -47,8 +48,9 @@ export function render(main, { params, signal, go }) {
 
   function draw() {
     const vmLink = h('a', { href: `#/voicemail/${enc}`, id: 'account-voicemail' }, 'Voicemail');
-    fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted cut-inline', title: user.display_name }, ` · ${user.display_name}`) : null), presenceSlot,
-      h('p', { class: 'account-links' }, h('a', { href: `#/forwarding/${enc}` }, 'Forwarding'), ' · ', vmLink));
+    fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted cut-inline', title: user.display_name }, ` · ${user.display_name}`) : null),
+      h('div', { class: 'head-side' }, presenceSlot, dndSwitch(),
+        h('p', { class: 'account-links' }, h('a', { href: `#/forwarding/${enc}` }, 'Forwarding'), ' · ', vmLink)));
     api('GET', `/users/${enc}/voicemail`, { signal }).then((b) => {
       fill(vmLink, 'Voicemail', b.new ? ` (${b.new} new)` : b.old ? ` (${b.old} heard)` : '');
     }).catch(() => { /* the link works without the count */ });
@@ -124,6 +126,30 @@ export function render(main, { params, signal, go }) {
       } catch (e) { showFormError(f, e); } finally { save.disabled = false; }
     });
     return f;
+  }
+
+  /** Do not disturb, switched at once (PATCH dnd): calls to the account get busy. */
+  function dndSwitch() {
+    const help = h('span', { class: 'hint', id: 'dnd-help' });
+    const err = h('div', { class: 'row-error' });
+    const b = h('button', { type: 'button', role: 'switch', class: 'switch', id: 'dnd-switch', 'aria-describedby': 'dnd-help' },
+      h('span', { class: 'track', 'aria-hidden': 'true' }, h('span', { class: 'thumb' })), 'Do not disturb');
+    const show = () => {
+      b.setAttribute('aria-checked', String(!!user.dnd));
+      help.textContent = user.dnd ? `Calls to ${ext} get busy (or its busy forward); it can still call out.` : '';
+    };
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      fill(err);
+      try {
+        const u = await api('PATCH', `/users/${enc}`, { body: { dnd: !user.dnd } });
+        user.dnd = u.dnd; // only this: the settings form may hold changes not saved yet
+        show();
+        toast(u.dnd ? `Do not disturb on for ${ext}` : `Do not disturb off for ${ext}`);
+      } catch (e) { fill(err, errorBox(e)); } finally { b.disabled = false; }
+    });
+    show();
+    return h('div', { class: 'dnd-box' }, b, help, err);
   }
 
   function passwordCard() {

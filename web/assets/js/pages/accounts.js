@@ -1,18 +1,18 @@
 // Accounts: the SIP accounts a page at a time as the server sorts and filters them (so a
 // thousand are as quick as ten), with whether each is online and from which devices;
 // create one, import many from CSV (checked line by line first), export them, and enable,
-// disable or delete several at once. Each account's presence note and busy lamp (what its
-// colleagues' phones show) follow presence.changed events live.
+// disable, delete or set do-not-disturb for several at once. Each account's presence note
+// and busy lamp (what its colleagues' phones show) follow presence.changed events live.
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, showError, toast, fmtRelative, fmtTime, debounce, showFormError, clearFormErrors, fieldError,
   cut, displayNameInput, download, csvField, sortHeader, fmtNumber, confirmDialog } from '../dom.js';
 import { on, onRegistrations } from '../events.js';
 import { keepPassword, generatePassword } from '../secrets.js';
-import { EXT_RE, presence, deleteAccount } from '../users.js';
+import { EXT_RE, presence, deleteAccount, dndBadge } from '../users.js';
 import { importCard } from '../import.js';
 
-const STATUSES = [['', 'All accounts'], ['online', 'Online'], ['offline', 'Offline'], ['disabled', 'Disabled']];
+const STATUSES = [['', 'All accounts'], ['online', 'Online'], ['offline', 'Offline'], ['disabled', 'Disabled'], ['dnd', 'Do not disturb']];
 const SORTS = ['extension', 'name', 'status', 'created'];
 const LIMITS = [25, 50, 100, 200];
 const BULK_PARALLEL = 4; // changes sent at once: each waits for the SIP side
@@ -154,7 +154,7 @@ export function render(main, { signal, go, query }) {
     });
     return h('tr', { dataset: { ext: u.extension }, class: selected.has(u.extension) ? 'selected' : null },
       h('td', { class: 'sel' }, box),
-      h('td', null, presence(u, devs)),
+      h('td', { class: 'c-status' }, presence(u, devs), u.dnd ? [' ', dndBadge(u)] : null),
       h('td', null, h('a', { href: `#/accounts/${enc}`, class: 'ext-link' }, u.extension)),
       h('td', { class: 'c-name' }, u.display_name ? cut(u.display_name, { cls: 'name' }) : h('span', { class: 'muted' }, '—')),
       h('td', { class: 'c-presence' }, lamp(pres.get(u.extension))),
@@ -181,6 +181,7 @@ export function render(main, { signal, go, query }) {
     bulkBar.hidden = false;
     fill(bulkBar, h('strong', { id: 'bulk-count' }, `${list.length} selected`),
       act('Enable', null, (l) => bulk(l, 'enable')), act('Disable', null, (l) => bulk(l, 'disable')),
+      act('Do not disturb on', null, (l) => bulk(l, 'dnd')), act('Do not disturb off', null, (l) => bulk(l, 'undnd')),
       act('Delete', 'danger', (l) => bulk(l, 'delete')), clear);
   }
 
@@ -189,6 +190,12 @@ export function render(main, { signal, go, query }) {
       text: 'They may register and make calls again.' },
     disable: { title: 'Disable', done: 'disabled', call: (ext) => api('PATCH', `/users/${encodeURIComponent(ext)}`, { body: { enabled: false } }),
       text: 'Their devices lose their registrations and cannot register or call until enabled again.' },
+    dnd: { title: 'Turn on do not disturb for', button: 'Turn on', done: 'set to do not disturb',
+      call: (ext) => api('PATCH', `/users/${encodeURIComponent(ext)}`, { body: { dnd: true } }),
+      text: 'Calls to them get busy (or go to their busy forward) until it is turned off; they can still make calls.' },
+    undnd: { title: 'Turn off do not disturb for', button: 'Turn off', done: 'taking calls again', fail: 'changed',
+      call: (ext) => api('PATCH', `/users/${encodeURIComponent(ext)}`, { body: { dnd: false } }),
+      text: 'Their phones ring again for calls to them.' },
     delete: { title: 'Delete', done: 'deleted', call: (ext) => api('DELETE', `/users/${encodeURIComponent(ext)}`),
       text: 'The accounts, their registrations and forwarding rules are removed. Their call records stay.' },
   };
@@ -196,9 +203,9 @@ export function render(main, { signal, go, query }) {
   async function bulk(list, verb) {
     const v = VERBS[verb];
     const names = list.slice(0, 8).join(', ') + (list.length > 8 ? ` and ${list.length - 8} more` : '');
-    if (!(await confirmDialog(`${v.title} ${list.length} account${list.length === 1 ? '' : 's'}?`, `${names}. ${v.text}`, v.title))) return;
+    if (!(await confirmDialog(`${v.title} ${list.length} account${list.length === 1 ? '' : 's'}?`, `${names}. ${v.text}`, v.button || v.title))) return;
     const progress = h('span', { class: 'progress', role: 'status' });
-    fill(bulkBar, h('strong', null, `${v.title}: `), progress);
+    fill(bulkBar, h('strong', null, `${v.button || v.title}: `), progress);
     const failed = [];
     let done = 0, i = 0;
     const worker = async () => {
@@ -215,7 +222,7 @@ export function render(main, { signal, go, query }) {
     await load();
     if (failed.length) {
       bulkBar.hidden = false;
-      fill(bulkBar, h('div', { class: 'error', role: 'alert' }, h('strong', null, `${failed.length} could not be ${v.done}: `), failed.join('; ')));
+      fill(bulkBar, h('div', { class: 'error', role: 'alert' }, h('strong', null, `${failed.length} could not be ${v.fail || v.done}: `), failed.join('; ')));
     }
   }
 
@@ -274,9 +281,9 @@ export function render(main, { signal, go, query }) {
     exportBtn.disabled = true;
     try {
       const all = await listAll('/users', apiQuery(), { signal, max: 100000 });
-      const lines = [['extension', 'display_name', 'enabled', 'online', 'call_waiting', 'ring_timeout', 'created_at', 'updated_at'].join(',')];
+      const lines = [['extension', 'display_name', 'enabled', 'online', 'call_waiting', 'ring_timeout', 'created_at', 'updated_at', 'dnd'].join(',')];
       for (const u of all) {
-        lines.push([u.extension, u.display_name, u.enabled, u.online, u.call_waiting, u.ring_timeout ?? '', u.created_at, u.updated_at].map(csvField).join(','));
+        lines.push([u.extension, u.display_name, u.enabled, u.online, u.call_waiting, u.ring_timeout ?? '', u.created_at, u.updated_at, u.dnd].map(csvField).join(','));
       }
       const day = new Date().toISOString().slice(0, 10);
       download(`sipbx-accounts-${day}.csv`, 'text/csv;charset=utf-8', lines.join('\r\n') + '\r\n');

@@ -1,11 +1,12 @@
 // Live calls: the calls in progress as a compact table (fifty fit one screen), kept current
-// by the event stream (no polling), with running ring and talk times and forward legs, and
-// a filter; calls that end stay listed below for a while, each with its ladder.
+// by the event stream (no polling), with running ring and talk times, forward legs and the
+// call a transfer or pickup came from, and a filter; calls that end stay listed below for a
+// while, each with its ladder.
 
 import { api } from '../api.js';
 import { h, fill, showError, badge, fmtClock, fmtDuration, cut, debounce, confirmDialog, toast } from '../dom.js';
 import { on, connected } from '../events.js';
-import { ladderHref, partyEl, forwardLegs } from '../cdrs.js';
+import { ladderHref, partyEl, forwardLegs, originMark, linkWords } from '../cdrs.js';
 
 const KEEP_ENDED = 20;
 
@@ -47,7 +48,7 @@ export function render(main, { signal, go, query }) {
   /** The words a filter looks in. */
   function words(c) {
     return [c.caller, c.caller_name, c.callee, STATE_TEXT[c.state], c.state, c.user_agent, c.caller_contact, c.callee_contact,
-      ...(c.forwards || []).map((f) => f.to)].join(' ').toLowerCase();
+      ...(c.forwards || []).map((f) => f.to), c.link ? linkWords(c.link).short : ''].join(' ').toLowerCase();
   }
 
   function row(c) {
@@ -61,7 +62,8 @@ export function render(main, { signal, go, query }) {
         partyEl(c.caller_name, c.caller),
         h('span', { class: 'arrow', 'aria-hidden': 'true' }, ' → '), h('span', { class: 'sr' }, ' to '),
         partyEl(null, c.callee),
-        forwardLegs(c.forwards || [], true))),
+        forwardLegs(c.forwards || [], true),
+        c.linked_call ? originMark(c, [...calls.values(), ...ended].find((x) => x.call_id === c.linked_call)) : null)),
       h('td', { class: 'c-dur' }, dur, end ? h('span', { class: 'muted small' }, end) : null),
       h('td', { class: 'nowrap muted small c-started' }, fmtClock(c.started_us)),
       h('td', { class: 'c-device muted small' }, device ? cut(device) : '—'),

@@ -1,6 +1,7 @@
 // Forwarding: per account, the four rules (always, busy, no answer after N seconds,
-// unavailable), each to a target (checked as it is typed) or to the account's voicemail,
-// saved in one PUT.
+// unavailable), each to a target (an account, a ring group or a SIP address; the extensions
+// offered as they are typed, checked as they are typed) or to the account's voicemail, saved
+// in one PUT.
 
 import { api, listAll } from '../api.js';
 import { h, fill, showError, toast, showFormError, clearFormErrors, fieldError, clearFieldError } from '../dom.js';
@@ -15,11 +16,11 @@ const RULES = [
 
 /** An error text for target t of account ext, or null when it is fine. */
 function targetProblem(t, ext) {
-  if (!t) return 'Enter where to forward: an extension (e.g. 101) or a SIP address (sip:user@host).';
+  if (!t) return 'Enter where to forward: an extension (e.g. 101), a ring group or a SIP address (sip:user@host).';
   if (/^sips?:/i.test(t)) {
     return /^sips?:[^\s@<>"]+@[^\s@<>"]+$|^sips?:[^\s@<>"]+$/i.test(t) ? null : 'A SIP address looks like sip:user@host.';
   }
-  if (!EXT_RE.test(t)) return 'An extension is 1 to 32 letters or digits; a SIP address starts with sip:.';
+  if (!EXT_RE.test(t)) return 'An extension or ring group is 1 to 32 letters or digits; a SIP address starts with sip:.';
   if (t === ext) return 'An account cannot forward to itself.';
   return null;
 }
@@ -28,16 +29,22 @@ export function render(main, { params, signal, go }) {
   const ext = params[0] || null;
   const picker = h('select', { id: 'fw-account', name: 'account', 'aria-label': 'Account' }, h('option', { value: '' }, 'Loading…'));
   const box = h('div');
+  // what a target field offers as it is typed: the accounts and the ring groups
+  const targets = h('datalist', { id: 'fw-targets' });
   main.append(h('section', { class: 'page' },
     h('h1', null, 'Call forwarding'),
     h('div', { class: 'toolbar' }, h('label', { for: 'fw-account' }, 'Account '), picker),
-    box));
+    box, targets));
 
   picker.addEventListener('change', () => { if (picker.value) go(`/forwarding/${encodeURIComponent(picker.value)}`); });
 
   (async () => {
     try {
-      const users = await listAll('/users', {}, { signal });
+      const [users, groups] = await Promise.all([listAll('/users', {}, { signal }),
+        api('GET', '/groups', { signal }).then((r) => r.items, () => [])]); // the targets can do without the groups
+      fill(targets,
+        groups.map((g) => h('option', { value: g.extension }, g.name ? `ring group ${g.name}` : 'ring group')),
+        users.filter((u) => u.extension !== ext).map((u) => h('option', { value: u.extension }, u.display_name || 'account')));
       fill(picker, h('option', { value: '', disabled: true, selected: !ext }, 'Choose an account…'),
         users.map((u) => h('option', { value: u.extension, selected: u.extension === ext }, u.display_name ? `${u.extension} — ${u.display_name}` : u.extension)));
       if (!users.length) fill(box, h('p', { class: 'empty' }, 'There are no accounts yet. ', h('a', { href: '#/accounts' }, 'Create one'), ' first.'));
@@ -46,12 +53,21 @@ export function render(main, { params, signal, go }) {
   })();
   if (ext) loadRules();
 
+  async function isGroup(x) {
+    try { await api('GET', `/groups/${encodeURIComponent(x)}`, { signal }); return true; } catch { return false; }
+  }
+
   async function loadRules() {
     fill(box, h('p', { class: 'muted' }, 'Loading…'));
     let rules;
     try {
       rules = await api('GET', `/users/${encodeURIComponent(ext)}/forwarding`, { signal });
     } catch (e) {
+      if (e.status === 404 && await isGroup(ext)) {
+        fill(box, h('p', { class: 'empty', id: 'fw-is-group' }, `${ext} is a ring group: its calls ring its members, then go to its no-answer target. `,
+          h('a', { href: `#/groups/${encodeURIComponent(ext)}` }, `Edit ring group ${ext}`), '.'));
+        return;
+      }
       showError(box, e.status === 404 ? new Error(`There is no account ${ext}.`) : e, loadRules);
       return;
     }
@@ -63,7 +79,7 @@ export function render(main, { params, signal, go }) {
     const fieldsets = RULES.map((r) => {
       const cur = rules[r.key] || {};
       const en = h('input', { type: 'checkbox', id: `fw-${r.key}-en`, name: `${r.key}.enabled`, checked: !!cur.enabled });
-      const tgt = h('input', { id: `fw-${r.key}-target`, name: `${r.key}.target`, value: cur.target || '', autocomplete: 'off', placeholder: 'extension or sip:user@host', spellcheck: 'false' });
+      const tgt = h('input', { id: `fw-${r.key}-target`, name: `${r.key}.target`, value: cur.target || '', autocomplete: 'off', placeholder: 'extension, group or sip:user@host', spellcheck: 'false', list: 'fw-targets' });
       // Where the call goes: the target, or this account's voicemail (the target is kept).
       const toTarget = h('input', { type: 'radio', id: `fw-${r.key}-to-target`, name: `${r.key}.to`, value: 'target', checked: !cur.voicemail });
       const toVm = h('input', { type: 'radio', id: `fw-${r.key}-vm`, name: `${r.key}.to`, value: 'voicemail', checked: !!cur.voicemail });
@@ -121,7 +137,9 @@ export function render(main, { params, signal, go }) {
 
     const save = h('button', { type: 'submit', class: 'btn primary' }, 'Save forwarding');
     const f = h('form', { class: 'card forwarding', novalidate: true, 'aria-label': `Forwarding of ${ext}` },
-      h('p', { class: 'muted' }, 'Calls to ', h('strong', null, ext), ' are sent to the target, or to ', h('a', { href: `#/voicemail/${encodeURIComponent(ext)}` }, 'its voicemail'), ', when the rule applies. “Always” takes precedence over the others.'),
+      h('p', { class: 'muted' }, 'Calls to ', h('strong', null, ext), ' are sent to the target when the rule applies: another account, a ',
+        h('a', { href: '#/groups' }, 'ring group'), ' or a SIP address, or to ', h('a', { href: `#/voicemail/${encodeURIComponent(ext)}` }, 'its voicemail'),
+        '. “Always” takes precedence over the others.'),
       h('div', { class: 'rules' }, fieldsets),
       h('div', { class: 'form-error-slot' }),
       h('div', { class: 'actions' }, save));

@@ -1,6 +1,8 @@
 // The ladder of one Call-ID (a call or a registration): every captured SIP message as a
-// sequence diagram, with the legs of a transferred call (other Call-IDs) merged in; click
-// an arrow (or Enter on it) for the whole message with its SDP summed up. Messages can be
+// sequence diagram, with the legs of a transferred call (other Call-IDs) merged in and the
+// chain of calls a transfer or pickup made shown above it (as the server linked them; the
+// Refer-To and Replaces headers when it did not); click an arrow (or Enter on it) for the
+// whole message with its SDP summed up. Messages can be
 // filtered by method, retransmissions folded or not, and the diagram saved as SVG or PNG.
 // The ladder is fetched again whenever the event stream says messages of its Call-ID were
 // stored (trace.changed).
@@ -8,9 +10,11 @@
 import { api, url } from '../api.js';
 import { h, fill, showError, badge, fmtTime, download, debounce, toast } from '../dom.js';
 import { on } from '../events.js';
+import { recordOf, callLabel, linkWords } from '../cdrs.js';
 import { drawLadder, messageView, kindOf, methodFamily, sdpOf, sdpChanges, header, ladderSvg, svgToPng } from '../ladder.js';
 
 const MAX_RELATED = 4; // other Call-IDs merged into one ladder at most
+const MAX_CHAIN = 8; // calls shown in a chain of transfers at most
 // Room left for a vertical scroll bar, whether there is one or not: the width a ladder is
 // drawn for does not change when one comes (which would draw it again, under a click).
 const SCROLLBAR = 18;
@@ -27,6 +31,7 @@ export function render(main, { params, signal, go }) {
   const detail = h('aside', { class: 'card ladder-detail', id: 'ladder-detail', 'aria-label': 'Selected message', hidden: true });
   const errBox = h('div');
   const related = h('p', { class: 'related', id: 'ladder-related', hidden: true });
+  const chainBox = h('nav', { class: 'chain-nav', id: 'ladder-chain', 'aria-label': 'Calls linked by a transfer or pickup', hidden: true });
   const safeName = callId.replace(/[^A-Za-z0-9._-]/g, '_');
   const pcap = h('a', { class: 'btn', href: url(`/traces/${encodeURIComponent(callId)}.pcap`), download: `${safeName}.pcap`, id: 'pcap-link', hidden: true }, 'Download pcap');
   const svgBtn = h('button', { type: 'button', class: 'btn', id: 'export-svg', disabled: true }, 'Save SVG');
@@ -39,7 +44,7 @@ export function render(main, { params, signal, go }) {
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/calls' }, 'Live calls'), ' · ', h('a', { href: '#/records' }, 'Call records'), ' · ', h('a', { href: '#/ladder' }, 'Find a Call-ID')),
     h('div', { class: 'page-head' }, h('h1', null, 'Ladder ', status), h('div', { class: 'actions' }, svgBtn, pngBtn, pcap)),
     h('p', { class: 'callid' }, 'Call-ID ', h('code', null, callId)),
-    summary, related,
+    summary, chainBox, related,
     h('div', { class: 'ladder-tools' }, methodsBox,
       h('span', { class: 'field check' }, foldBox, h('label', { for: 'fold-retrans' }, 'Fold retransmissions'))),
     legend, errBox,
@@ -179,8 +184,78 @@ export function render(main, { params, signal, go }) {
     return ids;
   }
 
+  let liveCalls = []; // GET /calls and the call events since: the links of calls going on
+
+  /** Call id as the server knows it: its live call while it goes on, else its record
+   *  (null: neither). */
+  async function callOf(id) {
+    const live = liveCalls.find((x) => x.call_id === id);
+    if (live) return live;
+    try { return await recordOf(id, signal); } catch (e) { if (e.name === 'AbortError') throw e; return null; }
+  }
+
+  /** The calls that came from call id (the server links them): live ones and records. */
+  async function childrenOf(id) {
+    const out = liveCalls.filter((x) => x.linked_call === id);
+    try {
+      const r = await api('GET', '/cdrs', { query: { linked_call: id, limit: 20, sort: 'start' }, signal });
+      for (const c of r.items) if (!out.some((x) => x.call_id === c.call_id)) out.push(c);
+    } catch (e) { if (e.name === 'AbortError') throw e; }
+    return out;
+  }
+
+  /** The chain of calls this one is in, as the server linked them (each call made by a
+   *  transfer or pickup names the call it came from): the calls it came from, oldest
+   *  first, this one, then the calls that came from it and from those. Each node is
+   *  {id, call (live call or record, or null), parent (the Call-ID it came from), link}. */
+  async function serverChain() {
+    const node = (id, call) => ({ id, call, parent: (call && call.linked_call) || null, link: (call && call.link) || null });
+    const self = node(callId, await callOf(callId));
+    const nodes = [self];
+    for (let cur = self; cur.parent && nodes.length < MAX_CHAIN && !nodes.some((n) => n.id === cur.parent);) {
+      cur = node(cur.parent, await callOf(cur.parent));
+      nodes.unshift(cur);
+    }
+    for (let i = nodes.indexOf(self), depth = 0; i < nodes.length && depth < 3 && nodes.length < MAX_CHAIN; depth++) {
+      const level = nodes.slice(i);
+      i = nodes.length;
+      for (const n of level) {
+        for (const k of await childrenOf(n.id)) {
+          if (nodes.length < MAX_CHAIN && !nodes.some((x) => x.id === k.call_id)) nodes.push(node(k.call_id, k));
+        }
+      }
+    }
+    return nodes;
+  }
+
+  /** Shows the chain above the ladder: "100 → 101 · transferred (blind) → 100 → 102". */
+  function drawChain(nodes) {
+    chainBox.hidden = nodes.length < 2;
+    if (chainBox.hidden) { fill(chainBox); return; }
+    const label = (n) => callLabel(n.call, n.id);
+    fill(chainBox, h('ol', { class: 'chain' }, nodes.map((n, i) => {
+      const prev = nodes[i - 1];
+      const from = n.parent && (!prev || prev.id !== n.parent) ? nodes.find((x) => x.id === n.parent) : null;
+      const conn = !n.parent || !n.link ? null
+        : h('span', { class: 'conn' }, i === 0 ? '… ' : null, h('span', { 'aria-hidden': 'true' }, '→ '), linkWords(n.link).kind,
+          from ? ` from ${label(from)}` : i === 0 ? ` from call ${n.parent}` : null, h('span', { 'aria-hidden': 'true' }, ' →'));
+      const when = n.call && (n.call.start || n.call.started_us) ? h('span', { class: 'muted small' }, ` ${fmtTime(n.call.start || n.call.started_us)}`) : null;
+      const ref = n.id === callId
+        ? h('strong', { class: 'callref', 'aria-current': 'page', title: `Call-ID ${n.id}` }, label(n), h('span', { class: 'sr' }, ' (this call)'))
+        : h('a', { class: 'callref', href: `#/ladder/${encodeURIComponent(n.id)}`, title: `Call-ID ${n.id}`, dataset: { callId: n.id } }, label(n));
+      return h('li', { dataset: { callId: n.id, link: n.link || '' } }, conn, ref, when);
+    })));
+  }
+
   async function loadRelated() {
-    const want = [...new Set([...pointedTo(own), ...(await transferredTo(own))])].slice(0, MAX_RELATED);
+    let chain = [];
+    try { chain = await serverChain(); } catch (e) { if (e.name === 'AbortError') throw e; }
+    drawChain(chain);
+    // the calls next to this one first: the one it came from, those that came from it
+    const near = (n) => (n.id === callId ? 9 : n.parent === callId || chain.some((x) => x.id === callId && x.parent === n.id) ? 0 : 1);
+    const linked = chain.filter((n) => n.id !== callId).sort((a, b) => near(a) - near(b)).map((n) => n.id);
+    // without links from the server (records older than them), the headers say
+    const want = (linked.length ? linked : [...new Set([...pointedTo(own), ...(await transferredTo(own))])]).slice(0, MAX_RELATED);
     const extra = [];
     for (const id of want) {
       try {
@@ -191,7 +266,9 @@ export function render(main, { params, signal, go }) {
     relatedIds = want.filter((id) => extra.some((m) => m.call_id === id));
     if (relatedIds.length) {
       related.hidden = false;
-      fill(related, 'With the legs of the transfer: ', relatedIds.map((id, i) => [i ? ', ' : '', h('a', { href: `#/ladder/${encodeURIComponent(id)}` }, id)]), '.');
+      const name = (id) => { const n = chain.find((x) => x.id === id); return n && n.call ? `${callLabel(n.call, id)} (${id})` : id; };
+      fill(related, 'Drawn with the messages of the linked call', relatedIds.length === 1 ? '' : 's', ': ',
+        relatedIds.map((id, i) => [i ? ', ' : '', h('a', { href: `#/ladder/${encodeURIComponent(id)}` }, name(id))]), '.');
     }
     return extra;
   }
@@ -252,6 +329,7 @@ export function render(main, { params, signal, go }) {
   const liveChecked = (async () => {
     try {
       const r = await api('GET', '/calls', { signal });
+      liveCalls = r.items;
       const c = r.items.find((x) => x.call_id === callId);
       if (c) setLive(true, c);
     } catch { /* a live view is a bonus; the trace is what matters */ }
@@ -271,7 +349,14 @@ export function render(main, { params, signal, go }) {
   resize.observe(scroller);
 
   const off = on('call.*', (type, c) => {
-    if (!c || c.call_id !== callId) return;
+    if (!c) return;
+    // the calls of this chain as they go on; one that came from this call joins the ladder
+    // (ended ones kept: their records may not be stored yet)
+    const known = liveCalls.findIndex((x) => x.id === c.id);
+    if (known >= 0) liveCalls[known] = c; else liveCalls.push(c);
+    if (liveCalls.length > 500) liveCalls.shift();
+    if (type === 'call.new' && c.linked_call === callId) load();
+    if (c.call_id !== callId) return;
     if (type === 'call.ended') { ended = true; setLive(false, c); } else setLive(true, c);
   });
   // A stream of this Call-ID's trace.changed events: sipbx sends one once new messages of

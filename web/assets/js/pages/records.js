@@ -1,10 +1,12 @@
 // Call records: filter by date range, extension and outcome, search by Call-ID or name,
 // sort by any column, see how many match; page through with the API's cursors (so a
-// million rows page as fast as ten), download the same selection as CSV.
+// million rows page as fast as ten), download the same selection as CSV. A record a
+// transfer or pickup made names the call it came from, and that call's record the calls
+// that came from it.
 
 import { api, url } from '../api.js';
 import { h, fill, errorBox, fmtIso, showFormError, clearFormErrors, fieldError, fmtNumber } from '../dom.js';
-import { cdrTable } from '../cdrs.js';
+import { cdrTable, annotateLinks } from '../cdrs.js';
 import { DISPOSITIONS } from '../chart.js';
 import { EXT_RE } from '../users.js';
 
@@ -92,6 +94,14 @@ export function render(main, { query, signal, go }) {
   const onSort = (key, desc) => go('/records', { ...here(), sort: key === 'start' && desc ? '' : (desc ? '-' : '') + key });
   clear.addEventListener('click', () => go('/records', {}));
 
+  // the link marks of a page are completed in the background: stopped when another is shown
+  let pageAc = null;
+  signal.addEventListener('abort', () => { if (pageAc) pageAc.abort(); }, { once: true });
+  const pageSignal = () => {
+    if (pageAc) pageAc.abort();
+    pageAc = new AbortController();
+    return pageAc.signal;
+  };
   const cursors = [null]; // cursors[i] = the cursor of page i
   let page = 0;
   let total = null; // of the filters, counted once with the first page
@@ -107,6 +117,7 @@ export function render(main, { query, signal, go }) {
       const filtered = Object.values(filters).some((v) => v);
       countLine.textContent = total === null ? '' : `${fmtNumber(total)} record${total === 1 ? '' : 's'}${filtered ? ` match${total === 1 ? 'es' : ''} the filters` : ''}.`;
       fill(tableBox, items.length ? cdrTable(items, { sort, onSort }) : h('p', { class: 'empty' }, page ? 'No more records.' : 'No call matches these filters.'));
+      annotateLinks(tableBox, items, { successors: true, signal: pageSignal() });
       const pages = Math.max(1, Math.ceil((total || 0) / Number(limit.value)));
       prev.disabled = page === 0;
       next.disabled = !r.next_cursor;
