@@ -86,8 +86,7 @@ class Voicemail(DaemonTest):
             self.assertEqual(r.status, 200, r)
             rtp.set_remote(r.body)
             # the default greeting ("the person at extension 1 0 1 ...") and the tone
-            greeting = self.vm(suffix="/greeting").json["duration"]
-            time.sleep(greeting + 0.8)
+            self.assertTrue(rtp.wait_tone_end(), "no greeting and tone")
             signal = media.test_signal(seconds, seed=3)
             rtp.send_audio(signal)
             phone.in_dialog(dlg, "BYE")

@@ -201,6 +201,20 @@ def sdp(port, pts=(0, 8, 101), te=101):
     return "\r\n".join(lines + ["a=ptime:20", "a=sendrecv", ""])
 
 
+def is_tone(samples, hz):
+    """True when samples are (nearly) all one sine of hz: its energy by Goertzel's algorithm
+    holds more than 90% of theirs."""
+    total = sum(x * x for x in samples)
+    if total < len(samples) * 1000 ** 2:
+        return False
+    k = 2 * math.cos(2 * math.pi * hz / RATE)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    power = (s1 * s1 + s2 * s2 - k * s1 * s2) * 2 / len(samples)
+    return power > 0.9 * total
+
+
 def find(haystack, needle):
     """Index of needle (a bytes of G.711 codes) in haystack, or -1."""
     return haystack.find(needle)
@@ -268,6 +282,27 @@ class RtpPeer:
                 return i
             time.sleep(0.1)
         return -1
+
+    def wait_tone_end(self, timeout=20.0, hz=1000.0, quiet=3):
+        """Waits until sipbx has played its tone (packets that are nearly all a sine of hz)
+        and then quiet packets of silence (it is recording now). True when it did. The
+        packet after the last one of pure tone may hold the tone's end (a greeting need not
+        fill whole packets, so neither need the tone): it is let by."""
+        deadline = time.monotonic() + timeout
+        seen = 0  # packets looked at
+        tone_at = None
+        while time.monotonic() < deadline:
+            pk = [p for _, p, _ in self.packets() if p["pt"] in DECODE]
+            for i in range(seen, len(pk)):
+                if is_tone(decode(pk[i]["payload"], pk[i]["pt"]), hz):
+                    tone_at = i
+            seen = len(pk)
+            after = pk[tone_at + 2:] if tone_at is not None else []
+            if len(after) >= quiet and all(
+                    max(map(abs, decode(p["payload"], p["pt"]))) < 100 for p in after):
+                return True
+            time.sleep(0.02)
+        return False
 
     def send_audio(self, samples, law=PCMU, pace=True):
         """Sends samples in 20 ms packets (paced in real time unless pace is False)."""
