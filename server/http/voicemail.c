@@ -166,6 +166,7 @@ void api_voicemail_patch(struct http_req *r)
     if (path_user(r) != 0 || path_message(r, &wav, &m) != 0)
         return;
     if (wav) {
+        http_header(r, "Allow", "GET"); /* the audio is read only (RFC 9110's 405) */
         http_error(r, 405, "method_not_allowed", "the audio cannot be changed");
         return;
     }
@@ -202,6 +203,7 @@ void api_voicemail_delete(struct http_req *r)
     if (path_user(r) != 0 || path_message(r, &wav, &m) != 0)
         return;
     if (wav) {
+        http_header(r, "Allow", "GET");
         http_error(r, 405, "method_not_allowed", "delete the message: DELETE %s without .wav",
                    r->path);
         return;
