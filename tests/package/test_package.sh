@@ -91,8 +91,9 @@ code=$(curl -s --cacert "$cert" -o /dev/null -w '%{http_code}' "https://127.0.0.
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP/")
 [ "$code" = "301 https://127.0.0.1:$HTTPS/" ] || fail "plain HTTP / answered '$code', not a redirect to HTTPS"
 ok "HTTPS with the generated certificate; plain HTTP redirects"
-# The API description the package installs is the one the daemon serves.
-curl -sf -o "$root/served.json" "http://127.0.0.1:$HTTP/api/v1/openapi.json" ||
+# The API description the package installs is the one the daemon serves (over HTTPS: the
+# shipped configuration keeps the API off plain HTTP).
+curl -sf --cacert "$cert" -o "$root/served.json" "https://127.0.0.1:$HTTPS/api/v1/openapi.json" ||
     fail "GET /api/v1/openapi.json failed"
 cmp -s "$root/served.json" "$root/usr/share/doc/sipbx/openapi.json" ||
     fail "the installed openapi.json is not the one the daemon serves"
