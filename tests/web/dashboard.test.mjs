@@ -421,6 +421,9 @@ test('voicemail: a rule sends calls there; a message left appears live, plays in
   // 102's calls all go to its voicemail (its phone stays registered)
   await go('/forwarding/102');
   await page.waitForSelector('#fw-unconditional-en');
+  // one explanation for both kinds of destination; targets are still offered as typed
+  assert.match(await page.textContent('form.forwarding > p.muted'), /another account, a ring group or a SIP address, or to its voicemail\./);
+  assert.equal(await page.getAttribute('#fw-busy-target', 'list'), 'fw-targets');
   await page.check('#fw-unconditional-en');
   await page.check('#fw-unconditional-vm');
   assert.equal(await page.isHidden('#fw-unconditional-target'), true, 'no target to voicemail');
@@ -456,6 +459,13 @@ test('voicemail: a rule sends calls there; a message left appears live, plays in
   assert.match(await row.textContent(), /0:03/);
   await shot(page, '16b-voicemail');
   await docShot(page, 'voicemail');
+  // the account page links here with the count, beside its presence and do-not-disturb switch
+  await go('/accounts/102');
+  await page.waitForSelector('#account-voicemail:has-text("(1 new)")');
+  assert.ok(await page.$('.page-head .head-side #dnd-switch'), 'no do-not-disturb switch in the head');
+  assert.ok(await page.$('.page-head .head-side .account-links a[href="#/forwarding/102"]'), 'no link to the forwarding rules');
+  await go('/voicemail/102');
+  await page.waitForSelector('table.voicemail tbody tr.new');
   // played in the page to the end: the browser decoded the WAV, and it is now heard
   const played = await page.evaluate(() => new Promise((resolve) => {
     const a = document.querySelector('table.voicemail tbody tr audio');
