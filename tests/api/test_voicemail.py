@@ -146,7 +146,10 @@ class Voicemail(DaemonTest):
         for bad in ("abc", "0", "-1", "01", "99999"):
             self.assertError(self.vm(suffix="/" + bad), 404, "not_found")
         self.assertError(self.vm("199"), 404, "not_found")
-        self.assertError(self.vm(suffix="/%d.wav" % m["id"], method="DELETE"), 405)
+        for method, body in (("DELETE", None), ("PATCH", {"heard": False})):
+            r = self.vm(suffix="/%d.wav" % m["id"], method=method, body=body)
+            self.assertError(r, 405, "method_not_allowed")
+            self.assertEqual(r.header("Allow"), "GET", r.headers)
         self.assertError(self.api("GET", m["audio_url"], token=None), 401)
         # deleted: row, file and count
         con = sqlite3.connect(self.d.db)
