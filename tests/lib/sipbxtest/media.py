@@ -305,9 +305,10 @@ class RtpPeer:
         return False
 
     def send_audio(self, samples, law=PCMU, pace=True):
-        """Sends samples in 20 ms packets (paced in real time unless pace is False)."""
+        """Sends samples in 20 ms packets (paced in real time unless pace is False);
+        sent_at is then when the first one left (time.monotonic())."""
         codes = encode(samples, law)
-        start = time.monotonic()
+        start = self.sent_at = time.monotonic()
         for k in range(len(codes) // FRAME):
             pkt = rtp_packet(law, self.seq, self.ts, self.ssrc, codes[k * FRAME:(k + 1) * FRAME])
             self.sock.sendto(pkt, self.remote)
