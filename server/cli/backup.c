@@ -1,7 +1,8 @@
-/* `sipbx backup FILE` and `sipbx restore FILE`: a consistent copy of the live database, and
- * putting one back while the daemon is stopped. */
+/* `sipbx backup FILE` and `sipbx restore FILE`: a consistent copy of the live database with
+ * the voicemail messages' audio in it, and putting one back while the daemon is stopped. */
 #include "cli/cli.h"
 #include "store/store.h"
+#include "voicemail/vm.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -32,7 +33,9 @@ int cli_backup(int argc, char **argv)
         fprintf(stderr, "sipbx: %s\n", err);
         return 1;
     }
-    int rc = store_backup(st, a.pos[0], err, sizeof err);
+    char dir[4096];
+    vm_dir_of(db_path(&a), dir, sizeof dir);
+    int rc = store_backup(st, a.pos[0], dir, err, sizeof err);
     store_close(st);
     if (rc != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
@@ -58,7 +61,9 @@ int cli_restore(int argc, char **argv)
         fprintf(stderr, "sipbx: %s\n", err);
         return 1;
     }
-    int rc = store_restore(a.pos[0], db_path(&a), err, sizeof err);
+    char dir[4096];
+    vm_dir_of(db_path(&a), dir, sizeof dir);
+    int rc = store_restore(a.pos[0], db_path(&a), dir, err, sizeof err);
     close(lock);
     if (rc != 0) {
         fprintf(stderr, "sipbx: %s\n", err);

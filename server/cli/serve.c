@@ -9,6 +9,7 @@
 #include "sip/sip.h"
 #include "store/store.h"
 #include "util/util.h"
+#include "voicemail/vm.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -85,6 +86,7 @@ static void raise_nofile(void)
  * stops HTTP and then ends the loop. */
 struct http_stop {
     struct http *http;
+    struct vm *vm;
     struct sip *sip;
     atomic_int done;
 };
@@ -113,6 +115,8 @@ static void *stop_http(void *arg)
 {
     struct http_stop *hs = arg;
     http_destroy(hs->http);
+    /* Voicemail's calls end with BYEs that pass the proxy: the loop still runs. */
+    vm_stop(hs->vm);
     /* sip_execute gives up on a loop that is busy for long (or out of memory); end_loop
      * then did not run, and the main thread would run the loop forever without it. */
     while (sip_execute(hs->sip, end_loop, hs) < 0)
@@ -120,12 +124,13 @@ static void *stop_http(void *arg)
     return NULL;
 }
 
-static void http_stop_with_sip(struct http *http, struct sip *sip)
+static void http_stop_with_sip(struct http *http, struct vm *vm, struct sip *sip)
 {
-    struct http_stop hs = {http, sip, 0};
+    struct http_stop hs = {http, vm, sip, 0};
     pthread_t t;
     if (pthread_create(&t, NULL, stop_http, &hs) != 0) {
         http_destroy(http); /* no helper: stop it here and hope nothing waits on SIP */
+        vm_stop(vm);
         return;
     }
     while (!atomic_load(&hs.done))
@@ -183,6 +188,29 @@ static void show_host(const char *host, char *out, size_t outlen)
     snprintf(out, outlen, strchr(addr, ':') ? "[%s]" : "%s", addr);
 }
 
+/* Starts voicemail (voicemail/vm.h): its user agent sends its own requests (BYE at the end
+ * of a message) to the proxy on this host. Returns 0, or -1 after printing the reason. */
+static int start_voicemail(const struct config *cfg, const unsigned char secret[SIP_SECRET_LEN],
+                           struct sip *sip, struct events *ev, struct vm **out)
+{
+    char data_dir[PATH_MAX], proxy[CONFIG_STR_MAX + 32], err[PATH_MAX + 256];
+    cert_data_dir(cfg->db_path, data_dir, sizeof data_dir);
+    if (strcmp(cfg->sip_host, "0.0.0.0") == 0)
+        snprintf(proxy, sizeof proxy, "sip:127.0.0.1:%d;transport=udp", sip_port(sip));
+    else if (strcmp(cfg->sip_host, "::") == 0)
+        snprintf(proxy, sizeof proxy, "sip:[::1]:%d;transport=udp", sip_port(sip));
+    else
+        snprintf(proxy, sizeof proxy,
+                 strchr(cfg->sip_host, ':') ? "sip:[%s]:%d;transport=udp"
+                                            : "sip:%s:%d;transport=udp",
+                 cfg->sip_host, sip_port(sip));
+    if (vm_create(out, cfg, secret, cfg->db_path, data_dir, proxy, ev, err, sizeof err) != 0) {
+        fprintf(stderr, "sipbx: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int load_config(int argc, char **argv, struct config *cfg)
 {
     static const char *const allowed[] = {"config",
@@ -212,6 +240,16 @@ static int load_config(int argc, char **argv, struct config *cfg)
                                           "https-cert",
                                           "https-key",
                                           "hsts-max-age",
+                                          "voicemail-number",
+                                          "voicemail-max-seconds",
+                                          "voicemail-silence-seconds",
+                                          "voicemail-max-messages",
+                                          "voicemail-max-days",
+                                          "voicemail-max-calls",
+                                          "voicemail-port",
+                                          "media-address",
+                                          "rtp-port-min",
+                                          "rtp-port-max",
                                           NULL};
     struct cli_args a;
     char err[512];
@@ -243,6 +281,11 @@ static int load_config(int argc, char **argv, struct config *cfg)
     if (cfg->ban_time > cfg->ban_max_time) {
         fprintf(stderr, "sipbx: sip_ban_time (%d) is larger than sip_ban_max_time (%d)\n",
                 cfg->ban_time, cfg->ban_max_time);
+        return -1;
+    }
+    if (cfg->rtp_port_min >= cfg->rtp_port_max) {
+        fprintf(stderr, "sipbx: rtp_port_min (%d) must be below rtp_port_max (%d)\n",
+                cfg->rtp_port_min, cfg->rtp_port_max);
         return -1;
     }
     /* A key alone names no certificate: rather than guess, say so. */
@@ -281,6 +324,7 @@ int cli_serve(int argc, char **argv)
     struct store_writer *w = NULL;
     struct sip *sip = NULL;
     struct http *http = NULL;
+    struct vm *vm = NULL;
     struct hooks *hooks = NULL;
     struct events *ev = NULL, *tev = NULL;            /* calls and registrations; stored traces */
     struct cert *tls_cert = NULL, *https_cert = NULL; /* SIP over TLS (and HTTPS); HTTPS's own */
@@ -336,13 +380,16 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     sip_set_events(sip, ev); /* before sip_run: the SIP thread reads it unlocked */
+    if (start_voicemail(&cfg, secret, sip, ev, &vm) != 0)
+        goto out;
+    sip_set_voicemail(sip, vm);
     announced = (struct announced){ev, tev};
     store_writer_set_announce(w, publish_announced, &announced);
     if (hooks_create(&hooks, cfg.db_path, w, ev, err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
         goto out;
     }
-    if (http_create(&http, &cfg, cfg.db_path, domain, sip, w, ev, tev,
+    if (http_create(&http, &cfg, cfg.db_path, domain, sip, vm, w, ev, tev,
                     https_cert ? https_cert : tls_cert, cfg.sip_tls_port ? tls_cert : NULL, hooks,
                     err, sizeof err) != 0) {
         fprintf(stderr, "sipbx: %s\n", err);
@@ -387,6 +434,8 @@ int cli_serve(int argc, char **argv)
                "/api/v1/health, not the API\n",
                host, http_port(http));
     }
+    printf("Voicemail: dial %s to listen; user agent on 127.0.0.1:%d, RTP on %s ports %d-%d\n",
+           cfg.voicemail_number, vm_port(vm), cfg.sip_host, cfg.rtp_port_min, cfg.rtp_port_max);
     if (admin_pw[0])
         printf("  admin account created: user '%s', password '%s' (shown once, stored hashed)\n",
                ADMIN_USER, admin_pw);
@@ -395,14 +444,16 @@ int cli_serve(int argc, char **argv)
     sip_run(sip);
     events_close(ev); /* event streams end now rather than at their next wait */
     events_close(tev);
-    http_stop_with_sip(http, sip);
+    http_stop_with_sip(http, vm, sip);
     http = NULL;
     rc = 0;
 out:
     http_destroy(http); /* only when start-up failed after it was created */
+    vm_stop(vm);        /* (the same: stopped already after a run) */
     /* The SIP side goes first: it closes the records of calls still up and drains the
      * message capture into the writer, which then commits everything queued. */
     sip_destroy(sip);
+    vm_destroy(vm);
     if (sip_initialised)
         sip_deinit();
     store_writer_destroy(w);

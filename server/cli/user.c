@@ -2,6 +2,7 @@
  * the change up within about 50 ms (its writer follows the user_changes log, db/006). */
 #include "cli/cli.h"
 #include "config/config.h"
+#include "voicemail/vm.h"
 #include "store/store.h"
 #include "users/users.h"
 #include "util/util.h"
@@ -124,7 +125,11 @@ static int user_del(struct store *st, const struct cli_args *a)
     const char *ext = a->npos > 1 ? a->pos[1] : NULL;
     if (check_ext(ext) != 0)
         return 2;
-    int rc = store_user_delete(st, ext);
+    /* Its voicemail messages' files go too (a running daemon would sweep them). */
+    const char *db = cli_opt(a, "db");
+    char dir[4096];
+    vm_dir_of(db ? db : "sipbx.db", dir, sizeof dir);
+    int rc = vm_user_delete(st, dir, ext);
     if (rc == ENOENT) {
         fprintf(stderr, "sipbx: no user %s\n", ext);
         return 1;

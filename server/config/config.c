@@ -23,7 +23,8 @@ enum kind {
     K_LOGLEVEL,
     K_NETS,
     K_ADDR_SIP_TLS,
-    K_ADDR_HTTPS
+    K_ADDR_HTTPS,
+    K_EXT /* a string that is a valid extension (util_valid_extension) */
 };
 
 struct key {
@@ -66,6 +67,16 @@ static const struct key keys[] = {
     {"https_cert", K_STR, OFF(https_cert), 0, 0},
     {"https_key", K_STR, OFF(https_key), 0, 0},
     {"hsts_max_age", K_INT, OFF(hsts_max_age), 0, 2 * 365 * 86400},
+    {"voicemail_number", K_EXT, OFF(voicemail_number), 0, 0},
+    {"voicemail_max_seconds", K_INT, OFF(voicemail_max_seconds), 5, 3600},
+    {"voicemail_silence_seconds", K_INT, OFF(voicemail_silence_seconds), 0, 600},
+    {"voicemail_max_messages", K_INT, OFF(voicemail_max_messages), 1, 100000},
+    {"voicemail_max_days", K_INT, OFF(voicemail_max_days), 0, 36500},
+    {"voicemail_max_calls", K_INT, OFF(voicemail_max_calls), 1, 1000},
+    {"voicemail_port", K_INT, OFF(voicemail_port), 0, 65535},
+    {"media_address", K_STR, OFF(media_address), 0, 0},
+    {"rtp_port_min", K_INT, OFF(rtp_port_min), 1024, 65534},
+    {"rtp_port_max", K_INT, OFF(rtp_port_max), 1025, 65535},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -98,6 +109,16 @@ void config_defaults(struct config *c)
     c->hsts_max_age = 365 * 86400;
     /* Like fail2ban's ignoreip: the host itself (a local SBC or script) is never blocked. */
     snprintf(c->trusted_networks, sizeof c->trusted_networks, "127.0.0.0/8, ::1");
+    /* Voicemail: *97 as in Asterisk's FreePBX and 3CX; two minutes of message, ten seconds
+     * of silence, a hundred messages a box, two months of age. */
+    snprintf(c->voicemail_number, sizeof c->voicemail_number, "*97");
+    c->voicemail_max_seconds = 120;
+    c->voicemail_silence_seconds = 10;
+    c->voicemail_max_messages = 100;
+    c->voicemail_max_days = 60;
+    c->voicemail_max_calls = 100;
+    c->rtp_port_min = 10000;
+    c->rtp_port_max = 20000;
 }
 
 /* Maps "--ring-timeout", "ring-timeout" or "ring_timeout" to its table entry. */
@@ -174,6 +195,16 @@ int config_set(struct config *c, const char *name, const char *value, char *err,
         snprintf(base + k->off, CONFIG_STR_MAX, "%s", value);
         if (strcmp(k->name, "domain") == 0)
             c->domain_given = value[0] != '\0';
+        return 0;
+    case K_EXT:
+        if (!util_valid_extension(value)) {
+            snprintf(err, errlen,
+                     "%s: '%s' is not a number a phone can dial (1-32 letters, digits or "
+                     "-_.!~*'+)",
+                     k->name, value);
+            return -1;
+        }
+        snprintf(base + k->off, CONFIG_STR_MAX, "%s", value);
         return 0;
     case K_ADDR_SIP:
     case K_ADDR_HTTP: {

@@ -43,6 +43,16 @@ struct config {
     int ban_max_time;       /* the longest a block gets */
     char trusted_networks[CONFIG_STR_MAX]; /* CIDR list never blocked ("" or "none": none) */
     int domain_given;                      /* 1 when --domain or the file named it */
+    /* Voicemail (server/voicemail/) and its media */
+    char voicemail_number[CONFIG_STR_MAX]; /* dialled to listen to one's own mailbox */
+    int voicemail_max_seconds;             /* longest message recorded */
+    int voicemail_silence_seconds;         /* this much silence ends a message (0: never) */
+    int voicemail_max_messages;            /* per mailbox: heard ones beyond are deleted */
+    int voicemail_max_days;                /* messages older are deleted (0: kept) */
+    int voicemail_max_calls;               /* voicemail calls at once */
+    int voicemail_port;                    /* its SIP user agent on 127.0.0.1 (0: any free) */
+    char media_address[CONFIG_STR_MAX];    /* RTP address; "": the SIP one (or the host's) */
+    int rtp_port_min, rtp_port_max;        /* the RTP ports voicemail calls use */
 };
 
 /** Fills c with the embedded defaults. */

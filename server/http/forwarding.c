@@ -1,6 +1,6 @@
 /* /api/v1/users/{ext}/forwarding: a user's four call-forward rules (unconditional, busy,
- * no answer, unavailable), read and replaced as a whole. A change is in effect on the SIP
- * side when the answer is sent. */
+ * no answer, unavailable), each to a target or to the user's voicemail, read and replaced as
+ * a whole. A change is in effect on the SIP side when the answer is sent. */
 #include "http/http_int.h"
 #include "sip/sip.h"
 #include "util/util.h"
@@ -26,6 +26,7 @@ static cJSON *rules_json(const struct store_forward *f)
         cJSON *r = cJSON_AddObjectToObject(o, store_forward_kinds[k]);
         cJSON_AddBoolToObject(r, "enabled", rule->enabled);
         cJSON_AddStringToObject(r, "target", rule->target);
+        cJSON_AddBoolToObject(r, "voicemail", rule->voicemail);
         if (k == STORE_FWD_NO_ANSWER)
             cJSON_AddNumberToObject(r, "timeout",
                                     rule->timeout > 0 ? rule->timeout : TIMEOUT_DEFAULT);
@@ -185,6 +186,7 @@ static int read_rule(struct http_req *r, const cJSON *obj, int k, struct store_f
                 return -1;
             }
         if (strcmp(f->string, "enabled") != 0 && strcmp(f->string, "target") != 0 &&
+            strcmp(f->string, "voicemail") != 0 &&
             (k != STORE_FWD_NO_ANSWER || strcmp(f->string, "timeout") != 0)) {
             http_error(r, 422, "unknown_field", "%s.%s: unknown field", kind, f->string);
             return -1;
@@ -214,6 +216,15 @@ static int read_rule(struct http_req *r, const cJSON *obj, int k, struct store_f
             return -1;
         }
         snprintf(rule->target, sizeof rule->target, "%s", t->valuestring);
+    }
+
+    const cJSON *vm = cJSON_GetObjectItemCaseSensitive(obj, "voicemail");
+    if (vm && !cJSON_IsNull(vm)) {
+        if (!cJSON_IsBool(vm)) {
+            http_error(r, 422, "invalid_field", "%s.voicemail: must be true or false", kind);
+            return -1;
+        }
+        rule->voicemail = cJSON_IsTrue(vm) ? 1 : 0;
     }
 
     rule->timeout = k == STORE_FWD_NO_ANSWER ? TIMEOUT_DEFAULT : 0;
@@ -254,7 +265,10 @@ void api_forwarding_put(struct http_req *r)
     for (int k = 0; k < STORE_FWD_KINDS; k++) {
         char field[32];
         snprintf(field, sizeof field, "%s.target", store_forward_kinds[k]);
-        if (http_check_target(r, ext, field, f.rule[k].target, f.rule[k].enabled) != 0)
+        /* To voicemail a target is not needed, and one given is only kept for later: it is
+         * checked like the target of a rule that is off. */
+        if (http_check_target(r, ext, field, f.rule[k].target,
+                              f.rule[k].enabled && !f.rule[k].voicemail) != 0)
             goto out;
     }
 

@@ -20,9 +20,12 @@
  * credentials) cannot hold more than this. */
 #define HTTP_IMPORT_BODY_MAX (4 * 1024 * 1024)
 #define HTTP_IMPORT_PATH     "/api/v1/users/import"
-#define HTTP_POOL_MAX        8   /* idle database connections kept for reuse */
-#define HTTP_MAX_HEADERS     6   /* extra response headers per reply */
-#define HTTP_PARAM_MAX       320 /* the {ext}/{id} part of a path (a Call-ID and ".pcap") */
+/* PUT /api/v1/users/{ext}/voicemail/greeting takes a WAV file: a minute of CD-quality stereo
+ * is about 10 MiB. It shares the one large upload at a time with the import. */
+#define HTTP_GREETING_BODY_MAX (16 * 1024 * 1024)
+#define HTTP_POOL_MAX          8   /* idle database connections kept for reuse */
+#define HTTP_MAX_HEADERS       6   /* extra response headers per reply */
+#define HTTP_PARAM_MAX         320 /* the {ext}/{id} part of a path (a Call-ID and ".pcap") */
 
 #define HTTP_SESSION_COOKIE "sipbx_session"
 #define HTTP_SESSION_IDLE   3600        /* a session unused this long ends (seconds) */
@@ -103,13 +106,14 @@ struct http {
     char domain[256];
     struct config cfg; /* the daemon's settings, for GET /settings */
     struct sip *sip;
+    struct vm *vm; /* voicemail: mailbox counts, its directory */
     struct store_writer *writer;
     struct events *events;       /* served at /api/v1/events, or NULL */
     struct events *trace_events; /* trace.changed, served at /api/v1/events?trace=, or NULL */
     struct hooks *hooks;         /* the webhooks (/api/v1/webhooks), or NULL */
     atomic_int streams;          /* event streams open now */
     atomic_int stopping;         /* set by http_destroy: event streams end, nothing parks */
-    atomic_int import_upload;    /* 1 while a request to HTTP_IMPORT_PATH is read or served */
+    atomic_int large_upload;     /* 1 while a large upload (import, greeting) is read or served */
     struct http_conns *conns;    /* connection limits and deadlines */
     struct http_jobs *jobs;      /* handler threads */
     pthread_mutex_t wait_lock;   /* the parked connections */
@@ -138,9 +142,10 @@ struct http_req {
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
-    int secure;                 /* it came over HTTPS */
-    char param[HTTP_PARAM_MAX]; /* the wildcard segment of the route, unescaped */
-    const char *body;           /* request body (not NUL-terminated), or NULL */
+    int secure;                  /* it came over HTTPS */
+    char param[HTTP_PARAM_MAX];  /* the wildcard segment of the route, unescaped */
+    char param2[HTTP_PARAM_MAX]; /* a second one ({id} of /users/{ext}/voicemail/{id}) */
+    const char *body;            /* request body (not NUL-terminated), or NULL */
     size_t body_len;
     struct store *st; /* this request's database connection */
     char client[64];  /* source address, for throttling and logs */
@@ -361,6 +366,15 @@ void api_forwarding_get(struct http_req *r);
 int http_check_target(struct http_req *r, const char *ext, const char *field, const char *target,
                       int enabled);
 void api_forwarding_put(struct http_req *r);
+/* ---- voicemail.c ---- */
+void api_voicemail_list(struct http_req *r);
+void api_voicemail_get(struct http_req *r);
+void api_voicemail_patch(struct http_req *r);
+void api_voicemail_delete(struct http_req *r);
+void api_voicemail_greeting_get(struct http_req *r);
+void api_voicemail_greeting_put(struct http_req *r);
+void api_voicemail_greeting_delete(struct http_req *r);
+void api_voicemail_greeting_wav(struct http_req *r);
 void api_registrations_list(struct http_req *r);
 void api_registrations_delete(struct http_req *r);
 void api_tokens_list(struct http_req *r);

@@ -3,6 +3,7 @@
 #include "http/http_int.h"
 #include "sip/sip.h"
 #include "util/util.h"
+#include "voicemail/vm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,20 @@ void api_metrics_get(struct http_req *r)
     header(&b, "sipbx_http_event_streams", "gauge",
            "Server-sent event streams open now (dashboards, ladders, scripts).");
     buf_printf(&b, "sipbx_http_event_streams %d\n", atomic_load(&r->h->streams));
+    struct vm_stats vs;
+    vm_get_stats(r->h->vm, &vs);
+    header(&b, "sipbx_voicemail_calls", "gauge", "Voicemail calls now (leaving or listening).");
+    buf_printf(&b, "sipbx_voicemail_calls %d\n", vs.calls);
+    header(&b, "sipbx_rtp_packets_sent_total", "counter",
+           "RTP packets the media endpoint (voicemail) sent.");
+    buf_printf(&b, "sipbx_rtp_packets_sent_total %llu\n", vs.rtp_sent);
+    header(&b, "sipbx_rtp_packets_received_total", "counter",
+           "RTP packets the media endpoint received (audio and telephone-events).");
+    buf_printf(&b, "sipbx_rtp_packets_received_total %llu\n", vs.rtp_received);
+    header(&b, "sipbx_rtp_late_ticks_total", "counter",
+           "20 ms ticks of the media thread that came one or more ticks late (packets then "
+           "went out together).");
+    buf_printf(&b, "sipbx_rtp_late_ticks_total %llu\n", vs.late_ticks);
     uint64_t failed = 0;
     int64_t failing = store_writer_failing(r->h->writer, NULL, 0, &failed);
     header(&b, "sipbx_store_failing", "gauge",

@@ -18,8 +18,8 @@ enum route_flags {
 };
 
 /* A pattern is a literal path where "*" stands for one non-empty segment and a final "**"
- * for the non-empty rest of the path, slashes included (a Call-ID may hold "/"); either is
- * copied to r->param. */
+ * for the non-empty rest of the path, slashes included (a Call-ID may hold "/"); the first
+ * is copied to r->param, a second to r->param2. */
 static const struct route {
     const char *method;
     const char *pattern;
@@ -38,6 +38,14 @@ static const struct route {
     {"DELETE", "/api/v1/users/*", api_users_delete, ROUTE_WAITS},
     {"GET", "/api/v1/users/*/forwarding", api_forwarding_get, 0},
     {"PUT", "/api/v1/users/*/forwarding", api_forwarding_put, ROUTE_WAITS},
+    {"GET", "/api/v1/users/*/voicemail", api_voicemail_list, 0},
+    {"GET", "/api/v1/users/*/voicemail/greeting", api_voicemail_greeting_get, 0},
+    {"PUT", "/api/v1/users/*/voicemail/greeting", api_voicemail_greeting_put, ROUTE_WAITS},
+    {"DELETE", "/api/v1/users/*/voicemail/greeting", api_voicemail_greeting_delete, ROUTE_WAITS},
+    {"GET", "/api/v1/users/*/voicemail/greeting.wav", api_voicemail_greeting_wav, 0},
+    {"GET", "/api/v1/users/*/voicemail/*", api_voicemail_get, 0},
+    {"PATCH", "/api/v1/users/*/voicemail/*", api_voicemail_patch, ROUTE_WAITS},
+    {"DELETE", "/api/v1/users/*/voicemail/*", api_voicemail_delete, ROUTE_WAITS},
     {"GET", "/api/v1/groups", api_groups_list, 0},
     {"POST", "/api/v1/groups", api_groups_create, ROUTE_WAITS},
     {"GET", "/api/v1/groups/*", api_groups_get, 0},
@@ -73,18 +81,21 @@ static const struct route {
     {NULL, NULL, not_found, ROUTE_PUBLIC}, /* anything else; GET outside /api/: a file */
 };
 
-/* True when path matches pattern; the part matched by "*" or "**" goes to param. */
-static int match(const char *pattern, const char *path, char *param, size_t paramlen)
+/* True when path matches pattern; the part matched by the first "*" or "**" goes to param,
+ * by a second to param2 (both hold paramlen bytes). */
+static int match(const char *pattern, const char *path, char *param, char *param2, size_t paramlen)
 {
+    int nparams = 0;
     while (*pattern && *path) {
         if (*pattern == '*') {
             int rest = pattern[1] == '*';
             size_t n = rest ? strlen(path) : strcspn(path, "/");
             pattern += rest;
-            if (n == 0 || n >= paramlen)
+            if (n == 0 || n >= paramlen || nparams >= 2)
                 return 0;
-            memcpy(param, path, n);
-            param[n] = '\0';
+            char *to = nparams++ ? param2 : param;
+            memcpy(to, path, n);
+            to[n] = '\0';
             path += n;
             pattern++;
             continue;
@@ -107,7 +118,7 @@ http_handler http_route_find(struct http_req *r, int *waits)
     char allow[128] = "";
     *waits = 0;
     for (; rt->pattern; rt++) {
-        if (!match(rt->pattern, r->path, r->param, sizeof r->param))
+        if (!match(rt->pattern, r->path, r->param, r->param2, sizeof r->param))
             continue;
         if (same_method(rt->method, r->method)) {
             found = rt;

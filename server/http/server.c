@@ -42,7 +42,7 @@ struct call {
     size_t len;
     size_t max; /* the largest body this request may send */
     int too_large;
-    int import_upload; /* holds h->import_upload */
+    int large_upload; /* holds h->large_upload */
     enum { CALL_READING, CALL_RUNNING, CALL_ANSWERED } state;
     struct http_req req;
     http_handler handle;
@@ -166,7 +166,7 @@ static enum MHD_Result reply_early(struct http_req *r)
     return ret;
 }
 
-/* max 0: a second bulk import while one is received (see on_request). */
+/* max 0: a second large upload while one is received (see on_request). */
 static enum MHD_Result reply_too_large(struct http_listener *l, struct MHD_Connection *c,
                                        const char *method, const char *url, size_t max)
 {
@@ -175,7 +175,8 @@ static enum MHD_Result reply_too_large(struct http_listener *l, struct MHD_Conne
     if (max == 0) {
         http_header(&r, "Retry-After", "5");
         http_error(&r, 503, "unavailable",
-                   "another user import is being received: try again in a few seconds");
+                   "another large upload (a user import or a greeting) is being received: try "
+                   "again in a few seconds");
     } else {
         http_error(&r, 413, "body_too_large", "the request body is larger than %zu bytes", max);
     }
@@ -480,6 +481,19 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     return k;
 }
 
+/* The larger body a request may send (the bulk import, a greeting), or 0 for the usual. */
+static size_t large_upload_max(const char *method, const char *url)
+{
+    static const char users[] = "/api/v1/users/", greeting[] = "/voicemail/greeting";
+    if (strcmp(method, "POST") == 0 && strcmp(url, HTTP_IMPORT_PATH) == 0)
+        return HTTP_IMPORT_BODY_MAX;
+    size_t n = strlen(url), u = sizeof users - 1, g = sizeof greeting - 1;
+    if (strcmp(method, "PUT") == 0 && n > u + g && strncmp(url, users, u) == 0 &&
+        strcmp(url + n - g, greeting) == 0 && memchr(url + u, '/', n - u - g) == NULL)
+        return HTTP_GREETING_BODY_MAX;
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -498,13 +512,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
-        /* A bulk import may be larger, one at a time: a second one while the first is
-         * read or served waits its turn (503) rather than doubling the memory. */
-        if (strcmp(method, "POST") == 0 && strcmp(url, HTTP_IMPORT_PATH) == 0 &&
-            announced > HTTP_BODY_MAX) {
-            if (atomic_exchange(&h->import_upload, 1) == 0) {
-                k->import_upload = 1;
-                k->max = HTTP_IMPORT_BODY_MAX;
+        /* A bulk import or a greeting may be larger, one at a time: a second one while the
+         * first is read or served waits its turn (503) rather than doubling the memory. */
+        size_t large = large_upload_max(method, url);
+        if (large && announced > HTTP_BODY_MAX) {
+            if (atomic_exchange(&h->large_upload, 1) == 0) {
+                k->large_upload = 1;
+                k->max = large;
             } else {
                 k->max = 0;
             }
@@ -588,8 +602,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             MHD_destroy_response(k->req.stream);
         if (k->req.st)
             http_pool_put(h, k->req.st);
-        if (k->import_upload)
-            atomic_store(&h->import_upload, 0);
+        if (k->large_upload)
+            atomic_store(&h->large_upload, 0);
         free(k->body);
         free(k->uri);
         free(k);
@@ -689,9 +703,9 @@ static struct MHD_Daemon *start_daemon(struct http *h, struct http_listener *l, 
 }
 
 int http_create(struct http **out, const struct config *cfg, const char *db_path,
-                const char *domain, struct sip *sip, struct store_writer *w, struct events *ev,
-                struct events *traces, const struct cert *https_cert, const struct cert *sip_cert,
-                struct hooks *hooks, char *err, size_t errlen)
+                const char *domain, struct sip *sip, struct vm *vm, struct store_writer *w,
+                struct events *ev, struct events *traces, const struct cert *https_cert,
+                const struct cert *sip_cert, struct hooks *hooks, char *err, size_t errlen)
 {
     struct http *h = calloc(1, sizeof *h);
     if (!h) {
@@ -703,6 +717,7 @@ int http_create(struct http **out, const struct config *cfg, const char *db_path
     snprintf(h->domain, sizeof h->domain, "%s", domain);
     h->cfg = *cfg;
     h->sip = sip;
+    h->vm = vm;
     h->writer = w;
     h->events = ev;
     h->trace_events = traces;

@@ -5,6 +5,7 @@
 #include "users/users.h"
 #include "sip/sip.h"
 #include "util/util.h"
+#include "voicemail/vm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -417,7 +418,9 @@ void api_users_delete(struct http_req *r)
     const char *ext = path_ext(r);
     if (!ext)
         return;
-    int rc = store_user_delete(r->st, ext); /* registrations go by cascade */
+    /* Registrations, forward rules and voicemail rows go by cascade; the messages' files
+     * are deleted here. */
+    int rc = vm_user_delete(r->st, vm_dir(r->h->vm), ext);
     if (rc == ENOENT) {
         http_error(r, 404, "not_found", "no user %s", ext);
         return;
@@ -427,6 +430,7 @@ void api_users_delete(struct http_req *r)
         return;
     }
     http_users_changed(r->h);
+    vm_changed(r->h->vm, ext, 0, 0);
     if (sip_kick(r->h->sip, ext) < 0)
         log_warn("http: cannot remove the registrations of %s now: the SIP side did not answer",
                  ext);

@@ -714,6 +714,11 @@ void sip_set_events(struct sip *s, struct events *ev)
     s->events = ev;
 }
 
+void sip_set_voicemail(struct sip *s, struct vm *vm)
+{
+    s->vm = vm;
+}
+
 int sip_port(const struct sip *s)
 {
     return s->port;

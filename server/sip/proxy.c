@@ -4,6 +4,7 @@
  * call table informed. One struct ptxn per proxied server transaction, one struct branch per
  * client transaction it started. */
 #include "sip/sip_int.h"
+#include "voicemail/vm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -905,15 +906,33 @@ static int ring_target(struct ptxn *t, const char *target)
     if (!started)
         return 500;
     const struct store_forward_rule *na = &u->fwd->rule[STORE_FWD_NO_ANSWER];
-    if (is_invite && na->enabled && na->target[0] && na->timeout > 0)
+    if (is_invite && na->enabled && (na->target[0] || na->voicemail) && na->timeout > 0)
         su_timer_set_interval(t->noanswer, on_noanswer, t, (su_duration_t)na->timeout * 1000);
     return 0;
 }
 
+/* Rings sipbx's own voicemail user agent as the current leg of t: op on mailbox ext (why: the
+ * RFC 5806 reason of the forward that led there, "" for none). The Request-URI carries a
+ * token the user agent checks (voicemail/vm.h), so it is a target like any phone: the call
+ * stays authenticated, traced and recorded here. Returns 0 or a SIP status. */
+static int ring_voicemail(struct ptxn *t, const char *ext, enum vm_op op, const char *why)
+{
+    char uri[512];
+    if (!t->s->vm || vm_target(t->s->vm, op, ext, why, t->call_id, uri, sizeof uri) != 0)
+        return 480;
+    t->target_ext[0] = '\0'; /* no forward rules apply beyond voicemail */
+    if (add_branch(t, uri, NULL, t->method == sip_method_invite, 1) != 0)
+        return 500;
+    snprintf(t->branches->target, sizeof t->branches->target, "voicemail:%s", ext);
+    return 0;
+}
+
 /* Diverts the call from extension from (a user's rule, or a ring group nobody answered) to
- * target for reason (RFC 5806): a new leg rings it. Returns 0 when the target rings, else
+ * target for reason (RFC 5806): a new leg rings it, or, with to_voicemail, rings the
+ * voicemail of from (target then says "voicemail"). Returns 0 when the target rings, else
  * the SIP status to answer with. */
-static int divert(struct ptxn *t, const char *from, const char *target, const char *reason)
+static int divert(struct ptxn *t, const char *from, const char *target, const char *reason,
+                  int to_voicemail)
 {
     if (t->hops >= SIP_MAX_FORWARDS) {
         log_warn("proxy: %s: more than %d forwards, stopping at %s", reason, SIP_MAX_FORWARDS,
@@ -940,24 +959,26 @@ static int divert(struct ptxn *t, const char *from, const char *target, const ch
     su_timer_reset(t->noanswer);
     t->gen++;
     t->gen_pending = 0;
+    if (to_voicemail)
+        return ring_voicemail(t, from, VM_LEAVE, reason);
     char to[256];
     snprintf(to, sizeof to, "%s", target); /* target may not outlive a reload */
     return ring_target(t, to);
 }
 
-/* Applies u's rule of kind: a new leg rings its target. Returns -1 when u has no such rule,
- * 0 when the target rings, else the SIP status to answer with. */
+/* Applies u's rule of kind: a new leg rings its target (or u's voicemail). Returns -1 when
+ * u has no such rule, 0 when the target rings, else the SIP status to answer with. */
 static int forward_to(struct ptxn *t, const struct sip_user *u, enum store_fwd_kind kind)
 {
     static const char *const reasons[STORE_FWD_KINDS] = {"unconditional", "user-busy", "no-answer",
                                                          "unavailable"};
     const struct store_forward_rule *r = &u->fwd->rule[kind];
-    if (!r->enabled || !r->target[0])
+    if (!r->enabled || (!r->target[0] && !r->voicemail))
         return -1;
     char from[STORE_EXT_MAX], target[sizeof r->target];
     snprintf(from, sizeof from, "%s", u->extension); /* u may not outlive a reload */
-    snprintf(target, sizeof target, "%s", r->target);
-    return divert(t, from, target, reasons[kind]);
+    snprintf(target, sizeof target, "%s", r->voicemail ? "voicemail" : r->target);
+    return divert(t, from, target, reasons[kind], r->voicemail);
 }
 
 /* ---- ring groups ---- */
@@ -1007,7 +1028,7 @@ static int group_divert(struct ptxn *t)
     char from[STORE_EXT_MAX], target[sizeof g->g.no_answer_target];
     snprintf(from, sizeof from, "%s", g->g.extension);
     snprintf(target, sizeof target, "%s", g->g.no_answer_target);
-    return divert(t, from, target, reason);
+    return divert(t, from, target, reason, 0);
 }
 
 /* Rings the group's members in the current leg: every one that can take the call
@@ -1339,7 +1360,10 @@ static void route_new(struct sip *s, const struct sip_req *r, sip_t const *sip)
     }
     char target[STORE_EXT_MAX];
     snprintf(target, sizeof target, "%s", ruri->url_user);
-    int status = ring_target(t, target);
+    /* The voicemail number: the caller's own mailbox (the digest said who that is). */
+    int status = is_invite && strcmp(target, s->cfg->voicemail_number) == 0
+                     ? ring_voicemail(t, caller->extension, VM_LISTEN, "")
+                     : ring_target(t, target);
     if (status) {
         send_final(t, status, NULL, 0);
         ptxn_maybe_done(t);

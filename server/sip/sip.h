@@ -122,6 +122,11 @@ int sip_kick(struct sip *s, const char *ext);
 /** Publishes call and registration changes to ev (server-sent events); before sip_run. */
 void sip_set_events(struct sip *s, struct events *ev);
 
+struct vm;
+/** Routes forwards to voicemail and the voicemail number to vm (voicemail/vm.h); before
+ *  sip_run. Without it such calls get 480. */
+void sip_set_voicemail(struct sip *s, struct vm *vm);
+
 /** How many forwards one call follows (101 -> 102 -> 103 ...) before it stops. */
 #define SIP_MAX_FORWARDS 5
 

@@ -31,7 +31,7 @@ struct reg;
 struct events;
 struct ptxn;
 struct branch;
-struct branch;
+struct vm;
 
 /** A user as the SIP thread knows it (a copy of the store's row). */
 struct sip_user {
@@ -72,6 +72,7 @@ struct sip {
     struct reg *reg;
     struct store_writer *writer;
     struct events *events;         /* may be NULL */
+    struct vm *vm;                 /* voicemail (sip_set_voicemail), may be NULL */
     struct trace *trace;           /* message capture, NULL when off */
     struct strmap *calls;          /* Call-ID -> struct call */
     _Atomic uint64_t next_call_id; /* shared by every SIP worker: call ids are unique */

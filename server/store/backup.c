@@ -1,14 +1,19 @@
-/* Online backup and restore of the whole database (SQLite's backup API), and the lock that
- * keeps two daemons, or a restore and a daemon, off the same file. */
+/* Online backup and restore of the whole database (SQLite's backup API) with the audio of
+ * the voicemail messages carried inside the copy (so a backup stays one file), and the lock
+ * that keeps two daemons, or a restore and a daemon, off the same file. */
 #include "store/store_int.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#define BACKUP_FILE_MAX (64 << 20) /* a message file larger than this is not one of ours */
 
 /* Copies every page of src into dst in one step: one consistent snapshot. With WAL the
  * daemon's writers carry on meanwhile; they are not blocked by the read. */
@@ -30,7 +35,158 @@ static int copy_db(sqlite3 *dst, sqlite3 *src, char *err, size_t errlen)
     return 0;
 }
 
-int store_backup(struct store *st, const char *dest, char *err, size_t errlen)
+/* True when the database d has table name. */
+static int has_table(sqlite3 *d, const char *name)
+{
+    sqlite3_stmt *s = NULL;
+    int yes = sqlite3_prepare_v2(d, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 -1, &s, NULL) == SQLITE_OK &&
+              sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+              sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return yes;
+}
+
+/* A voicemail file name as sipbx makes them (hex digits and .wav): nothing that reaches
+ * outside the directory. */
+static int safe_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n > 4 && n < 128 && strspn(name, "0123456789abcdef") == n - 4 &&
+           strcmp(name + n - 4, ".wav") == 0;
+}
+
+/* Reads dir/name into a new buffer; 0 or an errno value. */
+static int read_file(const char *dir, const char *name, unsigned char **out, size_t *len)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size > BACKUP_FILE_MAX) {
+        close(fd);
+        return EFBIG;
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (!buf)
+        return ENOMEM;
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+/* Puts the file of every voicemail message of the copy d into its table backup_files; a
+ * message whose file is gone (deleted since the snapshot) leaves the copy too. 0 or -1. */
+static int add_files(sqlite3 *d, const char *vm_dir, char *why, size_t whylen)
+{
+    if (!vm_dir || !has_table(d, "voicemail_messages"))
+        return 0; /* a database from before voicemail */
+    sqlite3_stmt *sel = NULL, *ins = NULL, *del = NULL;
+    int rc = -1;
+    if (sqlite3_exec(d,
+                     "BEGIN; CREATE TABLE backup_files (name TEXT PRIMARY KEY, data BLOB NOT "
+                     "NULL)",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d, "SELECT id, file FROM voicemail_messages", -1, &sel, NULL) ||
+        sqlite3_prepare_v2(d, "INSERT OR REPLACE INTO backup_files VALUES (?, ?)", -1, &ins,
+                           NULL) ||
+        sqlite3_prepare_v2(d, "DELETE FROM voicemail_messages WHERE id = ?", -1, &del, NULL))
+        goto out;
+    int step;
+    while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(sel, 1);
+        unsigned char *data = NULL;
+        size_t len = 0;
+        int frc = safe_name(name) ? read_file(vm_dir, name, &data, &len) : ENOENT;
+        if (frc != 0) {
+            log_warn("backup: voicemail message %lld left out: %s/%s: %s",
+                     (long long)sqlite3_column_int64(sel, 0), vm_dir, name ? name : "?",
+                     strerror(frc));
+            sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
+            sqlite3_step(del);
+            sqlite3_reset(del);
+            continue;
+        }
+        sqlite3_bind_text(ins, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob64(ins, 2, data, len, free);
+        int irc = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        if (irc != SQLITE_DONE)
+            goto out;
+    }
+    if (step != SQLITE_DONE || sqlite3_exec(d, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto out;
+    rc = 0;
+out:
+    if (rc != 0) {
+        snprintf(why, whylen, "voicemail files: %s", sqlite3_errmsg(d));
+        sqlite3_exec(d, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(del);
+    return rc;
+}
+
+/* Writes the files of backup_files in the restored database d into vm_dir and drops the
+ * table. 0 or -1. */
+static int extract_files(sqlite3 *d, const char *vm_dir, char *why, size_t whylen)
+{
+    if (!has_table(d, "backup_files"))
+        return 0;
+    if (!vm_dir || (mkdir(vm_dir, 0700) != 0 && errno != EEXIST)) {
+        snprintf(why, whylen, "cannot create %s: %s", vm_dir ? vm_dir : "?", strerror(errno));
+        return -1;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = -1, step;
+    if (sqlite3_prepare_v2(d, "SELECT name, data FROM backup_files", -1, &s, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(d));
+        return -1;
+    }
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        const void *data = sqlite3_column_blob(s, 1);
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        char path[8192];
+        if (!safe_name(name))
+            continue; /* not one of ours: never written anywhere */
+        snprintf(path, sizeof path, "%s/%s", vm_dir, name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ssize_t w = fd >= 0 && len ? write(fd, data, len) : 0;
+        if (fd < 0 || w != (ssize_t)len || fsync(fd) != 0) {
+            snprintf(why, whylen, "cannot write %.200s: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto out;
+        }
+        close(fd);
+    }
+    if (step != SQLITE_DONE) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(d));
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(s);
+    if (rc == 0 && sqlite3_exec(d, "DROP TABLE backup_files", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(d));
+        rc = -1;
+    }
+    return rc;
+}
+
+int store_backup(struct store *st, const char *dest, const char *vm_dir, char *err, size_t errlen)
 {
     /* Write to a temporary name first, so a failed backup never leaves a half file under
      * the name the user asked for. */
@@ -45,6 +201,8 @@ int store_backup(struct store *st, const char *dest, char *err, size_t errlen)
     }
     char why[256];
     int rc = copy_db(d, st->db, why, sizeof why);
+    if (rc == 0)
+        rc = add_files(d, vm_dir, why, sizeof why);
     if (rc == 0 && sqlite3_exec(d, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK)
         snprintf(why, sizeof why, "%s", sqlite3_errmsg(d)), rc = -1;
     sqlite3_close(d);
@@ -59,7 +217,7 @@ int store_backup(struct store *st, const char *dest, char *err, size_t errlen)
     return rc;
 }
 
-int store_restore(const char *src, const char *dest, char *err, size_t errlen)
+int store_restore(const char *src, const char *dest, const char *vm_dir, char *err, size_t errlen)
 {
     struct store *from = NULL;
     char why[512];
@@ -82,6 +240,8 @@ int store_restore(const char *src, const char *dest, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open %s: %s", dest, d ? sqlite3_errmsg(d) : "no memory");
     } else if (copy_db(d, from->db, why, sizeof why) != 0) {
         snprintf(err, errlen, "restore into %s failed: %s", dest, why);
+    } else if (extract_files(d, vm_dir, why, sizeof why) != 0) {
+        snprintf(err, errlen, "restore into %s: the voicemail files: %s", dest, why);
     } else {
         rc = 0;
     }

@@ -1,4 +1,5 @@
-/* The forward_rules table: a user's four call-forward rules. */
+/* The forward_rules table: a user's four call-forward rules (each to a target, or to the
+ * user's voicemail). */
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -18,8 +19,8 @@ static int kind_index(const char *kind)
 int store_forward_get(struct store *st, const char *ext, struct store_forward *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = store_stmt(st, "SELECT kind, enabled, target, coalesce(timeout, 0) "
-                                     "FROM forward_rules WHERE extension = ?");
+    sqlite3_stmt *s = store_stmt(st, "SELECT kind, enabled, target, coalesce(timeout, 0), "
+                                     "voicemail FROM forward_rules WHERE extension = ?");
     if (!s)
         return EIO;
     store_bind_text(s, 1, ext);
@@ -31,6 +32,7 @@ int store_forward_get(struct store *st, const char *ext, struct store_forward *o
         out->rule[k].enabled = sqlite3_column_int(s, 1);
         store_col_text(s, 2, out->rule[k].target, sizeof out->rule[k].target);
         out->rule[k].timeout = sqlite3_column_int(s, 3);
+        out->rule[k].voicemail = sqlite3_column_int(s, 4);
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : EIO;
@@ -50,9 +52,10 @@ static int set_rules(struct store *st, void *arg)
         return rc;
     for (int k = 0; k < STORE_FWD_KINDS; k++) {
         sqlite3_stmt *s = store_stmt(
-            st, "INSERT INTO forward_rules (extension, kind, enabled, target, timeout) "
-                "VALUES (?, ?, ?, ?, nullif(?, 0)) ON CONFLICT (extension, kind) DO UPDATE SET "
-                "enabled = excluded.enabled, target = excluded.target, timeout = excluded.timeout");
+            st, "INSERT INTO forward_rules (extension, kind, enabled, target, timeout, voicemail) "
+                "VALUES (?, ?, ?, ?, nullif(?, 0), ?) ON CONFLICT (extension, kind) DO UPDATE SET "
+                "enabled = excluded.enabled, target = excluded.target, timeout = excluded.timeout, "
+                "voicemail = excluded.voicemail");
         if (!s)
             return EIO;
         const struct store_forward_rule *r = &sc->f->rule[k];
@@ -61,6 +64,7 @@ static int set_rules(struct store *st, void *arg)
         sqlite3_bind_int(s, 3, r->enabled ? 1 : 0);
         store_bind_text(s, 4, r->target);
         sqlite3_bind_int(s, 5, r->timeout);
+        sqlite3_bind_int(s, 6, r->voicemail ? 1 : 0);
         if ((rc = store_step_done(st, s)) != 0)
             return rc;
     }

@@ -35,12 +35,15 @@ const char *store_errmsg(struct store *st);
 int store_tx(struct store *st, int (*fn)(struct store *st, void *ctx), void *ctx);
 
 /** Writes a consistent copy of the live database to dest (SQLite online backup; the
- *  daemon keeps working meanwhile). Returns 0, or -1 with a reason in err; a failed backup
- *  leaves no file at dest. */
-int store_backup(struct store *st, const char *dest, char *err, size_t errlen);
-/** Replaces the database at dest with the sipbx database src (checked first). The daemon
- *  must not be running on dest (see store_lock). Returns 0 or -1 with a reason in err. */
-int store_restore(const char *src, const char *dest, char *err, size_t errlen);
+ *  daemon keeps working meanwhile), with the audio files of its voicemail messages, read
+ *  from vm_dir, in a table of the copy (backup_files); a message whose file is gone by then
+ *  is left out. Returns 0, or -1 with a reason in err; a failed backup leaves no file at
+ *  dest. */
+int store_backup(struct store *st, const char *dest, const char *vm_dir, char *err, size_t errlen);
+/** Replaces the database at dest with the sipbx database src (checked first), and writes the
+ *  voicemail files it carries into vm_dir (created). The daemon must not be running on dest
+ *  (see store_lock). Returns 0 or -1 with a reason in err. */
+int store_restore(const char *src, const char *dest, const char *vm_dir, char *err, size_t errlen);
 /** Takes the exclusive lock that says "a daemon (or a restore) uses db_path". Returns 0
  *  with the lock's descriptor in *fd (held until closed or exit), or -1 with a reason. */
 int store_lock(const char *db_path, int *fd, char *err, size_t errlen);
@@ -244,6 +247,7 @@ struct store_forward_rule {
     int enabled;
     char target[256]; /* an extension, or a full SIP URI */
     int timeout;      /* no_answer only: seconds before forwarding; 0 = unset */
+    int voicemail;    /* 1: to the user's own voicemail (db/011); target is then unused */
 };
 
 struct store_forward {
@@ -295,6 +299,64 @@ int store_group_list(struct store *st, int (*cb)(const struct store_group *g, vo
                      void *ctx);
 /** Number of groups, or -1 on error. */
 int store_group_count(struct store *st);
+
+/* ---- voicemail (voicemail.c, db/011) ---- */
+
+#define STORE_VM_FILE_MAX 64 /* a message's file name in the voicemail directory */
+
+struct store_vm_msg {
+    int64_t id;
+    char extension[STORE_EXT_MAX]; /* whose mailbox */
+    char caller[STORE_EXT_MAX];    /* the caller's extension */
+    char caller_name[STORE_NAME_MAX];
+    char call_id[256];
+    int64_t received_us; /* UTC microseconds */
+    int64_t duration_ms;
+    int heard;
+    char file[STORE_VM_FILE_MAX];
+    int64_t bytes;
+};
+
+/** Adds a message (m->id is set); returns 0, ENOENT (no such user), EEXIST (file named
+ *  already) or EIO. */
+int store_vm_add(struct store *st, struct store_vm_msg *m);
+/** Reads message id; returns 0, ENOENT or EIO. */
+int store_vm_get(struct store *st, int64_t id, struct store_vm_msg *out);
+/** Calls cb for ext's messages: new ones first, each group oldest first. Returns 0, EIO,
+ *  or what a non-zero cb returned. */
+int store_vm_list(struct store *st, const char *ext,
+                  int (*cb)(const struct store_vm_msg *m, void *ctx), void *ctx);
+/** Marks message id heard (or new again); returns 0, ENOENT or EIO. */
+int store_vm_set_heard(struct store *st, int64_t id, int heard);
+/** Deletes the row of message id (its file is the caller's to remove); 0, ENOENT or EIO. */
+int store_vm_delete(struct store *st, int64_t id);
+/** Counts ext's new and heard messages; returns 0 or EIO. */
+int store_vm_counts(struct store *st, const char *ext, int *new_count, int *old_count);
+/** Calls cb for every mailbox with messages, with its counts. Returns 0, EIO, or what a
+ *  non-zero cb returned. */
+int store_vm_count_all(struct store *st,
+                       int (*cb)(const char *ext, int new_count, int old_count, void *ctx),
+                       void *ctx);
+/** Calls cb for the messages received before before_us, oldest first, at most limit
+ *  (<= 0: all). Returns 0, EIO, or what a non-zero cb returned. */
+int store_vm_expired(struct store *st, int64_t before_us, int limit,
+                     int (*cb)(const struct store_vm_msg *m, void *ctx), void *ctx);
+/** Calls cb for the heard messages that lie past the quota newest messages of their
+ *  mailbox (the oldest first). Returns 0, EIO, or what a non-zero cb returned. */
+int store_vm_over_quota(struct store *st, int quota,
+                        int (*cb)(const struct store_vm_msg *m, void *ctx), void *ctx);
+/** Calls cb with the file name of every message. Returns 0, EIO, or what cb returned. */
+int store_vm_files(struct store *st, int (*cb)(const char *file, void *ctx), void *ctx);
+/** Copies ext's own greeting (8 kHz 16-bit mono PCM) into a new buffer (*pcm, free() it)
+ *  of *len bytes; updated_at (may be NULL) gets its time. Returns 0, ENOENT (none: the
+ *  default one is used), ENOMEM or EIO. */
+int store_vm_greeting_get(struct store *st, const char *ext, void **pcm, size_t *len,
+                          int64_t *updated_at);
+/** Stores ext's own greeting; returns 0, ENOENT (no such user) or EIO. */
+int store_vm_greeting_set(struct store *st, const char *ext, const void *pcm, size_t len,
+                          int64_t now);
+/** Drops ext's own greeting; returns 0, ENOENT (it had none) or EIO. */
+int store_vm_greeting_delete(struct store *st, const char *ext);
 
 /* ---- call detail records ---- */
 

@@ -1,6 +1,7 @@
 """api_forwarding: GET and PUT /api/v1/users/{ext}/forwarding: the four rules and their
 defaults, a PUT replacing all of them, validation naming the field, 404 for unknown users,
-and a changed rule used by the very next call (a SIPp call forwarded unconditionally)."""
+a rule to the user's own voicemail, and a changed rule used by the very next call (a SIPp
+call forwarded unconditionally)."""
 
 import json
 
@@ -9,10 +10,10 @@ from apitest import DaemonTest
 from calltest import Call, EventStream
 
 KINDS = ("unconditional", "busy", "no_answer", "unavailable")
-OFF = {"unconditional": {"enabled": False, "target": ""},
-       "busy": {"enabled": False, "target": ""},
-       "no_answer": {"enabled": False, "target": "", "timeout": 20},
-       "unavailable": {"enabled": False, "target": ""}}
+OFF = {"unconditional": {"enabled": False, "target": "", "voicemail": False},
+       "busy": {"enabled": False, "target": "", "voicemail": False},
+       "no_answer": {"enabled": False, "target": "", "voicemail": False, "timeout": 20},
+       "unavailable": {"enabled": False, "target": "", "voicemail": False}}
 
 
 class Forwarding(DaemonTest):
@@ -35,11 +36,12 @@ class Forwarding(DaemonTest):
         self.assertEqual(self.get("702"), OFF)
 
     def test_put_replaces_all_rules(self):
-        full = {"unconditional": {"enabled": False, "target": "701"},
-                "busy": {"enabled": True, "target": "701"},
+        full = {"unconditional": {"enabled": False, "target": "701", "voicemail": False},
+                "busy": {"enabled": True, "target": "701", "voicemail": False},
                 "no_answer": {"enabled": True, "target": "sip:voicemail@192.0.2.20:5070",
-                              "timeout": 12},
-                "unavailable": {"enabled": True, "target": "sip:701@127.0.0.1"}}
+                              "voicemail": False, "timeout": 12},
+                "unavailable": {"enabled": True, "target": "sip:701@127.0.0.1",
+                                "voicemail": False}}
         r = self.put(full)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json, full)
@@ -48,14 +50,15 @@ class Forwarding(DaemonTest):
         # timeout gets the default 20 s.
         r = self.put({"no_answer": {"enabled": True, "target": "702"}})
         self.assertEqual(r.status, 200, r)
-        want = dict(OFF, no_answer={"enabled": True, "target": "702", "timeout": 20})
+        want = dict(OFF, no_answer={"enabled": True, "target": "702", "voicemail": False,
+                                    "timeout": 20})
         self.assertEqual(r.json, want)
         self.assertEqual(self.get(), want)
         # An empty object turns everything off.
         self.assertEqual(self.put({}).json, OFF)
         # GET, change one thing, PUT back: the dashboard's way.
         rules = self.get()
-        rules["busy"] = {"enabled": True, "target": "sip:x@example.com"}
+        rules["busy"] = {"enabled": True, "target": "sip:x@example.com", "voicemail": False}
         self.assertEqual(self.put(rules).json, rules)
         self.assertEqual(self.put({}).status, 200)
 
@@ -63,12 +66,43 @@ class Forwarding(DaemonTest):
         self.create_user("709", "secret709")
         self.assertEqual(self.put({"busy": {"enabled": True, "target": "709"}}).status, 200)
         self.assertEqual(self.api("DELETE", "/api/v1/users/709").status, 204)
-        parked = {"busy": {"enabled": False, "target": "709"}}
+        parked = {"busy": {"enabled": False, "target": "709", "voicemail": False}}
         r = self.put(parked)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["busy"], parked["busy"])
         self.assertError(self.put({"busy": {"enabled": True, "target": "709"}}), 422,
                          "invalid_field", "busy.target: no such extension 709")
+        self.assertEqual(self.put({}).status, 200)
+
+    def test_voicemail(self):
+        """A rule may send the call to the user's own voicemail: no target is needed then;
+        one given is kept (for when the rule goes back to it) but must still be well-formed;
+        a PUT without the field means no voicemail."""
+        r = self.put({"busy": {"enabled": True, "voicemail": True},
+                      "no_answer": {"enabled": True, "target": "701", "voicemail": True,
+                                    "timeout": 15},
+                      "unavailable": {"enabled": True, "target": "799", "voicemail": True}})
+        self.assertEqual(r.status, 200, r)
+        want = dict(OFF, busy={"enabled": True, "target": "", "voicemail": True},
+                    no_answer={"enabled": True, "target": "701", "voicemail": True,
+                               "timeout": 15},
+                    unavailable={"enabled": True, "target": "799", "voicemail": True})
+        self.assertEqual(r.json, want)
+        self.assertEqual(self.get(), want)
+        for body, code, msg in [
+                ({"busy": {"enabled": True, "voicemail": 1}}, "invalid_field",
+                 "busy.voicemail: must be true or false"),
+                ({"busy": {"enabled": True, "voicemail": "yes"}}, "invalid_field",
+                 "busy.voicemail: must be true or false"),
+                ({"busy": {"enabled": True, "voicemail": False}}, "missing_field",
+                 "busy.target: required when the rule is enabled"),
+                ({"busy": {"enabled": True, "voicemail": True, "target": "tel:1"}},
+                 "invalid_field", "busy.target: must be an extension of this PBX")]:
+            with self.subTest(body=body):
+                self.assertError(self.put(body), 422, code, msg)
+        self.assertEqual(self.get(), want)  # refused PUTs changed nothing
+        r = self.put({"busy": {"enabled": True, "target": "701"}})
+        self.assertEqual(r.json["busy"], {"enabled": True, "target": "701", "voicemail": False})
         self.assertEqual(self.put({}).status, 200)
 
     def test_validation(self):

@@ -2,7 +2,8 @@
 // exactly the routes of server/http/routes.c; every object schema in it refuses fields it
 // does not name; and every documented operation, called with realistic inputs against a
 // running sipbx (users, a ring group, phones that register, call, pick up and get blocked,
-// a webhook receiver; and a second sipbx with HTTPS for what only HTTPS answers), answers
+// a message left in a voicemail box over RTP, a webhook receiver; and a second sipbx with
+// HTTPS for what only HTTPS answers), answers
 // with a documented status, content type, headers and body (validated with ajv: OpenAPI
 // 3.1 schemas are JSON Schema 2020-12). Webhook deliveries and the data of the event
 // stream's events are checked against the document too.
@@ -28,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
-import { Phone } from './sip.mjs';
+import { Phone, RtpPeer } from './sip.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.join(HERE, '../..');
@@ -384,6 +385,25 @@ function receiver() {
   return new Promise((r) => server.listen(0, HOST, () => r({ server, got, url: `http://${HOST}:${server.address().port}/hooks/sipbx` })));
 }
 
+/** A WAV file (8 kHz, mono, 16-bit PCM) of samples. */
+function wavFile(samples) {
+  const b = Buffer.alloc(44 + 2 * samples.length);
+  b.write('RIFF', 0, 'latin1');
+  b.writeUInt32LE(36 + 2 * samples.length, 4);
+  b.write('WAVEfmt ', 8, 'latin1');
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20); // PCM
+  b.writeUInt16LE(1, 22); // mono
+  b.writeUInt32LE(8000, 24);
+  b.writeUInt32LE(16000, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write('data', 36, 'latin1');
+  b.writeUInt32LE(2 * samples.length, 40);
+  samples.forEach((x, i) => b.writeInt16LE(Math.round(x), 44 + 2 * i));
+  return b;
+}
+
 async function until(fn, ms, what) {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -588,7 +608,7 @@ test('every documented operation answers as documented', async (t) => {
     state.callId = dialog.callId;
     // its events came, call.ended last; each event's data as the document describes it
     const events = (await stream).text.split('\n\n').map((block) => Object.fromEntries(block.split('\n').filter((l) => /^\w+: /.test(l)).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)])));
-    const schemaOf = { 'call.new': 'Call', 'call.ringing': 'Call', 'call.forwarded': 'Call', 'call.answered': 'Call', 'call.held': 'Call', 'call.ended': 'Call', 'registration.changed': 'RegistrationChange', 'presence.changed': 'Presence', 'user.changed': 'UserChangeNote', overflow: 'Overflow' };
+    const schemaOf = { 'call.new': 'Call', 'call.ringing': 'Call', 'call.forwarded': 'Call', 'call.answered': 'Call', 'call.held': 'Call', 'call.ended': 'Call', 'registration.changed': 'RegistrationChange', 'presence.changed': 'Presence', 'user.changed': 'UserChangeNote', 'voicemail.changed': 'VoicemailChanged', overflow: 'Overflow' };
     for (const e of events.filter((x) => x.event)) {
       assert.ok(schemaOf[e.event], `an event ${e.event}, which the document does not describe`);
       check(pointer('components', 'schemas', schemaOf[e.event]), JSON.parse(e.data), `the data of a ${e.event} event`);
@@ -669,6 +689,77 @@ test('every documented operation answers as documented', async (t) => {
 
     await call('DELETE', `${V1}/registrations/101`, { expect: 204 });
     await call('DELETE', `${V1}/registrations/nobody`, { expect: 404 });
+  });
+
+  await t.test('voicemail: a rule to it, a greeting, a message left, heard, fetched and deleted', async () => {
+    // 172 (never registered) sends the calls it cannot take to its voicemail
+    const fw = await call('PUT', `${V1}/users/172/forwarding`, { body: { unavailable: { enabled: true, voicemail: true } }, expect: 200 });
+    assert.deepEqual({ ...fw.json.unavailable }, { enabled: true, target: '', voicemail: true });
+    await call('PUT', `${V1}/users/172/forwarding`, { body: { busy: { enabled: true, voicemail: 'yes' } }, invalid: true, expect: 422 });
+    const empty = await call('GET', `${V1}/users/172/voicemail`, { expect: 200 });
+    assert.deepEqual([empty.json.items, empty.json.new, empty.json.old, empty.json.greeting], [[], 0, 0, 'default']);
+    await call('GET', `${V1}/users/nobody/voicemail`, { expect: 404 });
+
+    // the greeting: the default one, then one of its own (0.6 s of a loud 600 Hz tone)
+    const dflt = await call('GET', `${V1}/users/172/voicemail/greeting`, { expect: 200 });
+    assert.deepEqual([dflt.json.greeting, dflt.json.updated_at], ['default', null]);
+    assert.ok(dflt.json.duration > 1, 'the default greeting is spoken');
+    const dwav = await call('GET', `${V1}/users/172/voicemail/greeting.wav`, { expect: 200 });
+    assert.equal(dwav.buf.toString('latin1', 0, 4), 'RIFF');
+    await call('DELETE', `${V1}/users/172/voicemail/greeting`, { expect: 404 }); // none of its own yet
+    const wav = wavFile(Array.from({ length: 4800 }, (_, i) => 12000 * Math.sin(2 * Math.PI * 600 * i / 8000)));
+    await call('PUT', `${V1}/users/172/voicemail/greeting`, { raw: wav, type: 'text/plain', invalid: true, expect: 415 });
+    await call('PUT', `${V1}/users/172/voicemail/greeting`, { raw: Buffer.from('not a wav file'), type: 'audio/wav', expect: 422 });
+    await call('PUT', `${V1}/users/172/voicemail/greeting`, { raw: wavFile(new Array(800).fill(0)), type: 'audio/wav', expect: 422 }); // 0.1 s
+    const own = await call('PUT', `${V1}/users/172/voicemail/greeting`, { raw: wav, type: 'audio/x-wav', expect: 200 });
+    assert.deepEqual([own.json.greeting, own.json.duration], ['custom', 0.6]);
+    assert.ok(own.json.updated_at);
+    assert.equal((await call('GET', `${V1}/users/172/voicemail/greeting`, { expect: 200 })).json.greeting, 'custom');
+
+    // 100 calls 172: the greeting, the tone, then a second of speech and a hang-up
+    let streamOpen = false;
+    const stream = call('GET', `${V1}/events`, { until: (text) => { streamOpen = text.startsWith('retry:'); return /event: voicemail\.changed/.test(text); }, expect: 200 });
+    await until(() => streamOpen, 5000, 'the event stream did not start');
+    const caller = await new Phone(sx.sipPort, '100', 'secret100').start();
+    const rtp = await new RtpPeer().start();
+    t.after(() => { caller.close(); rtp.close(); });
+    const { status, dialog, sdp } = await caller.invite('172', [], rtp.sdp);
+    assert.equal(status, 200);
+    rtp.answer(sdp);
+    await until(() => rtp.quietAfterSound(5), 10000, 'no greeting and tone came, or no silence after them');
+    await rtp.send(Array.from({ length: 8000 }, (_, i) => 8000 * Math.sin(2 * Math.PI * 440 * i / 8000)));
+    assert.equal((await caller.inDialog(dialog, 'BYE')).status, 200);
+    const box = await until(async () => { const b = await call('GET', `${V1}/users/172/voicemail`, { expect: 200 }); return b.json.items.length && b; }, 10000, 'no message was left');
+    const msg = box.json.items[0];
+    assert.deepEqual([box.json.new, msg.caller, msg.call_id, msg.heard, msg.audio_url], [1, '100', dialog.callId, false, `${V1}/users/172/voicemail/${msg.id}.wav`]);
+    assert.ok(msg.duration >= 0.9 && msg.duration <= 1.4, `a message of ${msg.duration} s`);
+    const changed = (await stream).text.split('\n\n').map((b) => /^event: voicemail\.changed$/m.test(b) && /^data: (.*)$/m.exec(b)).find(Boolean);
+    check(pointer('components', 'schemas', 'VoicemailChanged'), JSON.parse(changed[1]), 'the data of a voicemail.changed event');
+    assert.deepEqual(JSON.parse(changed[1]), { extension: '172', new: 1, old: 0 });
+
+    // the message: read, its audio, heard, deleted
+    await call('GET', `${V1}/users/172/voicemail/${msg.id}`, { expect: 200 });
+    const audio = await call('GET', `${V1}/users/172/voicemail/${msg.id}.wav`, { expect: 200 });
+    assert.equal(audio.buf.length, msg.size);
+    assert.equal(audio.headers['content-disposition'], `inline; filename="voicemail-172-${msg.id}.wav"`);
+    await call('GET', `${V1}/users/100/voicemail/${msg.id}`, { expect: 404 }); // not 100's
+    await call('GET', `${V1}/users/172/voicemail/999`, { expect: 404 });
+    await call('GET', `${V1}/users/172/voicemail/999.wav`, { expect: 404 });
+    const heard = await call('PATCH', `${V1}/users/172/voicemail/${msg.id}`, { body: { heard: true }, expect: 200 });
+    assert.equal(heard.json.heard, true);
+    assert.deepEqual([(await call('GET', `${V1}/users/172/voicemail`, { expect: 200 })).json.new, heard.json.id], [0, msg.id]);
+    await call('PATCH', `${V1}/users/172/voicemail/${msg.id}`, { body: {}, invalid: true, expect: 422 });
+    await call('PATCH', `${V1}/users/172/voicemail/${msg.id}`, { body: { heard: 'yes' }, invalid: true, expect: 422 });
+    await call('PATCH', `${V1}/users/172/voicemail/${msg.id}.wav`, { body: { heard: false }, expect: 405 });
+    await call('DELETE', `${V1}/users/172/voicemail/${msg.id}.wav`, { expect: 405 });
+    await call('DELETE', `${V1}/users/172/voicemail/${msg.id}`, { expect: 204 });
+    await call('DELETE', `${V1}/users/172/voicemail/${msg.id}`, { expect: 404 });
+    await call('GET', `${V1}/users/172/voicemail/${msg.id}.wav`, { expect: 404 });
+
+    // back to the default greeting; the rule goes
+    await call('DELETE', `${V1}/users/172/voicemail/greeting`, { expect: 204 });
+    assert.equal((await call('GET', `${V1}/users/172/voicemail/greeting`, { expect: 200 })).json.greeting, 'default');
+    await call('PUT', `${V1}/users/172/forwarding`, { body: {}, expect: 200 });
   });
 
   await t.test('security: a password guesser is blocked, listed and lifted', async () => {

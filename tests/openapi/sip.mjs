@@ -1,6 +1,7 @@
 // A small SIP phone over UDP on loopback, enough to give the API something to show: it
 // registers with digest authentication, places calls (answering the 407 challenge), and
-// takes calls: rings, then answers or keeps ringing until cancelled. Node built-ins only.
+// takes calls: rings, then answers or keeps ringing until cancelled. RtpPeer is the little
+// RTP (G.711 mu-law) a call to voicemail needs to leave a message. Node built-ins only.
 
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
@@ -125,14 +126,14 @@ export class Phone {
     return r;
   }
 
-  /** An INVITE to ext (with the header lines headers, e.g. a Replaces), authenticated;
-   *  resolves with { status, dialog } once final. */
-  async invite(ext, headers = []) {
+  /** An INVITE to ext (with the header lines headers, e.g. a Replaces; sdp the offer),
+   *  authenticated; resolves with { status, dialog, sdp } once final (sdp: the answer's). */
+  async invite(ext, headers = [], sdp = SDP) {
     const callId = rand() + '@call';
     const to = `sip:${ext}@${this.domain}`;
     let extra = [];
     for (let cseq = 1; cseq <= 2; cseq++) {
-      const req = this.request('INVITE', to, { to, callId, cseq, extra: [...headers, ...extra], body: SDP });
+      const req = this.request('INVITE', to, { to, callId, cseq, extra: [...headers, ...extra], body: sdp });
       const r = await this.transact(req, 20000);
       if (r.status >= 300) {
         // a non-2xx final is acknowledged hop by hop, on the INVITE's branch
@@ -145,7 +146,7 @@ export class Phone {
       const dialog = { callId, to, toTag: r.tag('to'), cseq, route: r.all('record-route').reverse(),
         target: (/<([^>]+)>/.exec(r.get('contact') || '') || [])[1] };
       if (r.status === 200) this.inDialog(dialog, 'ACK', cseq);
-      return { status: r.status, dialog };
+      return { status: r.status, dialog, sdp: r.body };
     }
     throw new Error('INVITE challenged twice');
   }
@@ -186,4 +187,83 @@ export class Phone {
     }
     this.reply(req, 200, 'OK', req.method === 'INVITE' ? [...rr, this.contact] : [], req.method === 'INVITE' ? SDP : '');
   }
+}
+
+/** G.711 mu-law of a 16-bit sample (ITU-T G.711, as sipbx's server/audio). */
+function ulaw(x) {
+  let s = Math.max(-32635, Math.min(32635, Math.round(x)));
+  const sign = s < 0 ? 0x80 : 0;
+  if (sign) s = -s - 1; // G.191's reference code, as sipbx
+  s += 0x84;
+  let exp = 7;
+  for (let mask = 0x4000; (s & mask) === 0 && exp > 0; exp--, mask >>= 1);
+  return ~(sign | (exp << 4) | ((s >> (exp + 3)) & 0x0f)) & 0xff;
+}
+
+/** The 16-bit sample of a mu-law code. */
+function unulaw(c) {
+  const u = ~c & 0xff;
+  const t = (((u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+  return u & 0x80 ? 0x84 - t : t - 0x84;
+}
+
+/** One RTP endpoint on loopback for a call: it offers PCMU and telephone-event, records
+ *  what the other side sends and sends audio back, 20 ms a packet, in real time. */
+export class RtpPeer {
+  async start() {
+    this.sock = dgram.createSocket('udp4');
+    await new Promise((r) => this.sock.bind(0, HOST, r));
+    this.port = this.sock.address().port;
+    this.packets = []; // { pt, seq, ts, payload }
+    this.sock.on('message', (b) => {
+      if (b.length >= 12 && b[0] >> 6 === 2) this.packets.push({ pt: b[1] & 0x7f, seq: b.readUInt16BE(2), ts: b.readUInt32BE(4), payload: b.subarray(12) });
+    });
+    return this;
+  }
+
+  /** The SDP offer of this endpoint. */
+  get sdp() {
+    return 'v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n' +
+      `m=audio ${this.port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n` +
+      'a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n';
+  }
+
+  /** Where to send: the address and port of the SDP answer. */
+  answer(sdp) {
+    this.remote = { host: /^c=IN IP4 (\S+)/m.exec(sdp)[1], port: Number(/^m=audio (\d+)/m.exec(sdp)[1]) };
+  }
+
+  /** The loudest sample of each PCMU packet received, in order. */
+  levels() {
+    return this.packets.filter((p) => p.pt === 0).map((p) => Math.max(...[...p.payload].map((c) => Math.abs(unulaw(c)))));
+  }
+
+  /** True once the other side sent something loud (a greeting, a tone) and then quiet
+   *  packets of silence after it (voicemail: it records now). */
+  quietAfterSound(quiet) {
+    const lv = this.levels();
+    const last = lv.findLastIndex((x) => x >= 1000);
+    return last >= 0 && lv.length - 1 - last >= quiet && lv.slice(last + 1).every((x) => x < 100);
+  }
+
+  /** Sends samples as PCMU, a packet every 20 ms. */
+  async send(samples) {
+    this.seq = this.seq ?? 1000;
+    this.ts = this.ts ?? 8000;
+    this.ssrc = this.ssrc ?? crypto.randomBytes(4).readUInt32BE(0);
+    for (let i = 0; i < samples.length; i += 160) {
+      const b = Buffer.alloc(12 + 160, 0xff);
+      b[0] = 0x80;
+      b[1] = i === 0 ? 0x80 : 0; // the marker on the first packet of a talkspurt
+      b.writeUInt16BE(this.seq++ & 0xffff, 2);
+      b.writeUInt32BE(this.ts >>> 0, 4);
+      b.writeUInt32BE(this.ssrc, 8);
+      for (let j = 0; j < 160 && i + j < samples.length; j++) b[12 + j] = ulaw(samples[i + j]);
+      this.ts += 160;
+      this.sock.send(b, this.remote.port, this.remote.host);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  close() { try { this.sock.close(); } catch { /* closed */ } }
 }

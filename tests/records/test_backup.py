@@ -1,7 +1,9 @@
 """Backup during a call load: `sipbx backup` of the live database while SIPp calls run
 holds every call record that was stored before it started (and nothing that came after it
 finished), the daemon's calls go on undisturbed, `sipbx restore` refuses a database a
-running daemon holds, and a daemon started on the restored copy lists those records.
+running daemon holds, and a daemon started on the restored copy lists those records. A
+backup carries the voicemail messages' audio (one file still), and a restore puts it back
+in the data directory.
 
     python3 test_backup.py --sipbx PATH/TO/sipbx
 """
@@ -9,6 +11,7 @@ running daemon holds, and a daemon started on the restored copy lists those reco
 import os
 import sqlite3
 import subprocess
+import time
 
 import records
 from records import apitest
@@ -94,6 +97,43 @@ class BackupUnderLoad(records.RecordsTest):
         open_at_backup = saved_all - saved_closed
         if open_at_backup:
             self.assertIn("closed as interrupted", self.d.log())
+
+    def test_backup_voicemail(self):
+        vm_dir = os.path.join(self.d.dir, "voicemail")
+        os.makedirs(vm_dir, exist_ok=True)
+        audio = {}
+        con = sqlite3.connect(self.d.db, timeout=10)
+        for i, name in enumerate(("%032x.wav" % 0xA1, "%032x.wav" % 0xB2, "%032x.wav" % 0xC3)):
+            if i < 2:  # the third one's file is gone (deleted since): left out of the backup
+                audio[name] = os.urandom(1000 + i)
+                with open(os.path.join(vm_dir, name), "wb") as f:
+                    f.write(audio[name])
+            con.execute("INSERT INTO voicemail_messages (extension, caller, received_us, "
+                        "duration_ms, file, bytes) VALUES ('101', '100', ?, 60, ?, 1044)",
+                        (int(time.time() * 1e6) + i, name))
+        con.commit()
+        con.close()
+        backup = os.path.join(self.workdir, "vm-backup.db")
+        out = run_cli("backup", backup, "--db", self.d.db)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("voicemail message", out.stderr)  # the one left out, said once
+        self.assertEqual(out.stderr.count("\n"), 1, out.stderr)
+        self.assertEqual(dict(read_db(backup, "SELECT name, data FROM backup_files")), audio)
+        self.assertEqual(sorted(r[0] for r in read_db(
+            backup, "SELECT file FROM voicemail_messages")), sorted(audio))
+        # restored into another directory: the files are back, the carrier table is gone
+        target_dir = os.path.join(self.workdir, "vm-restored")
+        os.mkdir(target_dir)
+        target = os.path.join(target_dir, "sipbx.db")
+        out = run_cli("restore", backup, "--db", target)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        for name, data in audio.items():
+            with open(os.path.join(target_dir, "voicemail", name), "rb") as f:
+                self.assertEqual(f.read(), data)
+        self.assertEqual(sorted(os.listdir(os.path.join(target_dir, "voicemail"))), sorted(audio))
+        self.assertEqual(read_db(target, "SELECT name FROM sqlite_master WHERE name = "
+                                 "'backup_files'"), [])
+        self.assertEqual(len(read_db(target, "SELECT id FROM voicemail_messages")), 2)
 
     def test_backup_errors(self):
         # an unwritable destination: one line, no file left behind

@@ -542,18 +542,20 @@ class Ctx:
 
     def sipp_start(self, scenario, user="100", password=None, auth_user=None, local_port=None,
                    keys=None, transport=None, cid_str=None, calls=1, pause_ms=None,
-                   background=True, timeout=None):
+                   background=True, timeout=None, args=()):
         """Starts SIPp on a scenario (calls of it, each with its own Call-ID) and, in the
         background, returns once it listens on its port, so a phone is ready for the INVITE
         that follows. cid_str shapes [call_id] (sipp maps answers to calls by Call-ID, so
         scenarios must use [call_id] as it is); pause_ms is the length of <pause/> (-d);
-        timeout, what a call may last (a SIPp duration, SIPP_TIMEOUT unless given)."""
+        timeout, what a call may last (a SIPp duration, SIPP_TIMEOUT unless given); args
+        more of SIPp's command line."""
         if not self.sipp_bin:
             raise Skip("sipp not found")
         transport = transport or ("t1" if self.tcp else "u1")
         path = os.path.join(HERE, scenario)
         if self.tcp and transport == "t1":
             path = self.tcp_scenario(scenario)
+        extra = args
         auth_user = auth_user or user
         password = password or self.users.get(auth_user, "none")
         local_port = local_port or free_port()
@@ -563,6 +565,7 @@ class Ctx:
             args += ["-cid_str", cid_str]
         if pause_ms is not None:
             args += ["-d", str(pause_ms)]
+        args += list(extra)
         run = SippRun(self.tmp, path, local_port, args,
                       remote="%s:%d" % (HOST, self.port),
                       keys=dict({"user": user, "domain": DOMAIN}, **(keys or {})), calls=calls,

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { Sipbx, Sipp, freePort, launchBrowser, registerBurst, sleep, registerPhone, startCall, traceCount,
-  settledTrace, shownArrows, finish, ARTIFACTS, HOST, HTTPS, PW, XSS } from './harness.mjs';
+  settledTrace, shownArrows, finish, testSignal, writeRtpPcap, ARTIFACTS, HOST, HTTPS, PW, XSS } from './harness.mjs';
 
 const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 let sx, browser, closeBrowser, page;
@@ -300,7 +300,7 @@ test('forwarding rules are checked inline and saved', async () => {
   await page.waitForSelector('#toast.show:has-text("saved")');
   const r = await sx.api('GET', '/users/101/forwarding');
   assert.equal(r.status, 200);
-  assert.deepEqual({ ...r.json.no_answer }, { enabled: true, target: '100', timeout: 15 });
+  assert.deepEqual({ ...r.json.no_answer }, { enabled: true, target: '100', voicemail: false, timeout: 15 });
   assert.equal(r.json.unconditional.enabled, false);
   // it is what the page shows after a reload
   await page.reload();
@@ -415,6 +415,86 @@ test('a forwarded call shows its forward leg live and in its ladder', async () =
     fw.unconditional = { enabled: false, target: '' };
     await sx.api('PUT', '/users/101/forwarding', fw);
   }
+});
+
+test('voicemail: a rule sends calls there; a message left appears live, plays in the page, is marked heard and deleted; a greeting is uploaded', async () => {
+  // 102's calls all go to its voicemail (its phone stays registered)
+  await go('/forwarding/102');
+  await page.waitForSelector('#fw-unconditional-en');
+  // one explanation for both kinds of destination; targets are still offered as typed
+  assert.match(await page.textContent('form.forwarding > p.muted'), /another account, a ring group or a SIP address, or to its voicemail\./);
+  assert.equal(await page.getAttribute('#fw-busy-target', 'list'), 'fw-targets');
+  await page.check('#fw-unconditional-en');
+  await page.check('#fw-unconditional-vm');
+  assert.equal(await page.isHidden('#fw-unconditional-target'), true, 'no target to voicemail');
+  await page.click('form.forwarding button[type=submit]');
+  await page.waitForSelector('#toast.show:has-text("saved")');
+  let r = await sx.api('GET', '/users/102/forwarding');
+  assert.deepEqual({ ...r.json.unconditional }, { enabled: true, target: '', voicemail: true });
+
+  await go('/voicemail/102');
+  await page.waitForSelector('#vm-messages .empty');
+  // a greeting of its own: a second of a tone, as a WAV file chosen in the page
+  const tone = Buffer.alloc(44 + 16000);
+  tone.write('RIFF', 0); tone.writeUInt32LE(36 + 16000, 4); tone.write('WAVEfmt ', 8);
+  tone.writeUInt32LE(16, 16); tone.writeUInt16LE(1, 20); tone.writeUInt16LE(1, 22);
+  tone.writeUInt32LE(8000, 24); tone.writeUInt32LE(16000, 28); tone.writeUInt16LE(2, 32); tone.writeUInt16LE(16, 34);
+  tone.write('data', 36); tone.writeUInt32LE(16000, 40);
+  for (let i = 0; i < 8000; i++) tone.writeInt16LE(Math.round(3000 * Math.sin(2 * Math.PI * 440 * i / 8000)), 44 + 2 * i);
+  await page.setInputFiles('#vm-greeting-file', { name: 'hello.wav', mimeType: 'audio/wav', buffer: tone });
+  await page.click('#vm-greeting button[type=submit]');
+  await page.waitForSelector('#vm-greeting-kind[data-kind="custom"]');
+  r = await sx.api('GET', '/users/102/voicemail/greeting');
+  assert.equal(r.json.greeting, 'custom');
+  assert.equal(r.json.duration, 1);
+
+  // a caller leaves 3 s of audio; the page shows the message as it is saved (SSE)
+  writeRtpPcap(path.join(sx.tmp, 'vm_message.pcap'), testSignal(3));
+  const caller = new Sipp(sx, 'voicemail_caller.xml', { user: '100', password: PW[100], port: await freePort(),
+    pauseMs: 2000, keys: { callee: '102' }, extra: ['-mi', HOST, '-mp', String(await freePort())] });
+  await caller.ok();
+  const row = await page.waitForSelector('table.voicemail tbody tr.new', { timeout: 15000 });
+  assert.match(await row.textContent(), /100/);
+  assert.match(await page.textContent('#vm-summary'), /1 new/);
+  assert.match(await row.textContent(), /0:03/);
+  await shot(page, '16b-voicemail');
+  await docShot(page, 'voicemail');
+  // the account page links here with the count, beside its presence and do-not-disturb switch
+  await go('/accounts/102');
+  await page.waitForSelector('#account-voicemail:has-text("(1 new)")');
+  assert.ok(await page.$('.page-head .head-side #dnd-switch'), 'no do-not-disturb switch in the head');
+  assert.ok(await page.$('.page-head .head-side .account-links a[href="#/forwarding/102"]'), 'no link to the forwarding rules');
+  await go('/voicemail/102');
+  await page.waitForSelector('table.voicemail tbody tr.new');
+  // played in the page to the end: the browser decoded the WAV, and it is now heard
+  const played = await page.evaluate(() => new Promise((resolve) => {
+    const a = document.querySelector('table.voicemail tbody tr audio');
+    a.muted = true;
+    a.addEventListener('ended', () => resolve({ duration: a.duration, ended: true }));
+    a.addEventListener('error', () => resolve({ error: a.error && a.error.code }));
+    a.play().catch((e) => resolve({ error: String(e) }));
+  }));
+  assert.equal(played.ended, true, JSON.stringify(played));
+  assert.ok(Math.abs(played.duration - 3) < 0.4, `duration ${played.duration}`);
+  await page.waitForSelector('table.voicemail tbody tr.heard');
+  r = await sx.api('GET', '/users/102/voicemail');
+  assert.equal(r.json.items[0].heard, true);
+  assert.deepEqual([r.json.new, r.json.old], [0, 1]);
+  // the download link is the WAV file
+  const href = await page.getAttribute('table.voicemail a:has-text("Download")', 'href');
+  assert.equal(href, r.json.items[0].audio_url);
+  // deleted after a confirmation
+  await page.click('table.voicemail button:has-text("Delete")');
+  await page.click('dialog button[value="ok"]');
+  await page.waitForSelector('#vm-messages .empty');
+  r = await sx.api('GET', '/users/102/voicemail');
+  assert.deepEqual(r.json.items, []);
+  // back to the default greeting; 102 rings again
+  await page.click('#vm-greeting button:has-text("Use the default greeting")');
+  await page.click('dialog button[value="ok"]');
+  await page.waitForSelector('#vm-greeting-kind[data-kind="default"]');
+  r = await sx.api('PUT', '/users/102/forwarding', {});
+  assert.equal(r.status, 200);
 });
 
 test('hold and resume show in the live view as they happen', async () => {
@@ -1340,7 +1420,7 @@ test('accessibility: axe finds nothing serious on any page, light or dark', asyn
   await p.addInitScript(axeSource); // through the driver: the page's CSP allows no script of ours
   const found = [];
   try {
-    const pages = ['/', '/accounts', '/accounts/100', '/forwarding/100', '/calls', '/records', '/stats',
+    const pages = ['/', '/accounts', '/accounts/100', '/forwarding/100', '/voicemail/102', '/calls', '/records', '/stats',
       `/ladder/${encodeURIComponent(state.forwardedCallId)}`, '/settings', '/groups', '/groups/600',
       `/ladder/${encodeURIComponent(state.transferFrom)}`];
     for (const scheme of ['light', 'dark']) {
@@ -1384,7 +1464,7 @@ test('readable at phone width', async () => {
   watch(phone);
   await phone.setViewportSize({ width: 390, height: 844 });
   // every page, with the long names, contacts and user agents of the office-scale accounts
-  const pages = ['/', '/accounts', '/accounts?q=very-long', '/accounts/101', '/accounts/2007', '/forwarding/101', '/calls', '/records',
+  const pages = ['/', '/accounts', '/accounts?q=very-long', '/accounts/101', '/accounts/2007', '/forwarding/101', '/voicemail/102', '/calls', '/records',
     '/records?q=bulk', '/stats', `/ladder/${encodeURIComponent(state.callId)}`, `/ladder/${encodeURIComponent(state.holdCallId)}`, '/settings', '/ladder',
     '/groups', '/groups/600', `/ladder/${encodeURIComponent(state.transferTo)}`, `/records?ext=102`];
   for (const [i, h] of pages.entries()) {

@@ -202,7 +202,7 @@ export class Sipbx {
 
 /** One SIPp process against sx. Resolves {code, out} when it ends; .port is its local port. */
 export class Sipp {
-  constructor(sx, scenario, { user, password, port, keys = {}, pauseMs, timeout = '30s', calls = 1, rate = 10 } = {}) {
+  constructor(sx, scenario, { user, password, port, keys = {}, pauseMs, timeout = '30s', calls = 1, rate = 10, extra = [] } = {}) {
     this.port = port;
     this.scenario = scenario;
     const stem = path.join(sx.tmp, `${path.basename(scenario, '.xml')}-${port}-${Date.now()}`);
@@ -215,6 +215,7 @@ export class Sipp {
       '-nostdin', '-timeout', timeout, '-timeout_error', '-trace_msg', '-message_file', stem + '.msg',
       '-trace_err', '-error_file', stem + '.err');
     if (pauseMs !== undefined) args.push('-d', String(pauseMs));
+    args.push(...extra);
     this.out = '';
     this.proc = spawn(SIPP, args, { cwd: sx.tmp, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', (d) => { this.out += d; });
@@ -250,6 +251,57 @@ export class Sipp {
   }
 
   kill() { if (this.proc.exitCode === null) this.proc.kill('SIGKILL'); }
+}
+
+/** G.711 mu-law of a 16-bit sample (ITU-T G.191's ulaw_compress). */
+export function ulaw(x) {
+  let absno = x < 0 ? ((~x) >> 2) + 33 : (x >> 2) + 33;
+  if (absno > 0x1FFF) absno = 0x1FFF;
+  let seg = 1;
+  for (let i = absno >> 6; i; i >>= 1) seg++;
+  const low = (0x0F - ((absno >> seg) & 0x0F)) | ((8 - seg) << 4);
+  return x >= 0 ? low | 0x80 : low;
+}
+
+/** seconds of a loud test signal (three tones) at 8 kHz, as 16-bit samples. */
+export function testSignal(seconds) {
+  const out = [];
+  for (let i = 0; i < seconds * 8000; i++) {
+    const t = i / 8000;
+    out.push(Math.round(6000 * Math.sin(2 * Math.PI * 350 * t) + 3000 * Math.sin(2 * Math.PI * 730 * t) + 1500 * Math.sin(2 * Math.PI * 1510 * t)));
+  }
+  return out;
+}
+
+/** Writes samples as RTP (PCMU, 20 ms packets) in a pcap file (Ethernet, IPv4, UDP) that
+ *  SIPp's play_pcap_audio plays with its timing. */
+export function writeRtpPcap(file, samples) {
+  const parts = [];
+  const head = Buffer.alloc(24);
+  head.writeUInt32LE(0xA1B2C3D4, 0); head.writeUInt16LE(2, 4); head.writeUInt16LE(4, 6);
+  head.writeUInt32LE(65535, 16); head.writeUInt32LE(1, 20);
+  parts.push(head);
+  for (let k = 0; k * 160 + 160 <= samples.length; k++) {
+    const rtp = Buffer.alloc(12 + 160);
+    rtp[0] = 0x80; rtp[1] = k === 0 ? 0x80 : 0;
+    rtp.writeUInt16BE((1000 + k) & 0xFFFF, 2); rtp.writeUInt32BE(160000 + k * 160, 4); rtp.writeUInt32BE(0x5EED, 8);
+    for (let i = 0; i < 160; i++) rtp[12 + i] = ulaw(samples[k * 160 + i]);
+    const udp = Buffer.alloc(8); udp.writeUInt16BE(6000, 0); udp.writeUInt16BE(6002, 2); udp.writeUInt16BE(8 + rtp.length, 4);
+    const ip = Buffer.alloc(20);
+    ip[0] = 0x45; ip.writeUInt16BE(20 + 8 + rtp.length, 2); ip[8] = 64; ip[9] = 17;
+    ip.set([127, 0, 0, 1], 12); ip.set([127, 0, 0, 1], 16);
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
+    while (sum > 0xFFFF) sum = (sum & 0xFFFF) + (sum >> 16);
+    ip.writeUInt16BE(~sum & 0xFFFF, 10);
+    const eth = Buffer.concat([Buffer.alloc(12, 0x11), Buffer.from([0x08, 0x00]), ip, udp, rtp]);
+    const rec = Buffer.alloc(16);
+    const t = k * 0.02;
+    rec.writeUInt32LE(Math.floor(t), 0); rec.writeUInt32LE(Math.round((t % 1) * 1e6), 4);
+    rec.writeUInt32LE(eth.length, 8); rec.writeUInt32LE(eth.length, 12);
+    parts.push(rec, eth);
+  }
+  fs.writeFileSync(file, Buffer.concat(parts));
 }
 
 /** Registers ext (password PW[ext]) with SIPp from a new port, its Contact user contact and

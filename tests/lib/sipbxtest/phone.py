@@ -292,15 +292,16 @@ class Phone(Endpoint):
                 r.get("WWW-Authenticate")), "REGISTER", "sip:" + self.domain)]
         return r
 
-    def invite(self, to_ext, call_id=None, extra=(), ruri=None):
-        """An authenticated INVITE to to_ext; returns (final response, dialog dict)."""
+    def invite(self, to_ext, call_id=None, extra=(), ruri=None, sdp=SDP):
+        """An authenticated INVITE to to_ext (with the SDP offer sdp; "" for none); returns
+        (final response, dialog dict)."""
         call_id = call_id or rand() + "@call"
         ruri = ruri or "sip:%s@%s" % (to_ext, self.domain)
         to = "sip:%s@%s" % (to_ext, self.domain)
         auth = []
         for cseq in (1, 2):
             text, branch = request(self, "INVITE", ruri, self.aor, to, call_id, cseq, self.tag,
-                                   extra=list(extra) + auth, body=SDP)
+                                   extra=list(extra) + auth, body=sdp)
             r = self.transact(text, branch, timeout=10)
             if r.status != 407:
                 break

@@ -13,6 +13,7 @@ const routes = [
   { re: /^\/accounts\/([^/]+)$/, page: 'account', nav: 'accounts', title: 'Account' },
   { re: /^\/groups(?:\/([^/]+))?$/, page: 'groups', nav: 'groups', title: 'Ring groups' },
   { re: /^\/forwarding(?:\/([^/]+))?$/, page: 'forwarding', nav: 'forwarding', title: 'Forwarding' },
+  { re: /^\/voicemail(?:\/([^/]+))?$/, page: 'voicemail', nav: 'voicemail', title: 'Voicemail' },
   { re: /^\/calls$/, page: 'calls', nav: 'calls', title: 'Live calls' },
   { re: /^\/records$/, page: 'records', nav: 'records', title: 'Call records' },
   { re: /^\/stats$/, page: 'stats', nav: 'stats', title: 'Statistics' },

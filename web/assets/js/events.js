@@ -5,7 +5,7 @@
 import { api, API, rememberAndLogin } from './api.js';
 
 const EVENT_TYPES = ['call.new', 'call.ringing', 'call.forwarded', 'call.answered',
-  'call.held', 'call.ended', 'registration.changed', 'presence.changed'];
+  'call.held', 'call.ended', 'registration.changed', 'presence.changed', 'voicemail.changed'];
 
 const listeners = new Map(); // type ('*' for all) -> Set of fn(type, data)
 let source = null;

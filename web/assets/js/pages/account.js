@@ -1,6 +1,7 @@
 // One account: edit it, switch do-not-disturb on or off, reset its password (shown once),
 // see its devices (with the ladders of their registrations), the values a softphone needs,
-// and its calls: totals of the last day, week or month and the most recent ones.
+// and its calls: totals of the last day, week or month and the most recent ones; links to
+// its forwarding rules and its voicemail (with the number of new messages).
 
 import { api, listAll } from '../api.js';
 import { h, fill, errorBox, showError, toast, confirmDialog, copyField, fmtTime, fmtRelative, debounce, showFormError, clearFormErrors, fieldError,
@@ -46,8 +47,13 @@ export function render(main, { params, signal, go }) {
   }
 
   function draw() {
+    const vmLink = h('a', { href: `#/voicemail/${enc}`, id: 'account-voicemail' }, 'Voicemail');
     fill(head, h('h1', null, 'Account ', ext, user.display_name ? h('span', { class: 'muted cut-inline', title: user.display_name }, ` · ${user.display_name}`) : null),
-      h('div', { class: 'head-side' }, presenceSlot, dndSwitch()));
+      h('div', { class: 'head-side' }, presenceSlot, dndSwitch(),
+        h('p', { class: 'account-links' }, h('a', { href: `#/forwarding/${enc}` }, 'Forwarding'), ' · ', vmLink)));
+    api('GET', `/users/${enc}/voicemail`, { signal }).then((b) => {
+      fill(vmLink, 'Voicemail', b.new ? ` (${b.new} new)` : b.old ? ` (${b.old} heard)` : '');
+    }).catch(() => { /* the link works without the count */ });
     fill(presenceSlot, presence(user, regs));
     fill(body,
       h('div', { class: 'grid-2' },

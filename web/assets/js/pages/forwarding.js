@@ -1,6 +1,7 @@
 // Forwarding: per account, the four rules (always, busy, no answer after N seconds,
-// unavailable) with their targets (an account, a ring group or a SIP address; the
-// extensions offered as they are typed), checked as they are typed and saved in one PUT.
+// unavailable), each to a target (an account, a ring group or a SIP address; the extensions
+// offered as they are typed, checked as they are typed) or to the account's voicemail, saved
+// in one PUT.
 
 import { api, listAll } from '../api.js';
 import { h, fill, showError, toast, showFormError, clearFormErrors, fieldError, clearFieldError } from '../dom.js';
@@ -79,20 +80,35 @@ export function render(main, { params, signal, go }) {
       const cur = rules[r.key] || {};
       const en = h('input', { type: 'checkbox', id: `fw-${r.key}-en`, name: `${r.key}.enabled`, checked: !!cur.enabled });
       const tgt = h('input', { id: `fw-${r.key}-target`, name: `${r.key}.target`, value: cur.target || '', autocomplete: 'off', placeholder: 'extension, group or sip:user@host', spellcheck: 'false', list: 'fw-targets' });
+      // Where the call goes: the target, or this account's voicemail (the target is kept).
+      const toTarget = h('input', { type: 'radio', id: `fw-${r.key}-to-target`, name: `${r.key}.to`, value: 'target', checked: !cur.voicemail });
+      const toVm = h('input', { type: 'radio', id: `fw-${r.key}-vm`, name: `${r.key}.to`, value: 'voicemail', checked: !!cur.voicemail });
+      const tgtField = h('div', { class: 'field' }, h('label', { for: `fw-${r.key}-target` }, 'Target'), tgt);
       const parts = [
         h('div', { class: 'field check' }, en, h('label', { for: `fw-${r.key}-en` }, 'Forward ', r.title.toLowerCase())),
-        h('div', { class: 'field' }, h('label', { for: `fw-${r.key}-target` }, 'Target'), tgt),
+        h('div', { class: 'field dest', role: 'radiogroup', 'aria-label': `${r.title}: send the call to` },
+          h('span', { class: 'check' }, toTarget, h('label', { for: `fw-${r.key}-to-target` }, 'to a number or address')),
+          h('span', { class: 'check' }, toVm, h('label', { for: `fw-${r.key}-vm` }, 'to voicemail'))),
+        tgtField,
       ];
       let to = null;
       if (r.key === 'no_answer') {
         to = h('input', { id: 'fw-no_answer-timeout', name: 'no_answer.timeout', type: 'number', min: 1, max: 300, inputmode: 'numeric', value: cur.timeout || 20 });
         parts.push(h('div', { class: 'field' }, h('label', { for: 'fw-no_answer-timeout' }, 'After (seconds of ringing)'), to));
       }
-      inputs[r.key] = { en, tgt, to };
+      inputs[r.key] = { en, tgt, to, vm: toVm };
       const fs = h('fieldset', { class: ['rule', cur.enabled ? 'on' : null], dataset: { rule: r.key } },
         h('legend', null, r.title), h('p', { class: 'hint' }, r.help), parts);
-      const sync = () => { fs.classList.toggle('on', en.checked); tgt.required = en.checked; validateOne(r.key, false); };
+      const sync = () => {
+        fs.classList.toggle('on', en.checked);
+        tgtField.hidden = toVm.checked;
+        tgt.required = en.checked && !toVm.checked;
+        validateOne(r.key, false);
+      };
+      tgtField.hidden = toVm.checked;
       en.addEventListener('change', sync);
+      toTarget.addEventListener('change', sync);
+      toVm.addEventListener('change', sync);
       tgt.addEventListener('input', () => validateOne(r.key, false));
       tgt.addEventListener('blur', () => validateOne(r.key, true));
       if (to) to.addEventListener('input', () => validateOne(r.key, false));
@@ -102,14 +118,15 @@ export function render(main, { params, signal, go }) {
     const touched = new Set();
     // Shows the problem of one rule next to its field; returns true when the rule is valid.
     function validateOne(key, touch) {
-      const { en, tgt, to } = inputs[key];
+      const { en, tgt, to, vm } = inputs[key];
       if (touch) touched.add(key);
       clearFieldError(tgt);
       if (to) clearFieldError(to);
       let ok = true;
       const t = tgt.value.trim();
-      // An empty target is only an error once the user has left the field or saves.
-      const p = en.checked || t ? targetProblem(t, ext) : null;
+      // An empty target is only an error once the user has left the field or saves; to
+      // voicemail, none is needed.
+      const p = !vm.checked && (en.checked || t) ? targetProblem(t, ext) : null;
       if (p && (t || touched.has(key))) { fieldError(tgt, p); ok = false; } else if (p) ok = false;
       if (to) {
         const v = Number(to.value);
@@ -121,7 +138,8 @@ export function render(main, { params, signal, go }) {
     const save = h('button', { type: 'submit', class: 'btn primary' }, 'Save forwarding');
     const f = h('form', { class: 'card forwarding', novalidate: true, 'aria-label': `Forwarding of ${ext}` },
       h('p', { class: 'muted' }, 'Calls to ', h('strong', null, ext), ' are sent to the target when the rule applies: another account, a ',
-        h('a', { href: '#/groups' }, 'ring group'), ' or a SIP address. “Always” takes precedence over the others.'),
+        h('a', { href: '#/groups' }, 'ring group'), ' or a SIP address, or to ', h('a', { href: `#/voicemail/${encodeURIComponent(ext)}` }, 'its voicemail'),
+        '. “Always” takes precedence over the others.'),
       h('div', { class: 'rules' }, fieldsets),
       h('div', { class: 'form-error-slot' }),
       h('div', { class: 'actions' }, save));
@@ -133,8 +151,8 @@ export function render(main, { params, signal, go }) {
       if (!ok) { const bad = f.querySelector('[aria-invalid="true"]'); if (bad) bad.focus(); return; }
       const body = {};
       for (const r of RULES) {
-        const { en, tgt, to } = inputs[r.key];
-        body[r.key] = { enabled: en.checked, target: tgt.value.trim() };
+        const { en, tgt, to, vm } = inputs[r.key];
+        body[r.key] = { enabled: en.checked, target: tgt.value.trim(), voicemail: vm.checked };
         if (to) body[r.key].timeout = Number(to.value) || 20;
       }
       save.disabled = true;
