@@ -95,9 +95,12 @@ class Baresip:
     commands over its ctrl_tcp socket, which also reports every call event. Registers over
     UDP, or over transport "tcp" or "tls" to server_port; cafile: sipbx's certificate as its
     CA (baresip 1.0 loads it but verifies no server certificate: later ones do with
-    sip_verify_server)."""
+    sip_verify_server). apps: more application modules to load ("mwi.so": message waiting,
+    printed as "----- MWI for AOR -----" and the NOTIFY's body). register=False starts it
+    without an account: add_account() then creates and registers it (uanew)."""
 
-    def __init__(self, ctx, user, binary, transport="udp", server_port=None, cafile=None):
+    def __init__(self, ctx, user, binary, transport="udp", server_port=None, cafile=None,
+                 apps=(), register=True):
         self.user = user
         self.dir = os.path.join(ctx.tmp, "baresip-%s" % user)
         os.makedirs(self.dir)
@@ -118,11 +121,13 @@ class Baresip:
                        os.path.join(self.dir, "alert.wav"), HOST, self.ctrl_port))
             if cafile:
                 f.write("sip_cafile %s\n" % cafile)
+            f.write("".join("module_app %s\n" % app for app in apps))
+        self.account = ("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU"
+                        % (user, DOMAIN, server_port or ctx.port,
+                           "" if transport == "udp" else ";transport=" + transport,
+                           ctx.users[user]))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU\n"
-                    % (user, DOMAIN, server_port or ctx.port,
-                       "" if transport == "udp" else ";transport=" + transport,
-                       ctx.users[user]))
+            f.write(self.account + "\n" if register else "")
         self.logpath = os.path.join(self.dir, "baresip.log")
         with open(self.logpath, "wb") as out:
             # -t: a safety net, should the test die before it quits baresip
@@ -141,6 +146,10 @@ class Baresip:
 
     def log(self):
         return open(self.logpath, errors="replace").read()
+
+    def add_account(self):
+        """Creates its account now (started with register=False), which registers."""
+        return self.command("uanew", self.account)
 
     def _read(self, deadline):
         """One netstring (a JSON object) or None at the deadline."""
