@@ -2,11 +2,10 @@
  * written from voicemail's counts, and the way a change of a mailbox reaches the SIP thread:
  * voicemail calls its listener on whichever thread changed the mailbox (its user agent, an
  * HTTP thread) after the counts were read from the database, and the listener only posts
- * the extension to the SIP loop, which flushes it like any presence change. */
+ * the extension to the SIP loop, where its subscriptions are notified. */
 #include "sip/sip_int.h"
 #include "voicemail/vm.h"
 
-#include <stdio.h>
 #include <string.h>
 
 void mwi_summary(struct sip *s, const char *ext, uint32_t version, struct buf *out)
@@ -30,16 +29,14 @@ int mwi_is_mailbox_uri(struct sip *s, const char *user, const char *watcher)
            (s->cfg->voicemail_number[0] && strcmp(user, s->cfg->voicemail_number) == 0);
 }
 
-/* On the SIP thread: the extension a mailbox change named. */
+/* On the SIP thread: the extension a mailbox change named. Its subscriptions compute their
+ * documents now (the newest counts, also of several changes in a row) and are notified
+ * where the document differs from their last NOTIFY. Not through pres_changed: a mailbox is
+ * not presence, and the dashboard's presence.changed would go out for nothing. */
 static void on_posted(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
 {
     (void)msg;
-    struct sip *s = magic; /* the root's: sip_create made it with s */
-    const char *ext = (const char *)arg;
-    /* The flush reads the counts again (the newest of several changes in a row) and
-     * notifies only where the document differs from the last NOTIFY. */
-    if (usercache_get(s, ext))
-        pres_changed(s, ext);
+    subs_notify_presentity(magic, (const char *)arg);
 }
 
 /* voicemail's listener, on the thread that changed the mailbox: never waits for the SIP

@@ -358,7 +358,7 @@ void mwi_summary(struct sip *s, const char *ext, uint32_t version, struct buf *o
  *  the watcher's extension, or the voicemail number. */
 int mwi_is_mailbox_uri(struct sip *s, const char *user, const char *watcher);
 /** Listens to voicemail's mailbox changes (s->vm): each posts the extension to the SIP
- *  loop, which flushes it like a presence change. After sip_set_voicemail. */
+ *  loop, which notifies its subscriptions whose document changed. */
 void mwi_attach(struct sip *s);
 /** Stops listening (before s goes; voicemail may outlive it). */
 void mwi_detach(struct sip *s);
