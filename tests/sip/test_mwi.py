@@ -103,6 +103,16 @@ class Api:
             text = resp.read().decode()
             return resp.status, json.loads(text) if text else None
 
+    def metric(self, name):
+        """The value of one line of /metrics (name with its labels)."""
+        req = urllib.request.Request(self.base[:-len("/api/v1")] + "/metrics",
+                                     headers={"Authorization": "Bearer " + self.token})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read().decode()
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        check(m, "/metrics has no %s:\n%s" % (name, text))
+        return float(m.group(1))
+
 
 def leave_message(ctx, callee="101", seconds=1.0, seed=3):
     """A raw phone of 100 calls callee (whose rule sends it to voicemail), speaks and hangs
@@ -182,6 +192,11 @@ def t_mwi_subscribe(ctx):
         rows = [tuple(x.values()) for x in ctx.db_exec(
             "SELECT package, watcher, presentity FROM subscriptions ORDER BY created_at")]
         check(rows == [("message-summary", "101", "101")] * 2, "stored: %s" % rows)
+        n = api.metric('sipbx_sip_subscriptions{package="message-summary"}')
+        check(n == 2, "/metrics counts %s message-summary subscriptions, want 2" % n)
+        _, pres = api.call("GET", "/presence?extension=101")
+        check(pres["items"][0]["watchers"] == 0,
+              "a phone's subscription to its own mailbox is no watcher of it: %s" % pres)
     finally:
         w.close()
 
