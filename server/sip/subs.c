@@ -505,8 +505,8 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
         return;
     }
     /* The resource: the watcher's own mailbox, whichever of its names the phone used
-     * (MicroSIP, X-Lite and baresip subscribe to their own address of record; other phones
-     * to the voicemail number), or the user named. */
+     * (baresip and pjsip's phones such as MicroSIP subscribe to their own address of
+     * record; some desk phones to the voicemail number), or the user named. */
     const char *presentity = ruri->url_user;
     if (packages[pkg].own_only) {
         if (!mwi_is_mailbox_uri(s, ruri->url_user, watcher->extension)) {
