@@ -716,7 +716,9 @@ void sip_set_events(struct sip *s, struct events *ev)
 
 void sip_set_voicemail(struct sip *s, struct vm *vm)
 {
+    mwi_detach(s);
     s->vm = vm;
+    mwi_attach(s);
 }
 
 int sip_port(const struct sip *s)
@@ -744,6 +746,7 @@ void sip_destroy(struct sip *s)
      * the capture thread, which drains what the agent wrote until it was gone. */
     proxy_shutdown(s);
     calls_destroy_all(s);
+    mwi_detach(s);   /* voicemail outlives the SIP side */
     subs_destroy(s); /* NOTIFYs in flight go with their subscriptions */
     pres_destroy(s);
     if (s->agent)

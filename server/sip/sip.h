@@ -67,7 +67,7 @@ int sip_barrier(struct sip *s);
 extern const char *const sip_method_slot_names[SIP_METHOD_SLOTS];
 
 /** Event packages of the event server (subs.c), by index in the metrics. */
-#define SIP_EVENT_PACKAGES 2
+#define SIP_EVENT_PACKAGES 3
 extern const char *const sip_event_package_names[SIP_EVENT_PACKAGES];
 
 /** A snapshot of the SIP side's counters, readable from any thread. */
@@ -123,8 +123,9 @@ int sip_kick(struct sip *s, const char *ext);
 void sip_set_events(struct sip *s, struct events *ev);
 
 struct vm;
-/** Routes forwards to voicemail and the voicemail number to vm (voicemail/vm.h); before
- *  sip_run. Without it such calls get 480. */
+/** Routes forwards to voicemail and the voicemail number to vm (voicemail/vm.h), and
+ *  makes its mailboxes' counts the message-summary subscriptions' state (vm's listener is
+ *  the SIP side's until sip_destroy); before sip_run. Without it such calls get 480. */
 void sip_set_voicemail(struct sip *s, struct vm *vm);
 
 /** How many forwards one call follows (101 -> 102 -> 103 ...) before it stops. */

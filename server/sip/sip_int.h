@@ -320,7 +320,8 @@ void subs_notify_presentity(struct sip *s, const char *ext);
 void subs_user_deleted(struct sip *s, const char *ext);
 /** Ends subscriptions whose time is up (every second). */
 void subs_expire(struct sip *s, int64_t now);
-/** Active subscriptions to ext, any package. */
+/** Active subscriptions to ext's presence and dialogs (a phone's subscription to its own
+ *  mailbox is not someone watching it). */
 size_t subs_watchers(struct sip *s, const char *ext);
 
 /* ---- presence.c: presence documents and busy lamps ---- */
@@ -347,6 +348,20 @@ void pres_expire(struct sip *s, int64_t now);
 void pres_pidf(struct sip *s, const char *ext, struct buf *out);
 /** Appends ext's dialog-info document (RFC 4235, state "full") with this version. */
 void pres_dialog_info(struct sip *s, const char *ext, uint32_t version, struct buf *out);
+
+/* ---- mwi.c: message waiting (RFC 3842) ---- */
+
+/** Appends ext's message-summary document (RFC 3842) from voicemail's counts of its
+ *  mailbox (kept in memory: no disk I/O on the SIP thread); version is unused. */
+void mwi_summary(struct sip *s, const char *ext, uint32_t version, struct buf *out);
+/** True when user (a Request-URI's user part, may be NULL) names watcher's own mailbox:
+ *  the watcher's extension, or the voicemail number. */
+int mwi_is_mailbox_uri(struct sip *s, const char *user, const char *watcher);
+/** Listens to voicemail's mailbox changes (s->vm): each posts the extension to the SIP
+ *  loop, which notifies its subscriptions whose document changed. */
+void mwi_attach(struct sip *s);
+/** Stops listening (before s goes; voicemail may outlive it). */
+void mwi_detach(struct sip *s);
 
 /* ---- regcache.c: REGISTER over UDP without server transactions ---- */
 

@@ -27,19 +27,23 @@ static void presence_body(struct sip *s, const char *ext, uint32_t version, stru
     pres_pidf(s, ext, out);
 }
 
-/* The event packages: what a SUBSCRIBE may ask for and what its NOTIFYs carry. Message
- * waiting (RFC 3842 message-summary) joins with voicemail: one entry and its body. */
+/* The event packages: what a SUBSCRIBE may ask for and what its NOTIFYs carry. */
 static const struct package {
     const char *name;
     const char *type; /* Content-Type of the NOTIFY bodies */
     void (*body)(struct sip *s, const char *ext, uint32_t version, struct buf *out);
+    /* Only the watcher's own resource: a colleague's mailbox is private. Such a SUBSCRIBE
+     * may name the watcher's extension or the voicemail number. */
+    int own_only;
 } packages[SIP_EVENT_PACKAGES] = {
-    {"presence", "application/pidf+xml", presence_body},
-    {"dialog", "application/dialog-info+xml", pres_dialog_info},
+    {"presence", "application/pidf+xml", presence_body, 0},
+    {"dialog", "application/dialog-info+xml", pres_dialog_info, 0},
+    {"message-summary", "application/simple-message-summary", mwi_summary, 1},
 };
-#define ALLOW_EVENTS "presence, dialog"
+#define ALLOW_EVENTS "presence, dialog, message-summary"
 
-const char *const sip_event_package_names[SIP_EVENT_PACKAGES] = {"presence", "dialog"};
+const char *const sip_event_package_names[SIP_EVENT_PACKAGES] = {"presence", "dialog",
+                                                                 "message-summary"};
 
 struct sub {
     struct sub *pnext; /* the presentity's other subscriptions */
@@ -309,7 +313,7 @@ size_t subs_watchers(struct sip *s, const char *ext)
     size_t n = 0;
     for (struct sub *sub = s->subs ? strmap_get(s->subs->by_presentity, ext) : NULL; sub;
          sub = sub->pnext)
-        n += !sub->ending;
+        n += !sub->ending && !packages[sub->pkg].own_only;
     return n;
 }
 
@@ -494,7 +498,17 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
         sip_reply(s, irq, 403, "Only users of this domain can be watched", TAG_END());
         return;
     }
-    if (!ruri->url_user || !usercache_get(s, ruri->url_user)) {
+    /* The resource: the watcher's own mailbox, whichever of its names the phone used
+     * (baresip and pjsip's phones such as MicroSIP subscribe to their own address of
+     * record; some desk phones to the voicemail number), or the user named. */
+    const char *presentity = ruri->url_user;
+    if (packages[pkg].own_only) {
+        if (!mwi_is_mailbox_uri(s, ruri->url_user, watcher->extension)) {
+            sip_reply(s, irq, 403, "Only your own mailbox can be watched", TAG_END());
+            return;
+        }
+        presentity = watcher->extension;
+    } else if (!presentity || !usercache_get(s, presentity)) {
         sip_reply(s, irq, SIP_404_NOT_FOUND, TAG_END());
         return;
     }
@@ -531,7 +545,7 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
     if (sip->sip_event->o_id)
         snprintf(sub->event_id, sizeof sub->event_id, "%s", sip->sip_event->o_id);
     snprintf(sub->watcher, sizeof sub->watcher, "%s", watcher->extension);
-    snprintf(sub->presentity, sizeof sub->presentity, "%s", ruri->url_user);
+    snprintf(sub->presentity, sizeof sub->presentity, "%s", presentity);
     sub->remote = header_dup((sip_header_t const *)sip->sip_from);
     char to[700], to_value[600];
     sip_header_field_e(to_value, sizeof to_value, (sip_header_t const *)sip->sip_to, 0);

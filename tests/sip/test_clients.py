@@ -99,10 +99,13 @@ class Baresip:
     sip_verify_server). contacts: lines of its address book; with them it loads the contact
     and presence modules (a contact with ;presence=p2p is subscribed to) and sends every
     request through sipbx as its outbound proxy, as a phone set up for a PBX does (its
-    contacts' addresses name the domain, not sipbx's port)."""
+    contacts' addresses name the domain, not sipbx's port). apps: more application modules
+    to load ("mwi.so": message waiting, printed as "----- MWI for AOR -----" and the
+    NOTIFY's body). register=False starts it without an account: add_account() then
+    creates and registers it (uanew)."""
 
     def __init__(self, ctx, user, binary, transport="udp", server_port=None, cafile=None,
-                 contacts=()):
+                 contacts=(), apps=(), register=True):
         self.user = user
         self.dir = os.path.join(ctx.tmp, "baresip-%s" % user)
         os.makedirs(self.dir)
@@ -125,12 +128,14 @@ class Baresip:
                 f.write("sip_cafile %s\n" % cafile)
             if contacts:
                 f.write("module contact.so\nmodule_app presence.so\n")
+            f.write("".join("module_app %s\n" % app for app in apps))
         params = "" if transport == "udp" else ";transport=" + transport
+        self.account = ("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU%s"
+                        % (user, DOMAIN, server_port or ctx.port, params, ctx.users[user],
+                           ';outbound="sip:%s:%d%s;lr"' % (HOST, server_port or ctx.port, params)
+                           if contacts else ""))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU%s\n"
-                    % (user, DOMAIN, server_port or ctx.port, params, ctx.users[user],
-                       ';outbound="sip:%s:%d%s;lr"' % (HOST, server_port or ctx.port, params)
-                       if contacts else ""))
+            f.write(self.account + "\n" if register else "")
         if contacts:
             with open(os.path.join(self.dir, "contacts"), "w") as f:
                 f.write("".join(line + "\n" for line in contacts))
@@ -152,6 +157,10 @@ class Baresip:
 
     def log(self):
         return open(self.logpath, errors="replace").read()
+
+    def add_account(self):
+        """Creates its account now (started with register=False), which registers."""
+        return self.command("uanew", self.account)
 
     def _read(self, deadline):
         """One netstring (a JSON object) or None at the deadline."""

@@ -165,8 +165,8 @@ def t_presence_subscribe(ctx):
 
 @test("presence_refusals")
 def t_presence_refusals(ctx):
-    """What the event server refuses: a package it does not have (message-summary: no
-    voicemail yet) gets 489 with Allow-Events "presence, dialog" at once, without a
+    """What the event server refuses: a package it does not have (conference, RFC 4575)
+    gets 489 with Allow-Events "presence, dialog, message-summary" at once, without a
     challenge; no credentials or a wrong password 407; another domain 403; an unknown user
     404; From not the authenticated user 403; an Accept without the package's type 406. None
     of it leaves a subscription behind."""
@@ -174,10 +174,11 @@ def t_presence_refusals(ctx):
     try:
         to = "sip:100@%s" % DOMAIN
         text, branch = request(w, "SUBSCRIBE", to, w.aor, to, rand(), 1, w.tag,
-                               extra=["Event: message-summary", "Expires: 600"])
+                               extra=["Event: conference", "Expires: 600"])
         r = w.transact(text, branch)
-        check(r.status == 489, "message-summary: want 489, got\n%s" % r)
-        check(r.get("Allow-Events") == "presence, dialog", "Allow-Events %r" % r.get("Allow-Events"))
+        check(r.status == 489, "conference: want 489, got\n%s" % r)
+        check(r.get("Allow-Events") == "presence, dialog, message-summary",
+              "Allow-Events %r" % r.get("Allow-Events"))
         text, branch = request(w, "SUBSCRIBE", to, w.aor, to, rand(), 1, w.tag,
                                extra=["Expires: 600"])
         r = w.transact(text, branch)

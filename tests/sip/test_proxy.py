@@ -475,9 +475,9 @@ def t_presence(ctx):
     c = SipClient(ctx.port)
     try:
         r = c.request("SUBSCRIBE", "100", to_user="101", ruri="sip:101@%s" % DOMAIN,
-                      extra=["Event: message-summary", "Expires: 600"])
-        check(r.status == 489, "SUBSCRIBE message-summary: want 489, got\n%s" % r)
-        check(r.get("Allow-Events") == "presence, dialog",
+                      extra=["Event: conference", "Expires: 600"])
+        check(r.status == 489, "SUBSCRIBE conference: want 489, got\n%s" % r)
+        check(r.get("Allow-Events") == "presence, dialog, message-summary",
               "489 without the packages sipbx has:\n%s" % r)
         for method in ("BYE", "INFO", "UPDATE", "PRACK", "NOTIFY"):
             r = c.request(method, "100", to_user="101", ruri="sip:101@%s" % DOMAIN,
