@@ -498,12 +498,12 @@ void pres_call(struct sip *s, const struct call *c)
 
 static void pub_persist(struct sip *s, const char *ext, const struct publication *pub)
 {
-    struct store_pub *row = calloc(1, sizeof *row);
-    if (!row || strlen(pub->body) > STORE_PIDF_MAX) {
-        free(row);
-        log_error("presence: out of memory: publication %s of %s not stored", pub->etag, ext);
+    if (strlen(pub->body) > STORE_PIDF_MAX) {
+        log_error("presence: publication %s of %s is over %d bytes: not stored", pub->etag, ext,
+                  STORE_PIDF_MAX);
         return;
     }
+    struct store_pub *row = util_xcalloc(1, sizeof *row);
     snprintf(row->etag, sizeof row->etag, "%s", pub->etag);
     snprintf(row->extension, sizeof row->extension, "%s", ext);
     memcpy(row->body, pub->body, strlen(pub->body) + 1);
@@ -841,8 +841,7 @@ static int snapshot_on_sip_thread(void *arg)
 {
     struct snap_ctx *sc = arg;
     sc->cap = sc->only ? 1 : strmap_count(sc->s->users);
-    if (!(sc->arr = calloc(sc->cap ? sc->cap : 1, sizeof *sc->arr)))
-        return -1;
+    sc->arr = util_xcalloc(sc->cap, sizeof *sc->arr);
     if (sc->only) {
         if (usercache_get(sc->s, sc->only))
             snap_one(sc->only, NULL, sc);

@@ -291,9 +291,7 @@ void subs_notify_presentity(struct sip *s, const char *ext)
     size_t n = 0, cap = 64;
     for (struct sub *sub = strmap_get(s->subs->by_presentity, ext); sub; sub = sub->pnext) {
         if (n == cap) {
-            struct sub **more = malloc(2 * cap * sizeof *more);
-            if (!more)
-                break;
+            struct sub **more = util_xmalloc(2 * cap * sizeof *more);
             memcpy(more, all, n * sizeof *more);
             if (all != list)
                 free(all);
@@ -349,7 +347,7 @@ static char *header_dup(sip_header_t const *h)
     char buf[1024];
     if (!h || sip_header_field_e(buf, sizeof buf, h, 0) <= 0)
         return NULL;
-    return strdup(buf);
+    return util_xstrdup(buf);
 }
 
 /* The Record-Route of the SUBSCRIBE, in order, as our route set (RFC 3261 12.1.1). */
@@ -368,7 +366,7 @@ static char *route_set(sip_t const *sip)
     /* url_e keeps the lr parameter: do not say it twice. */
     for (char *p; (p = strstr(out, ";lr;lr")) != NULL;)
         memmove(p, p + 3, strlen(p + 3) + 1);
-    return strdup(out);
+    return util_xstrdup(out);
 }
 
 /* Where the watcher is reached: where its request came from, over the same transport. */
@@ -377,7 +375,7 @@ static char *next_hop(struct sip *s, const struct sip_req *r)
     char source[96], transport[8], hop[160];
     sip_source(s, r, source, sizeof source, transport, sizeof transport);
     snprintf(hop, sizeof hop, "sip:%s;transport=%s", source, transport);
-    return strdup(hop);
+    return util_xstrdup(hop);
 }
 
 /* Our Contact in the dialog: the address of the transport the SUBSCRIBE came on, so the
@@ -391,7 +389,7 @@ static char *our_contact(struct sip *s, const struct sip_req *r, const char *ext
     snprintf(out, sizeof out,
              strchr(s->rr_host, ':') ? "<sip:%s@[%s]:%d%s%s>" : "<sip:%s@%s:%d%s%s>", ext,
              s->rr_host, port, udp ? "" : ";transport=", udp ? "" : transport);
-    return strdup(out);
+    return util_xstrdup(out);
 }
 
 static long expires_of(sip_t const *sip)
@@ -442,11 +440,8 @@ static void refresh(struct sip *s, const struct sip_req *r, sip_t const *sip, st
     if (sip->sip_contact) {
         char target[512];
         if (url_e(target, sizeof target, sip->sip_contact->m_url) > 0) {
-            char *t = strdup(target);
-            if (t) {
-                free(sub->target);
-                sub->target = t;
-            }
+            free(sub->target);
+            sub->target = util_xstrdup(target);
         }
     }
     reply_ok(s, irq, sub, expires);
@@ -528,13 +523,12 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
         return;
     }
 
-    struct sub *sub = calloc(1, sizeof *sub);
     char target[512];
-    if (!sub || url_e(target, sizeof target, sip->sip_contact->m_url) <= 0) {
-        free(sub);
+    if (url_e(target, sizeof target, sip->sip_contact->m_url) <= 0) {
         sip_reply(s, irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
         return;
     }
+    struct sub *sub = util_xcalloc(1, sizeof *sub);
     sub->pkg = pkg;
     snprintf(sub->call_id, sizeof sub->call_id, "%s", sip->sip_call_id->i_id);
     unsigned char rnd[12];
@@ -550,8 +544,8 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
     char to[700], to_value[600];
     sip_header_field_e(to_value, sizeof to_value, (sip_header_t const *)sip->sip_to, 0);
     snprintf(to, sizeof to, "%s;tag=%s", to_value, sub->local_tag);
-    sub->local = strdup(to);
-    sub->target = strdup(target);
+    sub->local = util_xstrdup(to);
+    sub->target = util_xstrdup(target);
     sub->hop = next_hop(s, r);
     sub->route = route_set(sip);
     sub->contact = our_contact(s, r, sub->presentity);
@@ -559,8 +553,7 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
     sub->created_at = util_now();
     sub->expires_at = sub->created_at + expires;
     sub->force = 1;
-    if (!sub->remote || !sub->local || !sub->target || !sub->hop || !sub->contact ||
-        !sip->sip_from->a_tag) {
+    if (!sub->remote || !sip->sip_from->a_tag) {
         int no_tag = !sip->sip_from->a_tag;
         sub_free(sub);
         if (no_tag)
@@ -601,10 +594,7 @@ static int collect_due(const char *key, void *val, void *arg)
         return STRMAP_KEEP;
     if (ec->n == ec->cap) {
         size_t cap = ec->cap ? 2 * ec->cap : 16;
-        struct sub **more = realloc(ec->due, cap * sizeof *more);
-        if (!more)
-            return STRMAP_KEEP; /* the next sweep gets it */
-        ec->due = more;
+        ec->due = util_xrealloc(ec->due, cap * sizeof *ec->due);
         ec->cap = cap;
     }
     ec->due[ec->n++] = sub;
@@ -635,10 +625,7 @@ static int collect_user(const char *key, void *val, void *arg)
         return STRMAP_KEEP;
     if (uc->n == uc->cap) {
         size_t cap = uc->cap ? 2 * uc->cap : 16;
-        struct sub **more = realloc(uc->hit, cap * sizeof *more);
-        if (!more)
-            return STRMAP_KEEP;
-        uc->hit = more;
+        uc->hit = util_xrealloc(uc->hit, cap * sizeof *uc->hit);
         uc->cap = cap;
     }
     uc->hit[uc->n++] = sub;
@@ -659,7 +646,7 @@ void subs_user_deleted(struct sip *s, const char *ext)
 
 static char *dup_or_null(const char *v)
 {
-    return v && *v ? strdup(v) : NULL;
+    return v && *v ? util_xstrdup(v) : NULL;
 }
 
 /* A subscription of the last run: active again, or ended at once when its user is gone. */
@@ -674,9 +661,7 @@ static int load_sub(const struct store_sub *row, void *ctx)
         store_writer_sub_remove(s->writer, row->call_id, row->local_tag);
         return 0;
     }
-    struct sub *sub = calloc(1, sizeof *sub);
-    if (!sub)
-        return ENOMEM;
+    struct sub *sub = util_xcalloc(1, sizeof *sub);
     sub->pkg = pkg;
     snprintf(sub->call_id, sizeof sub->call_id, "%s", row->call_id);
     snprintf(sub->local_tag, sizeof sub->local_tag, "%s", row->local_tag);
@@ -687,22 +672,18 @@ static int load_sub(const struct store_sub *row, void *ctx)
     if (tag)
         snprintf(sub->remote_tag, sizeof sub->remote_tag, "%.*s", (int)strcspn(tag + 5, ";> "),
                  tag + 5);
-    sub->remote = strdup(row->remote);
-    sub->local = strdup(row->local);
-    sub->target = strdup(row->target);
-    sub->hop = strdup(row->next_hop);
+    sub->remote = util_xstrdup(row->remote);
+    sub->local = util_xstrdup(row->local);
+    sub->target = util_xstrdup(row->target);
+    sub->hop = util_xstrdup(row->next_hop);
     sub->route = dup_or_null(row->route);
-    sub->contact = strdup(row->contact);
+    sub->contact = util_xstrdup(row->contact);
     sub->local_cseq = row->local_cseq;
     sub->remote_cseq = row->remote_cseq;
     sub->version = row->version;
     snprintf(sub->state_hash, sizeof sub->state_hash, "%s", row->state_hash);
     sub->created_at = row->created_at;
     sub->expires_at = row->expires_at;
-    if (!sub->remote || !sub->local || !sub->target || !sub->hop || !sub->contact) {
-        sub_free(sub);
-        return ENOMEM;
-    }
     sub_add(s, sub);
     /* A user deleted while sipbx was down: the final NOTIFY goes with the flush below,
      * once the loop runs. */

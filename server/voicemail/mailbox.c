@@ -313,10 +313,7 @@ static int collect(const struct store_vm_msg *m, void *ctx)
     struct doomed *d = ctx;
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 64;
-        struct store_vm_msg *g = realloc(d->m, cap * sizeof *g);
-        if (!g)
-            return ENOMEM;
-        d->m = g;
+        d->m = util_xrealloc(d->m, cap * sizeof *d->m);
         d->cap = cap;
     }
     d->m[d->n++] = *m;

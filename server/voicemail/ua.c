@@ -330,10 +330,7 @@ static void finish_recording(struct vm_call *c)
 static int collect_msg(const struct store_vm_msg *m, void *ctx)
 {
     struct vm_call *c = ctx;
-    struct listen_msg *grown = realloc(c->msgs, (size_t)(c->nmsgs + 1) * sizeof *grown);
-    if (!grown)
-        return ENOMEM;
-    c->msgs = grown;
+    c->msgs = util_xrealloc(c->msgs, (size_t)(c->nmsgs + 1) * sizeof *c->msgs);
     struct listen_msg *l = &c->msgs[c->nmsgs++];
     memset(l, 0, sizeof *l);
     l->id = m->id;
@@ -613,12 +610,7 @@ static void on_invite(struct vm_ua *ua, nua_handle_t *nh, struct vm_call *c, sip
         util_addr_from_sockaddr(ai->ai_addr, &a);
         util_addr_format(&a, source, sizeof source);
     }
-    c = calloc(1, sizeof *c);
-    if (!c) {
-        respond(nh, SIP_500_INTERNAL_SERVER_ERROR);
-        nua_handle_destroy(nh);
-        return;
-    }
+    c = util_xcalloc(1, sizeof *c);
     c->ua = ua;
     const char *why_not = "not from this host";
     if (!from_proxy(ua) || check_target(ua, sip, c, &why_not) != 0) {
