@@ -459,6 +459,18 @@ test('voicemail: a rule sends calls there; a message left appears live, plays in
   assert.match(await row.textContent(), /0:03/);
   await shot(page, '16b-voicemail');
   await docShot(page, 'voicemail');
+  // the call's ladder names sipbx's voicemail as the party that answered, not a forward target
+  const vmCall = (await sx.api('GET', '/cdrs?limit=5')).json.items.find((c) => c.answered_by === 'voicemail:102');
+  assert.ok(vmCall, 'no record answered by voicemail:102');
+  await settledTrace(sx, vmCall.call_id, 6);
+  await go(`/ladder/${encodeURIComponent(vmCall.call_id)}`);
+  await page.waitForSelector('.party-head .role');
+  const vmHeads = await page.$$eval('.party-head .role', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(vmHeads.slice(0, 2), ['caller 100', 'sipbx']);
+  assert.ok(vmHeads.some((t) => /^voicemail 102/.test(t)), JSON.stringify(vmHeads));
+  assert.ok(!vmHeads.some((t) => /^forward target/.test(t)), JSON.stringify(vmHeads));
+  await go('/voicemail/102');
+  await page.waitForSelector('table.voicemail tbody tr.new');
   // the account page links here with the count, beside its presence and do-not-disturb switch
   await go('/accounts/102');
   await page.waitForSelector('#account-voicemail:has-text("(1 new)")');

@@ -168,7 +168,11 @@ function parties(msgs) {
         p.user = uriUser('X ' + (/<?(sips?:[^>;\s]+)/i.exec(header(m.raw, 'From', 'f')) || [])[1]);
         left.push(p);
       } else {
-        if (meth === 'INVITE') {
+        if (meth === 'INVITE' && /;vm=(leave|listen)\b/.test(m.first_line)) {
+          // sipbx's own voicemail user agent (its Request-URI carries the vm parameters)
+          p.role = 'voicemail' + call;
+          c.sawCallee = true;
+        } else if (meth === 'INVITE') {
           // after a 181 or a failed/cancelled leg a new INVITE is a forward; at the same
           // time as the first one it is another device of the callee (a parallel fork)
           p.role = c.forwardedBefore ? 'forward target' + call : !c.sawCallee ? 'callee' + call : 'callee (fork)' + call;

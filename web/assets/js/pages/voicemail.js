@@ -112,7 +112,7 @@ export function render(main, { params, signal, go }) {
     return h('tr', { class: m.heard ? 'heard' : 'new', dataset: { id: String(m.id) } },
       h('td', { class: 'c-from' }, from),
       h('td', { class: 'nowrap' }, fmtTime(m.received_at)),
-      h('td', { class: 'nowrap duration' }, fmtDuration(Math.round(m.duration))),
+      h('td', { class: 'nowrap duration' }, m.duration < 1 ? `${m.duration.toFixed(1)} s` : fmtDuration(Math.round(m.duration))),
       h('td', null, m.heard ? badge('heard', 'heard') : badge('new', 'new')),
       h('td', { class: 'c-audio' }, audio),
       h('td', { class: 'c-actions' }, h('div', { class: 'actions' }, heardBtn, dl, del), err));
