@@ -59,34 +59,6 @@ static const char *ssl_reason(char *buf, size_t len)
     return buf;
 }
 
-/* Reads a whole (small) file. Returns 0 with a malloc'd, NUL-terminated *out, or an errno
- * value (EFBIG: larger than FILE_MAX). */
-static int read_file(const char *path, char **out, size_t *outlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno;
-    char *p = malloc(FILE_MAX + 1);
-    if (!p) {
-        fclose(f);
-        return ENOMEM;
-    }
-    size_t n = fread(p, 1, FILE_MAX + 1, f);
-    int e = ferror(f) ? (errno ? errno : EIO) : 0;
-    fclose(f);
-    if (!e && n > FILE_MAX)
-        e = EFBIG;
-    if (e) {
-        free(p);
-        return e;
-    }
-    p[n] = '\0';
-    *out = p;
-    if (outlen)
-        *outlen = n;
-    return 0;
-}
-
 /* The contents of a memory BIO as a new NUL-terminated string, or NULL. */
 static char *bio_string(BIO *b)
 {
@@ -557,7 +529,7 @@ static int open_configured(struct cert *c, const char *label, const char *cert_f
     const char *kname = own_key ? klabel : label;
 
     snprintf(c->file, sizeof c->file, "%s", cert_file);
-    if ((e = read_file(cert_file, &ctext, &clen)) != 0) {
+    if ((e = util_read_file(cert_file, FILE_MAX, &ctext, &clen)) != 0) {
         snprintf(err, errlen, "%s %s: cannot read: %s", label, cert_file,
                  e == EFBIG ? "larger than 1 MiB, not a certificate" : strerror(e));
         rc = e;
@@ -567,7 +539,7 @@ static int open_configured(struct cert *c, const char *label, const char *cert_f
         snprintf(err, errlen, "%s %s: %s", label, cert_file, why);
         goto out;
     }
-    if (own_key && (e = read_file(key_file, &ktext, &klen)) != 0) {
+    if (own_key && (e = util_read_file(key_file, FILE_MAX, &ktext, &klen)) != 0) {
         snprintf(err, errlen, "%s %s: cannot read: %s", klabel, key_file,
                  e == EFBIG ? "larger than 1 MiB, not a key" : strerror(e));
         rc = e;
@@ -672,13 +644,13 @@ static int open_generated(struct cert *c, const char *data_dir, const char *doma
     STACK_OF(X509) *chain = NULL;
     EVP_PKEY *key = NULL;
     int rc = EINVAL, e;
-    int have_cert = (e = read_file(c->file, &ctext, &clen)) == 0;
+    int have_cert = (e = util_read_file(c->file, FILE_MAX, &ctext, &clen)) == 0;
     if (!have_cert && e != ENOENT) {
         snprintf(err, errlen, "generated certificate %s: cannot read: %s", c->file, strerror(e));
         rc = e;
         goto out;
     }
-    int have_key = (e = read_file(kpath, &ktext, &klen)) == 0;
+    int have_key = (e = util_read_file(kpath, FILE_MAX, &ktext, &klen)) == 0;
     if (!have_key && e != ENOENT) {
         snprintf(err, errlen, "generated key %s: cannot read: %s", kpath, strerror(e));
         rc = e;

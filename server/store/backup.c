@@ -57,32 +57,11 @@ static int safe_name(const char *name)
 }
 
 /* Reads dir/name into a new buffer; 0 or an errno value. */
-static int read_file(const char *dir, const char *name, unsigned char **out, size_t *len)
+static int read_file(const char *dir, const char *name, char **out, size_t *len)
 {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size > BACKUP_FILE_MAX) {
-        close(fd);
-        return EFBIG;
-    }
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (buf && got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (!buf)
-        return ENOMEM;
-    *out = buf;
-    *len = got;
-    return 0;
+    return util_read_file(path, BACKUP_FILE_MAX, out, len);
 }
 
 /* Puts the file of every voicemail message of the copy d into its table backup_files; a
@@ -105,7 +84,7 @@ static int add_files(sqlite3 *d, const char *vm_dir, char *why, size_t whylen)
     int step;
     while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(sel, 1);
-        unsigned char *data = NULL;
+        char *data = NULL;
         size_t len = 0;
         int frc = safe_name(name) ? read_file(vm_dir, name, &data, &len) : ENOENT;
         if (frc != 0) {

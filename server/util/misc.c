@@ -1,13 +1,15 @@
-/* Allocation that aborts on exhaustion, randomness, hex encoding, clocks, time as text and
- * constant-time comparison. */
+/* Allocation that aborts on exhaustion, whole files read and written, randomness, hex
+ * encoding, clocks, time as text and constant-time comparison. */
 #include "util/util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +57,65 @@ char *util_xstrdup(const char *s)
         return NULL;
     size_t n = strlen(s) + 1;
     return memcpy(util_xmalloc(n), s, n);
+}
+
+int util_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    if (st.st_size < 0 || (uintmax_t)st.st_size > max) {
+        close(fd);
+        return EFBIG;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        close(fd);
+        return ENOMEM;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            return e;
+        }
+        if (n == 0)
+            break; /* shorter than fstat said: it shrank meanwhile */
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *out = buf;
+    if (len)
+        *len = got;
+    return 0;
+}
+
+int util_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 int util_random(void *buf, size_t len)

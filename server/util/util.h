@@ -39,6 +39,13 @@ void *util_xrealloc(void *p, size_t size);
 /** strdup that aborts on exhaustion; NULL for a NULL s. */
 char *util_xstrdup(const char *s);
 
+/** Reads the whole file at path into a new NUL-terminated buffer (*out, free() it; *len
+ *  its length without the NUL, when len is not NULL). Returns 0 or an errno value: EFBIG
+ *  when the file holds more than max bytes, ENOMEM when its buffer cannot be had (a
+ *  file's size is the caller's to bound, so this is not an aborting allocation). */
+int util_read_file(const char *path, size_t max, char **out, size_t *len);
+/** Writes all of len bytes to fd, again after EINTR and short writes; 0 or an errno value. */
+int util_write_all(int fd, const void *data, size_t len);
 /** Fills buf with len bytes from the kernel's CSPRNG; returns 0 or an errno value. */
 int util_random(void *buf, size_t len);
 /** Writes 2*len lowercase hex digits and a NUL to out (which holds 2*len+1 bytes). */

@@ -128,23 +128,6 @@ static void remove_file(const char *dir, const char *file)
         log_warn("voicemail: cannot delete %s: %s", path, strerror(errno));
 }
 
-/* Writes all of len bytes; 0 or an errno value. */
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int mailbox_save(struct vm *vm, const char *box, const char *caller, const char *caller_name,
                  const char *call_id, int64_t received_us, const int16_t *samples, size_t n)
 {
@@ -176,9 +159,9 @@ int mailbox_save(struct vm *vm, const char *box, const char *caller, const char 
             le[2 * i] = (uint8_t)(samples[i] & 0xFF);
             le[2 * i + 1] = (uint8_t)((uint16_t)samples[i] >> 8);
         }
-        rc = write_all(fd, head, sizeof head);
+        rc = util_write_all(fd, head, sizeof head);
         if (rc == 0)
-            rc = write_all(fd, le, n * 2);
+            rc = util_write_all(fd, le, n * 2);
         if (rc == 0 && fsync(fd) != 0)
             rc = errno;
         free(le);
@@ -212,42 +195,15 @@ int mailbox_save(struct vm *vm, const char *box, const char *caller, const char 
     return 0;
 }
 
-/* Reads a whole file into a new buffer; 0 or an errno value. */
-static int read_file(const char *path, unsigned char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < 0 || st.st_size > (off_t)(64 << 20)) {
-        close(fd);
-        return EFBIG;
-    }
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (buf && got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (!buf)
-        return ENOMEM;
-    *out = buf;
-    *len = got;
-    return 0;
-}
-
 struct vm_audio *mailbox_audio(struct vm *vm, const char *file)
 {
     char path[8192], err[160];
-    unsigned char *data = NULL;
+    char *data = NULL;
     size_t len = 0, n = 0;
     int16_t *pcm = NULL;
     if (file_path(vm->dir, file, path, sizeof path) != 0)
         return NULL;
-    int rc = read_file(path, &data, &len);
+    int rc = util_read_file(path, 64 << 20, &data, &len);
     if (rc != 0) {
         log_error("voicemail: cannot read %s: %s", path, strerror(rc));
         return NULL;

@@ -8,6 +8,7 @@
 
 #include "util/util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -378,6 +379,34 @@ static void test_password_generate(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* ---- whole files ---- */
+
+static void test_read_write_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sipbx-test-util-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char big[70000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    assert_int_equal(util_write_all(fd, big, sizeof big), 0);
+    close(fd);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(util_read_file(path, sizeof big, &data, &len), 0);
+    assert_int_equal(len, sizeof big);
+    assert_memory_equal(data, big, sizeof big);
+    assert_int_equal(data[len], '\0'); /* NUL-terminated for text files */
+    free(data);
+    data = NULL;
+    assert_int_equal(util_read_file(path, sizeof big - 1, &data, &len), EFBIG);
+    assert_null(data);
+    unlink(path);
+    assert_int_equal(util_read_file(path, sizeof big, &data, NULL), ENOENT);
+    assert_int_equal(util_write_all(-1, "x", 1), EBADF);
+}
+
 /* ---- allocation that aborts ---- */
 
 static void test_xalloc(void **state)
@@ -444,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_utf8_chars),
         cmocka_unit_test(test_xalloc),
         cmocka_unit_test(test_xalloc_aborts),
+        cmocka_unit_test(test_read_write_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
