@@ -196,10 +196,7 @@ void api_groups_create(struct http_req *r)
     }
     http_users_changed(r->h);
     log_info("http: ring group %s created", g.extension);
-    char location[128];
-    snprintf(location, sizeof location, "/api/v1/groups/%s", g.extension);
-    http_header(r, "Location", location);
-    http_json(r, 201, group_json(&g));
+    http_created(r, group_json(&g), "/api/v1/groups/%s", g.extension);
 out:
     cJSON_Delete(body);
 }

@@ -234,6 +234,26 @@ int http_field_int(struct http_req *r, const cJSON *obj, const char *name, int l
 
 /** Reads ?limit= (1..500, default 100) and ?cursor=; returns 0, or -1 after a 400 reply. */
 int http_page_params(struct http_req *r, int *limit, const char **cursor);
+/** A page of a list whose cursor is the id of its last item (tokens, webhook deliveries). */
+struct http_id_page {
+    cJSON *items;
+    int limit, n, more;
+    int64_t last;
+};
+/** Reads ?limit= and ?cursor= (an id this server returned; *after is 0 without one) and
+ *  starts p; returns 0, or -1 after a 400 reply. */
+int http_id_page_start(struct http_req *r, struct http_id_page *p, int64_t *after);
+/** True, marking that more exist, when p holds limit items already: the store's callback
+ *  then stops (returns -1). */
+int http_id_page_full(struct http_id_page *p);
+/** Adds item, whose id is id. */
+void http_id_page_add(struct http_id_page *p, cJSON *item, int64_t id);
+/** Answers with the page, or with the store's error when rc (the list's return) is
+ *  neither 0 nor the -1 of a full page. Takes p's items. */
+void http_id_page_reply(struct http_req *r, struct http_id_page *p, int rc);
+/** Answers 201 with body and a Location header printf-formatted from fmt. */
+void http_created(struct http_req *r, cJSON *body, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /** Wraps a list page: {"items":items,"next_cursor":next or null}; takes items. */
 cJSON *http_page(cJSON *items, const char *next);
 /** Adds key = the time t as "YYYY-MM-DDTHH:MM:SSZ" (UTC), or null when t is 0. */

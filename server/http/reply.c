@@ -357,6 +357,60 @@ int http_page_params(struct http_req *r, int *limit, const char **cursor)
     return 0;
 }
 
+int http_id_page_start(struct http_req *r, struct http_id_page *p, int64_t *after)
+{
+    const char *cursor;
+    memset(p, 0, sizeof *p);
+    *after = 0;
+    if (http_page_params(r, &p->limit, &cursor) != 0)
+        return -1;
+    if (cursor && (*after = http_parse_id(cursor)) == 0) {
+        http_error(r, 400, "invalid_parameter", "cursor: not a cursor this server returned");
+        return -1;
+    }
+    p->items = cJSON_CreateArray();
+    return 0;
+}
+
+int http_id_page_full(struct http_id_page *p)
+{
+    if (p->n < p->limit)
+        return 0;
+    p->more = 1;
+    return 1;
+}
+
+void http_id_page_add(struct http_id_page *p, cJSON *item, int64_t id)
+{
+    cJSON_AddItemToArray(p->items, item);
+    p->n++;
+    p->last = id;
+}
+
+void http_id_page_reply(struct http_req *r, struct http_id_page *p, int rc)
+{
+    if (rc != 0 && rc != -1) {
+        cJSON_Delete(p->items);
+        http_store_error(r);
+        return;
+    }
+    char next[24];
+    if (p->more)
+        snprintf(next, sizeof next, "%lld", (long long)p->last);
+    http_json(r, 200, http_page(p->items, p->more ? next : NULL));
+}
+
+void http_created(struct http_req *r, cJSON *body, const char *fmt, ...)
+{
+    char location[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(location, sizeof location, fmt, ap);
+    va_end(ap);
+    http_header(r, "Location", location);
+    http_json(r, 201, body);
+}
+
 cJSON *http_page(cJSON *items, const char *next)
 {
     cJSON *page = cJSON_CreateObject();

@@ -19,10 +19,8 @@ static cJSON *token_json(const struct store_token *t)
 }
 
 struct list_ctx {
-    cJSON *items;
-    int limit, n, more;
+    struct http_id_page page;
     const char *name; /* only tokens of this name, or NULL */
-    int64_t last;
 };
 
 static int list_one(const struct store_token *t, void *arg)
@@ -30,42 +28,22 @@ static int list_one(const struct store_token *t, void *arg)
     struct list_ctx *lc = arg;
     if (lc->name && strcmp(t->name, lc->name) != 0)
         return 0;
-    if (lc->n == lc->limit) {
-        lc->more = 1;
-        return -1; /* stop: the page is full */
-    }
-    cJSON_AddItemToArray(lc->items, token_json(t));
-    lc->n++;
-    lc->last = t->id;
+    if (http_id_page_full(&lc->page))
+        return -1;
+    http_id_page_add(&lc->page, token_json(t), t->id);
     return 0;
 }
 
 void api_tokens_list(struct http_req *r)
 {
     struct list_ctx lc;
-    const char *cursor;
-    memset(&lc, 0, sizeof lc);
-    if (http_page_params(r, &lc.limit, &cursor) != 0)
+    int64_t after;
+    if (http_id_page_start(r, &lc.page, &after) != 0)
         return;
-    int64_t after = 0;
-    if (cursor && (after = http_parse_id(cursor)) == 0) {
-        http_error(r, 400, "invalid_parameter", "cursor: not a cursor this server returned");
-        return;
-    }
     lc.name = http_query(r, "name");
     if (lc.name && !*lc.name)
         lc.name = NULL;
-    lc.items = cJSON_CreateArray();
-    int rc = store_token_list(r->st, after, 0, list_one, &lc);
-    if (rc != 0 && rc != -1) {
-        cJSON_Delete(lc.items);
-        http_store_error(r);
-        return;
-    }
-    char next[24];
-    if (lc.more)
-        snprintf(next, sizeof next, "%lld", (long long)lc.last);
-    http_json(r, 200, http_page(lc.items, lc.more ? next : NULL));
+    http_id_page_reply(r, &lc.page, store_token_list(r->st, after, 0, list_one, &lc));
 }
 
 void api_tokens_create(struct http_req *r)
@@ -90,10 +68,7 @@ void api_tokens_create(struct http_req *r)
     log_info("http: API token %lld (%s) created", (long long)t.id, t.name);
     cJSON *o = token_json(&t);
     cJSON_AddStringToObject(o, "token", secret);
-    char location[64];
-    snprintf(location, sizeof location, "/api/v1/tokens/%lld", (long long)t.id);
-    http_header(r, "Location", location);
-    http_json(r, 201, o);
+    http_created(r, o, "/api/v1/tokens/%lld", (long long)t.id);
 }
 
 void api_tokens_delete(struct http_req *r)

@@ -307,10 +307,7 @@ void api_users_create(struct http_req *r)
         http_store_error(r);
         goto out;
     }
-    char location[128];
-    snprintf(location, sizeof location, "/api/v1/users/%s", u.extension);
-    http_header(r, "Location", location);
-    http_json(r, 201, render_user(&u));
+    http_created(r, render_user(&u), "/api/v1/users/%s", u.extension);
 out:
     cJSON_Delete(body);
 }

@@ -232,10 +232,7 @@ void api_webhooks_create(struct http_req *r)
         goto done;
     }
     cJSON_AddStringToObject(o, "secret", w.secret);
-    char location[64];
-    snprintf(location, sizeof location, "/api/v1/webhooks/%lld", (long long)w.id);
-    http_header(r, "Location", location);
-    http_json(r, 201, o);
+    http_created(r, o, "/api/v1/webhooks/%lld", (long long)w.id);
 done:
     cJSON_Delete(body);
 }
@@ -262,51 +259,28 @@ void api_webhooks_delete(struct http_req *r)
 
 /* ---- GET /webhooks/{id}/deliveries ---- */
 
-struct log_ctx {
-    cJSON *items;
-    int limit, n, more;
-    int64_t last;
-};
-
 static int log_one(const struct store_delivery *d, void *arg)
 {
-    struct log_ctx *lc = arg;
-    if (lc->n == lc->limit) {
-        lc->more = 1;
+    struct http_id_page *p = arg;
+    if (http_id_page_full(p))
         return -1; /* the page is full and one more exists */
-    }
-    cJSON_AddItemToArray(lc->items, delivery_json(d));
-    lc->n++;
-    lc->last = d->id;
+    http_id_page_add(p, delivery_json(d), d->id);
     return 0;
 }
 
 void api_webhooks_deliveries(struct http_req *r)
 {
     struct store_webhook w;
-    struct log_ctx lc;
-    const char *cursor;
-    memset(&lc, 0, sizeof lc);
-    if (http_page_params(r, &lc.limit, &cursor) != 0)
+    struct http_id_page page;
+    int64_t before; /* deliveries go newest first: the cursor is where the page ends */
+    if (http_id_page_start(r, &page, &before) != 0)
         return;
-    int64_t before = 0;
-    if (cursor && (before = http_parse_id(cursor)) == 0) {
-        http_error(r, 400, "invalid_parameter", "cursor: not a cursor this server returned");
+    if (path_webhook(r, &w) != 0) {
+        cJSON_Delete(page.items);
         return;
     }
-    if (path_webhook(r, &w) != 0)
-        return;
-    lc.items = cJSON_CreateArray();
-    int rc = store_delivery_list(r->st, w.id, before, lc.limit + 1, log_one, &lc);
-    if (rc != 0 && rc != -1) {
-        cJSON_Delete(lc.items);
-        http_store_error(r);
-        return;
-    }
-    char next[24];
-    if (lc.more)
-        snprintf(next, sizeof next, "%lld", (long long)lc.last);
-    http_json(r, 200, http_page(lc.items, lc.more ? next : NULL));
+    http_id_page_reply(r, &page,
+                       store_delivery_list(r->st, w.id, before, page.limit + 1, log_one, &page));
 }
 
 /* ---- POST /webhooks/{id}/ping ---- */

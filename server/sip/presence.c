@@ -17,9 +17,6 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_md5.h>
 
-#define PUB_DEFAULT_EXPIRES 3600
-#define PUB_MIN_EXPIRES     60
-#define PUB_MAX_EXPIRES     3600
 /* A terminated dialog stays in the busy lamp's document this long, so that watchers see
  * "terminated" before the dialog goes (RFC 4235 section 3.7.1), also when the NOTIFY that
  * says it waits for the one before it. */
@@ -595,15 +592,9 @@ void pres_publish_handle(struct sip *s, const struct sip_req *r, sip_t const *si
         sip_reply(s, irq, 403, "Only your own presence can be published", TAG_END());
         return;
     }
-    long expires = sip->sip_expires ? (long)sip->sip_expires->ex_delta : PUB_DEFAULT_EXPIRES;
-    if (expires > 0 && expires < PUB_MIN_EXPIRES) {
-        char min[16];
-        snprintf(min, sizeof min, "%d", PUB_MIN_EXPIRES);
-        sip_reply(s, irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
+    long expires = subs_expires(s, irq, sip);
+    if (expires < 0)
         return;
-    }
-    if (expires > PUB_MAX_EXPIRES)
-        expires = PUB_MAX_EXPIRES;
 
     const char *ext = user->extension;
     struct publication *pub = NULL;

@@ -323,6 +323,10 @@ void subs_expire(struct sip *s, int64_t now);
 /** Active subscriptions to ext's presence and dialogs (a phone's subscription to its own
  *  mailbox is not someone watching it). */
 size_t subs_watchers(struct sip *s, const char *ext);
+/** The lifetime a SUBSCRIBE or PUBLISH asks for (Expires; 3600 s when absent, cut to
+ *  3600), or -1 after answering 423 with Min-Expires: 60 to one below 60 (0 is allowed:
+ *  an unsubscribe, a fetch, a withdrawal). */
+long subs_expires(struct sip *s, nta_incoming_t *irq, sip_t const *sip);
 
 /* ---- presence.c: presence documents and busy lamps ---- */
 

@@ -17,9 +17,9 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_md5.h>
 
-#define SUB_DEFAULT_EXPIRES 3600 /* RFC 3856 6.4, RFC 4235 3.2 */
-#define SUB_MIN_EXPIRES     60
-#define SUB_MAX_EXPIRES     3600
+#define EVENT_DEFAULT_EXPIRES 3600 /* RFC 3856 6.4, RFC 4235 3.2, RFC 3903 */
+#define EVENT_MIN_EXPIRES     60
+#define EVENT_MAX_EXPIRES     3600
 
 static void presence_body(struct sip *s, const char *ext, uint32_t version, struct buf *out)
 {
@@ -392,10 +392,16 @@ static char *our_contact(struct sip *s, const struct sip_req *r, const char *ext
     return util_xstrdup(out);
 }
 
-static long expires_of(sip_t const *sip)
+long subs_expires(struct sip *s, nta_incoming_t *irq, sip_t const *sip)
 {
-    long e = sip->sip_expires ? (long)sip->sip_expires->ex_delta : SUB_DEFAULT_EXPIRES;
-    return e > SUB_MAX_EXPIRES ? SUB_MAX_EXPIRES : e;
+    long e = sip->sip_expires ? (long)sip->sip_expires->ex_delta : EVENT_DEFAULT_EXPIRES;
+    if (e > 0 && e < EVENT_MIN_EXPIRES) {
+        char min[16];
+        snprintf(min, sizeof min, "%d", EVENT_MIN_EXPIRES);
+        sip_reply(s, irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
+        return -1;
+    }
+    return e > EVENT_MAX_EXPIRES ? EVENT_MAX_EXPIRES : e;
 }
 
 static void reply_ok(struct sip *s, nta_incoming_t *irq, const struct sub *sub, long expires)
@@ -424,13 +430,9 @@ static void refresh(struct sip *s, const struct sip_req *r, sip_t const *sip, st
         sip_reply(s, irq, 500, "CSeq out of order", TAG_END());
         return;
     }
-    long expires = expires_of(sip);
-    if (expires > 0 && expires < SUB_MIN_EXPIRES) {
-        char min[16];
-        snprintf(min, sizeof min, "%d", SUB_MIN_EXPIRES);
-        sip_reply(s, irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
+    long expires = subs_expires(s, irq, sip);
+    if (expires < 0)
         return;
-    }
     sub->remote_cseq = sip->sip_cseq->cs_seq;
     char *hop = next_hop(s, r); /* the watcher may have moved (a NAT binding renewed) */
     if (hop) {
@@ -515,13 +517,9 @@ void subs_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
         sip_reply(s, irq, 400, "Missing Contact", TAG_END());
         return;
     }
-    long expires = expires_of(sip);
-    if (expires > 0 && expires < SUB_MIN_EXPIRES) {
-        char min[16];
-        snprintf(min, sizeof min, "%d", SUB_MIN_EXPIRES);
-        sip_reply(s, irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
+    long expires = subs_expires(s, irq, sip);
+    if (expires < 0)
         return;
-    }
 
     char target[512];
     if (url_e(target, sizeof target, sip->sip_contact->m_url) <= 0) {

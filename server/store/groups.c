@@ -119,9 +119,7 @@ static int update_tx(struct store *st, void *arg)
     sqlite3_bind_int(s, 3, g->member_timeout);
     store_bind_text(s, 4, g->no_answer_target);
     store_bind_text(s, 5, g->extension);
-    int rc = store_step_done(st, s);
-    if (rc == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
-        return ENOENT;
+    int rc = store_step_changed(st, s);
     return rc ? rc : write_members(st, g);
 }
 
@@ -136,10 +134,7 @@ int store_group_delete(struct store *st, const char *ext)
     if (!s)
         return EIO;
     store_bind_text(s, 1, ext);
-    int rc = store_step_done(st, s);
-    if (rc == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
-        return ENOENT;
-    return rc;
+    return store_step_changed(st, s);
 }
 
 int store_group_list(struct store *st, int (*cb)(const struct store_group *g, void *ctx), void *ctx)

@@ -76,10 +76,7 @@ int store_session_get(struct store *st, const char *id, int64_t now, struct stor
 /* Runs an UPDATE/DELETE keyed by the session hash; "no row touched" is ENOENT. */
 static int by_id(struct store *st, sqlite3_stmt *s)
 {
-    int rc = store_step_done(st, s);
-    if (rc == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
-        return ENOENT;
-    return rc;
+    return store_step_changed(st, s);
 }
 
 int store_session_touch(struct store *st, const char *id, int64_t expires_at)

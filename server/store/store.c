@@ -208,6 +208,14 @@ void store_col_text(sqlite3_stmt *s, int col, char *out, size_t outlen)
     snprintf(out, outlen, "%s", t ? (const char *)t : "");
 }
 
+int store_step_changed(struct store *st, sqlite3_stmt *s)
+{
+    int rc = store_step_done(st, s);
+    if (rc == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
+        return ENOENT;
+    return rc;
+}
+
 int store_step_done(struct store *st, sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);

@@ -32,5 +32,7 @@ void store_col_text(sqlite3_stmt *s, int col, char *out, size_t outlen);
 /** Runs a statement that returns no rows to completion; returns 0, EEXIST (unique key),
  *  ENOENT (foreign key), EINVAL (check or not-null constraint) or EIO (logged). */
 int store_step_done(struct store *st, sqlite3_stmt *s);
+/** store_step_done for an UPDATE or DELETE of one row: ENOENT when it changed none. */
+int store_step_changed(struct store *st, sqlite3_stmt *s);
 
 #endif

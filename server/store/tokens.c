@@ -146,8 +146,5 @@ int store_token_delete(struct store *st, int64_t id)
     if (!s)
         return EIO;
     sqlite3_bind_int64(s, 1, id);
-    int rc = store_step_done(st, s);
-    if (rc == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
-        return ENOENT;
-    return rc;
+    return store_step_changed(st, s);
 }

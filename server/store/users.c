@@ -62,10 +62,7 @@ int store_user_get(struct store *st, const char *ext, struct store_user *out)
 /* Runs an UPDATE/DELETE keyed by extension and maps "no row touched" to ENOENT. */
 static int changed_or_enoent(struct store *st, sqlite3_stmt *s)
 {
-    int rc = store_step_done(st, s);
-    if (rc == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
-        return ENOENT;
-    return rc;
+    return store_step_changed(st, s);
 }
 
 int store_user_update(struct store *st, const struct store_user *u)

@@ -78,10 +78,7 @@ int store_webhook_delete(struct store *st, int64_t id)
     if (!s)
         return EIO;
     sqlite3_bind_int64(s, 1, id);
-    int rc = store_step_done(st, s);
-    if (rc == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
-        return ENOENT;
-    return rc;
+    return store_step_changed(st, s);
 }
 
 int store_webhook_count(struct store *st)
@@ -199,10 +196,8 @@ int store_delivery_tried(struct store *st, int64_t id, int64_t now_us,
     sqlite3_bind_int64(s, 4, next_try_us);
     sqlite3_bind_int(s, 5, status);
     store_bind_text(s, 6, error ? error : "");
-    int rc = store_step_done(st, s);
-    if (rc == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
-        return ENOENT;
-    return rc ? EIO : 0;
+    int rc = store_step_changed(st, s);
+    return rc == 0 || rc == ENOENT ? rc : EIO;
 }
 
 int store_delivery_list(struct store *st, int64_t webhook_id, int64_t before, int limit,
