@@ -396,6 +396,7 @@ class Limits(unittest.TestCase):
 
     def test_per_source_limit_is_shared(self):
         d = self.d
+        token = d.create_token("metrics")
         socks = []
         try:
             for _ in range(PER_SOURCE):
@@ -406,12 +407,26 @@ class Limits(unittest.TestCase):
                     return d.request("GET", "/api/v1/health").status
                 except OSError as e:
                     return e
+            def open_connections():
+                # asked from another address (127.0.0.2 is a source of its own), over HTTPS
+                conn = http.client.HTTPSConnection("127.0.0.1", d.https_port, timeout=10,
+                                                   context=d.context(),
+                                                   source_address=("127.0.0.2", 0))
+                try:
+                    conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+                    text = conn.getresponse().read().decode()
+                finally:
+                    conn.close()
+                return int(re.search(r"^sipbx_http_connections (\d+)$", text, re.M).group(1))
             # Once the HTTPS daemon has accepted and counted the 32 (under load and the
-            # sanitizers that took longer than the half second this test once slept), a
-            # 33rd connection from the address, on plain HTTP, is refused.
-            deadline = time.time() + 5
-            while (got := plain_health()) == 200 and time.time() < deadline:
+            # sanitizers that took longer than the half second this test once slept; the
+            # count includes the asking connection), a 33rd connection from the address,
+            # on plain HTTP, is refused.
+            deadline = time.time() + 8
+            while (n := open_connections()) <= PER_SOURCE and time.time() < deadline:
                 time.sleep(0.2)
+            self.assertGreater(n, PER_SOURCE, "the HTTPS daemon did not count the connections")
+            got = plain_health()
             self.assertNotEqual(got, 200, "a 33rd connection (on plain HTTP) was served")
         finally:
             for s in socks:
