@@ -13,10 +13,35 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 
+/* One registered contact as the SIP thread keeps it: what routing and the check of the
+ * next REGISTER need, its strings in the same allocation. (The whole store_reg row, 1.3 KB
+ * of fixed arrays, made 10,000 phones cost 13 MB.) The User-Agent and instance go to the
+ * database only. */
 struct binding {
     struct binding *next;
-    struct store_reg r;
+    int64_t registered_at;
+    int64_t expires_at;
+    uint32_t cseq;
+    char transport[8];
+    const char *source;  /* "addr:port" the REGISTER came from; in contact's allocation */
+    const char *call_id; /* of the REGISTER that made or refreshed it; likewise */
+    char contact[];      /* the contact URI, then source and call_id, each with its NUL */
 };
+
+static struct binding *binding_new(const struct store_reg *r)
+{
+    size_t lc = strlen(r->contact) + 1, ls = strlen(r->source) + 1, li = strlen(r->call_id) + 1;
+    struct binding *b = util_xmalloc(sizeof *b + lc + ls + li);
+    b->next = NULL;
+    b->registered_at = r->registered_at;
+    b->expires_at = r->expires_at;
+    b->cseq = r->cseq;
+    snprintf(b->transport, sizeof b->transport, "%s", r->transport);
+    memcpy(b->contact, r->contact, lc);
+    b->source = memcpy(b->contact + lc, r->source, ls);
+    b->call_id = memcpy(b->contact + lc + ls, r->call_id, li);
+    return b;
+}
 
 struct reg {
     struct strmap *aors; /* extension -> struct binding list */
@@ -62,8 +87,7 @@ static void free_list(void *p)
 static int load_binding(const struct store_reg *r, void *ctx)
 {
     struct reg *reg = ctx;
-    struct binding *b = util_xcalloc(1, sizeof *b);
-    b->r = *r;
+    struct binding *b = binding_new(r);
     b->next = strmap_get(reg->aors, r->extension);
     strmap_put(reg->aors, r->extension, b, NULL);
     reg->count++;
@@ -129,10 +153,10 @@ static int expire_aor(const char *key, void *val, void *arg)
     struct binding **link = &head;
     while (*link) {
         struct binding *b = *link;
-        if (b->r.expires_at <= ec->now) {
+        if (b->expires_at <= ec->now) {
             *link = b->next;
-            log_info("registrar: %s expired (%s)", key, b->r.contact);
-            persist_remove(ec->s, key, b->r.contact, "expired");
+            log_info("registrar: %s expired (%s)", key, b->contact);
+            persist_remove(ec->s, key, b->contact, "expired");
             ec->s->reg->count--;
             free(b);
         } else {
@@ -172,7 +196,7 @@ static long contact_expires(struct sip *s, sip_contact_t const *m, sip_t const *
 static struct binding *find_binding(struct binding *list, const char *contact)
 {
     for (; list; list = list->next)
-        if (strcmp(list->r.contact, contact) == 0)
+        if (strcmp(list->contact, contact) == 0)
             return list;
     return NULL;
 }
@@ -191,14 +215,13 @@ static void reply_bindings(struct sip *s, const struct sip_req *r, const char *e
     struct binding *list = strmap_get(s->reg->aors, ext);
     size_t cap = 64, len = 0;
     for (struct binding *b = list; b; b = b->next)
-        cap += strlen(b->r.contact) + 32;
+        cap += strlen(b->contact) + 32;
     char *contacts = util_xmalloc(cap);
     contacts[0] = '\0';
     for (struct binding *b = list; b; b = b->next)
-        if (b->r.expires_at > now)
-            len +=
-                (size_t)snprintf(contacts + len, cap - len, "%s<%s>;expires=%lld", len ? ", " : "",
-                                 b->r.contact, (long long)(b->r.expires_at - now));
+        if (b->expires_at > now)
+            len += (size_t)snprintf(contacts + len, cap - len, "%s<%s>;expires=%lld",
+                                    len ? ", " : "", b->contact, (long long)(b->expires_at - now));
     if (len)
         sip_req_reply(s, r, SIP_200_OK, SIPTAG_CONTACT_STR(contacts), TAG_END());
     else
@@ -210,7 +233,7 @@ static void remove_all(struct sip *s, const char *ext)
 {
     struct binding *list = strmap_remove(s->reg->aors, ext);
     for (struct binding *b = list; b; b = b->next) {
-        log_info("registrar: %s unregistered (%s)", ext, b->r.contact);
+        log_info("registrar: %s unregistered (%s)", ext, b->contact);
         s->reg->count--;
     }
     free_list(list);
@@ -227,7 +250,7 @@ static int contact_refused(struct sip *s, sip_contact_t const *m, const char *ex
         return 400;
     snprintf(r.call_id, sizeof r.call_id, "%s", sip->sip_call_id->i_id);
     struct binding *b = find_binding(strmap_get(s->reg->aors, ext), r.contact);
-    if (b && strcmp(b->r.call_id, r.call_id) == 0 && sip->sip_cseq->cs_seq <= b->r.cseq)
+    if (b && strcmp(b->call_id, r.call_id) == 0 && sip->sip_cseq->cs_seq <= b->cseq)
         return 400;
     return 0;
 }
@@ -260,7 +283,7 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
             strmap_put(s->reg->aors, r.extension, head, NULL);
         else
             strmap_remove(s->reg->aors, r.extension);
-        log_info("registrar: %s unregistered (%s)", r.extension, b->r.contact);
+        log_info("registrar: %s unregistered (%s)", r.extension, b->contact);
         free(b);
         s->reg->count--;
         persist_remove(s, r.extension, r.contact, "unregistered");
@@ -268,18 +291,32 @@ static int apply_contact(struct sip *s, sip_contact_t const *m, const struct sto
     }
 
     r.expires_at = now + expires;
-    if (!b) {
-        b = util_xcalloc(1, sizeof *b);
-        b->next = head;
-        strmap_put(s->reg->aors, r.extension, b, NULL);
-        s->reg->count++;
-        log_info("registrar: %s registered %s from %s/%s (%s), %ld s", r.extension, r.contact,
-                 r.source, r.transport, r.user_agent, expires);
+    if (b)
+        r.registered_at = b->registered_at;
+    if (b && strcmp(b->source, r.source) == 0 && strcmp(b->call_id, r.call_id) == 0 &&
+        strcmp(b->transport, r.transport) == 0) { /* a plain refresh: in place */
+        b->expires_at = r.expires_at;
+        b->cseq = r.cseq;
     } else {
-        r.registered_at = b->r.registered_at;
+        struct binding *nb = binding_new(&r);
+        if (!b) {
+            nb->next = head;
+            head = nb;
+            s->reg->count++;
+            log_info("registrar: %s registered %s from %s/%s (%s), %ld s", r.extension, r.contact,
+                     r.source, r.transport, r.user_agent, expires);
+        } else { /* a refresh from elsewhere: the new binding takes the old one's place */
+            for (struct binding **pp = &head; *pp; pp = &(*pp)->next)
+                if (*pp == b) {
+                    nb->next = b->next;
+                    *pp = nb;
+                    break;
+                }
+            free(b);
+        }
+        strmap_put(s->reg->aors, r.extension, head, NULL);
     }
-    b->r = r;
-    store_writer_reg_save(s->writer, &b->r);
+    store_writer_reg_save(s->writer, &r);
     publish(s, r.extension, r.contact, r.registered_at == now ? "registered" : "refreshed");
     return 0;
 }
@@ -362,9 +399,9 @@ void reg_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
     reply_bindings(s, r, user->extension, now);
 }
 
-static void format_next_hop(const struct store_reg *r, char *out, size_t outlen)
+static void format_next_hop(const struct binding *b, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "sip:%s;transport=%s", r->source, r->transport);
+    snprintf(out, outlen, "sip:%s;transport=%s", b->source, b->transport);
 }
 
 size_t reg_targets(struct sip *s, const char *ext, struct reg_target *out, size_t max)
@@ -372,11 +409,11 @@ size_t reg_targets(struct sip *s, const char *ext, struct reg_target *out, size_
     size_t n = 0;
     int64_t now = util_now();
     for (struct binding *b = strmap_get(s->reg->aors, ext); b && n < max; b = b->next) {
-        if (b->r.expires_at <= now)
+        if (b->expires_at <= now)
             continue;
         /* All bindings ring in parallel, so q values do not order anything here. */
-        snprintf(out[n].contact, sizeof out[n].contact, "%s", b->r.contact);
-        format_next_hop(&b->r, out[n].next_hop, sizeof out[n].next_hop);
+        snprintf(out[n].contact, sizeof out[n].contact, "%s", b->contact);
+        format_next_hop(b, out[n].next_hop, sizeof out[n].next_hop);
         n++;
     }
     return n;
@@ -392,7 +429,7 @@ static int find_contact(const char *key, void *val, void *arg)
     (void)key;
     struct contact_find *f = arg;
     for (const struct binding *b = val; b && !f->hit; b = b->next)
-        if (strcmp(b->r.contact, f->want) == 0)
+        if (strcmp(b->contact, f->want) == 0)
             f->hit = b;
     return STRMAP_KEEP;
 }
@@ -412,6 +449,6 @@ int reg_next_hop(struct sip *s, url_t const *contact, char *out, size_t outlen)
         strmap_foreach(s->reg->aors, find_contact, &f);
     if (!f.hit)
         return -1;
-    format_next_hop(&f.hit->r, out, outlen);
+    format_next_hop(f.hit, out, outlen);
     return 0;
 }

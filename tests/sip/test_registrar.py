@@ -3,9 +3,12 @@ de-registration, the interval limits (423, the cap), bindings kept across a rest
 their expiry, and the requests the server answers itself (OPTIONS, 405).
 """
 
+import re
+import threading
 import time
 
-from harness import HOST, SipClient, authorization, check, parse_challenge, test
+from checks import proxy_request
+from harness import DOMAIN, HOST, SipClient, authorization, check, parse_challenge, test
 
 
 @test("register")
@@ -128,3 +131,47 @@ def t_expiry(ctx):
     time.sleep(max(0, 4 - (time.monotonic() - registered)))
     ctx.wait_list("100", "offline", timeout=0.5)
     check("100 expired" in ctx.daemon_log(), "expiry not logged")
+
+
+def answer_200(c, req):
+    """Answers the request req (text) that c received with a 200 (To-tag added)."""
+    head = req.replace("\r\n", "\n").split("\n\n", 1)[0].split("\n")
+    keep = [h for h in head[1:] if re.match(r"(?i)(via|from|call-id|cseq|v|f|i)\s*:", h)]
+    to = next(h for h in head[1:] if re.match(r"(?i)(to|t)\s*:", h))
+    c.send_raw("\r\n".join(["SIP/2.0 200 OK"] + keep + [to + ";tag=moved1", "Content-Length: 0",
+                                                       "", ""]))
+
+
+@test("register_moved")
+def t_register_moved(ctx):
+    """A phone behind NAT whose public port changed registers the same Contact from a new
+    source: the binding follows it (still one binding, requests go to the new source), and
+    a plain refresh from there keeps it."""
+    contact = "<sip:100@%s:5999>" % HOST  # the phone's own address, as a phone behind NAT writes
+    old, new, caller = SipClient(ctx.port), SipClient(ctx.port), SipClient(ctx.port)
+    try:
+        for c in (old, new, new):  # registered, moved, refreshed in place
+            r, _ = c.register("100", "secret100", contact=contact, expires=300)
+            check(r.status == 200, "REGISTER from port %d:\n%s" % (c.port, r))
+        deadline = time.monotonic() + 3  # the writer commits in batches
+        while ":%d" % new.port not in str(ctx.wait_list("100", "online")) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        rows = ctx.user_list()["100"]
+        check(len(rows) == 1 and ":%d" % new.port in rows[0][2],
+              "one binding, from the new source port %d: %s" % (new.port, rows))
+        done = {}
+        th = threading.Thread(target=lambda: done.setdefault("r", proxy_request(
+            caller, "MESSAGE", "101", "sip:100@%s" % DOMAIN, to_user="100", body="moved?")))
+        th.start()
+        got = new.drain(5, first=True)
+        check(got and got[0].startswith("MESSAGE "), "the MESSAGE must reach the new source: %s"
+              % got)
+        answer_200(new, got[0])
+        th.join(10)
+        check(done.get("r") is not None and done["r"].status == 200,
+              "the caller's answer: %s" % done.get("r"))
+        check(not old.drain(0.5), "nothing may go to the old source")
+    finally:
+        for c in (old, new, caller):
+            c.close()
