@@ -15,7 +15,7 @@
 
 /* One line on stderr without allocating (stdio might), then abort: a core dump for the
  * post-mortem, and systemd's Restart= brings sipbx back. */
-static void out_of_memory(size_t size)
+void util_out_of_memory(size_t size)
 {
     char line[96];
     int n = snprintf(line, sizeof line, "sipbx: out of memory (allocating %zu bytes), aborting\n",
@@ -29,17 +29,17 @@ void *util_xmalloc(size_t size)
 {
     void *p = malloc(size ? size : 1);
     if (!p)
-        out_of_memory(size);
+        util_out_of_memory(size);
     return p;
 }
 
 void *util_xcalloc(size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)
-        out_of_memory(SIZE_MAX);
+        util_out_of_memory(SIZE_MAX);
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p)
-        out_of_memory(n * size);
+        util_out_of_memory(n * size);
     return p;
 }
 
@@ -47,7 +47,7 @@ void *util_xrealloc(void *p, size_t size)
 {
     void *q = realloc(p, size ? size : 1);
     if (!q)
-        out_of_memory(size);
+        util_out_of_memory(size);
     return q;
 }
 

@@ -16,7 +16,28 @@ struct strmap {
     struct node **buckets;
     size_t nbuckets; /* always a power of two */
     size_t count;
+    struct util_pool *pool; /* where nodes come from; NULL: the heap */
 };
+
+static void node_free(struct strmap *m, struct node *n)
+{
+    if (m->pool)
+        util_pool_free(m->pool, n);
+    else
+        free(n);
+}
+
+void strmap_use_pool(struct strmap *m, struct util_pool *pool)
+{
+    m->pool = pool;
+}
+
+int strmap_drop_pooled(const char *key, void *val, void *pool)
+{
+    (void)key;
+    util_pool_free(pool, val);
+    return STRMAP_DROP;
+}
 
 static uint32_t hash_str(const char *s)
 {
@@ -51,7 +72,7 @@ void strmap_destroy(struct strmap *m, void (*free_val)(void *))
             struct node *next = n->next;
             if (free_val)
                 free_val(n->val);
-            free(n);
+            node_free(m, n);
             n = next;
         }
     }
@@ -105,7 +126,8 @@ void strmap_put(struct strmap *m, const char *key, void *val, void **old)
         return;
     }
     size_t len = strlen(key);
-    struct node *n = util_xmalloc(sizeof *n + len + 1);
+    struct node *n =
+        m->pool ? util_pool_alloc(m->pool, sizeof *n + len + 1) : util_xmalloc(sizeof *n + len + 1);
     memcpy(n->key, key, len + 1);
     n->hash = h;
     n->val = val;
@@ -123,7 +145,7 @@ void *strmap_remove(struct strmap *m, const char *key)
         return NULL;
     void *val = n->val;
     *pp = n->next;
-    free(n);
+    node_free(m, n);
     m->count--;
     return val;
 }
@@ -141,7 +163,7 @@ void strmap_foreach(struct strmap *m, int (*fn)(const char *key, void *val, void
             struct node *n = *pp;
             if (fn(n->key, n->val, ctx) == STRMAP_DROP) {
                 *pp = n->next;
-                free(n);
+                node_free(m, n);
                 m->count--;
             } else {
                 pp = &n->next;

@@ -30,6 +30,8 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * from malloc and a failure is answered (413, 500, 503), since a big request must not
  * take the daemon down. Constructors (module_create) keep returning ENOMEM: they run at
  * start-up, where the error reaches the operator as a readable line. */
+/** Writes "sipbx: out of memory (allocating SIZE bytes), aborting" to stderr, aborts. */
+_Noreturn void util_out_of_memory(size_t size);
 /** malloc that aborts on exhaustion (see above); size 0 returns a unique pointer. */
 void *util_xmalloc(size_t size);
 /** calloc that aborts on exhaustion or when n * size overflows. */
@@ -115,12 +117,40 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 void buf_free(struct buf *b);
 
 /* A string-keyed hash map of pointers. Keys are copied; values are the caller's. */
+/* A pool for long-lived objects of one thread (the calls of the SIP thread), kept apart
+ * from the heap where that thread's short-lived memory comes and goes, so that a burst of
+ * short-lived memory can be given back around them (pool.c says why). Not thread-safe:
+ * its owner alone allocates and frees. Objects are zeroed, at most 8 KiB; running out of
+ * memory aborts, as util_xmalloc does. */
+struct util_pool;
+struct util_pool_stats {
+    size_t objects; /* allocated and not freed */
+    size_t in_use;  /* their bytes, rounded up to their size class */
+    size_t mapped;  /* bytes of slabs the pool holds */
+};
+/** Creates an empty pool; 0 or ENOMEM. */
+int util_pool_create(struct util_pool **out);
+/** Gives every slab back; objects not freed are gone. */
+void util_pool_destroy(struct util_pool *p);
+void *util_pool_alloc(struct util_pool *p, size_t n);
+/** A copy of s in the pool; NULL for a NULL s. */
+char *util_pool_strdup(struct util_pool *p, const char *s);
+/** Frees obj (NULL: nothing), which p gave. */
+void util_pool_free(struct util_pool *p, void *obj);
+struct util_pool_stats util_pool_stats(const struct util_pool *p);
+
 struct strmap;
 
 /** Creates an empty map; returns 0 or ENOMEM. */
 int strmap_create(struct strmap **out);
 /** Frees the map; calls free_val (when not NULL) on every value. */
 void strmap_destroy(struct strmap *m, void (*free_val)(void *));
+/** Takes m's nodes from pool from now on (m must be empty; pool outlives m and has
+ *  m's owner as its thread). Keys are copied into nodes, so they must fit the pool's
+ *  largest object. */
+void strmap_use_pool(struct strmap *m, struct util_pool *pool);
+/** A strmap_foreach callback that empties a map whose values came from the pool ctx. */
+int strmap_drop_pooled(const char *key, void *val, void *pool);
 /** Returns the value for key, or NULL. */
 void *strmap_get(const struct strmap *m, const char *key);
 /** Inserts or replaces (aborting when out of memory, as util_xmalloc). The old value (if

@@ -453,6 +453,156 @@ static void test_xalloc_aborts(void **state)
     assert_non_null(strstr(line, "sipbx: out of memory"));
 }
 
+/* ---- the call pool ---- */
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[128];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Objects of many sizes do not overlap, come zeroed (also when reused) and keep what was
+ * written into them while others come and go. */
+static void test_pool_objects(void **state)
+{
+    (void)state;
+    struct util_pool *p;
+    assert_int_equal(util_pool_create(&p), 0);
+    enum { N = 6000 };
+    static unsigned char *obj[N];
+    static size_t len[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            if (obj[i])
+                continue;
+            len[i] = 1 + (size_t)((i * 7919 + round * 31) % 8192);
+            obj[i] = util_pool_alloc(p, len[i]);
+            for (size_t k = 0; k < len[i]; k++)
+                assert_int_equal(obj[i][k], 0);
+            memset(obj[i], (i + round) & 0xff, len[i]);
+        }
+        for (int i = 0; i < N; i++)
+            for (size_t k = 0; k < len[i]; k += 97)
+                assert_int_equal(obj[i][k], (unsigned char)(obj[i][0]));
+        assert_int_equal(util_pool_stats(p).objects, N);
+        for (int i = round % 2; i < N; i += 2) {
+            util_pool_free(p, obj[i]);
+            obj[i] = NULL;
+        }
+        assert_int_equal(util_pool_stats(p).objects, N / 2);
+    }
+    char *s = util_pool_strdup(p, "sip:100@192.0.2.1:5060;transport=udp");
+    assert_string_equal(s, "sip:100@192.0.2.1:5060;transport=udp");
+    assert_null(util_pool_strdup(p, NULL));
+    util_pool_free(p, s);
+    util_pool_free(p, NULL);
+    for (int i = 0; i < N; i++) {
+        util_pool_free(p, obj[i]);
+        obj[i] = NULL;
+    }
+    struct util_pool_stats st = util_pool_stats(p);
+    assert_int_equal(st.objects, 0);
+    assert_int_equal(st.in_use, 0);
+    assert_true(st.mapped <= 32 * (64 << 10)); /* at most one empty slab per size class */
+    util_pool_destroy(p);
+}
+
+/* The point of the pool: once the objects of a burst are freed, their memory goes back to
+ * the kernel (the process's resident size falls), whatever order they were freed in. */
+static void test_pool_gives_back(void **state)
+{
+    (void)state;
+    struct util_pool *p;
+    assert_int_equal(util_pool_create(&p), 0);
+    enum { N = 8000, SIZE = 4600 }; /* about a call's size: 37 MB */
+    static void *obj[N];
+    long before = rss_kib();
+    for (int i = 0; i < N; i++)
+        memset(obj[i] = util_pool_alloc(p, SIZE), 1, SIZE);
+    assert_true(util_pool_stats(p).mapped >= (size_t)N * SIZE);
+    long full = rss_kib();
+    assert_true(full - before > 30000);
+    for (int i = 0; i < N; i++) /* every other one first: no slab empties until the end */
+        if (i % 2)
+            util_pool_free(p, obj[i]);
+    for (int i = 0; i < N; i++)
+        if (i % 2 == 0)
+            util_pool_free(p, obj[i]);
+    assert_true(util_pool_stats(p).mapped <= (64 << 10));
+    long after = rss_kib();
+    assert_true(full - after > 30000);
+    util_pool_destroy(p);
+}
+
+static int child_dies(void (*fn)(void), const char *want)
+{
+    int err[2];
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(err[1], STDERR_FILENO);
+        signal(SIGABRT, SIG_DFL);
+        fn();
+        _exit(0);
+    }
+    close(err[1]);
+    char out[8192] = "";
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof out - 1 && (n = read(err[0], out + got, sizeof out - 1 - got)) > 0)
+        got += (size_t)n;
+    close(err[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return !(WIFEXITED(status) && WEXITSTATUS(status) == 0) && strstr(out, want) != NULL;
+}
+
+static void alloc_too_big(void)
+{
+    struct util_pool *p;
+    if (util_pool_create(&p) == 0)
+        util_pool_alloc(p, 8193);
+}
+
+/* An object larger than the pool's largest class is a programming error: one line, abort. */
+static void test_pool_too_big(void **state)
+{
+    (void)state;
+    assert_true(child_dies(alloc_too_big, "larger than the pool's largest"));
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+static void use_after_free(void)
+{
+    struct util_pool *p;
+    if (util_pool_create(&p) != 0)
+        return;
+    volatile char *c = util_pool_alloc(p, 100);
+    util_pool_free(p, (void *)c);
+    c[50] = 1;
+}
+#endif
+
+/* Under AddressSanitizer a freed object is poisoned: a use after util_pool_free is
+ * reported as a use after free() would be. */
+static void test_pool_poisoned(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    assert_true(child_dies(use_after_free, "use-after-poison"));
+#else
+    skip();
+#endif
+}
+
 int main(void)
 {
     log_set_level(LOGL_ERROR);
@@ -474,6 +624,10 @@ int main(void)
         cmocka_unit_test(test_xalloc),
         cmocka_unit_test(test_xalloc_aborts),
         cmocka_unit_test(test_read_write_file),
+        cmocka_unit_test(test_pool_objects),
+        cmocka_unit_test(test_pool_gives_back),
+        cmocka_unit_test(test_pool_too_big),
+        cmocka_unit_test(test_pool_poisoned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
