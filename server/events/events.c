@@ -1,4 +1,7 @@
-/* A mutex-protected ring buffer of events with a condition variable for waiting readers. */
+/* A mutex-protected ring buffer of events with a condition variable for waiting readers.
+ * The events' text lives in a pool of the ring's own (used under the lock only): the ring
+ * keeps the last events for minutes, and their copies, made among the SIP thread's
+ * short-lived memory, pinned its freed pages (util/pool.c). */
 #include "events/events.h"
 #include "util/util.h"
 
@@ -8,10 +11,13 @@
 #include <string.h>
 #include <time.h>
 
+#define EVENTS_POOLED_MAX 8192 /* the pool's largest object */
+
 struct slot {
     uint64_t seq;
-    char *type;
-    char *json;
+    char *type;  /* one allocation: type, NUL, json, NUL */
+    char *json;  /* in type's allocation */
+    int on_heap; /* too large for the pool: malloc'd */
 };
 
 struct events {
@@ -19,7 +25,8 @@ struct events {
     pthread_cond_t cond;
     struct slot *ring;
     size_t cap;
-    uint64_t head; /* seq of the newest event */
+    struct util_pool *pool; /* the slots' text */
+    uint64_t head;          /* seq of the newest event */
     int closed;
     struct {
         events_listener fn; /* NULL: a free slot */
@@ -33,7 +40,8 @@ int events_create(struct events **out, size_t capacity)
     if (!ev)
         return ENOMEM;
     ev->ring = calloc(capacity, sizeof *ev->ring);
-    if (!ev->ring) {
+    if (!ev->ring || util_pool_create(&ev->pool) != 0) {
+        free(ev->ring);
         free(ev);
         return ENOMEM;
     }
@@ -60,10 +68,10 @@ void events_destroy(struct events *ev)
 {
     if (!ev)
         return;
-    for (size_t i = 0; i < ev->cap; i++) {
-        free(ev->ring[i].type);
-        free(ev->ring[i].json);
-    }
+    for (size_t i = 0; i < ev->cap; i++)
+        if (ev->ring[i].on_heap)
+            free(ev->ring[i].type);
+    util_pool_destroy(ev->pool);
     free(ev->ring);
     pthread_mutex_destroy(&ev->lock);
     pthread_cond_destroy(&ev->cond);
@@ -72,11 +80,18 @@ void events_destroy(struct events *ev)
 
 void events_publish(struct events *ev, const char *type, const char *json)
 {
-    char *t = util_xstrdup(type), *j = util_xstrdup(json);
+    size_t lt = strlen(type) + 1, lj = strlen(json) + 1;
     pthread_mutex_lock(&ev->lock);
     struct slot *s = &ev->ring[(ev->head + 1) % ev->cap];
-    free(s->type);
-    free(s->json);
+    if (s->on_heap)
+        free(s->type);
+    else
+        util_pool_free(ev->pool, s->type);
+    s->on_heap = lt + lj > EVENTS_POOLED_MAX;
+    char *t = s->on_heap ? util_xmalloc(lt + lj) : util_pool_alloc(ev->pool, lt + lj);
+    char *j = t + lt;
+    memcpy(t, type, lt);
+    memcpy(j, json, lj);
     s->seq = ++ev->head;
     s->type = t;
     s->json = j;

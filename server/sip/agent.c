@@ -479,14 +479,19 @@ int sip_create(struct sip **out, const struct config *cfg, const char *domain,
      * stay continuable across restarts. */
     static const char rr_label[] = "sipbx record-route v1";
     util_hmac_sha256(secret, SIP_SECRET_LEN, rr_label, sizeof rr_label - 1, s->rr_key);
-    if (strmap_create(&s->calls) != 0 || strmap_create(&s->in_calls) != 0 ||
-        strmap_create(&s->refers) != 0 || strmap_create(&s->quiet) != 0 ||
-        conns_create(&s->conns) != 0 || regcache_create(&s->regcache) != 0 ||
+    if (util_pool_create(&s->pool) != 0 || strmap_create(&s->calls) != 0 ||
+        strmap_create(&s->in_calls) != 0 || strmap_create(&s->refers) != 0 ||
+        strmap_create(&s->quiet) != 0 || conns_create(&s->conns) != 0 ||
+        regcache_create(&s->regcache) != 0 ||
         digest_create(&s->digest, secret, domain, cfg->nonce_ttl, cfg->nonce_max_failures) != 0 ||
         usercache_load(s, st) != 0 || reg_create(&s->reg, s, st) != 0) {
         snprintf(err, errlen, "cannot load users and registrations from the database");
         goto fail;
     }
+    /* What lives as long as a call is allocated apart from the transactions that set it
+     * up (util/pool.c says why). */
+    strmap_use_pool(s->calls, s->pool);
+    strmap_use_pool(s->in_calls, s->pool);
     if (blocks_create(s, st, err, errlen) != 0)
         goto fail;
 
@@ -759,14 +764,17 @@ void sip_destroy(struct sip *s)
         strmap_destroy(s->groups, free);
     if (s->quiet)
         strmap_destroy(s->quiet, free);
-    if (s->in_calls)
-        strmap_destroy(s->in_calls, free);
+    if (s->in_calls) {
+        strmap_foreach(s->in_calls, strmap_drop_pooled, s->pool);
+        strmap_destroy(s->in_calls, NULL);
+    }
     if (s->refers)
         strmap_destroy(s->refers, free);
     conns_destroy(s->conns);
     regcache_destroy(s->regcache);
     digest_destroy(s->digest);
     ban_destroy(s->ban);
+    util_pool_destroy(s->pool); /* after everything that held calls */
     if (s->root)
         su_root_destroy(s->root);
     su_home_deinit(s->home);

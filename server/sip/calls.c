@@ -103,16 +103,16 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
     store_writer_cdr(s->writer, &r);
 }
 
-static void legs_free(struct call_legs *l)
+static void legs_free(struct util_pool *p, struct call_legs *l)
 {
-    free(l->a_from);
-    free(l->a_target);
-    free(l->a_hop);
-    free(l->a_route);
-    free(l->b_to);
-    free(l->b_target);
-    free(l->b_hop);
-    free(l->b_route);
+    util_pool_free(p, l->a_from);
+    util_pool_free(p, l->a_target);
+    util_pool_free(p, l->a_hop);
+    util_pool_free(p, l->a_route);
+    util_pool_free(p, l->b_to);
+    util_pool_free(p, l->b_target);
+    util_pool_free(p, l->b_hop);
+    util_pool_free(p, l->b_route);
 }
 
 static void busy_call(struct sip *s, const struct call *c, int d);
@@ -123,25 +123,25 @@ static void call_free(struct sip *s, struct call *c)
     if (!c)
         return;
     busy_call(s, c, -1);
-    legs_free(&c->legs);
-    free(c);
+    legs_free(s->pool, &c->legs);
+    util_pool_free(s->pool, c);
 }
 
-/* A header's value as text (a new string), or NULL. */
-static char *header_text(sip_header_t const *h)
+/* A header's value as text (a new string in the calls' pool), or NULL. */
+static char *header_text(struct sip *s, sip_header_t const *h)
 {
     char buf[1024];
     if (!h || sip_header_field_e(buf, sizeof buf, h, 0) <= 0)
         return NULL;
-    return util_xstrdup(buf);
+    return util_pool_strdup(s->pool, buf);
 }
 
-static char *url_text(url_t const *u)
+static char *url_text(struct sip *s, url_t const *u)
 {
     char buf[1024];
     if (!u || url_e(buf, sizeof buf, u) <= 0)
         return NULL;
-    return util_xstrdup(buf);
+    return util_pool_strdup(s->pool, buf);
 }
 
 static void set_state(struct call *c, const char *state)
@@ -236,7 +236,7 @@ void calls_expire_refers(struct sip *s)
 struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user *caller,
                          const char *callee, const char *source, const char *transport)
 {
-    struct call *c = util_xcalloc(1, sizeof *c);
+    struct call *c = util_pool_alloc(s->pool, sizeof *c);
     c->info.id = atomic_fetch_add_explicit(&s->next_call_id, 1, memory_order_relaxed) + 1;
     snprintf(c->info.call_id, sizeof c->info.call_id, "%s", sip->sip_call_id->i_id);
     set_state(c, "trying");
@@ -271,11 +271,11 @@ struct call *calls_start(struct sip *s, sip_t const *sip, const struct sip_user 
                  sip->sip_user_agent->g_string);
     if (sip->sip_from->a_tag)
         snprintf(c->from_tag, sizeof c->from_tag, "%s", sip->sip_from->a_tag);
-    c->legs.a_from = header_text((sip_header_t const *)sip->sip_from);
-    c->legs.a_target = sip->sip_contact ? url_text(sip->sip_contact->m_url) : NULL;
+    c->legs.a_from = header_text(s, (sip_header_t const *)sip->sip_from);
+    c->legs.a_target = sip->sip_contact ? url_text(s, sip->sip_contact->m_url) : NULL;
     char hop[160];
     snprintf(hop, sizeof hop, "sip:%s;transport=%s", source, transport);
-    c->legs.a_hop = util_xstrdup(hop);
+    c->legs.a_hop = util_pool_strdup(s->pool, hop);
     c->legs.a_cseq = sip->sip_cseq->cs_seq;
     refer_link(s, c, sip, caller->extension, callee);
     c->info.started_us = util_now_us();
@@ -355,8 +355,8 @@ static void legs_routes(struct sip *s, struct call_legs *l, sip_record_route_t c
         size_t n = strlen(rev);
         snprintf(rev + n, sizeof rev - n, "%s<%s>", n ? ", " : "", before[i]);
     }
-    l->a_route = after[0] ? util_xstrdup(after) : NULL;
-    l->b_route = rev[0] ? util_xstrdup(rev) : NULL;
+    l->a_route = after[0] ? util_pool_strdup(s->pool, after) : NULL;
+    l->b_route = rev[0] ? util_pool_strdup(s->pool, rev) : NULL;
 }
 
 void calls_answered(struct sip *s, struct call *c, const char *contact, const char *answered_by,
@@ -364,11 +364,11 @@ void calls_answered(struct sip *s, struct call *c, const char *contact, const ch
 {
     if (c->info.answered_us)
         return; /* a second 2xx (another fork, or a retransmission) */
-    c->legs.b_to = header_text((sip_header_t const *)resp->sip_to);
+    c->legs.b_to = header_text(s, (sip_header_t const *)resp->sip_to);
     snprintf(c->to_tag, sizeof c->to_tag, "%s",
              resp->sip_to && resp->sip_to->a_tag ? resp->sip_to->a_tag : "");
-    c->legs.b_target = resp->sip_contact ? url_text(resp->sip_contact->m_url) : NULL;
-    c->legs.b_hop = util_xstrdup(next_hop);
+    c->legs.b_target = resp->sip_contact ? url_text(s, resp->sip_contact->m_url) : NULL;
+    c->legs.b_hop = util_pool_strdup(s->pool, next_hop);
     legs_routes(s, &c->legs, resp->sip_record_route);
     session_refreshed(c, resp);
     c->info.answered_us = util_now_us();
@@ -452,12 +452,12 @@ static void busy_add(struct sip *s, const char *ext, int d)
     if (!n) {
         if (d <= 0)
             return;
-        n = util_xcalloc(1, sizeof *n);
+        n = util_pool_alloc(s->pool, sizeof *n);
         strmap_put(s->in_calls, ext, n, NULL);
     }
     *n += d;
     if (*n <= 0)
-        free(strmap_remove(s->in_calls, ext));
+        util_pool_free(s->pool, strmap_remove(s->in_calls, ext));
 }
 
 /* An answered call starts (d 1) or ends (d -1) for its caller and the user whose device

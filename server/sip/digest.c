@@ -26,8 +26,10 @@ struct digest {
     char realm[256];
     int ttl;
     int max_wrong;
-    struct strmap *seen; /* nonce -> struct seen */
-    int64_t floor;       /* nonces issued before this (seconds) are stale */
+    struct strmap *seen;    /* nonce -> struct seen */
+    struct util_pool *pool; /* the records and the map's nodes: they outlive the requests
+                               (minutes) and are kept apart from their memory */
+    int64_t floor;          /* nonces issued before this (seconds) are stale */
     int64_t floor_logged;
     int64_t last_prune;
     uint64_t retired;
@@ -48,10 +50,13 @@ int digest_create(struct digest **out, const unsigned char secret[DIGEST_SECRET_
                   const char *realm, int ttl, int max_wrong)
 {
     struct digest *d = calloc(1, sizeof *d);
-    if (!d || strmap_create(&d->seen) != 0) {
+    if (!d || util_pool_create(&d->pool) != 0 || strmap_create(&d->seen) != 0) {
+        if (d)
+            util_pool_destroy(d->pool);
         free(d);
         return ENOMEM;
     }
+    strmap_use_pool(d->seen, d->pool);
     memcpy(d->secret, secret, DIGEST_SECRET_LEN);
     snprintf(d->realm, sizeof d->realm, "%s", realm);
     d->ttl = ttl;
@@ -64,7 +69,9 @@ void digest_destroy(struct digest *d)
 {
     if (!d)
         return;
-    strmap_destroy(d->seen, free);
+    strmap_foreach(d->seen, strmap_drop_pooled, d->pool);
+    strmap_destroy(d->seen, NULL);
+    util_pool_destroy(d->pool);
     free(d);
 }
 
@@ -160,12 +167,19 @@ static int collect_issued(const char *key, void *val, void *ctx)
     return STRMAP_KEEP;
 }
 
+/* Where the records that go are freed to, and the time they are measured against. */
+struct floor_ctx {
+    int64_t floor;
+    struct util_pool *pool;
+};
+
 static int below_floor(const char *key, void *val, void *ctx)
 {
     (void)key;
+    struct floor_ctx *f = ctx;
     struct seen *s = val;
-    if (s->issued < *(const int64_t *)ctx) {
-        free(s);
+    if (s->issued < f->floor) {
+        util_pool_free(f->pool, s);
         return STRMAP_DROP;
     }
     return STRMAP_KEEP;
@@ -192,7 +206,8 @@ static int raise_floor(struct digest *d, int64_t now)
         return 0;
     size_t before = strmap_count(d->seen);
     d->floor = floor;
-    strmap_foreach(d->seen, below_floor, &floor);
+    struct floor_ctx f = {floor, d->pool};
+    strmap_foreach(d->seen, below_floor, &f);
     if (now - d->floor_logged >= 60) {
         d->floor_logged = now;
         log_warn("digest: %d nonces in use, the most sipbx tracks: nonces older than %lld s "
@@ -212,7 +227,7 @@ static struct seen *track(struct digest *d, const char *nonce, int64_t now, int6
         if (strmap_count(d->seen) >= DIGEST_TRACK_MAX && !raise_floor(d, now))
             return NULL;
     }
-    struct seen *s = util_xcalloc(1, sizeof *s);
+    struct seen *s = util_pool_alloc(d->pool, sizeof *s);
     strmap_put(d->seen, nonce, s, NULL);
     s->expires = expires;
     s->issued = issued;
@@ -321,9 +336,10 @@ enum digest_result digest_verify(struct digest *d, const struct digest_creds *c,
 static int drop_expired(const char *key, void *val, void *ctx)
 {
     (void)key;
+    struct floor_ctx *f = ctx; /* floor: now */
     struct seen *s = val;
-    if (s->expires < *(const int64_t *)ctx) {
-        free(s);
+    if (s->expires < f->floor) {
+        util_pool_free(f->pool, s);
         return STRMAP_DROP;
     }
     return STRMAP_KEEP;
@@ -332,7 +348,8 @@ static int drop_expired(const char *key, void *val, void *ctx)
 void digest_prune(struct digest *d, int64_t now)
 {
     d->last_prune = now;
-    strmap_foreach(d->seen, drop_expired, &now);
+    struct floor_ctx f = {now, d->pool};
+    strmap_foreach(d->seen, drop_expired, &f);
 }
 
 size_t digest_tracked(const struct digest *d)

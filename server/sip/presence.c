@@ -447,7 +447,7 @@ void pres_call(struct sip *s, const struct call *c)
     if (!pc) {
         if (strcmp(i->state, "ended") == 0)
             return; /* no lamp lit for it: none to put out */
-        pc = util_xcalloc(1, sizeof *pc);
+        pc = util_pool_alloc(s->pool, sizeof *pc);
         snprintf(pc->call_id, sizeof pc->call_id, "%s", i->call_id);
         snprintf(pc->from_tag, sizeof pc->from_tag, "%s", c->from_tag);
         pc->side[0].initiator = 1;
@@ -471,14 +471,14 @@ void pres_call(struct sip *s, const struct call *c)
         side_set(b, "terminated", mono);
         pres_changed(s, b->ext);
         /* The old side is kept until it is shown; a new side needs a slot of its own. */
-        struct pcall *gone = util_xmalloc(sizeof *gone);
+        struct pcall *gone = util_pool_alloc(s->pool, sizeof *gone);
         char key[sizeof pc->call_id + sizeof b->ext + 2];
         *gone = *pc;
         gone->side[0].ext[0] = '\0'; /* the caller stays with the live entry */
         snprintf(key, sizeof key, "%.255s\n%.32s", pc->call_id, b->ext);
         void *old = NULL;
         strmap_put(p->calls, key, gone, &old);
-        free(old);
+        util_pool_free(s->pool, old);
         memset(b, 0, sizeof *b);
     }
     if (callee[0]) {
@@ -686,6 +686,7 @@ int pres_create(struct sip *s, struct store *st)
         strmap_create(&p->dirty) != 0 || strmap_create(&p->summaries) != 0 ||
         !(p->flush = su_timer_create(su_root_task(s->root), 0)))
         return ENOMEM;
+    strmap_use_pool(p->calls, s->pool); /* busy-lamp entries live as long as calls */
     int rc = store_pub_list(st, load_pub, s);
     if (rc != 0)
         return rc;
@@ -713,8 +714,10 @@ void pres_destroy(struct sip *s)
         su_timer_destroy(p->flush);
     if (p->pubs)
         strmap_destroy(p->pubs, free_pubs);
-    if (p->calls)
-        strmap_destroy(p->calls, free);
+    if (p->calls) {
+        strmap_foreach(p->calls, strmap_drop_pooled, s->pool);
+        strmap_destroy(p->calls, NULL);
+    }
     if (p->dirty)
         strmap_destroy(p->dirty, NULL);
     if (p->summaries)
@@ -775,7 +778,7 @@ static int expire_calls(const char *key, void *val, void *arg)
     }
     if (live)
         return STRMAP_KEEP;
-    free(pc);
+    util_pool_free(ec->s->pool, pc);
     return STRMAP_DROP;
 }
 

@@ -74,6 +74,7 @@ struct sip {
     struct events *events;         /* may be NULL */
     struct vm *vm;                 /* voicemail (sip_set_voicemail), may be NULL */
     struct trace *trace;           /* message capture, NULL when off */
+    struct util_pool *pool;        /* the calls' memory: calls, busy-lamp entries, nodes */
     struct strmap *calls;          /* Call-ID -> struct call */
     _Atomic uint64_t next_call_id; /* shared by every SIP worker: call ids are unique */
     struct strmap *in_calls;       /* extension -> answered calls it takes part in (int *) */
