@@ -488,15 +488,17 @@ class Step:
     pass
 
 
-def run_step(args, server, workdir, scenario, inf, rate, tag, extra=(), port=None):
+def run_step(args, server, workdir, scenario, inf, rate, tag, extra=(), port=None, hold_s=0):
     """One SIPp client run of rate*duration calls at rate calls/s from the local port (a free
-    one when None). Returns a Step."""
+    one when None), each held hold_s seconds by the scenario (SIPp's overall timeout and
+    ours allow for it). Returns a Step."""
+    hold_s = int(hold_s + 0.999)
     total = max(1, int(round(rate * args.duration)))
     statf = os.path.join(workdir, "%s_stats.csv" % tag)
     cmd, _ = sipp_base(args.sipp, scenario, workdir, tag, remote=server.address(), port=port)
     cmd += ["-inf", inf, "-r", str(rate), "-rp", "1000", "-m", str(total),
             "-l", str(max(100, rate * 20)), "-recv_timeout", "10000",
-            "-timeout", "%ds" % (args.duration + 60), "-timeout_error",
+            "-timeout", "%ds" % (args.duration + hold_s + 60), "-timeout_error",
             "-trace_stat", "-stf", statf, "-fd", "1", "-max_socket", "10000"]
     cmd += list(extra)
     st = Step()
@@ -506,7 +508,7 @@ def run_step(args, server, workdir, scenario, inf, rate, tag, extra=(), port=Non
     drops0 = udp_drops(server.port)
     t0 = time.monotonic()
     out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         timeout=args.duration + 120)
+                         timeout=args.duration + hold_s + 120)
     st.wall = time.monotonic() - t0
     st.cpu_server = cpu_seconds(server.pids()) - cpu_srv0
     st.cpu_sipp = children_cpu() - cpu_cli0
@@ -711,7 +713,7 @@ def bench_call(args, workdir):
             n[0] += 1
             before = server.call_records()
             st = run_step(args, server, workdir, "uac_call.xml", inf, rate, "call%d" % n[0],
-                          ["-d", str(args.hold)])
+                          ["-d", str(args.hold)], hold_s=args.hold / 1000)
             server.records_settle()
             st.records = server.call_records() - before
             note = "" if st.clean else "  <- not clean"
@@ -837,7 +839,8 @@ def bench_memory(args, workdir):
             th.start()
             try:
                 st = run_step(args, server, workdir, "uac_call.xml", call_inf, args.call_rate,
-                              "memcall%d" % run, ["-d", str(args.hold)])
+                              "memcall%d" % run, ["-d", str(args.hold)],
+                              hold_s=args.hold / 1000)
             finally:
                 done.set()
                 th.join()
@@ -911,7 +914,8 @@ def bench_storm(args, workdir):
 
         def calls():
             done["st"] = run_step(args, server, workdir, "uac_call.xml", call_inf,
-                                  args.call_rate, "stormcalls", ["-d", str(args.call_hold)])
+                                  args.call_rate, "stormcalls", ["-d", str(args.call_hold)],
+                                  hold_s=args.call_hold / 1000)
         th = threading.Thread(target=calls)
         th.start()
         # All calls are up after calls/rate s; the transactions that set them up are over
