@@ -8,10 +8,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void header(struct buf *b, const char *name, const char *type, const char *help)
 {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The process's resident size from /proc/self/statm (pages), or -1. */
+static long resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = -1;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+            resident = -1;
+        fclose(f);
+    }
+    return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
 }
 
 void api_metrics_get(struct http_req *r)
@@ -22,6 +36,17 @@ void api_metrics_get(struct http_req *r)
 
     header(&b, "sipbx_build_info", "gauge", "Version of the running sipbx.");
     buf_printf(&b, "sipbx_build_info{version=\"%s\"} 1\n", SIPBX_VERSION);
+    long resident = resident_bytes();
+    if (resident >= 0) {
+        header(&b, "process_resident_memory_bytes", "gauge",
+               "Resident memory of the sipbx process (RSS), in bytes.");
+        buf_printf(&b, "process_resident_memory_bytes %ld\n", resident);
+    }
+    header(&b, "sipbx_memory_pool_bytes", "gauge",
+           "Memory the SIP thread's pools hold for what outlives a request: calls (the live "
+           "calls and their busy-lamp entries) and nonces (answered nonces), in bytes.");
+    buf_printf(&b, "sipbx_memory_pool_bytes{pool=\"calls\"} %llu\n", ss.pool_bytes[0]);
+    buf_printf(&b, "sipbx_memory_pool_bytes{pool=\"nonces\"} %llu\n", ss.pool_bytes[1]);
     header(&b, "sipbx_registrations", "gauge", "SIP bindings (registered contacts) now.");
     buf_printf(&b, "sipbx_registrations %llu\n", ss.registrations);
     int users = store_user_count(r->st);

@@ -83,6 +83,8 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
     out->publications = atomic_load_explicit(&s->publications, memory_order_relaxed);
     for (int i = 0; i < SIP_DISPOSITIONS; i++)
         out->calls[i] = atomic_load_explicit(&s->calls_ended[i], memory_order_relaxed);
+    for (int i = 0; i < 2; i++)
+        out->pool_bytes[i] = atomic_load_explicit(&s->pool_bytes[i], memory_order_relaxed);
 }
 
 struct kick_arg {
@@ -355,6 +357,8 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     blocks_publish_stats(s);
     regcache_prune(s, util_mono_ms());
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
+    atomic_store_explicit(&s->pool_bytes[0], util_pool_stats(s->pool).mapped, memory_order_relaxed);
+    atomic_store_explicit(&s->pool_bytes[1], digest_pool_bytes(s->digest), memory_order_relaxed);
     memtrim_tick(s, mono);
 }
 

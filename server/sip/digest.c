@@ -357,6 +357,11 @@ size_t digest_tracked(const struct digest *d)
     return strmap_count(d->seen);
 }
 
+size_t digest_pool_bytes(const struct digest *d)
+{
+    return util_pool_stats(d->pool).mapped;
+}
+
 uint64_t digest_retired_total(const struct digest *d)
 {
     return d->retired;

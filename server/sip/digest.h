@@ -60,6 +60,8 @@ enum digest_result digest_verify(struct digest *d, const struct digest_creds *c,
 void digest_prune(struct digest *d, int64_t now);
 /** Number of nonces with replay or wrong-answer records (for tests and metrics). */
 size_t digest_tracked(const struct digest *d);
+/** Bytes the records of answered nonces take (their pool's slabs; for the metrics). */
+size_t digest_pool_bytes(const struct digest *d);
 /** Nonces retired so far (for the metrics). */
 uint64_t digest_retired_total(const struct digest *d);
 

@@ -92,6 +92,7 @@ struct sip_stats {
     unsigned long long notifies_sent;                     /* NOTIFY requests sent */
     unsigned long long publications;            /* published presence documents held now */
     unsigned long long calls[SIP_DISPOSITIONS]; /* calls ended, by sip_disposition_names */
+    unsigned long long pool_bytes[2]; /* mapped by the SIP thread's pools: calls, nonces */
 };
 
 /** A user's presence as the REST API and the event stream show it. */

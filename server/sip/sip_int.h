@@ -104,6 +104,7 @@ struct sip {
     _Atomic uint64_t requests[SIP_METHOD_SLOTS];
     _Atomic uint64_t responses[7]; /* index = status / 100 */
     _Atomic uint64_t auth_failures;
+    _Atomic uint64_t pool_bytes[2]; /* sip_stats.pool_bytes, set by the housekeeping */
     _Atomic uint64_t registrations;
     _Atomic uint64_t forged_in_dialog; /* in-dialog requests refused: not a dialog of ours */
     _Atomic uint64_t conns_closed;     /* TCP/TLS connections closed by the guard */

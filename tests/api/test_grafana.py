@@ -87,9 +87,9 @@ class Grafana(apitest.DaemonTest):
             for open_, close in ("()", "[]", "{}"):
                 if expr.count(open_) != expr.count(close):
                     problems.append("%s: unbalanced %s in %s" % (title, open_ + close, expr))
-            names = re.findall(r"\b(sipbx_[a-z0-9_]+)\b", expr)
+            names = re.findall(r"\b((?:sipbx|process)_[a-z0-9_]+)\b", expr)
             self.assertTrue(names, "%s: %s queries no sipbx metric" % (title, expr))
-            for name, braces in re.findall(r"\b(sipbx_[a-z0-9_]+)\b(\{[^}]*\})?", expr):
+            for name, braces in re.findall(r"\b((?:sipbx|process)_[a-z0-9_]+)\b(\{[^}]*\})?", expr):
                 if name not in types:
                     problems.append("%s: %s is not exported" % (title, name))
                     continue
@@ -110,7 +110,7 @@ class Grafana(apitest.DaemonTest):
             for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", legend):
                 if label not in labels:
                     problems.append("%s: legend {{%s}}: no such label" % (title, label))
-            for fn, name in re.findall(r"\b(rate|increase|irate)\(\s*(sipbx_[a-z0-9_]+)", expr):
+            for fn, name in re.findall(r"\b(rate|increase|irate)\(\s*((?:sipbx|process)_[a-z0-9_]+)", expr):
                 if types.get(name) != "counter":
                     problems.append("%s: %s() of %s, a %s" % (title, fn, name, types.get(name)))
             for name in used:

@@ -49,6 +49,12 @@ class Metrics(DaemonTest):
         self.assertEqual(after['sipbx_http_requests_total{code="201"}'], 1)
         self.assertGreaterEqual(after['sipbx_http_requests_total{code="404"}'], 1)
         self.assertGreaterEqual(after["sipbx_store_queue_depth"], 0)
+        self.assertGreater(after["process_resident_memory_bytes"], 2 << 20)
+        self.assertGreaterEqual(after['sipbx_memory_pool_bytes{pool="calls"}'], 0)
+        # the answered nonce of the registration lives in the nonces' pool: a 64 KiB slab,
+        # which the metric shows once the SIP thread's housekeeping (each second) has run
+        self.wait_for(lambda: self.metrics()['sipbx_memory_pool_bytes{pool="nonces"}']
+                      >= 64 << 10, timeout=5, msg="the nonces' pool in /metrics")
         self.assertEqual(after["sipbx_http_event_streams"], 0)
         self.api("DELETE", "/api/v1/users/500")
 
