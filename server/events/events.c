@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#define EVENTS_POOLED_MAX 8192 /* the pool's largest object */
 
 struct slot {
     uint64_t seq;
@@ -87,7 +86,7 @@ void events_publish(struct events *ev, const char *type, const char *json)
         free(s->type);
     else
         util_pool_free(ev->pool, s->type);
-    s->on_heap = lt + lj > EVENTS_POOLED_MAX;
+    s->on_heap = lt + lj > UTIL_POOL_MAX;
     char *t = s->on_heap ? util_xmalloc(lt + lj) : util_pool_alloc(ev->pool, lt + lj);
     char *j = t + lt;
     memcpy(t, type, lt);

@@ -103,6 +103,8 @@ static void write_cdr(struct sip *s, const struct call *c, int open, int interru
     store_writer_cdr(s->writer, &r);
 }
 
+_Static_assert(sizeof(struct call) <= UTIL_POOL_MAX, "a call must fit the calls' pool");
+
 static void legs_free(struct util_pool *p, struct call_legs *l)
 {
     util_pool_free(p, l->a_from);

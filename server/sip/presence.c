@@ -51,6 +51,8 @@ struct pcall {
     struct pdialog side[2]; /* [0] the caller, [1] the callee side (ext "" when none) */
 };
 
+_Static_assert(sizeof(struct pcall) <= UTIL_POOL_MAX, "a busy-lamp entry must fit the pool");
+
 /* What the dashboard shows of a user; an event goes out when it changes. */
 struct summary {
     char basic[8];  /* open, closed */

@@ -31,9 +31,10 @@
 #define SLAB_SIZE ((size_t)64 << 10) /* also their alignment: an object's slab is found by it */
 #define PAGE      ((size_t)4096)     /* the first page holds the slab's header: kept */
 
-static const uint32_t class_size[] = {
-    16,  32,  48,  64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,  448,  512,
-    640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192};
+static const uint32_t class_size[] = {16,   32,   48,   64,   80,   96,   112,  128,
+                                      160,  192,  224,  256,  320,  384,  448,  512,
+                                      640,  768,  896,  1024, 1280, 1536, 1792, 2048,
+                                      2560, 3072, 3584, 4096, 5120, 6144, 7168, UTIL_POOL_MAX};
 #define NCLASSES (sizeof class_size / sizeof class_size[0])
 
 struct slab {

@@ -123,6 +123,7 @@ void buf_free(struct buf *b);
  * its owner alone allocates and frees. Objects are zeroed, at most 8 KiB; running out of
  * memory aborts, as util_xmalloc does. */
 struct util_pool;
+#define UTIL_POOL_MAX 8192 /* the largest object a pool gives */
 struct util_pool_stats {
     size_t objects; /* allocated and not freed */
     size_t in_use;  /* their bytes, rounded up to their size class */

@@ -497,7 +497,7 @@ static void test_pool_objects(void **state)
         for (int i = 0; i < N; i++) {
             if (obj[i])
                 continue;
-            len[i] = 1 + (size_t)((i * 7919 + round * 31) % 8192);
+            len[i] = 1 + (size_t)((i * 7919 + round * 31) % UTIL_POOL_MAX);
             obj[i] = util_pool_alloc(p, len[i]);
             for (size_t k = 0; k < len[i]; k++)
                 assert_int_equal(obj[i][k], 0);
@@ -560,7 +560,7 @@ static void alloc_too_big(void)
 {
     struct util_pool *p;
     if (util_pool_create(&p) == 0)
-        util_pool_alloc(p, 8193);
+        util_pool_alloc(p, UTIL_POOL_MAX + 1);
 }
 
 /* An object larger than the pool's largest class is a programming error: one line, abort. */
