@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-
 struct slot {
     uint64_t seq;
     char *type;  /* one allocation: type, NUL, json, NUL */
