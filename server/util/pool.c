@@ -164,8 +164,7 @@ void *util_pool_alloc(struct util_pool *pool, size_t n)
     if (n == 0)
         n = 1;
     if (n > class_size[NCLASSES - 1]) {
-        log_error("call pool: an object of %zu bytes is larger than the pool's largest (%u); "
-                  "stopping",
+        log_error("pool: an object of %zu bytes is larger than the pool's largest (%u); stopping",
                   n, class_size[NCLASSES - 1]);
         abort();
     }
