@@ -621,31 +621,73 @@ static void exec_unref(struct exec_req *x)
     }
 }
 
-/* On the SIP thread: runs the request unless its caller has withdrawn it. */
-static void exec_on_sip_thread(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
+/* What sip_post sends: the work and what it works on. */
+struct post {
+    struct sip *s;
+    void (*run)(struct sip *s, void *p);
+    void (*drop)(void *p);
+    void *p; /* NULL once run took it */
+};
+
+static void post_deliver(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
 {
     (void)magic;
     (void)msg;
-    struct exec_req *x = *(struct exec_req **)arg;
+    struct post *m = (struct post *)arg;
+    void *p = m->p;
+    m->p = NULL;
+    m->run(m->s, p);
+}
+
+/* The message is gone: delivered (p taken), or destroyed with a loop that never ran it. */
+static void post_gone(su_msg_arg_t *arg)
+{
+    struct post *m = (struct post *)arg;
+    if (m->p && m->drop)
+        m->drop(m->p);
+}
+
+int sip_post(struct sip *s, void (*run)(struct sip *s, void *p), void (*drop)(void *p), void *p)
+{
+    su_msg_r msg = SU_MSG_R_INIT;
+    if (su_msg_new(msg, sizeof(struct post)) != 0) {
+        if (drop)
+            drop(p);
+        return -1;
+    }
+    *(struct post *)su_msg_data(msg) = (struct post){s, run, drop, p};
+    su_msg_deinitializer(msg, post_gone);
+    if (su_msg_send_to(msg, su_root_task(s->root), post_deliver) != 0) {
+        su_msg_destroy(msg); /* drops p */
+        return -1;
+    }
+    return 0;
+}
+
+static void exec_unref_void(void *x)
+{
+    exec_unref(x);
+}
+
+/* On the SIP thread: runs the request unless its caller has withdrawn it. */
+static void exec_on_sip_thread(struct sip *s, void *p)
+{
+    (void)s;
+    struct exec_req *x = p;
     pthread_mutex_lock(&x->lock);
     int run = x->state == EXEC_QUEUED;
     if (run)
         x->state = EXEC_RUNNING;
     pthread_mutex_unlock(&x->lock);
-    if (!run)
-        return;
-    int ret = x->fn(x->arg);
-    pthread_mutex_lock(&x->lock);
-    x->ret = ret;
-    x->state = EXEC_DONE;
-    pthread_cond_signal(&x->done_cond);
-    pthread_mutex_unlock(&x->lock);
-}
-
-/* The message is gone (handled, or dropped with a root that never ran it again). */
-static void exec_msg_gone(su_msg_arg_t *arg)
-{
-    exec_unref(*(struct exec_req **)arg);
+    if (run) {
+        int ret = x->fn(x->arg);
+        pthread_mutex_lock(&x->lock);
+        x->ret = ret;
+        x->state = EXEC_DONE;
+        pthread_cond_signal(&x->done_cond);
+        pthread_mutex_unlock(&x->lock);
+    }
+    exec_unref(x); /* the message's reference */
 }
 
 int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg)
@@ -660,21 +702,11 @@ int sip_execute(struct sip *s, int (*fn)(void *arg), void *arg)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&x->done_cond, &ca);
     pthread_condattr_destroy(&ca);
-    x->refs = 2;
+    x->refs = 2; /* ours and the message's */
     x->state = EXEC_QUEUED;
     x->fn = fn;
     x->arg = arg;
-    su_msg_r msg = SU_MSG_R_INIT;
-    if (su_msg_new(msg, sizeof x) != 0) {
-        x->refs = 1;
-        exec_unref(x);
-        errno = ENOMEM;
-        return -1;
-    }
-    *(struct exec_req **)su_msg_data(msg) = x;
-    su_msg_deinitializer(msg, exec_msg_gone); /* from here on the message holds its ref */
-    if (su_msg_send_to(msg, su_root_task(s->root), exec_on_sip_thread) != 0) {
-        su_msg_destroy(msg);
+    if (sip_post(s, exec_on_sip_thread, exec_unref_void, x) != 0) {
         exec_unref(x);
         errno = ENOMEM;
         return -1;

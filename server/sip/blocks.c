@@ -217,12 +217,6 @@ struct lifted {
 };
 
 /* The message payload: the lifted rows, owned by the message until taken. */
-struct lift_msg {
-    struct sip *s;
-    struct lifted *items;
-    size_t n;
-};
-
 struct collect_ctx {
     struct lifted *items;
     size_t n, cap;
@@ -242,27 +236,25 @@ static int collect_lifted(const struct store_block *b, void *arg)
     return 0;
 }
 
-static void lift_in(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
+static void lift_drop(void *p)
 {
-    (void)magic;
-    (void)msg;
-    struct lift_msg *lm = (struct lift_msg *)arg;
-    struct sip *s = lm->s;
-    for (size_t i = 0; i < lm->n; i++) {
-        const struct lifted *l = &lm->items[i];
+    struct collect_ctx *cc = p;
+    free(cc->items);
+    free(cc);
+}
+
+static void lift_in(struct sip *s, void *p)
+{
+    struct collect_ctx *cc = p;
+    for (size_t i = 0; i < cc->n; i++) {
+        const struct lifted *l = &cc->items[i];
         /* Lifting logs and deletes the row; a block that is over already only has its
          * marked row to go. */
         if (ban_lift(s->ban, l->source, l->since, "the CLI", util_now()) != 0)
             store_writer_block_remove(s->writer, l->source, l->since);
     }
     blocks_publish_stats(s);
-}
-
-static void lift_deinit(su_msg_arg_t *arg)
-{
-    struct lift_msg *lm = (struct lift_msg *)arg;
-    free(lm->items);
-    lm->items = NULL;
+    lift_drop(cc);
 }
 
 void blocks_tick(struct store *st, void *arg)
@@ -277,20 +269,12 @@ void blocks_tick(struct store *st, void *arg)
         return; /* try again next tick */
     }
     if (cc.n) {
-        su_msg_r msg = SU_MSG_R_INIT;
-        if (su_msg_new(msg, sizeof(struct lift_msg)) != 0) {
-            free(cc.items);
+        struct collect_ctx *posted = util_xmalloc(sizeof *posted);
+        *posted = cc;
+        if (sip_post(s, lift_in, lift_drop, posted) != 0)
             return;
-        }
-        struct lift_msg *lm = (struct lift_msg *)su_msg_data(msg);
-        lm->s = s;
-        lm->items = cc.items;
-        lm->n = cc.n;
-        su_msg_deinitializer(msg, lift_deinit);
-        if (su_msg_send_to(msg, su_root_task(s->root), lift_in) != 0) {
-            su_msg_destroy(msg);
-            return;
-        }
+    } else {
+        free(cc.items);
     }
     s->blocks_version = v;
 }

@@ -6,6 +6,7 @@
 #include "sip/sip_int.h"
 #include "voicemail/vm.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void mwi_summary(struct sip *s, const char *ext, uint32_t version, struct buf *out)
@@ -33,10 +34,10 @@ int mwi_is_mailbox_uri(struct sip *s, const char *user, const char *watcher)
  * documents now (the newest counts, also of several changes in a row) and are notified
  * where the document differs from their last NOTIFY. Not through pres_changed: a mailbox is
  * not presence, and the dashboard's presence.changed would go out for nothing. */
-static void on_posted(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
+static void on_posted(struct sip *s, void *ext)
 {
-    (void)msg;
-    subs_notify_presentity(magic, (const char *)arg);
+    subs_notify_presentity(s, ext);
+    free(ext);
 }
 
 /* voicemail's listener, on the thread that changed the mailbox: never waits for the SIP
@@ -46,19 +47,10 @@ static void on_mailbox(const char *ext, int new_count, int old_count, void *ctx)
     (void)new_count;
     (void)old_count;
     struct sip *s = ctx;
-    size_t len = strlen(ext);
-    if (len >= STORE_EXT_MAX)
+    if (strlen(ext) >= STORE_EXT_MAX)
         return;
-    su_msg_r msg = SU_MSG_R_INIT;
-    if (su_msg_new(msg, len + 1) != 0) {
-        log_error("mwi: out of memory: the lamps of %s are not updated", ext);
-        return;
-    }
-    memcpy(su_msg_data(msg), ext, len + 1);
-    if (su_msg_send_to(msg, su_root_task(s->root), on_posted) != 0) {
-        su_msg_destroy(msg);
+    if (sip_post(s, on_posted, free, util_xstrdup(ext)) != 0)
         log_error("mwi: cannot reach the SIP thread: the lamps of %s are not updated", ext);
-    }
 }
 
 void mwi_attach(struct sip *s)

@@ -302,6 +302,11 @@ void calls_expire(struct sip *s, int64_t mono_now);
 void calls_expire_refers(struct sip *s);
 /** Frees every call (shutdown). */
 void calls_destroy_all(struct sip *s);
+/** Hands p to the SIP thread from any other thread, without waiting: run(s, p) is called
+ *  there and owns p. When p cannot be handed over (no memory for the message, or the loop
+ *  stopped before it ran) drop(p) is called instead, on whichever thread that happens.
+ *  Returns 0, or -1 when p was dropped at once. */
+int sip_post(struct sip *s, void (*run)(struct sip *s, void *p), void (*drop)(void *p), void *p);
 /** Publishes an event (type, JSON object rendered by the caller) when events are on. */
 void sip_publish(struct sip *s, const char *type, struct cJSON *obj);
 

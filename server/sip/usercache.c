@@ -258,20 +258,16 @@ void usercache_apply(struct sip *s, struct usercache_delta *d)
               removed, strmap_count(s->users));
 }
 
-static void delta_deliver(su_root_magic_t *magic, su_msg_r msg, su_msg_arg_t *arg)
+static void delta_deliver(struct sip *s, void *d)
 {
-    (void)magic;
-    (void)msg;
-    struct usercache_delta **dp = (struct usercache_delta **)arg;
-    usercache_apply((*dp)->s, *dp);
-    delta_free(*dp);
-    *dp = NULL;
+    usercache_apply(s, d);
+    delta_free(d);
 }
 
-/* The message is gone: a delta it still holds was never delivered (the loop stopped). */
-static void delta_msg_gone(su_msg_arg_t *arg)
+/* A delta never delivered (the loop stopped). */
+static void delta_drop(void *d)
 {
-    delta_free(*(struct usercache_delta **)arg);
+    delta_free(d);
 }
 
 int usercache_delta_read(struct sip *s, struct store *st, int64_t after, int64_t upto,
@@ -334,18 +330,9 @@ void usercache_tick(struct store *st, void *arg)
         return;
     struct usercache_delta *d;
     if (usercache_delta_read(s, st, s->users_applied, v, &d) != 0)
-        return; /* the store said why; try again next tick */
-    su_msg_r msg = SU_MSG_R_INIT;
-    if (su_msg_new(msg, sizeof d) != 0) {
-        delta_free(d);
-        return;
-    }
-    *(struct usercache_delta **)su_msg_data(msg) = d;
-    su_msg_deinitializer(msg, delta_msg_gone);
+        return;             /* the store said why; try again next tick */
     announce_changes(s, d); /* before the SIP thread owns d */
-    if (su_msg_send_to(msg, su_root_task(s->root), delta_deliver) != 0) {
-        su_msg_destroy(msg);
+    if (sip_post(s, delta_deliver, delta_drop, d) != 0)
         return;
-    }
     s->users_applied = v;
 }
