@@ -167,18 +167,19 @@ static int collect_issued(const char *key, void *val, void *ctx)
     return STRMAP_KEEP;
 }
 
-/* Where the records that go are freed to, and the time they are measured against. */
-struct floor_ctx {
-    int64_t floor;
+/* Records of a time before `before` go (issued or expiring, by the callback), freed to
+ * pool. */
+struct drop_ctx {
+    int64_t before;
     struct util_pool *pool;
 };
 
 static int below_floor(const char *key, void *val, void *ctx)
 {
     (void)key;
-    struct floor_ctx *f = ctx;
+    struct drop_ctx *f = ctx;
     struct seen *s = val;
-    if (s->issued < f->floor) {
+    if (s->issued < f->before) {
         util_pool_free(f->pool, s);
         return STRMAP_DROP;
     }
@@ -206,7 +207,7 @@ static int raise_floor(struct digest *d, int64_t now)
         return 0;
     size_t before = strmap_count(d->seen);
     d->floor = floor;
-    struct floor_ctx f = {floor, d->pool};
+    struct drop_ctx f = {floor, d->pool};
     strmap_foreach(d->seen, below_floor, &f);
     if (now - d->floor_logged >= 60) {
         d->floor_logged = now;
@@ -336,9 +337,9 @@ enum digest_result digest_verify(struct digest *d, const struct digest_creds *c,
 static int drop_expired(const char *key, void *val, void *ctx)
 {
     (void)key;
-    struct floor_ctx *f = ctx; /* floor: now */
+    struct drop_ctx *f = ctx;
     struct seen *s = val;
-    if (s->expires < f->floor) {
+    if (s->expires < f->before) {
         util_pool_free(f->pool, s);
         return STRMAP_DROP;
     }
@@ -348,7 +349,7 @@ static int drop_expired(const char *key, void *val, void *ctx)
 void digest_prune(struct digest *d, int64_t now)
 {
     d->last_prune = now;
-    struct floor_ctx f = {now, d->pool};
+    struct drop_ctx f = {now, d->pool};
     strmap_foreach(d->seen, drop_expired, &f);
 }
 

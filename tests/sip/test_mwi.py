@@ -68,6 +68,14 @@ def counts_are(new, old):
     return lambda m: "Voice-Message: %d/%d " % (new, old) in m.body
 
 
+def mailbox_ready(ctx, ext="101", condition="unavailable"):
+    """ext's calls go to its voicemail when condition holds, with a short greeting, and the
+    daemon has the rule."""
+    voicemail.vm_rule(ctx, ext, condition)
+    voicemail.short_greeting(ctx, ext)
+    ctx.sync()
+
+
 def subscribe_mailbox(w, user=None, expires=600):
     """w subscribes to message-summary at sip:USER@domain (its own extension unless given):
     the first answer must be 407 (authenticated like calls); returns (final response,
@@ -139,9 +147,7 @@ def t_mwi_subscribe(ctx):
     101 may not watch 100's mailbox (403, with or without messages there), an unknown
     package still gets 489 with the three sipbx has, and nothing of the refused ones is
     stored."""
-    voicemail.vm_rule(ctx, "101", "unavailable")
-    voicemail.short_greeting(ctx, "101")
-    ctx.sync()
+    mailbox_ready(ctx)
     w = presence.Watcher(ctx, "101")
     try:
         r, dlg = subscribe_mailbox(w)
@@ -205,9 +211,7 @@ def t_mwi_subscribe(ctx):
 def t_mwi_phone(ctx):
     """The mailbox changed on the phone: a message is left (1/0), 101 dials *97 and hears it
     (0/1: heard once played), presses 7 to delete it (0/0). Each step is one NOTIFY."""
-    voicemail.vm_rule(ctx, "101", "unavailable")
-    voicemail.short_greeting(ctx, "101")
-    ctx.sync()
+    mailbox_ready(ctx)
     w = presence.Watcher(ctx, "101")
     try:
         r, dlg = subscribe_mailbox(w)
@@ -327,9 +331,7 @@ def t_mwi_baresip(ctx):
     binary = shutil.which("baresip")
     if not binary or not os.path.exists("/usr/lib/baresip/modules/mwi.so"):
         raise Skip("baresip with its mwi module is not installed")
-    voicemail.vm_rule(ctx, "101", "busy")
-    voicemail.short_greeting(ctx, "101")
-    ctx.sync()
+    mailbox_ready(ctx, condition="busy")
     # The account comes once baresip runs: mwi.so 1.0 subscribes again for every
     # subscription it has when a timer of 1 ms after its start fires, adding to the list it
     # walks, so a registration answered within that millisecond (loopback) makes it
