@@ -800,10 +800,7 @@ void sip_destroy(struct sip *s)
         strmap_destroy(s->groups, free);
     if (s->quiet)
         strmap_destroy(s->quiet, free);
-    if (s->in_calls) {
-        strmap_foreach(s->in_calls, strmap_drop_pooled, s->pool);
-        strmap_destroy(s->in_calls, NULL);
-    }
+    strmap_destroy_pooled(s->in_calls);
     if (s->refers)
         strmap_destroy(s->refers, free);
     conns_destroy(s->conns);

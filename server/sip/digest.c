@@ -69,8 +69,7 @@ void digest_destroy(struct digest *d)
 {
     if (!d)
         return;
-    strmap_foreach(d->seen, strmap_drop_pooled, d->pool);
-    strmap_destroy(d->seen, NULL);
+    strmap_destroy_pooled(d->seen);
     util_pool_destroy(d->pool);
     free(d);
 }

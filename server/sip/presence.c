@@ -716,10 +716,7 @@ void pres_destroy(struct sip *s)
         su_timer_destroy(p->flush);
     if (p->pubs)
         strmap_destroy(p->pubs, free_pubs);
-    if (p->calls) {
-        strmap_foreach(p->calls, strmap_drop_pooled, s->pool);
-        strmap_destroy(p->calls, NULL);
-    }
+    strmap_destroy_pooled(p->calls);
     if (p->dirty)
         strmap_destroy(p->dirty, NULL);
     if (p->summaries)

@@ -32,13 +32,6 @@ void strmap_use_pool(struct strmap *m, struct util_pool *pool)
     m->pool = pool;
 }
 
-int strmap_drop_pooled(const char *key, void *val, void *pool)
-{
-    (void)key;
-    util_pool_free(pool, val);
-    return STRMAP_DROP;
-}
-
 static uint32_t hash_str(const char *s)
 {
     uint32_t h = 2166136261u;
@@ -170,4 +163,14 @@ void strmap_foreach(struct strmap *m, int (*fn)(const char *key, void *val, void
             }
         }
     }
+}
+
+void strmap_destroy_pooled(struct strmap *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (struct node *n = m->buckets[i]; n; n = n->next)
+            util_pool_free(m->pool, n->val);
+    strmap_destroy(m, NULL);
 }

@@ -150,8 +150,8 @@ void strmap_destroy(struct strmap *m, void (*free_val)(void *));
  *  m's owner as its thread). Keys are copied into nodes, so they must fit the pool's
  *  largest object. */
 void strmap_use_pool(struct strmap *m, struct util_pool *pool);
-/** A strmap_foreach callback that empties a map whose values came from the pool ctx. */
-int strmap_drop_pooled(const char *key, void *val, void *pool);
+/** Frees a map whose values, like its nodes, came from its pool (strmap_use_pool). */
+void strmap_destroy_pooled(struct strmap *m);
 /** Returns the value for key, or NULL. */
 void *strmap_get(const struct strmap *m, const char *key);
 /** Inserts or replaces (aborting when out of memory, as util_xmalloc). The old value (if

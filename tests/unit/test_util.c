@@ -529,6 +529,36 @@ static void test_pool_objects(void **state)
     util_pool_destroy(p);
 }
 
+/* A map can take its nodes from a pool, and free values from the same pool with itself:
+ * nothing stays allocated in the pool afterwards. */
+static void test_pool_strmap(void **state)
+{
+    (void)state;
+    struct util_pool *p;
+    struct strmap *m;
+    assert_int_equal(util_pool_create(&p), 0);
+    assert_int_equal(strmap_create(&m), 0);
+    strmap_use_pool(m, p);
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "call-%d@host", i);
+        int *v = util_pool_alloc(p, sizeof *v);
+        *v = i;
+        strmap_put(m, key, v, NULL);
+    }
+    assert_int_equal(util_pool_stats(p).objects, 2000); /* values and nodes */
+    for (int i = 0; i < 1000; i += 2) {
+        snprintf(key, sizeof key, "call-%d@host", i);
+        util_pool_free(p, strmap_remove(m, key));
+    }
+    assert_int_equal(util_pool_stats(p).objects, 1000);
+    snprintf(key, sizeof key, "call-%d@host", 999);
+    assert_int_equal(*(int *)strmap_get(m, key), 999);
+    strmap_destroy_pooled(m);
+    assert_int_equal(util_pool_stats(p).objects, 0);
+    util_pool_destroy(p);
+}
+
 /* The point of the pool: once the objects of a burst are freed, their memory goes back to
  * the kernel (the process's resident size falls), whatever order they were freed in. */
 static void test_pool_gives_back(void **state)
@@ -617,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_read_write_file),
         cmocka_unit_test(test_pool_objects),
         cmocka_unit_test(test_pool_gives_back),
+        cmocka_unit_test(test_pool_strmap),
         cmocka_unit_test(test_pool_too_big),
         cmocka_unit_test(test_pool_poisoned),
     };
