@@ -166,19 +166,20 @@ static int collect_issued(const char *key, void *val, void *ctx)
     return STRMAP_KEEP;
 }
 
-/* Records of a time before `before` go (issued or expiring, by the callback), freed to
- * pool. */
+/* Records whose nonce was issued (by_issue) or whose record expires before `before` go,
+ * freed to pool. */
 struct drop_ctx {
     int64_t before;
+    int by_issue;
     struct util_pool *pool;
 };
 
-static int below_floor(const char *key, void *val, void *ctx)
+static int drop_before(const char *key, void *val, void *ctx)
 {
     (void)key;
     struct drop_ctx *f = ctx;
     struct seen *s = val;
-    if (s->issued < f->before) {
+    if ((f->by_issue ? s->issued : s->expires) < f->before) {
         util_pool_free(f->pool, s);
         return STRMAP_DROP;
     }
@@ -206,8 +207,8 @@ static int raise_floor(struct digest *d, int64_t now)
         return 0;
     size_t before = strmap_count(d->seen);
     d->floor = floor;
-    struct drop_ctx f = {floor, d->pool};
-    strmap_foreach(d->seen, below_floor, &f);
+    struct drop_ctx f = {floor, 1, d->pool};
+    strmap_foreach(d->seen, drop_before, &f);
     if (now - d->floor_logged >= 60) {
         d->floor_logged = now;
         log_warn("digest: %d nonces in use, the most sipbx tracks: nonces older than %lld s "
@@ -333,23 +334,11 @@ enum digest_result digest_verify(struct digest *d, const struct digest_creds *c,
     return DIGEST_OK;
 }
 
-static int drop_expired(const char *key, void *val, void *ctx)
-{
-    (void)key;
-    struct drop_ctx *f = ctx;
-    struct seen *s = val;
-    if (s->expires < f->before) {
-        util_pool_free(f->pool, s);
-        return STRMAP_DROP;
-    }
-    return STRMAP_KEEP;
-}
-
 void digest_prune(struct digest *d, int64_t now)
 {
     d->last_prune = now;
-    struct drop_ctx f = {now, d->pool};
-    strmap_foreach(d->seen, drop_expired, &f);
+    struct drop_ctx f = {now, 0, d->pool};
+    strmap_foreach(d->seen, drop_before, &f);
 }
 
 size_t digest_tracked(const struct digest *d)
