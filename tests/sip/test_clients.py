@@ -109,7 +109,29 @@ class Baresip:
         self.user = user
         self.dir = os.path.join(ctx.tmp, "baresip-%s" % user)
         os.makedirs(self.dir)
-        self.sip_port, self.ctrl_port = free_port_pair(), free_port()
+        params = "" if transport == "udp" else ";transport=" + transport
+        self.account = ("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU%s"
+                        % (user, DOMAIN, server_port or ctx.port, params, ctx.users[user],
+                           ';outbound="sip:%s:%d%s;lr"' % (HOST, server_port or ctx.port, params)
+                           if contacts else ""))
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write(self.account + "\n" if register else "")
+        if contacts:
+            with open(os.path.join(self.dir, "contacts"), "w") as f:
+                f.write("".join(line + "\n" for line in contacts))
+        self.logpath = os.path.join(self.dir, "baresip.log")
+        self.sock, self.buf, self.events = None, b"", []
+        # Its ports are drawn free, but a test running alongside may take one before baresip
+        # binds it (baresip then runs on without it, and the control port answered would be
+        # another's): started again on new ports when it says so.
+        for _ in range(3):
+            self.sip_port, self.ctrl_port = free_port_pair(), free_port()
+            self._configure(cafile, contacts, apps)
+            if self._start(binary):
+                return
+        raise TestFailure("baresip %s: its ports were taken three times:\n%s" % (user, self.log()))
+
+    def _configure(self, cafile, contacts, apps):
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write("poll_method epoll\n"
                     "sip_listen %s:%d\n"
@@ -129,31 +151,32 @@ class Baresip:
             if contacts:
                 f.write("module contact.so\nmodule_app presence.so\n")
             f.write("".join("module_app %s\n" % app for app in apps))
-        params = "" if transport == "udp" else ";transport=" + transport
-        self.account = ("<sip:%s@%s:%d%s>;auth_pass=%s;regint=60;audio_codecs=PCMU%s"
-                        % (user, DOMAIN, server_port or ctx.port, params, ctx.users[user],
-                           ';outbound="sip:%s:%d%s;lr"' % (HOST, server_port or ctx.port, params)
-                           if contacts else ""))
-        with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write(self.account + "\n" if register else "")
-        if contacts:
-            with open(os.path.join(self.dir, "contacts"), "w") as f:
-                f.write("".join(line + "\n" for line in contacts))
-        self.logpath = os.path.join(self.dir, "baresip.log")
+
+    def _start(self, binary):
+        """Starts baresip and connects to its control port; False when a port it was given
+        was in use (it has been stopped again)."""
         with open(self.logpath, "wb") as out:
             # -t: a safety net, should the test die before it quits baresip
             self.proc = subprocess.Popen([binary, "-f", self.dir, "-t", "60"],
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, cwd=self.dir)
-        self.sock, self.buf, self.events = None, b"", []
         deadline = time.monotonic() + 10
+        while "baresip is ready" not in self.log() and "already in use" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise TestFailure("baresip %s did not start:\n%s" % (self.user, self.log()))
+            time.sleep(0.05)
+        if "Address already in use" in self.log():
+            self.proc.kill()
+            self.proc.wait()
+            return False
         while self.sock is None:
             try:
                 self.sock = socket.create_connection((HOST, self.ctrl_port), timeout=1)
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise TestFailure("baresip %s did not start:\n%s" % (user, self.log()))
+                    raise TestFailure("baresip %s did not start:\n%s" % (self.user, self.log()))
                 time.sleep(0.1)
+        return True
 
     def log(self):
         return open(self.logpath, errors="replace").read()
