@@ -40,6 +40,13 @@ function watch(p) {
 
 async function go(hash) {
   await page.goto(`${sx.base}/#${hash}`);
+  await rendered(page);
+}
+
+/** Waits until the app has put the page of the current hash in place: a hash change keeps
+ *  the last page's content in the document until the new page's module has loaded. */
+function rendered(p) {
+  return p.waitForFunction(() => document.getElementById('main')?.dataset.rendered === location.hash);
 }
 
 before(async () => {

@@ -38,6 +38,8 @@ function watch(p) {
 /** Goes to a dashboard route (#/...) and waits for its page to be drawn. */
 async function go(hash, p = page) {
   await p.goto(`${sx.base}/#${hash}`);
+  // the page of this hash, not the last one still in the document
+  await p.waitForFunction(() => document.getElementById('main')?.dataset.rendered === location.hash);
   await p.waitForSelector('main section');
 }
 

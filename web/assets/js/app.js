@@ -80,6 +80,14 @@ function endSession() {
 
 async function render() {
   const seq = ++renderSeq;
+  const hash = location.hash;
+  await show(seq);
+  // The page of this hash is in place (the one before is gone): scripts and tests wait for
+  // it rather than finding the last page's content still there after a hash change.
+  if (seq === renderSeq) document.getElementById('main').dataset.rendered = hash;
+}
+
+async function show(seq) {
   const { path, query } = parseHash();
   const main = document.getElementById('main');
   let route = null, params = [];
