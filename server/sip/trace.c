@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -432,10 +433,21 @@ static size_t consume(struct trace *t)
     return used;
 }
 
+/* Reads records until the stop record or every writer is gone. While the pipe is quiet
+ * it still prunes every second: the messages held for a Call-ID nobody accepted are
+ * counted and let go on time, not when the next message happens to come. */
 static void *reader_main(void *arg)
 {
     struct trace *t = arg;
     for (;;) {
+        struct pollfd p = {.fd = t->rfd, .events = POLLIN};
+        int ready = poll(&p, 1, 1000);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready == 0) {
+            prune(t, util_now_us());
+            continue;
+        }
         ssize_t n = read(t->rfd, t->buf + t->len, t->cap - t->len);
         if (n < 0 && errno == EINTR)
             continue;

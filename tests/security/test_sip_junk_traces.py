@@ -87,8 +87,9 @@ class JunkTraces(apitest.DaemonTest):
                 self.assertIn(want, starts, firsts)
             # Every junk message is counted once the hold time (64*T1) is over, and none of
             # it was ever stored.
-            self.wait_for(lambda: self.metric("sipbx_trace_untraced_total") - before
-                          >= 4 * 2 * JUNK_PER_KIND, 45, "junk was not counted as untraced")
+            counted = lambda: self.metric("sipbx_trace_untraced_total") - before  # noqa: E731
+            if not self.wait_for(lambda: counted() >= 4 * 2 * JUNK_PER_KIND, 45):
+                self.fail("junk was not counted as untraced: %d messages" % counted())
             junk_rows = self.rows("WHERE call_id LIKE 'junk-%'")
             self.assertEqual(junk_rows, 0, "junk stored as traces")
             # Registration and call rows only: a handful, not thousands.
