@@ -47,6 +47,12 @@ void api_metrics_get(struct http_req *r)
            "calls and their busy-lamp entries) and nonces (answered nonces), in bytes.");
     buf_printf(&b, "sipbx_memory_pool_bytes{pool=\"calls\"} %llu\n", ss.pool_bytes[0]);
     buf_printf(&b, "sipbx_memory_pool_bytes{pool=\"nonces\"} %llu\n", ss.pool_bytes[1]);
+    header(&b, "sipbx_sip_transactions", "gauge",
+           "SIP transactions the stack holds now, server (requests received) and client "
+           "(requests sent); over UDP a completed one is kept 32 s for retransmissions. "
+           "Updated every second.");
+    buf_printf(&b, "sipbx_sip_transactions{side=\"server\"} %llu\n", ss.transactions[0]);
+    buf_printf(&b, "sipbx_sip_transactions{side=\"client\"} %llu\n", ss.transactions[1]);
     header(&b, "sipbx_registrations", "gauge", "SIP bindings (registered contacts) now.");
     buf_printf(&b, "sipbx_registrations %llu\n", ss.registrations);
     int users = store_user_count(r->st);

@@ -83,8 +83,10 @@ void sip_get_stats(struct sip *s, struct sip_stats *out)
     out->publications = atomic_load_explicit(&s->publications, memory_order_relaxed);
     for (int i = 0; i < SIP_DISPOSITIONS; i++)
         out->calls[i] = atomic_load_explicit(&s->calls_ended[i], memory_order_relaxed);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         out->pool_bytes[i] = atomic_load_explicit(&s->pool_bytes[i], memory_order_relaxed);
+        out->transactions[i] = atomic_load_explicit(&s->transactions[i], memory_order_relaxed);
+    }
 }
 
 struct kick_arg {
@@ -288,8 +290,9 @@ static void on_request(struct sip *s, const struct sip_req *r, sip_t const *sip)
  * transaction or anything else is made for it: no reply (a scanner on UDP gets nothing to
  * reflect at a forged source, and a guess nothing to learn from), no digest evaluated, and
  * a TCP connection it came on is shut. A REGISTER over UDP is answered without a server
- * transaction (regcache.c: no 32 s of state per registration in a storm); other requests
- * get their server transaction here and go to the dispatch table. */
+ * transaction (regcache.c: no 32 s of state per registration in a storm), and so is the
+ * challenge of a REGISTER or a new call without credentials (auth.c); other requests get
+ * their server transaction here and go to the dispatch table. */
 static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
 {
     if (!sip || !sip->sip_request) {
@@ -310,6 +313,11 @@ static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
     int slot = method_slot(sip->sip_request->rq_method_name);
     if (auth_challenge_stateless(s, msg, sip)) { /* msg (and sip) are gone */
         atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
+        return 0;
+    }
+    if (auth_challenge_acked(s, sip)) { /* the ACK of a stateless 407: done */
+        atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
+        msg_destroy(msg);
         return 0;
     }
     if (regcache_stateless(s, msg, sip)) {
@@ -359,6 +367,11 @@ static void on_housekeeping(struct sip *s, su_timer_t *t, void *arg)
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
     atomic_store_explicit(&s->pool_bytes[0], util_pool_stats(s->pool).mapped, memory_order_relaxed);
     atomic_store_explicit(&s->pool_bytes[1], digest_pool_bytes(s->digest), memory_order_relaxed);
+    usize_t irqs = 0, orqs = 0;
+    nta_agent_get_stats(s->agent, NTATAG_S_IRQ_HASH_USED_REF(irqs),
+                        NTATAG_S_ORQ_HASH_USED_REF(orqs), TAG_END());
+    atomic_store_explicit(&s->transactions[0], irqs, memory_order_relaxed);
+    atomic_store_explicit(&s->transactions[1], orqs, memory_order_relaxed);
     memtrim_tick(s, mono);
 }
 

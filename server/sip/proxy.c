@@ -1370,32 +1370,58 @@ static void route_new(struct sip *s, const struct sip_req *r, sip_t const *sip)
     }
 }
 
+/* The refusal of a request that cannot be proxied at all: a mandatory header missing,
+ * Max-Forwards used up, or a loop through us. Its status (*phrase set), or 0. */
+static int unroutable(sip_t const *sip, char const **phrase)
+{
+    if (!sip->sip_call_id || !sip->sip_cseq || !sip->sip_from || !sip->sip_to || !sip->sip_via) {
+        *phrase = "Missing mandatory header";
+        return 400;
+    }
+    if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0) {
+        *phrase = sip_483_Too_many_hops;
+        return 483;
+    }
+    if (looped(sip)) {
+        *phrase = sip_482_Loop_detected;
+        return 482;
+    }
+    return 0;
+}
+
+int proxy_challenges(struct sip *s, sip_t const *sip)
+{
+    char const *phrase;
+    if (unroutable(sip, &phrase) || sip->sip_to->a_tag || routes_elsewhere(s, sip))
+        return 0;
+    url_t const *ruri = sip->sip_request->rq_url;
+    switch (sip->sip_request->rq_method) {
+    case sip_method_invite:
+    case sip_method_message:
+    case sip_method_refer:
+        return 1;
+    case sip_method_options: /* to sipbx itself (no user) it is answered, not proxied */
+        return ruri->url_user && *ruri->url_user;
+    default:
+        return 0;
+    }
+}
+
 void proxy_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     nta_incoming_t *irq = r->irq;
     sip_method_t method = sip->sip_request->rq_method;
     int is_ack = method == sip_method_ack;
-    if (!sip->sip_call_id || !sip->sip_cseq || !sip->sip_from || !sip->sip_to || !sip->sip_via) {
+    char const *phrase;
+    int refusal = unroutable(sip, &phrase);
+    if (refusal) {
+        if (refusal == 482)
+            log_warn("proxy: loop detected for %s %s", sip->sip_request->rq_method_name,
+                     sip->sip_call_id->i_id);
         if (is_ack)
             nta_incoming_destroy(irq);
         else
-            sip_reply(s, irq, 400, "Missing mandatory header", TAG_END());
-        return;
-    }
-    if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0) {
-        if (is_ack)
-            nta_incoming_destroy(irq);
-        else
-            sip_reply(s, irq, SIP_483_TOO_MANY_HOPS, TAG_END());
-        return;
-    }
-    if (looped(sip)) {
-        log_warn("proxy: loop detected for %s %s", sip->sip_request->rq_method_name,
-                 sip->sip_call_id->i_id);
-        if (is_ack)
-            nta_incoming_destroy(irq);
-        else
-            sip_reply(s, irq, SIP_482_LOOP_DETECTED, TAG_END());
+            sip_reply(s, irq, refusal, phrase, TAG_END());
         return;
     }
     if (is_ack || sip->sip_to->a_tag) {

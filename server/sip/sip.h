@@ -92,7 +92,8 @@ struct sip_stats {
     unsigned long long notifies_sent;                     /* NOTIFY requests sent */
     unsigned long long publications;            /* published presence documents held now */
     unsigned long long calls[SIP_DISPOSITIONS]; /* calls ended, by sip_disposition_names */
-    unsigned long long pool_bytes[2]; /* mapped by the SIP thread's pools: calls, nonces */
+    unsigned long long pool_bytes[2];   /* mapped by the SIP thread's pools: calls, nonces */
+    unsigned long long transactions[2]; /* Sofia's transactions held now: server, client */
 };
 
 /** A user's presence as the REST API and the event stream show it. */

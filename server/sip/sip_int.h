@@ -104,7 +104,8 @@ struct sip {
     _Atomic uint64_t requests[SIP_METHOD_SLOTS];
     _Atomic uint64_t responses[7]; /* index = status / 100 */
     _Atomic uint64_t auth_failures;
-    _Atomic uint64_t pool_bytes[2]; /* sip_stats.pool_bytes, set by the housekeeping */
+    _Atomic uint64_t pool_bytes[2];   /* sip_stats.pool_bytes, set by the housekeeping */
+    _Atomic uint64_t transactions[2]; /* sip_stats.transactions, set by the housekeeping */
     _Atomic uint64_t registrations;
     _Atomic uint64_t forged_in_dialog; /* in-dialog requests refused: not a dialog of ours */
     _Atomic uint64_t conns_closed;     /* TCP/TLS connections closed by the guard */
@@ -187,12 +188,20 @@ enum auth_outcome {
 enum auth_outcome auth_check(struct sip *s, const struct sip_req *r, sip_t const *sip, int proxy,
                              const struct sip_user **user);
 
-/** A REGISTER over UDP without credentials for our realm is answered here, before any
- *  transaction exists: a 401 challenge sent statelessly (a retransmission gets a fresh one,
- *  which does no harm), so the first half of every registration leaves nothing behind
- *  (a completed server transaction costs about 12 KB for 64*T1 = 32 s). Takes msg and
- *  returns 1 when it answered; 0 otherwise (msg untouched: the request goes on as usual). */
+/** A REGISTER over UDP without credentials for our realm, and a new call, MESSAGE, OPTIONS
+ *  or REFER over UDP without proxy credentials (proxy_challenges), are answered here,
+ *  before any transaction exists: a 401 or 407 challenge sent statelessly, as Kamailio's
+ *  sl does. So the first half of every registration and call leaves nothing behind (a
+ *  completed server transaction costs about 12 KB for 64*T1 = 32 s), and a request with
+ *  a forged source gets one answer, not the eleven a transaction's 407 would be resent
+ *  (an amplifier for reflection attacks). A retransmission gets a challenge again, with
+ *  the same To tag; the ACK of a 407 is known by that tag (auth_challenge_acked). Takes
+ *  msg and returns 1 when it answered; 0 otherwise (msg untouched: the request goes on). */
 int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip);
+
+/** True when sip is the ACK of a 407 that auth_challenge_stateless sent: nothing is left
+ *  to do with it (the caller drops it). */
+int auth_challenge_acked(struct sip *s, sip_t const *sip);
 
 /* ---- blocks.c: the SIP side of the ban table (sip/ban.h) ---- */
 
@@ -238,6 +247,10 @@ int reg_next_hop(struct sip *s, url_t const *contact, char *out, size_t outlen);
 void proxy_handle(struct sip *s, const struct sip_req *r, sip_t const *sip);
 /** True when url names this server (our domain or address, and our port). */
 int proxy_is_us(struct sip *s, url_t const *url);
+/** True when proxy_handle would route sip as a new request (a call, MESSAGE, OPTIONS to a
+ *  user or REFER outside a dialog, well-formed, not looped, not routed elsewhere), which
+ *  starts with the caller's proxy authentication. */
+int proxy_challenges(struct sip *s, sip_t const *sip);
 /** Ends every transaction in progress (shutdown). */
 void proxy_shutdown(struct sip *s);
 /** Ends the pending initial INVITE t on an administrator's order: its branches are
