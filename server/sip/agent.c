@@ -126,16 +126,72 @@ void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phras
     ta_end(ta);
 }
 
+/* The To tag of an answer sent without a transaction to a request without one: a MAC under
+ * our Record-Route key of the request's Call-ID, From tag and CSeq number. The same for a
+ * retransmission and for the ACK of the answer (which carries that CSeq number); nothing
+ * is kept. */
+static void stateless_tag(struct sip *s, sip_t const *sip, char out[SIP_STATELESS_TAG_LEN + 1])
+{
+    char data[1024];
+    int n =
+        snprintf(data, sizeof data, "stateless\n%s\n%s\n%u", sip->sip_call_id->i_id,
+                 sip->sip_from->a_tag ? sip->sip_from->a_tag : "", (unsigned)sip->sip_cseq->cs_seq);
+    unsigned char mac[32];
+    util_hmac_sha256(s->rr_key, sizeof s->rr_key, data,
+                     n < 0                     ? 0
+                     : (size_t)n < sizeof data ? (size_t)n
+                                               : sizeof data - 1,
+                     mac);
+    out[0] = 'c';
+    util_hex(out + 1, mac, (SIP_STATELESS_TAG_LEN - 1) / 2);
+}
+
+/* Answers msg without a transaction: the request's To with a stateless_tag() when it has
+ * no tag (and the headers the tag is made of). */
+static void reply_stateless(struct sip *s, msg_t *msg, int status, char const *phrase,
+                            tagi_t const *tags)
+{
+    sip_t const *sip = sip_object(msg);
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    sip_to_t *to = NULL;
+    if (sip && sip->sip_to && sip->sip_from && sip->sip_call_id && sip->sip_cseq &&
+        !sip->sip_to->a_tag && status > 100) {
+        char tag[SIP_STATELESS_TAG_LEN + 1];
+        stateless_tag(s, sip, tag);
+        to = sip_to_dup(home, sip->sip_to);
+        if (to && sip_to_tag(home, to, tag) < 0)
+            to = NULL; /* out of memory: nta makes up a tag */
+    }
+    sip_count_response(s, status);
+    nta_msg_treply(s->agent, msg_ref(msg), status, phrase ? phrase : sip_status_phrase(status),
+                   TAG_IF(to, SIPTAG_TO(to)), SIPTAG_SERVER_STR(SIP_SERVER_HEADER), TAG_NEXT(tags));
+    su_home_deinit(home);
+}
+
 void sip_req_reply(struct sip *s, const struct sip_req *r, int status, char const *phrase,
                    tag_type_t tag, tag_value_t value, ...)
 {
     ta_list ta;
     ta_start(ta, tag, value);
+    sip_t const *sip = r->irq ? NULL : sip_object(r->msg);
     if (r->irq)
         reply_irq(s, r->irq, status, phrase, ta_args(ta));
-    else
+    else if (sip && sip->sip_request && sip->sip_request->rq_method == sip_method_register)
         regcache_reply(s, r->msg, status, phrase ? phrase : sip_status_phrase(status), ta_args(ta));
+    else
+        reply_stateless(s, r->msg, status, phrase, ta_args(ta));
     ta_end(ta);
+}
+
+int sip_stateless_acked(struct sip *s, sip_t const *sip)
+{
+    if (sip->sip_request->rq_method != sip_method_ack || !sip->sip_to || !sip->sip_to->a_tag ||
+        !sip->sip_call_id || !sip->sip_cseq || !sip->sip_from ||
+        strlen(sip->sip_to->a_tag) != SIP_STATELESS_TAG_LEN)
+        return 0;
+    char tag[SIP_STATELESS_TAG_LEN + 1];
+    stateless_tag(s, sip, tag);
+    return strcmp(tag, sip->sip_to->a_tag) == 0;
 }
 
 /* The source address of msg in canonical text form; 0, or -1 when it has none. */
@@ -246,10 +302,15 @@ static void handle_options(struct sip *s, const struct sip_req *r, sip_t const *
 
 /* OPTIONS to the server itself (no user, or a keep-alive outside a dialog to our address)
  * is ours to answer; to a user it is routed like any request. */
-static void handle_options_or_route(struct sip *s, const struct sip_req *r, sip_t const *sip)
+static int options_for_us(sip_t const *sip)
 {
     url_t const *ruri = sip->sip_request->rq_url;
-    if ((!sip->sip_to || !sip->sip_to->a_tag) && (!ruri->url_user || !*ruri->url_user))
+    return (!sip->sip_to || !sip->sip_to->a_tag) && (!ruri->url_user || !*ruri->url_user);
+}
+
+static void handle_options_or_route(struct sip *s, const struct sip_req *r, sip_t const *sip)
+{
+    if (options_for_us(sip))
         handle_options(s, r, sip);
     else
         proxy_handle(s, r, sip);
@@ -267,6 +328,21 @@ static const struct {
     {sip_method_publish, pres_publish_handle},
 };
 
+/* True when on_request hands sip to the proxy (routes[] has no handler of its own). */
+static int for_proxy(sip_t const *sip)
+{
+    switch (sip->sip_request->rq_method) {
+    case sip_method_register:
+    case sip_method_subscribe:
+    case sip_method_publish:
+        return 0;
+    case sip_method_options:
+        return !options_for_us(sip);
+    default:
+        return 1;
+    }
+}
+
 static void on_request(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     sip_method_t method = sip->sip_request->rq_method;
@@ -282,6 +358,14 @@ static void on_request(struct sip *s, const struct sip_req *r, sip_t const *sip)
     else
         proxy_handle(s, r, sip);
     atomic_store_explicit(&s->registrations, reg_count(s->reg), memory_order_relaxed);
+}
+
+int sip_streamed(struct sip *s, msg_t *msg)
+{
+    tport_t *tp = nta_incoming_transport(s->agent, NULL, msg);
+    int stream = !tp || tport_is_stream(tp);
+    tport_unref(tp);
+    return stream;
 }
 
 /* nta's message callback: every request that is not a retransmission or an ACK/CANCEL of
@@ -311,13 +395,18 @@ static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
         return 0;
     }
     int slot = method_slot(sip->sip_request->rq_method_name);
-    if (auth_challenge_stateless(s, msg, sip)) { /* msg (and sip) are gone */
-        atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
-        return 0;
-    }
-    if (auth_challenge_acked(s, sip)) { /* the ACK of a stateless 407: done */
+    /* The ACK of an answer sent without a transaction; then, over UDP, what the proxy
+     * refuses from the request alone, answered without one too (a transaction's answer to
+     * an INVITE is resent for 32 s until an ACK comes: to a forged source, an amplifier). */
+    struct sip_req bare = {NULL, msg};
+    if (sip_stateless_acked(s, sip) ||
+        (for_proxy(sip) && !sip_streamed(s, msg) && proxy_refused(s, &bare, sip))) {
         atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
         msg_destroy(msg);
+        return 0;
+    }
+    if (auth_challenge_stateless(s, msg, sip)) { /* msg (and sip) are gone */
+        atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
         return 0;
     }
     if (regcache_stateless(s, msg, sip)) {

@@ -11,14 +11,9 @@
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/nta_stateless.h>
-#include <sofia-sip/sip_header.h>
-#include <sofia-sip/sip_protos.h>
-#include <sofia-sip/nta_tport.h>
-#include <sofia-sip/tport.h>
 #include <sofia-sip/url.h>
 
-#define CHALLENGE_MAX     512
-#define CHALLENGE_TAG_LEN 17 /* "c" and 8 bytes of MAC in hex */
+#define CHALLENGE_MAX 512
 
 /* The value of a WWW- or Proxy-Authenticate header with a fresh nonce. */
 static void challenge_value(struct sip *s, int stale, char hdr[CHALLENGE_MAX])
@@ -80,25 +75,6 @@ static int uri_matches(struct sip *s, su_home_t *home, const char *digest_uri, u
            strcmp(port_or_default(u), port_or_default(ruri)) == 0;
 }
 
-/* The To tag of a challenge sent without a transaction: a MAC under our Record-Route key
- * of the request's Call-ID, From tag and CSeq number. The same for a retransmission and
- * for the ACK of the challenge (which carries that CSeq number), and nothing is kept. */
-static void challenge_tag(struct sip *s, sip_t const *sip, char out[CHALLENGE_TAG_LEN + 1])
-{
-    char data[1024];
-    int n =
-        snprintf(data, sizeof data, "challenge\n%s\n%s\n%u", sip->sip_call_id->i_id,
-                 sip->sip_from->a_tag ? sip->sip_from->a_tag : "", (unsigned)sip->sip_cseq->cs_seq);
-    unsigned char mac[32];
-    util_hmac_sha256(s->rr_key, sizeof s->rr_key, data,
-                     n < 0                     ? 0
-                     : (size_t)n < sizeof data ? (size_t)n
-                                               : sizeof data - 1,
-                     mac);
-    out[0] = 'c';
-    util_hex(out + 1, mac, (CHALLENGE_TAG_LEN - 1) / 2);
-}
-
 int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip)
 {
     sip_method_t method = sip->sip_request->rq_method;
@@ -115,44 +91,20 @@ int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip)
                                  : (msg_auth_t const *)sip->sip_authorization))
         return 0;
     /* Only over UDP: over TCP or TLS nta frees a completed transaction at once anyway. */
-    tport_t *tp = nta_incoming_transport(s->agent, NULL, msg);
-    int stream = !tp || tport_is_stream(tp);
-    tport_unref(tp);
-    if (stream)
+    if (sip_streamed(s, msg))
         return 0;
-    char hdr[CHALLENGE_MAX];
-    challenge_value(s, 0, hdr);
-    if (!proxy) {
-        sip_count_response(s, 401);
-        nta_msg_treply(s->agent, msg, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr),
-                       SIPTAG_SERVER_STR(SIP_SERVER_HEADER), TAG_END());
+    if (proxy) { /* with a To tag derived from the request, as every stateless answer */
+        struct sip_req r = {NULL, msg};
+        challenge(s, &r, 1, 0);
+        msg_destroy(msg);
         return 1;
     }
-    char tag[CHALLENGE_TAG_LEN + 1];
-    challenge_tag(s, sip, tag);
-    su_home_t home[1] = {SU_HOME_INIT(home)};
-    sip_to_t *to = sip_to_dup(home, sip->sip_to);
-    if (!to || sip_to_tag(home, to, tag) < 0) {
-        su_home_deinit(home);
-        return 0; /* out of memory: the transaction's way */
-    }
-    sip_count_response(s, 407);
-    nta_msg_treply(s->agent, msg, SIP_407_PROXY_AUTH_REQUIRED, SIPTAG_TO(to),
-                   SIPTAG_PROXY_AUTHENTICATE_STR(hdr), SIPTAG_SERVER_STR(SIP_SERVER_HEADER),
-                   TAG_END());
-    su_home_deinit(home);
+    char hdr[CHALLENGE_MAX];
+    challenge_value(s, 0, hdr);
+    sip_count_response(s, 401);
+    nta_msg_treply(s->agent, msg, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr),
+                   SIPTAG_SERVER_STR(SIP_SERVER_HEADER), TAG_END());
     return 1;
-}
-
-int auth_challenge_acked(struct sip *s, sip_t const *sip)
-{
-    if (sip->sip_request->rq_method != sip_method_ack || !sip->sip_to || !sip->sip_to->a_tag ||
-        !sip->sip_call_id || !sip->sip_cseq || !sip->sip_from ||
-        strlen(sip->sip_to->a_tag) != CHALLENGE_TAG_LEN)
-        return 0;
-    char tag[CHALLENGE_TAG_LEN + 1];
-    challenge_tag(s, sip, tag);
-    return strcmp(tag, sip->sip_to->a_tag) == 0;
 }
 
 enum auth_outcome auth_check(struct sip *s, const struct sip_req *r, sip_t const *sip, int proxy,

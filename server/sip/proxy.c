@@ -1151,17 +1151,16 @@ static void refuse_in_dialog(struct sip *s, const struct sip_req *r, sip_t const
                              const char *phrase)
 {
     char source[96], transport[8];
-    nta_incoming_t *irq = r->irq;
     sip_source(s, r, source, sizeof source, transport, sizeof transport);
     atomic_fetch_add_explicit(&s->forged_in_dialog, 1, memory_order_relaxed);
     if (sip_log_due(s, "in-dialog", source))
         log_warn("proxy: refused %s %s from %s: %s (more from there within a minute are not "
                  "logged)",
                  sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source, phrase);
-    if (sip->sip_request->rq_method == sip_method_ack)
-        nta_incoming_destroy(irq);
-    else
-        sip_reply(s, irq, status, phrase, TAG_END());
+    if (sip->sip_request->rq_method != sip_method_ack)
+        sip_req_reply(s, r, status, phrase, TAG_END());
+    else if (r->irq)
+        nta_incoming_destroy(r->irq);
 }
 
 /* The next hop for Request-URI ruri over the transport our Route entry route names
@@ -1186,16 +1185,7 @@ static void forward_in_dialog(struct sip *s, const struct sip_req *r, sip_t cons
 {
     nta_incoming_t *irq = r->irq;
     int is_ack = sip->sip_request->rq_method == sip_method_ack;
-    if (!sip->sip_route || !proxy_is_us(s, sip->sip_route->r_url)) {
-        /* We record-route every dialog we carry: a request without our Route is not one. */
-        refuse_in_dialog(s, r, sip, 481, "Call/Transaction Does Not Exist");
-        return;
-    }
-    if (!dialog_route_signed(s, sip)) {
-        refuse_in_dialog(s, r, sip, 403, "Not a dialog of this server");
-        return;
-    }
-    sip_accepted(s, r, sip);
+    sip_accepted(s, r, sip); /* proxy_refused found our signed Route on top */
     calls_in_dialog(s, sip);
 
     /* Next hop: the next Route that is not ours if any; else the Request-URI, reached
@@ -1315,10 +1305,6 @@ static int ring_seconds(struct sip *s, const char *ext)
 static void route_new(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     nta_incoming_t *irq = r->irq;
-    if (routes_elsewhere(s, sip)) {
-        sip_reply(s, irq, 403, "No routing through this server", TAG_END());
-        return;
-    }
     const struct sip_user *caller;
     if (auth_check(s, r, sip, 1, &caller) != AUTH_OK)
         return;
@@ -1407,50 +1393,67 @@ int proxy_challenges(struct sip *s, sip_t const *sip)
     }
 }
 
-void proxy_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
+int proxy_refused(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
-    nta_incoming_t *irq = r->irq;
     sip_method_t method = sip->sip_request->rq_method;
     int is_ack = method == sip_method_ack;
     char const *phrase;
-    int refusal = unroutable(sip, &phrase);
-    if (refusal) {
-        if (refusal == 482)
+    int status = unroutable(sip, &phrase);
+    if (status) {
+        if (status == 482)
             log_warn("proxy: loop detected for %s %s", sip->sip_request->rq_method_name,
                      sip->sip_call_id->i_id);
-        if (is_ack)
-            nta_incoming_destroy(irq);
-        else
-            sip_reply(s, irq, refusal, phrase, TAG_END());
-        return;
+        if (!is_ack)
+            sip_req_reply(s, r, status, phrase, TAG_END());
+        else if (r->irq)
+            nta_incoming_destroy(r->irq);
+        return 1;
     }
     if (is_ack || sip->sip_to->a_tag) {
-        forward_in_dialog(s, r, sip);
-        return;
+        if (!sip->sip_route || !proxy_is_us(s, sip->sip_route->r_url))
+            /* We record-route every dialog we carry: a request without our Route is not one. */
+            refuse_in_dialog(s, r, sip, 481, "Call/Transaction Does Not Exist");
+        else if (!dialog_route_signed(s, sip))
+            refuse_in_dialog(s, r, sip, 403, "Not a dialog of this server");
+        else
+            return 0;
+        return 1;
     }
     switch (method) {
     case sip_method_invite:
     case sip_method_message:
     case sip_method_options:
     case sip_method_refer:
-        route_new(s, r, sip);
-        return;
+        if (!routes_elsewhere(s, sip))
+            return 0;
+        sip_req_reply(s, r, 403, "No routing through this server", TAG_END());
+        return 1;
     case sip_method_subscribe:
         /* No event package yet: no Allow-Events (an empty one is not valid, RFC 6665). */
-        sip_reply(s, irq, SIP_489_BAD_EVENT, TAG_END());
-        return;
+        sip_req_reply(s, r, SIP_489_BAD_EVENT, TAG_END());
+        return 1;
     case sip_method_cancel: /* nta matched none of our transactions */
     case sip_method_bye:
     case sip_method_info:
     case sip_method_update:
     case sip_method_prack:
     case sip_method_notify:
-        sip_reply(s, irq, SIP_481_NO_TRANSACTION, TAG_END());
-        return;
+        sip_req_reply(s, r, SIP_481_NO_TRANSACTION, TAG_END());
+        return 1;
     default:
-        sip_reply(s, irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
-        return;
+        sip_req_reply(s, r, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+        return 1;
     }
+}
+
+void proxy_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
+{
+    if (proxy_refused(s, r, sip))
+        return;
+    if (sip->sip_request->rq_method == sip_method_ack || sip->sip_to->a_tag)
+        forward_in_dialog(s, r, sip);
+    else
+        route_new(s, r, sip);
 }
 
 void proxy_shutdown(struct sip *s)

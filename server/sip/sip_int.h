@@ -142,10 +142,20 @@ struct sip_req {
  *  server transaction. tags are extra headers. */
 void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phrase, tag_type_t tag,
                tag_value_t value, ...);
-/** The same for a request handle: on its transaction, or statelessly (and remembered for
- *  retransmissions) when it has none. */
+/** The same for a request handle: on its transaction, or statelessly when it has none (a
+ *  REGISTER's answer is remembered for its retransmissions, regcache.c). A stateless answer
+ *  to a request without a To tag gets a tag derived from the request: a retransmission
+ *  gets the same one, and the ACK of the answer is known by it (sip_stateless_acked). */
 void sip_req_reply(struct sip *s, const struct sip_req *r, int status, char const *phrase,
                    tag_type_t tag, tag_value_t value, ...);
+#define SIP_STATELESS_TAG_LEN 17 /* "c" and 8 bytes of MAC in hex */
+/** True when sip is the ACK of an answer sip_req_reply sent without a transaction: there is
+ *  nothing left to do with it (the caller drops it). */
+int sip_stateless_acked(struct sip *s, sip_t const *sip);
+
+/** True when msg (a request in nta's message callback) came over TCP or TLS, or on no
+ *  transport nta knows. */
+int sip_streamed(struct sip *s, msg_t *msg);
 
 /** Counts a response sent or relayed, by class, for the metrics. */
 void sip_count_response(struct sip *s, int status);
@@ -195,13 +205,9 @@ enum auth_outcome auth_check(struct sip *s, const struct sip_req *r, sip_t const
  *  completed server transaction costs about 12 KB for 64*T1 = 32 s), and a request with
  *  a forged source gets one answer, not the eleven a transaction's 407 would be resent
  *  (an amplifier for reflection attacks). A retransmission gets a challenge again, with
- *  the same To tag; the ACK of a 407 is known by that tag (auth_challenge_acked). Takes
+ *  the same To tag; the ACK of a 407 is known by that tag (sip_stateless_acked). Takes
  *  msg and returns 1 when it answered; 0 otherwise (msg untouched: the request goes on). */
 int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip);
-
-/** True when sip is the ACK of a 407 that auth_challenge_stateless sent: nothing is left
- *  to do with it (the caller drops it). */
-int auth_challenge_acked(struct sip *s, sip_t const *sip);
 
 /* ---- blocks.c: the SIP side of the ban table (sip/ban.h) ---- */
 
@@ -251,6 +257,13 @@ int proxy_is_us(struct sip *s, url_t const *url);
  *  user or REFER outside a dialog, well-formed, not looped, not routed elsewhere), which
  *  starts with the caller's proxy authentication. */
 int proxy_challenges(struct sip *s, sip_t const *sip);
+/** Answers what proxy_handle refuses from the request alone, before any authentication
+ *  or state: malformed, looped or out of hops (400, 482, 483), an in-dialog request that
+ *  is not of a dialog we signed (481, 403: counted and logged as forged), a new request
+ *  routed elsewhere (403), a method that has no new request (481, 489, 405). An ACK among
+ *  them is dropped. Returns 1 when it answered; works on a transaction or, with r->irq
+ *  NULL, statelessly (agent.c does that for UDP: one answer per datagram, nothing kept). */
+int proxy_refused(struct sip *s, const struct sip_req *r, sip_t const *sip);
 /** Ends every transaction in progress (shutdown). */
 void proxy_shutdown(struct sip *s);
 /** Ends the pending initial INVITE t on an administrator's order: its branches are

@@ -45,10 +45,13 @@ class Attack(apitest.DaemonTest):
     def server_transactions(self):
         return self.metrics().get('sipbx_sip_transactions{side="server"}', 0)
 
-    def forged(self, method, ruri="sip:101@127.0.0.1", call_id=None, branch=None):
+    def forged(self, method, ruri="sip:101@127.0.0.1", call_id=None, branch=None, to_tag=None,
+               extra=(), max_forwards=None):
         text, branch = request(self.victim, method, ruri, "sip:100@127.0.0.1", ruri,
-                               call_id or rand() + "@refl", 1, "vt", branch=branch,
-                               body="" if method != "MESSAGE" else "hello")
+                               call_id or rand() + "@refl", 1, "vt", to_tag, branch=branch,
+                               extra=extra, body="" if method != "MESSAGE" else "hello")
+        if max_forwards is not None:
+            text = text.replace("Max-Forwards: 70", "Max-Forwards: %d" % max_forwards)
         self.victim.send(text)
         return text, branch
 
@@ -58,7 +61,8 @@ class Attack(apitest.DaemonTest):
 
 
 class NoStateLeft(Attack):
-    """On a daemon of its own, so that no transaction of another test is still held."""
+    """On a daemon of its own, so that no transaction of another test is still held (a
+    registration's or a call's is kept 32 s)."""
 
     def test_one_answer_per_forged_request(self):
         """INVITE, MESSAGE, OPTIONS to a user and REFER without credentials: one 407 each
@@ -75,6 +79,29 @@ class NoStateLeft(Attack):
             answer = len(got[0].raw.encode())
             self.assertLess(answer, 2 * size, "%s: %d bytes answered %d" % (method, answer, size))
         # The housekeeping counts them every second: none of the four left a transaction.
+        self.assertEqual(self.wait_for(lambda: self.server_transactions() == 0, 3), True,
+                         "transactions held: %s" % self.server_transactions())
+
+    def test_one_answer_per_refused_invite(self):
+        """INVITEs refused before any authentication: a forged in-dialog one (a To tag and
+        our Route without its signature), one out of hops, one routed through us to another
+        host, one with a header missing. One answer each, no transaction kept."""
+        us = "<sip:127.0.0.1:%d;lr>" % self.d.sip_port
+        cases = {
+            "forged in-dialog": (dict(to_tag="b", extra=["Route: " + us]), 403),
+            "no Route of ours": (dict(to_tag="b"), 481),
+            "Max-Forwards 0": (dict(max_forwards=0), 483),
+            "routed elsewhere": (dict(extra=["Route: <sip:127.0.0.3:5099;lr>"]), 403),
+        }
+        sent = {what: self.forged("INVITE", **kw)[1] for what, (kw, _) in cases.items()}
+        text, bad = request(self.victim, "INVITE", "sip:101@127.0.0.1", "sip:100@127.0.0.1",
+                            "sip:101@127.0.0.1", rand(), 1, "vt")
+        self.victim.send(text.replace("Call-ID: ", "X-Call-ID: "))
+        time.sleep(LISTEN_S)
+        for what, (_, status) in cases.items():
+            got = self.answers(sent[what])
+            self.assertEqual([m.status for m in got], [status], "%s: %s" % (what, got))
+        self.assertEqual([m.status for m in self.answers(bad)], [400])
         self.assertEqual(self.wait_for(lambda: self.server_transactions() == 0, 3), True,
                          "transactions held: %s" % self.server_transactions())
 
