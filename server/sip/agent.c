@@ -132,18 +132,11 @@ void sip_reply(struct sip *s, nta_incoming_t *irq, int status, char const *phras
  * is kept. */
 static void stateless_tag(struct sip *s, sip_t const *sip, char out[SIP_STATELESS_TAG_LEN + 1])
 {
-    char data[1024];
-    int n =
-        snprintf(data, sizeof data, "stateless\n%s\n%s\n%u", sip->sip_call_id->i_id,
-                 sip->sip_from->a_tag ? sip->sip_from->a_tag : "", (unsigned)sip->sip_cseq->cs_seq);
-    unsigned char mac[32];
-    util_hmac_sha256(s->rr_key, sizeof s->rr_key, data,
-                     n < 0                     ? 0
-                     : (size_t)n < sizeof data ? (size_t)n
-                                               : sizeof data - 1,
-                     mac);
     out[0] = 'c';
-    util_hex(out + 1, mac, (SIP_STATELESS_TAG_LEN - 1) / 2);
+    util_hmac_hexf(s->rr_key, sizeof s->rr_key, out + 1, (SIP_STATELESS_TAG_LEN - 1) / 2,
+                   "stateless\n%s\n%s\n%u", sip->sip_call_id->i_id,
+                   sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
+                   (unsigned)sip->sip_cseq->cs_seq);
 }
 
 /* Answers msg without a transaction: the request's To with a stateless_tag() when it has

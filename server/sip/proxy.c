@@ -158,15 +158,8 @@ static int looped(sip_t const *sip)
 static void dialog_token(struct sip *s, const char *call_id, const char *tag,
                          char out[2 * DIALOG_TOKEN_BYTES + 1])
 {
-    char data[1024];
-    int n = snprintf(data, sizeof data, "%s\n%s", call_id, tag ? tag : "");
-    unsigned char mac[32];
-    util_hmac_sha256(s->rr_key, sizeof s->rr_key, data,
-                     n < 0                     ? 0
-                     : (size_t)n < sizeof data ? (size_t)n
-                                               : sizeof data - 1,
-                     mac);
-    util_hex(out, mac, DIALOG_TOKEN_BYTES);
+    util_hmac_hexf(s->rr_key, sizeof s->rr_key, out, DIALOG_TOKEN_BYTES, "%s\n%s", call_id,
+                   tag ? tag : "");
 }
 
 /* True when the top Route is our signed Record-Route of this dialog (RFC 3261 16.4 would

@@ -3,6 +3,8 @@
  * HMAC-SHA256. A well-kept library rather than hand-written cryptography. */
 #include "util/util.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -27,4 +29,20 @@ void util_hmac_sha256(const void *key, size_t keylen, const void *data, size_t l
 {
     unsigned int n = 32;
     HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n);
+}
+
+void util_hmac_hexf(const void *key, size_t keylen, char *out, size_t bytes, const char *fmt, ...)
+{
+    char data[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(data, sizeof data, fmt, ap);
+    va_end(ap);
+    unsigned char mac[32];
+    util_hmac_sha256(key, keylen, data,
+                     n < 0                     ? 0
+                     : (size_t)n < sizeof data ? (size_t)n
+                                               : sizeof data - 1,
+                     mac);
+    util_hex(out, mac, bytes < sizeof mac ? bytes : sizeof mac);
 }

@@ -82,6 +82,11 @@ void util_sha256_hex(char out[65], const char *s);
 /** HMAC-SHA256 (RFC 2104) of len bytes of data under a keylen-byte key into out. */
 void util_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                       unsigned char out[32]);
+/** The first bytes (at most 32) of the HMAC-SHA256 under a keylen-byte key of the text fmt
+ *  makes (its first 1,023 bytes), in lowercase hex into out (2*bytes+1 bytes): the tokens
+ *  sipbx signs and checks without keeping them. */
+void util_hmac_hexf(const void *key, size_t keylen, char *out, size_t bytes, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /** Hashes a password with crypt(3) yescrypt into out; returns 0 or an errno value. */
 int util_password_hash(const char *password, char *out, size_t outlen);

@@ -114,16 +114,8 @@ static const char *const op_names[] = {"leave", "listen"};
 static void make_token(const struct vm *vm, enum vm_op op, const char *box, const char *why,
                        const char *call_id, long long ts, char out[2 * TOKEN_BYTES + 1])
 {
-    char data[1024];
-    int n =
-        snprintf(data, sizeof data, "%s\n%s\n%s\n%lld\n%s", op_names[op], box, why, ts, call_id);
-    unsigned char mac[32];
-    util_hmac_sha256(vm->key, sizeof vm->key, data,
-                     n < 0                     ? 0
-                     : (size_t)n < sizeof data ? (size_t)n
-                                               : sizeof data - 1,
-                     mac);
-    util_hex(out, mac, TOKEN_BYTES);
+    util_hmac_hexf(vm->key, sizeof vm->key, out, TOKEN_BYTES, "%s\n%s\n%s\n%lld\n%s", op_names[op],
+                   box, why, ts, call_id);
 }
 
 int vm_target(const struct vm *vm, enum vm_op op, const char *box, const char *why,

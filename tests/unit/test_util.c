@@ -272,6 +272,12 @@ static void test_sha256_hmac(void **state)
     util_hmac_sha256("Jefe", 4, msg, strlen(msg), mac);
     util_hex(hex, mac, sizeof mac);
     assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    /* the same MAC of formatted text, cut to the bytes asked for (at most 32) */
+    char tok[65];
+    util_hmac_hexf("Jefe", 4, tok, 8, "what do %s want for %s?", "ya", "nothing");
+    assert_string_equal(tok, "5bdcc146bf60754e");
+    util_hmac_hexf("Jefe", 4, tok, 64, "what do ya want for nothing?");
+    assert_string_equal(tok, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 static void test_valid_extension(void **state)
