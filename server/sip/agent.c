@@ -366,10 +366,11 @@ int sip_streamed(struct sip *s, msg_t *msg)
  * there is no callback). A request from a blocked address is dropped here, before a server
  * transaction or anything else is made for it: no reply (a scanner on UDP gets nothing to
  * reflect at a forged source, and a guess nothing to learn from), no digest evaluated, and
- * a TCP connection it came on is shut. A REGISTER over UDP is answered without a server
- * transaction (regcache.c: no 32 s of state per registration in a storm), and so is the
- * challenge of a REGISTER or a new call without credentials (auth.c); other requests get
- * their server transaction here and go to the dispatch table. */
+ * a TCP connection it came on is shut. Over UDP, these are answered without a server
+ * transaction: a REGISTER (regcache.c: no 32 s of state per registration in a storm), the
+ * challenge of a REGISTER or a new call without credentials (auth.c), and what the proxy
+ * refuses from the request alone (proxy_refused); the ACK of such an answer is dropped.
+ * Other requests get their server transaction here and go to the dispatch table. */
 static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
 {
     if (!sip || !sip->sip_request) {

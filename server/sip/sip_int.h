@@ -130,9 +130,10 @@ struct sip {
 
 /* ---- agent.c ---- */
 
-/* A request being handled: with its server transaction (irq), or, for a REGISTER over
- * UDP, without one (irq NULL: answered statelessly, see regcache.c). msg is the request;
- * both stay valid while the handler runs. */
+/* A request being handled: with its server transaction (irq), or without one (irq NULL:
+ * answered statelessly; over UDP a REGISTER, see regcache.c, and what agent.c answers
+ * before making a transaction). msg is the request; both stay valid while the handler
+ * runs. */
 struct sip_req {
     nta_incoming_t *irq;
     msg_t *msg;
