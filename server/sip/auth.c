@@ -75,8 +75,10 @@ static int uri_matches(struct sip *s, su_home_t *home, const char *digest_uri, u
            strcmp(port_or_default(u), port_or_default(ruri)) == 0;
 }
 
-int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip)
+int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip,
+                             const struct sip_user **caller)
 {
+    *caller = NULL;
     sip_method_t method = sip->sip_request->rq_method;
     int proxy;
     if (method == sip_method_register)
@@ -87,15 +89,18 @@ int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip)
         return 0;
     if (!sip->sip_to || !sip->sip_to->a_url->url_user || !sip->sip_call_id || !sip->sip_cseq ||
         !sip->sip_from ||
-        our_credentials(s, proxy ? (msg_auth_t const *)sip->sip_proxy_authorization
-                                 : (msg_auth_t const *)sip->sip_authorization))
+        (!proxy && our_credentials(s, (msg_auth_t const *)sip->sip_authorization)))
         return 0;
     /* Only over UDP: over TCP or TLS nta frees a completed transaction at once anyway. */
     if (sip_streamed(s, msg))
         return 0;
-    if (proxy) { /* with a To tag derived from the request, as every stateless answer */
-        struct sip_req r = {NULL, msg};
-        challenge(s, &r, 1, 0);
+    if (proxy) {
+        /* The credentials are checked here too: a made-up Proxy-Authorization must not
+         * buy a transaction whose 407 is resent for 32 s. Every answer of auth_check is
+         * stateless without a transaction (with a To tag derived from the request). */
+        struct sip_req r = {NULL, msg, NULL};
+        if (auth_check(s, &r, sip, 1, caller) == AUTH_OK)
+            return 0;
         msg_destroy(msg);
         return 1;
     }

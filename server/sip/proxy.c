@@ -1298,8 +1298,8 @@ static int ring_seconds(struct sip *s, const char *ext)
 static void route_new(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
     nta_incoming_t *irq = r->irq;
-    const struct sip_user *caller;
-    if (auth_check(s, r, sip, 1, &caller) != AUTH_OK)
+    const struct sip_user *caller = r->caller; /* checked before the transaction (UDP) */
+    if (!caller && auth_check(s, r, sip, 1, &caller) != AUTH_OK)
         return;
     sip_accepted(s, r, sip);
     const char *from_user = sip->sip_from->a_url->url_user;

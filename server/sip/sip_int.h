@@ -137,6 +137,9 @@ struct sip {
 struct sip_req {
     nta_incoming_t *irq;
     msg_t *msg;
+    /* The caller whose proxy credentials agent.c verified before making the transaction
+     * (a new request over UDP, auth_challenge_stateless), or NULL: not checked yet. */
+    const struct sip_user *caller;
 };
 
 /** Sends a response (phrase NULL: the standard one) and, for a final one, releases the
@@ -206,9 +209,12 @@ enum auth_outcome auth_check(struct sip *s, const struct sip_req *r, sip_t const
  *  completed server transaction costs about 12 KB for 64*T1 = 32 s), and a request with
  *  a forged source gets one answer, not the eleven a transaction's 407 would be resent
  *  (an amplifier for reflection attacks). A retransmission gets a challenge again, with
- *  the same To tag; the ACK of a 407 is known by that tag (sip_stateless_acked). Takes
- *  msg and returns 1 when it answered; 0 otherwise (msg untouched: the request goes on). */
-int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip);
+ *  the same To tag; the ACK of a 407 is known by that tag (sip_stateless_acked). Such a
+ *  request with proxy credentials has them checked here as well (a refusal is stateless
+ *  too); when they are good, *caller is the user and the request goes on. Takes msg and
+ *  returns 1 when it answered; 0 otherwise (msg untouched: the request goes on). */
+int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip,
+                             const struct sip_user **caller);
 
 /* ---- blocks.c: the SIP side of the ban table (sip/ban.h) ---- */
 

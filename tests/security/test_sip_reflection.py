@@ -65,13 +65,19 @@ class NoStateLeft(Attack):
     registration's or a call's is kept 32 s)."""
 
     def test_one_answer_per_forged_request(self):
-        """INVITE, MESSAGE, OPTIONS to a user and REFER without credentials: one 407 each
-        in LISTEN_S seconds, no bigger than twice the request, and no transaction kept."""
+        """INVITE, MESSAGE, OPTIONS to a user and REFER without credentials, and an INVITE
+        with made-up ones: one 407 each in LISTEN_S seconds, no bigger than twice the
+        request, and no transaction kept."""
         self.assertIn('sipbx_sip_transactions{side="server"}', self.metrics())
         sent = {}
         for method in ("INVITE", "MESSAGE", "OPTIONS", "REFER"):
             text, branch = self.forged(method)
             sent[method] = (len(text.encode()), branch)
+        # made-up credentials for our realm do not buy a transaction either
+        text, branch = self.forged("INVITE", extra=[
+            'Proxy-Authorization: Digest username="100", realm="127.0.0.1", nonce="x", '
+            'uri="sip:101@127.0.0.1", response="%s"' % ("0" * 32)])
+        sent["INVITE with made-up credentials"] = (len(text.encode()), branch)
         time.sleep(LISTEN_S)
         for method, (size, branch) in sent.items():
             got = self.answers(branch)
