@@ -392,15 +392,15 @@ static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
     /* The ACK of an answer sent without a transaction; then, over UDP, what the proxy
      * refuses from the request alone, answered without one too (a transaction's answer to
      * an INVITE is resent for 32 s until an ACK comes: to a forged source, an amplifier). */
-    struct sip_req bare = {NULL, msg, NULL};
-    if (sip_stateless_acked(s, sip) ||
-        (for_proxy(sip) && !sip_streamed(s, msg) && proxy_refused(s, &bare, sip))) {
+    struct sip_req bare = {.msg = msg};
+    int screened = for_proxy(sip) && !sip_streamed(s, msg);
+    if (sip_stateless_acked(s, sip) || (screened && proxy_refused(s, &bare, sip))) {
         atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
         msg_destroy(msg);
         return 0;
     }
     const struct sip_user *caller;
-    if (auth_challenge_stateless(s, msg, sip, &caller)) { /* msg (and sip) are gone */
+    if (auth_challenge_stateless(s, msg, sip, screened, &caller)) { /* msg and sip are gone */
         atomic_fetch_add_explicit(&s->requests[slot], 1, memory_order_relaxed);
         return 0;
     }
@@ -410,7 +410,7 @@ static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
             msg_destroy(msg);
             return 0;
         }
-        struct sip_req r = {NULL, msg, NULL};
+        struct sip_req r = {.msg = msg};
         on_request(s, &r, sip);
         msg_destroy(msg);
         return 0;
@@ -420,7 +420,7 @@ static int on_message(struct sip *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
     msg_ref(msg);
     nta_incoming_t *irq = nta_incoming_create(agent, NULL, msg, sip, TAG_END());
     if (irq) {
-        struct sip_req r = {irq, msg, caller};
+        struct sip_req r = {.irq = irq, .msg = msg, .caller = caller, .screened = screened};
         on_request(s, &r, sip);
     } else if (sip->sip_request->rq_method != sip_method_ack) {
         nta_msg_treply(agent, msg_ref(msg), SIP_500_INTERNAL_SERVER_ERROR, TAG_END());

@@ -75,7 +75,7 @@ static int uri_matches(struct sip *s, su_home_t *home, const char *digest_uri, u
            strcmp(port_or_default(u), port_or_default(ruri)) == 0;
 }
 
-int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip,
+int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip, int screened,
                              const struct sip_user **caller)
 {
     *caller = NULL;
@@ -83,7 +83,7 @@ int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip,
     int proxy;
     if (method == sip_method_register)
         proxy = 0;
-    else if (method != sip_method_ack && proxy_challenges(s, sip))
+    else if (screened && proxy_challenges(sip))
         proxy = 1;
     else
         return 0;
@@ -98,7 +98,7 @@ int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip,
         /* The credentials are checked here too: a made-up Proxy-Authorization must not
          * buy a transaction whose 407 is resent for 32 s. Every answer of auth_check is
          * stateless without a transaction (with a To tag derived from the request). */
-        struct sip_req r = {NULL, msg, NULL};
+        struct sip_req r = {.msg = msg};
         if (auth_check(s, &r, sip, 1, caller) == AUTH_OK)
             return 0;
         msg_destroy(msg);

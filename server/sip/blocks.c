@@ -216,7 +216,8 @@ struct lifted {
     int64_t since;
 };
 
-/* The message payload: the lifted rows, owned by the message until taken. */
+/* The blocks the CLI lifted, collected on the writer's thread and posted to the SIP thread
+ * (sip_post holds them until lift_in runs, or drops them with lift_drop). */
 struct collect_ctx {
     struct lifted *items;
     size_t n, cap;

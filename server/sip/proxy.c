@@ -1368,10 +1368,9 @@ static int unroutable(sip_t const *sip, char const **phrase)
     return 0;
 }
 
-int proxy_challenges(struct sip *s, sip_t const *sip)
+int proxy_challenges(sip_t const *sip)
 {
-    char const *phrase;
-    if (unroutable(sip, &phrase) || sip->sip_to->a_tag || routes_elsewhere(s, sip))
+    if (sip->sip_to->a_tag)
         return 0;
     url_t const *ruri = sip->sip_request->rq_url;
     switch (sip->sip_request->rq_method) {
@@ -1441,7 +1440,7 @@ int proxy_refused(struct sip *s, const struct sip_req *r, sip_t const *sip)
 
 void proxy_handle(struct sip *s, const struct sip_req *r, sip_t const *sip)
 {
-    if (proxy_refused(s, r, sip))
+    if (!r->screened && proxy_refused(s, r, sip))
         return;
     if (sip->sip_request->rq_method == sip_method_ack || sip->sip_to->a_tag)
         forward_in_dialog(s, r, sip);

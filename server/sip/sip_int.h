@@ -140,6 +140,9 @@ struct sip_req {
     /* The caller whose proxy credentials agent.c verified before making the transaction
      * (a new request over UDP, auth_challenge_stateless), or NULL: not checked yet. */
     const struct sip_user *caller;
+    /* proxy_refused has passed it already (agent.c, over UDP): proxy_handle does not ask
+     * again (an in-dialog request's Route signature is an HMAC). */
+    int screened;
 };
 
 /** Sends a response (phrase NULL: the standard one) and, for a final one, releases the
@@ -211,9 +214,10 @@ enum auth_outcome auth_check(struct sip *s, const struct sip_req *r, sip_t const
  *  (an amplifier for reflection attacks). A retransmission gets a challenge again, with
  *  the same To tag; the ACK of a 407 is known by that tag (sip_stateless_acked). Such a
  *  request with proxy credentials has them checked here as well (a refusal is stateless
- *  too); when they are good, *caller is the user and the request goes on. Takes msg and
- *  returns 1 when it answered; 0 otherwise (msg untouched: the request goes on). */
-int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip,
+ *  too); when they are good, *caller is the user and the request goes on. screened: over
+ *  UDP, for the proxy, and passed by proxy_refused (a call is challenged only then). Takes
+ *  msg and returns 1 when it answered; 0 otherwise (msg untouched: the request goes on). */
+int auth_challenge_stateless(struct sip *s, msg_t *msg, sip_t const *sip, int screened,
                              const struct sip_user **caller);
 
 /* ---- blocks.c: the SIP side of the ban table (sip/ban.h) ---- */
@@ -261,9 +265,10 @@ void proxy_handle(struct sip *s, const struct sip_req *r, sip_t const *sip);
 /** True when url names this server (our domain or address, and our port). */
 int proxy_is_us(struct sip *s, url_t const *url);
 /** True when proxy_handle would route sip as a new request (a call, MESSAGE, OPTIONS to a
- *  user or REFER outside a dialog, well-formed, not looped, not routed elsewhere), which
- *  starts with the caller's proxy authentication. */
-int proxy_challenges(struct sip *s, sip_t const *sip);
+ *  user or REFER outside a dialog), which starts with the caller's proxy authentication.
+ *  Asked only of a request proxy_refused has passed (well-formed, not looped, not routed
+ *  elsewhere). */
+int proxy_challenges(sip_t const *sip);
 /** Answers what proxy_handle refuses from the request alone, before any authentication
  *  or state: malformed, looped or out of hops (400, 482, 483), an in-dialog request that
  *  is not of a dialog we signed (481, 403: counted and logged as forged), a new request
